@@ -267,10 +267,10 @@ struct ConfigValidation {
 
     /// Two listeners on the same port of a shared interface cannot both start.
     private mutating func checkListenerCollisions() {
-        var earlier: [(listener: ConfiguredListener, address: HostPortAddress)] = []
+        var earlier: [(listener: ConfiguredListener, address: HostAndPort)] = []
         for listener in config.configuredListeners {
             guard !sourceMap.isRejected(listener.keyPath),
-                  let address = try? HostPortAddress(parsing: listener.address) else { continue }
+                  let address = try? HostAndPort(validating: listener.address) else { continue }
             if let clash = earlier.first(where: { $0.address.collides(with: address) }) {
                 let line = sourceMap.position(of: clash.listener.keyPath).map { ", line \($0.line)" } ?? ""
                 report(
@@ -288,7 +288,7 @@ struct ConfigValidation {
     private mutating func checkAddress(_ address: String, at path: ConfigKeyPath) {
         guard !address.isEmpty, !sourceMap.isRejected(path) else { return }
         do {
-            _ = try HostPortAddress(parsing: address)
+            _ = try HostAndPort(validating: address)
         } catch {
             report(error.message, at: path)
         }
