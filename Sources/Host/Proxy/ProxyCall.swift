@@ -41,6 +41,8 @@ final class ProxyCall {
     private var responseHeadersSent = false
     /// The final HEADERS (or END_STREAM) went to the client.
     private var responseEnded = false
+    /// The upstream sent END_STREAM: its side of the stream is closed.
+    private var upstreamEnded = false
     /// Reset code the upstream sent, if it reset the stream.
     private var upstreamResetCode: HTTP2ErrorCode?
     private var closingUpstreamOurselves = false
@@ -113,6 +115,7 @@ final class ProxyCall {
         guard phase == .open, let downstream else { return }
         switch payload {
         case .headers(let headers):
+            upstreamEnded = upstreamEnded || headers.endStream
             var block = headers
             block.headers = HeaderFilter.forwardable(headers.headers)
             if responseHeadersSent {
@@ -127,6 +130,7 @@ final class ProxyCall {
             }
             downstream.write(NIOAny(HTTP2Frame.FramePayload.headers(block)), promise: nil)
         case .data(let data):
+            upstreamEnded = upstreamEnded || data.endStream
             if case .byteBuffer(let bytes) = data.data,
                case .messageTooLarge(let length) = responseMessages.consume(bytes) {
                 failCall(tooLarge(length: length, direction: "response"))
@@ -330,10 +334,15 @@ final class ProxyCall {
         let wasConnecting = phase == .connecting
         phase = .finished
         pendingRequestFrames = []
-        if let upstream, !wasConnecting {
+        // When both sides sent END_STREAM the stream is complete and NIO closes the channel itself; closing it here
+        // would send a needless RST_STREAM, which upstreams count against their reset-flood limits.
+        let upstreamStreamComplete = requestEnded && upstreamEnded
+        if let upstream, !wasConnecting, !upstreamStreamComplete {
             closingUpstreamOurselves = true
-            // Closing an open stream channel sends RST_STREAM(CANCEL); a fully closed one just goes away.
+            // Closing an open stream channel sends RST_STREAM(CANCEL).
             upstream.close(promise: nil)
+        } else if upstreamStreamComplete {
+            closingUpstreamOurselves = true
         }
     }
 

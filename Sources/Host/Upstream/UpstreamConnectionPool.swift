@@ -155,16 +155,22 @@ final class UpstreamConnectionPool {
 
     private func resolve() -> EventLoopFuture<Void> {
         if let resolution { return resolution }
-        let future = resolver.resolve(target, on: eventLoop).map { addresses -> Void in
+        let promise = eventLoop.makePromise(of: Void.self)
+        // Registered before the lookup starts: an IP literal resolves synchronously, inside `whenComplete`.
+        resolution = promise.futureResult
+        resolver.resolve(target, on: eventLoop).whenComplete { result in
             self.resolution = nil
-            self.adopt(addresses)
-        }.flatMapError { error -> EventLoopFuture<Void> in
-            self.resolution = nil
-            self.recordFailure(NetworkErrorDescription.describe(error))
-            return self.eventLoop.makeFailedFuture(UpstreamUnavailableError(target: self.target, reason: "\(error)"))
+            switch result {
+            case .success(let addresses):
+                self.adopt(addresses)
+                promise.succeed(())
+            case .failure(let error):
+                let reason = NetworkErrorDescription.describe(error)
+                self.recordFailure(reason)
+                promise.fail(UpstreamUnavailableError(target: self.target, reason: reason))
+            }
         }
-        resolution = future
-        return future
+        return promise.futureResult
     }
 
     /// Replaces the address list, keeping connections to addresses that are still listed.
