@@ -64,5 +64,6 @@ let package = Package(
                 .product(name: "NIOHPACK", package: "swift-nio-http2"),
             ]
         ),
-    ]
+    ],
+    swiftLanguageModes: [.v5]
 )
