@@ -97,10 +97,14 @@ final class EchoConnectionHandler: ChannelInboundHandler {
 
     private func received(data: HTTP2Frame.FramePayload.Data, on streamID: HTTP2StreamID, context: ChannelHandlerContext) {
         // Inbound DATA from NIOHTTP2Handler always carries a ByteBuffer.
-        guard case .byteBuffer(let bytes) = data.data, let call = self.calls.removeValue(forKey: streamID) else {
+        guard case .byteBuffer(let bytes) = data.data, let call = self.calls[streamID] else {
             return
         }
         switch call {
+        case .stream:
+            if bytes.readableBytes > 0 {
+                self.write(streamID, .data(.init(data: .byteBuffer(bytes))), context: context)
+            }
         case .unary(requestBytes: nil):
             self.calls[streamID] = .unary(requestBytes: bytes)
         case .unary(requestBytes: var held?):
@@ -108,11 +112,6 @@ final class EchoConnectionHandler: ChannelInboundHandler {
             var appendedBytes = bytes
             held.writeBuffer(&appendedBytes)
             self.calls[streamID] = .unary(requestBytes: held)
-        case .stream:
-            self.calls[streamID] = .stream
-            if bytes.readableBytes > 0 {
-                self.write(streamID, .data(.init(data: .byteBuffer(bytes))), context: context)
-            }
         }
         if data.endStream {
             self.finish(streamID, context: context)

@@ -4,7 +4,7 @@
 import NIOHPACK
 
 /// The methods of the benchmark's echo service, `bench.Echo`.
-enum BenchEchoMethod: String, CaseIterable, Sendable {
+enum BenchEchoMethod: String, Sendable {
     /// One request message, answered by the same message.
     case unary = "/bench.Echo/Unary"
     /// Bidirectional stream: each request message is echoed as it arrives.
