@@ -1,11 +1,17 @@
 // EchoConnectionHandler: serves the `bench.Echo` gRPC service on one HTTP/2 connection, reading and writing HTTP/2
 // frames directly (no per-stream child channels). Request DATA payloads are already gRPC-framed, so echoing them
-// verbatim answers each message without parsing or re-framing it. It owns per-stream echo state only; accepting
-// connections and the HTTP/2 codec belong to EchoServerCommand and NIOHTTP2Handler.
+// verbatim answers each message without parsing or re-framing it. When the connection closes it prints one
+// summary line (calls served, RST_STREAM frames received) that scripts/bench reads to show what a proxy sends
+// upstream. It owns per-stream echo state only; accepting connections and the HTTP/2 codec belong to
+// EchoServerCommand and NIOHTTP2Handler.
 
 import NIOCore
 import NIOHPACK
 import NIOHTTP2
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Answers `bench.Echo/Unary` and `bench.Echo/Stream` calls on one connection.
 final class EchoConnectionHandler: ChannelInboundHandler {
@@ -23,6 +29,21 @@ final class EchoConnectionHandler: ChannelInboundHandler {
 
     private var calls: [HTTP2StreamID: EchoCall] = [:]
     private var hasUnflushedWrites = false
+    private var callsServed = 0
+    private let resetCounter: InboundResetCounter
+
+    /// A handler for a connection whose inbound bytes `resetCounter` watches.
+    init(resetCounter: InboundResetCounter) {
+        self.resetCounter = resetCounter
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let peer = context.remoteAddress.map { "\($0)" } ?? "unknown peer"
+        print("connection closed: \(peer), \(self.callsServed) calls, \(self.resetCounter.resetsReceived) RST_STREAM received")
+        // Read line by line through a pipe by scripts/bench, where stdout is block-buffered.
+        fflush(nil)
+        context.fireChannelInactive()
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = self.unwrapInboundIn(data)
@@ -79,6 +100,7 @@ final class EchoConnectionHandler: ChannelInboundHandler {
             return
         }
         let path = headers.headers.first(name: ":path") ?? ""
+        self.callsServed += 1
         switch BenchEchoMethod(rawValue: path) {
         case .unary:
             self.calls[streamID] = .unary(requestBytes: nil)

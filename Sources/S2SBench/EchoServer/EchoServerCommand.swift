@@ -27,6 +27,14 @@ struct EchoServerCommand: AsyncParsableCommand {
     @Option(help: "Event-loop threads (default: one per core).")
     var threads = System.coreCount
 
+    @Flag(
+        help: """
+            Accept any number of RST_STREAM frames. By default a connection that receives more than 200 in 30 s \
+            is closed with GOAWAY, as NIO-based servers do.
+            """
+    )
+    var tolerateResets = false
+
     func validate() throws {
         guard self.threads > 0 else {
             throw ValidationError("--threads must be at least 1")
@@ -35,14 +43,18 @@ struct EchoServerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: self.threads)
+        let toleratingResets = self.tolerateResets
         let listener = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let codec = BenchHTTP2Tuning.codec(mode: .server)
-                    try channel.pipeline.syncOperations.addHandlers([codec, EchoConnectionHandler()])
+                    let codec = BenchHTTP2Tuning.codec(mode: .server, toleratingResets: toleratingResets)
+                    let resetCounter = InboundResetCounter(side: .server)
+                    try channel.pipeline.syncOperations.addHandlers([
+                        resetCounter, codec, EchoConnectionHandler(resetCounter: resetCounter),
+                    ])
                 }
             }
             .bind(host: self.host, port: self.port)

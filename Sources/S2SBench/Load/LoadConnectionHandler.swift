@@ -53,8 +53,12 @@ protocol LoadConnectionControl: AnyObject {
     func endRecording() -> LoadTally
     /// Stops replacing finished work; the future completes once nothing is outstanding (or the connection is gone).
     func drain() -> EventLoopFuture<Void>
+    /// Closes the connection although calls are still outstanding, because draining took too long.
+    func abandon()
     /// Errors seen over the whole run.
     var errors: UInt64 { get }
+    /// Why the connection ended before the run did, or nil if it lasted.
+    var connectionLoss: String? { get }
 }
 
 /// Runs a LoadWorkload on one client connection.
@@ -83,6 +87,8 @@ final class LoadConnectionHandler<Workload: LoadWorkload>: ChannelInboundHandler
     }
 
     var errors: UInt64 { self.recorder.errors }
+
+    private(set) var connectionLoss: String?
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -121,8 +127,16 @@ final class LoadConnectionHandler<Workload: LoadWorkload>: ChannelInboundHandler
         return drained.futureResult
     }
 
+    func abandon() {
+        self.noteConnectionLoss("\(self.workload.outstanding) calls or messages still outstanding after the drain timeout")
+        self.context?.close(promise: nil)
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = self.unwrapInboundIn(data)
+        if case .goAway(_, let errorCode, _) = frame.payload {
+            self.noteConnectionLoss("peer sent GOAWAY (\(errorCode))")
+        }
         self.withWorkload { workload, writer in workload.received(frame, writer) }
     }
 
@@ -148,6 +162,7 @@ final class LoadConnectionHandler<Workload: LoadWorkload>: ChannelInboundHandler
         if error is NIOHTTP2Errors.StreamError {
             return
         }
+        self.noteConnectionLoss("\(error)")
         context.close(promise: nil)
     }
 
@@ -156,10 +171,21 @@ final class LoadConnectionHandler<Workload: LoadWorkload>: ChannelInboundHandler
         case .idle, .finished:
             break
         case .running, .draining:
+            self.noteConnectionLoss("closed by the peer")
             self.recorder.recordErrors(self.workload.outstanding)
             self.finish()
         }
         context.fireChannelInactive()
+    }
+
+    /// Keeps the first reason the connection is going away while the run still needs it.
+    private func noteConnectionLoss(_ reason: String) {
+        switch self.phase {
+        case .running, .draining:
+            self.connectionLoss = self.connectionLoss ?? reason
+        case .idle, .finished:
+            break
+        }
     }
 
     private var isRunning: Bool {
@@ -191,9 +217,11 @@ final class LoadConnectionHandler<Workload: LoadWorkload>: ChannelInboundHandler
     }
 
     private func finish() {
-        if case .draining(let drained) = self.phase {
+        let previousPhase = self.phase
+        // Finished before the promise completes: its callbacks close the channel, synchronously on this loop.
+        self.phase = .finished
+        if case .draining(let drained) = previousPhase {
             drained.succeed()
         }
-        self.phase = .finished
     }
 }

@@ -29,6 +29,13 @@ struct LoadResult: Codable, Sendable {
     var maxMicros: Double
     /// Failed calls, reset streams and calls lost with a connection, over the whole run.
     var errors: UInt64
+    /// RST_STREAM frames the peer sent over the whole run, including those for streams that had already finished
+    /// (which HTTP/2 stacks ignore, but which cost a frame per call and trip strict peers' reset limits).
+    var resetsReceived = 0
+    /// Connections that ended before the run did (the load generator does not replace them).
+    var connectionsLost = 0
+    /// Why they ended, each reason once.
+    var connectionLossReasons: [String] = []
     /// CPU time the load generator itself used during the measured window, as a percentage of one core; near
     /// 100 × cores means the generator, not the system under test, may be the limit.
     var loadGeneratorCPUPercent: Double
@@ -67,6 +74,8 @@ struct LoadResult: Codable, Sendable {
             latency µs   p50 \(Self.format(self.p50Micros))  p90 \(Self.format(self.p90Micros))  \
             p99 \(Self.format(self.p99Micros))  max \(Self.format(self.maxMicros))
             errors       \(self.errors)
+            resets       \(self.resetsReceived) RST_STREAM frames received
+            connections  \(self.connectionsLost) lost\(self.connectionLossReasons.isEmpty ? "" : ": " + self.connectionLossReasons.joined(separator: "; "))
             load CPU     \(Self.format(self.loadGeneratorCPUPercent)) % of one core
             """
     }

@@ -23,10 +23,18 @@ struct LoadRunner {
 
     let plan: LoadPlan
 
-    /// A connected load connection and the handler that drives it.
+    /// A connected load connection, the handler that drives it and the counter of resets it receives.
     private struct LoadConnection: Sendable {
         let channel: Channel
         let control: NIOLoopBound<any LoadConnectionControl>
+        let resets: NIOLoopBound<InboundResetCounter>
+    }
+
+    /// How one connection's run ended, read once it is closed.
+    private struct ConnectionOutcome: Sendable {
+        var errors: UInt64
+        var resetsReceived: Int
+        var connectionLoss: String?
     }
 
     /// Runs the plan and returns its result; throws only when the target cannot be reached at all.
@@ -67,13 +75,34 @@ struct LoadRunner {
         let cpuSeconds = Self.processCPUSeconds() - cpuAtStart
 
         await Self.drainAndClose(connections)
-        let errors = try await Self.onEach(connections) { $0.errors }.reduce(0, +)
+        var outcomes: [ConnectionOutcome] = []
+        for connection in connections {
+            outcomes.append(
+                try await connection.channel.eventLoop.submit {
+                    ConnectionOutcome(
+                        errors: connection.control.value.errors,
+                        resetsReceived: connection.resets.value.resetsReceived,
+                        connectionLoss: connection.control.value.connectionLoss
+                    )
+                }.get()
+            )
+        }
 
         var total = LoadTally()
         for tally in tallies {
             total.merge(tally)
         }
-        return LoadResult(plan: self.plan, tally: total, errors: errors, cpuSeconds: cpuSeconds)
+        var result = LoadResult(
+            plan: self.plan,
+            tally: total,
+            errors: outcomes.reduce(0) { $0 + $1.errors },
+            cpuSeconds: cpuSeconds
+        )
+        result.resetsReceived = outcomes.reduce(0) { $0 + $1.resetsReceived }
+        let losses = outcomes.compactMap(\.connectionLoss)
+        result.connectionsLost = losses.count
+        result.connectionLossReasons = Array(Set(losses)).sorted()
+        return result
     }
 
     private func connect(_ index: Int, group: EventLoopGroup) async throws -> LoadConnection {
@@ -83,10 +112,17 @@ struct LoadRunner {
             .connectTimeout(.seconds(5))
             .connect(host: plan.host, port: plan.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let codec = BenchHTTP2Tuning.codec(mode: .client)
+                    // The load generator stands in for Temporal's Go clients, which do not limit inbound resets;
+                    // it counts them instead.
+                    let resetCounter = InboundResetCounter(side: .client)
+                    let codec = BenchHTTP2Tuning.codec(mode: .client, toleratingResets: true)
                     let driver = Self.makeDriver(plan: plan, connectionIndex: index, channel: channel)
-                    try channel.pipeline.syncOperations.addHandlers([codec, driver])
-                    return LoadConnection(channel: channel, control: NIOLoopBound(driver, eventLoop: channel.eventLoop))
+                    try channel.pipeline.syncOperations.addHandlers([resetCounter, codec, driver])
+                    return LoadConnection(
+                        channel: channel,
+                        control: NIOLoopBound(driver, eventLoop: channel.eventLoop),
+                        resets: NIOLoopBound(resetCounter, eventLoop: channel.eventLoop)
+                    )
                 }
             }
     }
@@ -133,7 +169,7 @@ struct LoadRunner {
     private static func drainAndClose(_ connections: [LoadConnection]) async {
         for connection in connections {
             let channel = connection.channel
-            let deadline = channel.eventLoop.scheduleTask(in: Self.drainTimeout) { channel.close(promise: nil) }
+            let deadline = channel.eventLoop.scheduleTask(in: Self.drainTimeout) { connection.control.value.abandon() }
             connection.control.eventLoop.flatSubmit { connection.control.value.drain() }.whenComplete { _ in
                 deadline.cancel()
                 channel.close(promise: nil)

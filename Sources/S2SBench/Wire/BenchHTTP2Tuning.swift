@@ -23,17 +23,28 @@ enum BenchHTTP2Tuning {
         ]
     }
 
-    /// The HTTP/2 codec for one benchmark connection. Header-block and content-length validation are off: they
-    /// cost a few percent of the CPU per call, the benchmark tools only exchange header blocks they built
-    /// themselves or that a proxy forwarded, and checking the proxy's protocol conformance is the job of its own
-    /// tests, not of the tools that time it.
-    static func codec(mode: NIOHTTP2Handler.ParserMode) -> NIOHTTP2Handler {
-        NIOHTTP2Handler(
-            mode: mode,
-            initialSettings: Self.initialSettings,
-            headerBlockValidation: .disabled,
-            contentLengthValidation: .disabled
-        )
+    /// The HTTP/2 codec for one benchmark connection.
+    ///
+    /// By default it keeps NIO's defence against "rapid reset" floods: more than 200 RST_STREAM frames from the
+    /// peer within 30 seconds close the connection with GOAWAY(ENHANCE_YOUR_CALM), as any swift-nio server or
+    /// client would. With `toleratingResets` the limit is out of reach (1000 per millisecond; NIO keeps a
+    /// timestamp per reset in the window, so a short window keeps that memory small), as with Go's HTTP/2 stack
+    /// that Temporal uses.
+    ///
+    /// Header-block and content-length validation are off: they cost a few percent of the CPU per call, the
+    /// benchmark tools only exchange header blocks they built themselves or that a proxy forwarded, and checking
+    /// the proxy's protocol conformance is the job of its own tests, not of the tools that time it.
+    static func codec(mode: NIOHTTP2Handler.ParserMode, toleratingResets: Bool) -> NIOHTTP2Handler {
+        var connection = NIOHTTP2Handler.ConnectionConfiguration()
+        connection.initialSettings = Self.initialSettings
+        connection.headerBlockValidation = .disabled
+        connection.contentLengthValidation = .disabled
+        var stream = NIOHTTP2Handler.StreamConfiguration()
+        if toleratingResets {
+            stream.streamResetFrameRateLimit.maximumCount = 1000
+            stream.streamResetFrameRateLimit.windowLength = .milliseconds(1)
+        }
+        return NIOHTTP2Handler(mode: mode, connectionConfiguration: connection, streamConfiguration: stream)
     }
 
     /// The WINDOW_UPDATE to send after NIO reports a new inbound window, or nil while the window is still more
