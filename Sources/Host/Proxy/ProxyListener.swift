@@ -61,6 +61,7 @@ final class ProxyListener: Sendable {
     static func configureConnection(_ channel: Channel, context: ListenerContext, tuning: HTTP2Tuning) throws {
         var logger = context.logger
         logger[metadataKey: "peer"] = "\(channel.remoteAddress?.endpointDescription ?? "?")"
+        try channel.pipeline.syncOperations.addHandler(FlushCoalescingHandler())
         _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
             mode: .server,
             connectionConfiguration: tuning.connectionConfiguration,

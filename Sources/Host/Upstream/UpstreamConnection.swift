@@ -37,6 +37,7 @@ final class UpstreamConnection {
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(FlushCoalescingHandler())
                     let multiplexer = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
                         mode: .client,
                         connectionConfiguration: tuning.connectionConfiguration,
