@@ -1,0 +1,104 @@
+"""Deadlines (grpc-timeout) and cancellation propagate through the proxy in both directions."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+
+import grpc
+import pytest
+
+from backend import method
+
+# How long the backend may take to notice that the client gave up: "promptly", with room for a loaded machine.
+PROMPT = 2.5
+
+
+def call_id() -> str:
+    return str(uuid.uuid4())
+
+
+def test_backend_sees_a_deadline_close_to_the_clients_timeout(via, channel_factory):
+    inspect = channel_factory(via).unary_unary(method("Inspect"))
+    seen = json.loads(inspect(b"", timeout=10))
+    assert seen["time_remaining"] is not None, "backend saw no deadline: grpc-timeout was not forwarded"
+    assert 8.0 < seen["time_remaining"] <= 10.0, f"backend saw {seen['time_remaining']:.2f}s of a 10s deadline"
+
+
+def test_call_without_deadline_reaches_backend_without_one(via, channel_factory):
+    inspect = channel_factory(via).unary_unary(method("Inspect"))
+    seen = json.loads(inspect(b""))
+    assert seen["time_remaining"] is None or seen["time_remaining"] > 3600, seen["time_remaining"]
+
+
+def test_slow_backend_gives_client_deadline_exceeded_and_backend_sees_the_call_end(via, backend, channel_factory):
+    cid = call_id()
+    sleep = channel_factory(via).unary_unary(method("Sleep"))
+    started = time.monotonic()
+    with pytest.raises(grpc.RpcError) as caught:
+        sleep(json.dumps({"seconds": 20}).encode(), metadata=[("x-itest-call-id", cid)], timeout=1.0)
+    elapsed = time.monotonic() - started
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED, caught.value.details()
+    assert elapsed < 1.0 + PROMPT, f"client waited {elapsed:.1f}s for a 1s deadline"
+    record = backend.record(cid)
+    assert record.terminated.wait(PROMPT), "backend call still running after the client's deadline passed"
+    assert record.cancelled
+
+
+def test_client_cancelling_a_stream_cancels_the_backend_call(via, backend, channel_factory):
+    cid = call_id()
+    forever = channel_factory(via).unary_stream(method("Forever"))
+    call = forever(b"", metadata=[("x-itest-call-id", cid)], timeout=60)
+    for _ in range(3):
+        next(call)
+    record = backend.record(cid)
+    assert not record.terminated.is_set()
+    cancelled_at = time.monotonic()
+    call.cancel()
+    assert record.terminated.wait(PROMPT), f"backend did not see the cancellation within {PROMPT}s"
+    print(f"backend saw the cancellation after {record.terminated_at - cancelled_at:.3f}s")
+    assert record.cancelled
+
+
+def test_client_cancelling_a_unary_call_cancels_the_backend_call(via, backend, channel_factory):
+    cid = call_id()
+    sleep = channel_factory(via).unary_unary(method("Sleep"))
+    future = sleep.future(json.dumps({"seconds": 30}).encode(), metadata=[("x-itest-call-id", cid)], timeout=60)
+    record = backend.wait_started(cid)
+    future.cancel()
+    assert record.terminated.wait(PROMPT), f"backend did not see the cancellation within {PROMPT}s"
+    assert record.cancelled
+
+
+def test_client_closing_its_connection_cancels_the_backend_call(via, backend, channel_factory):
+    cid = call_id()
+    channel = channel_factory(via)
+    call = channel.unary_stream(method("Forever"))(b"", metadata=[("x-itest-call-id", cid)], timeout=60)
+    next(call)
+    record = backend.record(cid)
+    channel.close()
+    assert record.terminated.wait(PROMPT), f"backend call still running {PROMPT}s after the client disconnected"
+    assert record.cancelled
+
+
+def test_client_cancelling_a_bidi_stream_cancels_the_backend_call(via, backend, channel_factory):
+    cid = call_id()
+    done = threading.Event()
+
+    def requests():
+        yield b"first"
+        done.wait(60)  # keep the request side open: the end must come from the client's cancellation
+
+    call = channel_factory(via).stream_stream(method("EchoStream"))(
+        requests(), metadata=[("x-itest-call-id", cid)], timeout=60
+    )
+    assert next(call) == b"first"
+    record = backend.record(cid)
+    call.cancel()
+    try:
+        assert record.terminated.wait(PROMPT), f"backend did not see the cancellation within {PROMPT}s"
+        assert record.cancelled
+    finally:
+        done.set()
