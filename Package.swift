@@ -63,5 +63,6 @@ let package = Package(
                 .product(name: "NIOHPACK", package: "swift-nio-http2"),
             ]
         ),
-    ]
+    ],
+    swiftLanguageModes: [.v5]
 )

@@ -1,0 +1,108 @@
+// One listening socket of a cluster connection (outbound: `local.tcpServer`; inbound: `remote.tcpServer`).
+//
+// Every accepted connection speaks HTTP/2 (prior knowledge, as gRPC does in cleartext); every stream on it becomes
+// a `ProxyCall` to this listener's upstream.
+
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP2
+import NIOPosix
+
+final class ProxyListener: Sendable {
+    let context: ListenerContext
+    let bindTarget: HostAndPort
+    private let tuning: HTTP2Tuning
+    private let state = NIOLockedValueBox(State())
+
+    private struct State {
+        var serverChannel: Channel?
+        var connections: [ObjectIdentifier: Channel] = [:]
+    }
+
+    init(context: ListenerContext, bindTarget: HostAndPort, tuning: HTTP2Tuning) {
+        self.context = context
+        self.bindTarget = bindTarget
+        self.tuning = tuning
+    }
+
+    /// The address actually bound (useful when the configured port is 0).
+    var localAddress: SocketAddress? {
+        state.withLockedValue { $0.serverChannel?.localAddress }
+    }
+
+    /// Binds the socket and starts accepting.
+    func start(group: EventLoopGroup) async throws {
+        let context = self.context
+        let tuning = self.tuning
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.backlog, value: 1024)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                var logger = context.logger
+                logger[metadataKey: "peer"] = "\(channel.remoteAddress?.endpointDescription ?? "?")"
+                self.track(channel)
+                return channel.eventLoop.makeCompletedFuture {
+                    _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+                        mode: .server,
+                        connectionConfiguration: tuning.connectionConfiguration,
+                        streamConfiguration: tuning.streamConfiguration,
+                        inboundStreamInitializer: { stream in
+                            stream.eventLoop.makeCompletedFuture {
+                                try stream.syncOptions!.setOption(ChannelOptions.autoRead, value: false)
+                                let call = ProxyCall(listener: context, logger: logger)
+                                try stream.pipeline.syncOperations.addHandler(DownstreamStreamHandler(call: call))
+                            }
+                        }
+                    )
+                    try channel.pipeline.syncOperations.addHandler(ServerConnectionHandler(logger: logger))
+                }
+            }
+        let host = bindTarget.host.isEmpty ? "0.0.0.0" : bindTarget.host
+        let channel: Channel
+        do {
+            channel = try await bootstrap.bind(host: host, port: bindTarget.port).get()
+        } catch {
+            throw ListenerBindError(listener: context.name, address: bindTarget, underlying: error)
+        }
+        state.withLockedValue { $0.serverChannel = channel }
+        context.logger.info("listening", metadata: ["address": "\(channel.localAddress?.endpointDescription ?? "\(bindTarget)")", "upstream": "\(context.upstream.target)"])
+    }
+
+    private func track(_ channel: Channel) {
+        let id = ObjectIdentifier(channel)
+        state.withLockedValue { $0.connections[id] = channel }
+        channel.closeFuture.whenComplete { _ in
+            self.state.withLockedValue { _ = $0.connections.removeValue(forKey: id) }
+        }
+    }
+
+    /// Stops accepting and asks every open connection's client to open no new streams.
+    func stopAccepting() async {
+        let (server, connections) = state.withLockedValue { ($0.serverChannel, Array($0.connections.values)) }
+        try? await server?.close()
+        for connection in connections {
+            connection.pipeline.fireUserInboundEventTriggered(DrainRequest())
+        }
+    }
+
+    /// Closes every remaining connection (and with them their streams).
+    func closeConnections() async {
+        let connections = state.withLockedValue { Array($0.connections.values) }
+        for connection in connections {
+            try? await connection.close()
+        }
+    }
+}
+
+/// A listener that could not bind its address.
+public struct ListenerBindError: Error, CustomStringConvertible {
+    public var listener: String
+    public var address: HostAndPort
+    public var underlying: Error
+
+    public var description: String {
+        "cannot listen on \(address) for \(listener): \(NetworkErrorDescription.describe(underlying)) (is another process using the port?)"
+    }
+}

@@ -1,0 +1,42 @@
+// HTTP/2 settings shared by the proxy's server and client connections.
+//
+// Windows are sized for replication batches of several MiB on links with real latency, while keeping the bytes a
+// slow reader can make the proxy hold bounded: at most one stream window per stream and one connection window per
+// connection are ever buffered.
+
+import NIOHTTP2
+
+/// HTTP/2 connection and stream parameters of the proxy.
+public struct HTTP2Tuning: Sendable {
+    /// Per-stream receive window advertised to peers, in bytes.
+    public var streamWindowBytes: Int = 1 << 20
+    /// Connection-level receive window, in bytes.
+    public var connectionWindowBytes: Int = 8 << 20
+    /// Concurrent streams a downstream client may open on one connection. Temporal workers keep many long polls open.
+    public var maxConcurrentStreams: Int = 4096
+    /// Largest header block accepted.
+    public var maxHeaderListBytes: Int = 64 << 10
+
+    public init() {}
+
+    var connectionConfiguration: NIOHTTP2Handler.ConnectionConfiguration {
+        var configuration = NIOHTTP2Handler.ConnectionConfiguration()
+        configuration.initialSettings = [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: maxConcurrentStreams),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: maxHeaderListBytes),
+            HTTP2Setting(parameter: .initialWindowSize, value: streamWindowBytes),
+        ]
+        configuration.targetWindowSize = connectionWindowBytes
+        return configuration
+    }
+
+    var streamConfiguration: NIOHTTP2Handler.StreamConfiguration {
+        var configuration = NIOHTTP2Handler.StreamConfiguration()
+        configuration.targetWindowSize = streamWindowBytes
+        // Writability of a stream channel is what pauses reading on the other side of a call; allow one frame of
+        // slack above the peer's window so full-size DATA frames are not split into tiny writes.
+        configuration.outboundBufferSizeHighWatermark = 64 << 10
+        configuration.outboundBufferSizeLowWatermark = 32 << 10
+        return configuration
+    }
+}

@@ -1,0 +1,287 @@
+// The HTTP/2 connections from one event loop to one upstream target (`host:port` from the config).
+//
+// Every event loop has its own pool per upstream, so a call's downstream stream and upstream stream live on the same
+// thread and no byte crosses threads. The pool resolves the name to all its addresses, keeps one connection per
+// address, spreads new calls round-robin over the connected ones, and reconnects with exponential back-off. When no
+// address is reachable it fails calls at once with the reason, instead of letting them wait for their deadlines.
+//
+// Confined to its event loop: every method must be called on `eventLoop`.
+
+import Logging
+import NIOCore
+import NIOHTTP2
+import NIOPosix
+
+/// Why a call could not get an upstream stream.
+public struct UpstreamUnavailableError: Error, CustomStringConvertible {
+    /// The configured upstream `host:port`.
+    public var target: HostAndPort
+    /// What went wrong, for the caller's `grpc-message`.
+    public var reason: String
+
+    public var description: String { "upstream \(target) is unavailable: \(reason)" }
+}
+
+/// Connection settings of an upstream pool.
+public struct UpstreamPoolSettings: Sendable {
+    public var connectTimeout: TimeAmount
+    public var backoffInitial: TimeAmount
+    public var backoffMax: TimeAmount
+    public var backoffMultiplier: Double = 1.6
+    public var tuning: HTTP2Tuning
+
+    public init(connectTimeout: TimeAmount, backoffInitial: TimeAmount, backoffMax: TimeAmount, tuning: HTTP2Tuning) {
+        self.connectTimeout = connectTimeout
+        self.backoffInitial = backoffInitial
+        self.backoffMax = backoffMax
+        self.tuning = tuning
+    }
+}
+
+final class UpstreamConnectionPool {
+    private enum EndpointState {
+        case idle
+        case connecting(EventLoopFuture<UpstreamConnection>)
+        case ready(UpstreamConnection)
+        case failed(reason: String)
+    }
+
+    private final class Endpoint {
+        let address: SocketAddress
+        var state: EndpointState = .idle
+        init(address: SocketAddress) { self.address = address }
+    }
+
+    let target: HostAndPort
+    let eventLoop: EventLoop
+    private let settings: UpstreamPoolSettings
+    private let resolver: AddressResolver
+    private var logger: Logger
+
+    private var endpoints: [Endpoint] = []
+    private var nextEndpoint = 0
+    private var resolution: EventLoopFuture<Void>?
+    /// Set while every address failed: calls fail fast with this reason until a retry succeeds.
+    private var lastFailure: String?
+    private var consecutiveFailures = 0
+    private var retryTask: Scheduled<Void>?
+    private var isClosed = false
+
+    init(target: HostAndPort, eventLoop: EventLoop, settings: UpstreamPoolSettings, resolver: AddressResolver, logger: Logger) {
+        self.target = target
+        self.eventLoop = eventLoop
+        self.settings = settings
+        self.resolver = resolver
+        var logger = logger
+        logger[metadataKey: "upstream"] = "\(target)"
+        self.logger = logger
+    }
+
+    /// Opens a stream to the upstream, configuring its pipeline with `initializer`.
+    func openStream(_ initializer: @escaping (Channel) -> EventLoopFuture<Void>) -> EventLoopFuture<Channel> {
+        eventLoop.preconditionInEventLoop()
+        if isClosed {
+            return eventLoop.makeFailedFuture(UpstreamUnavailableError(target: target, reason: "the proxy is shutting down"))
+        }
+        return connection().flatMap { connection in
+            connection.openStream(initializer).flatMapError { error in
+                // The connection went away between being picked and the stream being created (GOAWAY race):
+                // one more try on whatever connection the pool has now.
+                self.connectionLost(connection, reason: NetworkErrorDescription.describe(error))
+                return self.connection().flatMap { $0.openStream(initializer) }
+            }
+        }
+    }
+
+    /// Closes every connection and stops reconnecting.
+    func close() {
+        eventLoop.preconditionInEventLoop()
+        isClosed = true
+        retryTask?.cancel()
+        for endpoint in endpoints {
+            if case .ready(let connection) = endpoint.state {
+                connection.close()
+            }
+        }
+    }
+
+    /// A connected, non-draining connection, or the reason there is none.
+    private func connection() -> EventLoopFuture<UpstreamConnection> {
+        if endpoints.isEmpty {
+            if let lastFailure, retryTask != nil {
+                return eventLoop.makeFailedFuture(UpstreamUnavailableError(target: target, reason: lastFailure))
+            }
+            return resolve().flatMap { self.connection() }
+        }
+        // Round-robin over ready connections.
+        for offset in 0..<endpoints.count {
+            let endpoint = endpoints[(nextEndpoint + offset) % endpoints.count]
+            if case .ready(let connection) = endpoint.state, !connection.isDraining {
+                nextEndpoint = (nextEndpoint + offset + 1) % endpoints.count
+                connectIdleEndpoints()
+                return eventLoop.makeSucceededFuture(connection)
+            }
+        }
+        connectIdleEndpoints()
+        // Nothing ready: wait for the first attempt in progress.
+        for endpoint in endpoints {
+            if case .connecting(let attempt) = endpoint.state {
+                return attempt.flatMapError { _ in
+                    self.connectionAfterAttempts()
+                }
+            }
+        }
+        return eventLoop.makeFailedFuture(
+            UpstreamUnavailableError(target: target, reason: lastFailure ?? "no connection could be made")
+        )
+    }
+
+    /// After an attempt failed: another address may have connected meanwhile, or still be trying.
+    private func connectionAfterAttempts() -> EventLoopFuture<UpstreamConnection> {
+        for endpoint in endpoints {
+            switch endpoint.state {
+            case .ready(let connection) where !connection.isDraining:
+                return eventLoop.makeSucceededFuture(connection)
+            case .connecting(let attempt):
+                return attempt.flatMapError { _ in self.connectionAfterAttempts() }
+            default:
+                continue
+            }
+        }
+        return eventLoop.makeFailedFuture(
+            UpstreamUnavailableError(target: target, reason: lastFailure ?? "no connection could be made")
+        )
+    }
+
+    private func resolve() -> EventLoopFuture<Void> {
+        if let resolution { return resolution }
+        let future = resolver.resolve(target, on: eventLoop).map { addresses -> Void in
+            self.resolution = nil
+            self.adopt(addresses)
+        }.flatMapError { error -> EventLoopFuture<Void> in
+            self.resolution = nil
+            self.recordFailure(NetworkErrorDescription.describe(error))
+            return self.eventLoop.makeFailedFuture(UpstreamUnavailableError(target: self.target, reason: "\(error)"))
+        }
+        resolution = future
+        return future
+    }
+
+    /// Replaces the address list, keeping connections to addresses that are still listed.
+    private func adopt(_ addresses: [SocketAddress]) {
+        let kept = endpoints.filter { addresses.contains($0.address) }
+        for endpoint in endpoints where !addresses.contains(endpoint.address) {
+            if case .ready(let connection) = endpoint.state {
+                connection.close()
+            }
+        }
+        var updated = kept
+        for address in addresses where !kept.contains(where: { $0.address == address }) {
+            updated.append(Endpoint(address: address))
+        }
+        endpoints = updated
+        nextEndpoint = 0
+        for endpoint in endpoints {
+            if case .failed = endpoint.state { endpoint.state = .idle }
+        }
+        connectIdleEndpoints()
+    }
+
+    private func connectIdleEndpoints() {
+        for endpoint in endpoints {
+            if case .idle = endpoint.state {
+                connect(endpoint)
+            }
+        }
+    }
+
+    private func connect(_ endpoint: Endpoint) {
+        let attempt = UpstreamConnection.connect(
+            to: endpoint.address,
+            on: eventLoop,
+            connectTimeout: settings.connectTimeout,
+            tuning: settings.tuning,
+            onGoAway: { [weak self, weak endpoint] in
+                guard let self, let endpoint else { return }
+                self.goAwayReceived(endpoint)
+            }
+        )
+        endpoint.state = .connecting(attempt)
+        attempt.whenComplete { result in
+            switch result {
+            case .success(let connection):
+                if self.isClosed {
+                    connection.close()
+                    return
+                }
+                endpoint.state = .ready(connection)
+                if self.lastFailure != nil {
+                    self.logger.info("upstream connection restored", metadata: ["address": "\(endpoint.address.endpointDescription)"])
+                } else {
+                    self.logger.debug("upstream connection established", metadata: ["address": "\(endpoint.address.endpointDescription)"])
+                }
+                self.lastFailure = nil
+                self.consecutiveFailures = 0
+                connection.channel.closeFuture.whenComplete { _ in
+                    self.connectionLost(connection, reason: "connection closed")
+                }
+            case .failure(let error):
+                endpoint.state = .failed(reason: "\(error)")
+                self.recordFailure("connect to \(endpoint.address.endpointDescription) failed: \(NetworkErrorDescription.describe(error))")
+            }
+        }
+    }
+
+    private func goAwayReceived(_ endpoint: Endpoint) {
+        guard case .ready(let connection) = endpoint.state else { return }
+        connection.markDraining()
+        logger.info("upstream sent GOAWAY; new calls use a new connection", metadata: ["address": "\(endpoint.address.endpointDescription)"])
+        // In-flight streams keep the old connection; the endpoint gets a fresh one for new calls.
+        endpoint.state = .idle
+        connectIdleEndpoints()
+    }
+
+    private func connectionLost(_ connection: UpstreamConnection, reason: String) {
+        guard let endpoint = endpoints.first(where: {
+            if case .ready(let current) = $0.state { return current === connection }
+            return false
+        }) else { return }
+        endpoint.state = .idle
+        if isClosed { return }
+        logger.warning("upstream connection lost", metadata: ["address": "\(connection.address.endpointDescription)", "reason": "\(reason)"])
+        // Reconnect straight away once; failures from there on back off.
+        connect(endpoint)
+    }
+
+    /// Notes a failed attempt; when no address is usable, schedules the next attempt with back-off.
+    private func recordFailure(_ reason: String) {
+        let anyUsable = endpoints.contains {
+            switch $0.state {
+            case .ready, .connecting: return true
+            case .idle, .failed: return false
+            }
+        }
+        if anyUsable { return }
+        if lastFailure == nil {
+            logger.warning("upstream unavailable", metadata: ["reason": "\(reason)"])
+        }
+        lastFailure = reason
+        consecutiveFailures += 1
+        scheduleRetry()
+    }
+
+    private func scheduleRetry() {
+        guard !isClosed else { return }
+        retryTask?.cancel()
+        let initial = Double(settings.backoffInitial.nanoseconds)
+        let exponent = Double(max(0, consecutiveFailures - 1))
+        var delay = initial
+        for _ in 0..<Int(exponent) { delay *= settings.backoffMultiplier }
+        delay = min(delay, Double(settings.backoffMax.nanoseconds))
+        retryTask = eventLoop.scheduleTask(in: .nanoseconds(Int64(delay))) {
+            self.retryTask = nil
+            // Re-resolve: the name may point elsewhere now.
+            _ = self.resolve()
+        }
+    }
+}
