@@ -198,7 +198,7 @@ class ProxyProcess:
 
     # observation -------------------------------------------------------------------------------------------------
 
-    def log(self, tail_lines: int | None = 300) -> str:
+    def log(self, tail_lines: int | None = 80) -> str:
         try:
             lines = self.log_path.read_text(errors="replace").splitlines()
         except FileNotFoundError:

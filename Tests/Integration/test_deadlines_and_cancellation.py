@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import grpc
 import pytest
@@ -81,6 +85,31 @@ def test_client_closing_its_connection_cancels_the_backend_call(via, backend, ch
     channel.close()
     assert record.terminated.wait(PROMPT), f"backend call still running {PROMPT}s after the client disconnected"
     assert record.cancelled
+
+
+def test_client_process_killed_mid_stream_cancels_the_backend_call(via, backend):
+    """No RST_STREAM, no GOAWAY: the client's kernel just closes the TCP connection."""
+    cid = call_id()
+    client = textwrap.dedent(f"""
+        import sys, grpc
+        channel = grpc.insecure_channel({via!r}, options=[("grpc.enable_http_proxy", 0)])
+        call = channel.unary_stream("/itest.Backend/Forever")(b"", metadata=[("x-itest-call-id", {cid!r})], timeout=60)
+        next(call)
+        print("STREAMING", flush=True)
+        sys.stdin.read()
+    """)
+    process = subprocess.Popen([sys.executable, "-c", client], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                               cwd=Path(__file__).parent)  # fmt: skip
+    try:
+        assert process.stdout.readline().strip() == "STREAMING", "client subprocess did not start streaming"
+        record = backend.record(cid)
+        assert not record.terminated.is_set()
+        process.kill()
+        assert record.terminated.wait(PROMPT), f"backend call still running {PROMPT}s after the client process died"
+        assert record.cancelled
+    finally:
+        process.kill()
+        process.wait(10)
 
 
 def test_client_cancelling_a_bidi_stream_cancels_the_backend_call(via, backend, channel_factory):

@@ -74,6 +74,19 @@ def test_bidi_stream_echoes_each_message_before_the_next_is_sent(via, channel_fa
     assert responses.code() == grpc.StatusCode.OK
 
 
+def test_concurrent_calls_on_one_connection_each_get_their_own_response(via, channel_factory):
+    """Many interleaved HTTP/2 streams on one client connection: no response may land on the wrong call."""
+    channel = channel_factory(via)
+    echo = channel.unary_unary(method("Echo"))
+    repeat = channel.unary_stream(method("Repeat"))
+    payloads = [os.urandom(1000 + i * 997) for i in range(64)]
+    unary_futures = [echo.future(p, timeout=TIMEOUT) for p in payloads]
+    streams = [repeat(json.dumps({"count": 20 + i, "size": 5000 + i}).encode(), timeout=TIMEOUT) for i in range(8)]
+    for i, stream in enumerate(streams):
+        assert list(stream) == [pattern(n, 5000 + i) for n in range(20 + i)]
+    assert [f.result() for f in unary_futures] == payloads
+
+
 # Metadata -------------------------------------------------------------------------------------------------------
 
 
@@ -84,11 +97,12 @@ def test_custom_request_metadata_reaches_backend_including_binary_and_repeated_h
         ("x-itest-text", "second value"),
         ("x-itest-bin", b"\x00\x01\x02\xff\xfe"),
         ("temporal-client-cluster-id", "cluster-a"),
+        ("x-itest-long", "v" * 4000),
     ]
     inspect = channel_factory(via).unary_unary(method("Inspect"))
     seen = json.loads(inspect(b"", metadata=sent, timeout=TIMEOUT))["metadata"]
     seen_pairs = [(k, bytes.fromhex(v) if is_bin else v) for k, v, is_bin in seen]
-    for key in ("x-itest-call-id", "x-itest-text", "x-itest-bin", "temporal-client-cluster-id"):
+    for key in ("x-itest-call-id", "x-itest-text", "x-itest-bin", "temporal-client-cluster-id", "x-itest-long"):
         assert [v for k, v in seen_pairs if k == key] == [v for k, v in sent if k == key], f"header {key}"
 
 

@@ -160,7 +160,7 @@ def test_start_refuses_features_it_does_not_support_yet_naming_the_key(tmp_path,
     try:
         result = subprocess.run(
             [str(proxy_binary()), "start", "--config", str(config)],
-            capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL,
+            capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL,
         )  # fmt: skip
     except subprocess.TimeoutExpired as expired:
         raise AssertionError(f"start did not refuse a config with {key}; it kept running:\n{expired.stderr}")
