@@ -200,7 +200,7 @@ class ProxyProcess:
 
     def log(self, tail_lines: int | None = 80) -> str:
         try:
-            lines = self.log_path.read_text(errors="replace").splitlines()
+            lines = collapse_repeats(self.log_path.read_text(errors="replace").splitlines())
         except FileNotFoundError:
             return "(no log)"
         if tail_lines is not None and len(lines) > tail_lines:
@@ -215,6 +215,24 @@ class ProxyProcess:
             if key in ("VmRSS", "VmHWM"):
                 figures[key] = int(value.split()[0])
         return figures
+
+
+def collapse_repeats(lines: list[str]) -> list[str]:
+    """Folds runs of log lines that differ only in their leading timestamp into one line with a count."""
+    out: list[str] = []
+    previous_body, repeats = None, 0
+    for line in lines:
+        body = line.split(" ", 1)[1] if " " in line else line
+        if body == previous_body:
+            repeats += 1
+            continue
+        if repeats:
+            out.append(f"    (last line repeated {repeats} more times)")
+        out.append(line)
+        previous_body, repeats = body, 0
+    if repeats:
+        out.append(f"    (last line repeated {repeats} more times)")
+    return out
 
 
 def run_cli(args: list[str], timeout: float = 30) -> subprocess.CompletedProcess:
