@@ -25,6 +25,9 @@ import grpc
 SERVICE = "itest.Backend"
 CALL_ID_HEADER = "x-itest-call-id"
 RESPONSE_COMPRESSION_HEADER = "x-itest-response-compression"
+# Asks a handler with a request stream to find out whether that stream ended cleanly (client half-close) or
+# because the call was cancelled; grpcio's request iterator ends quietly in both cases.
+DETECT_HALF_CLOSE_HEADER = "x-itest-detect-half-close"
 SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", 256 * 1024 * 1024),
     ("grpc.max_send_message_length", -1),
@@ -60,6 +63,7 @@ class CallRecord:
     sent_bytes: int = 0
     received_messages: int = 0
     received_bytes: int = 0
+    request_half_closed: bool | None = None
 
     @property
     def cancelled(self) -> bool:
@@ -121,6 +125,15 @@ class Backend:
             context.set_compression(grpc.Compression.Gzip)
         record.started.set()
         return record
+
+    def _note_end_of_requests(self, record: CallRecord, context) -> None:
+        """With `x-itest-detect-half-close`: a call still active a second after its requests ended was half-closed."""
+        if dict(record.metadata).get(DETECT_HALF_CLOSE_HEADER) != "1":
+            return
+        end = time.monotonic() + 1.0
+        while context.is_active() and time.monotonic() < end:
+            time.sleep(0.01)
+        record.request_half_closed = context.is_active()
 
     # handlers ----------------------------------------------------------------------------------------------------
 
@@ -256,6 +269,7 @@ class Backend:
             digest.update(message)
             record.received_messages += 1
             record.received_bytes += len(message)
+        self._note_end_of_requests(record, context)
         record.completed = True
         return json.dumps(
             {"count": record.received_messages, "bytes": record.received_bytes, "sha256": digest.hexdigest()}
@@ -268,6 +282,7 @@ class Backend:
             record.received_bytes += len(message)
             yield message
             record.sent_messages += 1
+        self._note_end_of_requests(record, context)
         record.completed = True
 
 

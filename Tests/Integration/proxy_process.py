@@ -171,8 +171,12 @@ class ProxyProcess:
         bound = self.drain_timeout_seconds + slack
         code = self.wait_exit(bound)
         if code is None:
+            signal_state = self.signal_state()
             self.kill()
-            raise AssertionError(f"{self.label} still running {bound:.0f}s after signal {signum}; log:\n{self.log()}")
+            raise AssertionError(
+                f"{self.label} still running {bound:.0f}s after signal {signum}\n"
+                f"signal masks per thread:\n{signal_state}\nlog:\n{self.log()}"
+            )
         assert code == 0, f"{self.label} exited with {code} after signal {signum}; log:\n{self.log()}"
 
     # addresses ---------------------------------------------------------------------------------------------------
@@ -205,6 +209,18 @@ class ProxyProcess:
             return "(no log)"
         if tail_lines is not None and len(lines) > tail_lines:
             lines = [f"... ({len(lines) - tail_lines} earlier lines cut)"] + lines[-tail_lines:]
+        return "\n".join(lines)
+
+    def signal_state(self) -> str:
+        """Each thread's name and pending/blocked/ignored/caught signal masks (to diagnose a lost signal)."""
+        lines = []
+        for task in sorted(Path(f"/proc/{self.process.pid}/task").iterdir()):
+            try:
+                fields = dict(line.split(":\t", 1) for line in (task / "status").read_text().splitlines() if ":\t" in line)
+            except OSError:
+                continue
+            masks = " ".join(f"{k}={fields.get(k, '?').strip()}" for k in ("SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt"))
+            lines.append(f"  tid {task.name} {fields.get('Name', '?').strip()}: {masks}")
         return "\n".join(lines)
 
     def memory_kib(self) -> dict[str, int]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from backend import method
+from backend import DETECT_HALF_CLOSE_HEADER, method, pattern
 
 # How long the backend may take to notice that the client gave up: "promptly", with room for a loaded machine.
 PROMPT = 2.5
@@ -112,7 +112,7 @@ def test_client_process_killed_mid_stream_cancels_the_backend_call(via, backend)
         process.wait(10)
 
 
-def test_client_cancelling_a_bidi_stream_cancels_the_backend_call(via, backend, channel_factory):
+def test_client_cancelling_a_bidi_stream_cancels_the_backend_call_without_a_clean_end(via, backend, channel_factory):
     cid = call_id()
     done = threading.Event()
 
@@ -121,13 +121,38 @@ def test_client_cancelling_a_bidi_stream_cancels_the_backend_call(via, backend, 
         done.wait(60)  # keep the request side open: the end must come from the client's cancellation
 
     call = channel_factory(via).stream_stream(method("EchoStream"))(
-        requests(), metadata=[("x-itest-call-id", cid)], timeout=60
+        requests(), metadata=[("x-itest-call-id", cid), (DETECT_HALF_CLOSE_HEADER, "1")], timeout=60
     )
     assert next(call) == b"first"
     record = backend.record(cid)
     call.cancel()
     try:
         assert record.terminated.wait(PROMPT), f"backend did not see the cancellation within {PROMPT}s"
-        assert record.cancelled
+        assert not record.request_half_closed, "the cancellation reached the backend as a clean end of the requests"
+    finally:
+        done.set()
+
+
+def test_client_cancelling_an_upload_never_looks_like_a_complete_upload(via, backend, channel_factory):
+    """A half-close would tell the backend the upload is complete: a cancelled one must arrive as a cancellation."""
+    cid = call_id()
+    done = threading.Event()
+
+    def upload():
+        for i in range(3):
+            yield pattern(i, 1000)
+        done.wait(60)
+
+    collect = channel_factory(via).stream_unary(method("Collect"))
+    future = collect.future(upload(), metadata=[("x-itest-call-id", cid), (DETECT_HALF_CLOSE_HEADER, "1")], timeout=60)
+    record = backend.wait_started(cid)
+    deadline = time.monotonic() + 10
+    while record.received_messages < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert record.received_messages == 3
+    future.cancel()
+    try:
+        assert record.terminated.wait(PROMPT), f"backend did not see the cancellation within {PROMPT}s"
+        assert not record.request_half_closed, "the cancelled upload reached the backend as a complete one"
     finally:
         done.set()
