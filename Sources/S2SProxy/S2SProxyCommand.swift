@@ -29,8 +29,8 @@ enum ConfigFile {
     static func load(_ path: String) throws -> LoadedConfig {
         do {
             return try ConfigLoader.load(path: path)
-        } catch let errors as ConfigErrors {
-            printToStandardError("\(errors)")
+        } catch {
+            printToStandardError("\(error)")
             throw ExitCode(2)
         }
     }

@@ -191,8 +191,7 @@ final class ProxyCall {
             requestEnded = true
         }
         phase = .connecting
-        let pool = listener.upstream.pool(for: downstream!.eventLoop)
-        pool.openStream { channel in
+        listener.upstream.openStream(on: downstream!.eventLoop) { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.syncOptions!.setOption(ChannelOptions.autoRead, value: false)
                 try channel.pipeline.syncOperations.addHandler(UpstreamStreamHandler(call: self))

@@ -40,23 +40,9 @@ final class ProxyListener: Sendable {
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
-                var logger = context.logger
-                logger[metadataKey: "peer"] = "\(channel.remoteAddress?.endpointDescription ?? "?")"
                 self.track(channel)
                 return channel.eventLoop.makeCompletedFuture {
-                    _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-                        mode: .server,
-                        connectionConfiguration: tuning.connectionConfiguration,
-                        streamConfiguration: tuning.streamConfiguration,
-                        inboundStreamInitializer: { stream in
-                            stream.eventLoop.makeCompletedFuture {
-                                try stream.syncOptions!.setOption(ChannelOptions.autoRead, value: false)
-                                let call = ProxyCall(listener: context, logger: logger)
-                                try stream.pipeline.syncOperations.addHandler(DownstreamStreamHandler(call: call))
-                            }
-                        }
-                    )
-                    try channel.pipeline.syncOperations.addHandler(ServerConnectionHandler(logger: logger))
+                    try ProxyListener.configureConnection(channel, context: context, tuning: tuning)
                 }
             }
         let host = bindTarget.host.isEmpty ? "0.0.0.0" : bindTarget.host
@@ -68,6 +54,26 @@ final class ProxyListener: Sendable {
         }
         state.withLockedValue { $0.serverChannel = channel }
         context.logger.info("listening", metadata: ["address": "\(channel.localAddress?.endpointDescription ?? "\(bindTarget)")", "upstream": "\(context.upstream.target)"])
+    }
+
+    /// Sets up an accepted connection: HTTP/2 server side, one `ProxyCall` per stream, a connection watcher.
+    /// Must run on the channel's event loop.
+    static func configureConnection(_ channel: Channel, context: ListenerContext, tuning: HTTP2Tuning) throws {
+        var logger = context.logger
+        logger[metadataKey: "peer"] = "\(channel.remoteAddress?.endpointDescription ?? "?")"
+        _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+            mode: .server,
+            connectionConfiguration: tuning.connectionConfiguration,
+            streamConfiguration: tuning.streamConfiguration,
+            inboundStreamInitializer: { stream in
+                stream.eventLoop.makeCompletedFuture {
+                    try stream.syncOptions!.setOption(ChannelOptions.autoRead, value: false)
+                    let call = ProxyCall(listener: context, logger: logger)
+                    try stream.pipeline.syncOperations.addHandler(DownstreamStreamHandler(call: call))
+                }
+            }
+        )
+        try channel.pipeline.syncOperations.addHandler(ServerConnectionHandler(logger: logger))
     }
 
     private func track(_ channel: Channel) {

@@ -4,7 +4,7 @@ import Logging
 import NIOCore
 
 /// Where one listener's calls go: a configured `host:port`, reached from every event loop through that loop's pool.
-public final class Upstream: Sendable {
+public final class Upstream: UpstreamStreamOpening {
     public let target: HostAndPort
     // Immutable after init; each pool is used only on its own event loop.
     nonisolated(unsafe) private let pools: [ObjectIdentifier: UpstreamConnectionPool]
@@ -26,6 +26,10 @@ public final class Upstream: Sendable {
             preconditionFailure("no upstream pool for event loop \(eventLoop); channels must come from the proxy's group")
         }
         return pool
+    }
+
+    func openStream(on eventLoop: EventLoop, _ initializer: @escaping (Channel) -> EventLoopFuture<Void>) -> EventLoopFuture<Channel> {
+        pool(for: eventLoop).openStream(initializer)
     }
 
     /// Closes every pool's connections, each on its own loop.

@@ -1,0 +1,167 @@
+// What a valid configuration asks for that this build cannot do (yet), and what it accepts without effect.
+//
+// Owns `ConfigSupportCheck`. The Go proxy's format is accepted whole so that existing files load unchanged, but
+// features arrive here one at a time: every setting whose behaviour is missing is listed as unsupported (the
+// `start` command refuses to run with any, `validate` prints them as notes), and settings that are deliberately
+// without effect become warnings. When a feature lands, its entry here is the one to delete.
+
+/// Sorts the settings of a valid configuration into "not built yet" and "accepted without effect".
+struct ConfigSupportCheck {
+    private let config: ProxyConfig
+    private let sourceMap: ConfigSourceMap
+    private var unsupported: [ConfigError] = []
+    private var warnings: [ConfigError] = []
+
+    /// The settings this build cannot run yet, and those it accepts but ignores.
+    static func assess(
+        _ config: ProxyConfig,
+        sourceMap: ConfigSourceMap
+    ) -> (unsupported: [ConfigError], warnings: [ConfigError]) {
+        var check = ConfigSupportCheck(config: config, sourceMap: sourceMap)
+        for (index, connection) in config.clusterConnections.enumerated() {
+            check.assess(connection, at: ConfigKeyPath.root.appending("clusterConnections").appending(index: index))
+        }
+        check.assessTopLevelBlocks()
+        return (check.unsupported, check.warnings)
+    }
+
+    private init(config: ProxyConfig, sourceMap: ConfigSourceMap) {
+        self.config = config
+        self.sourceMap = sourceMap
+    }
+
+    private mutating func assess(_ connection: ClusterConnectionConfig, at path: ConfigKeyPath) {
+        assess(connection.local, at: path.appending("local"))
+        assess(connection.remote, at: path.appending("remote"))
+        if connection.namespaceTranslation?.mappings.isEmpty == false {
+            notYet(
+                "namespace translation",
+                remedy: "remove the block (namespace names then pass through unchanged)",
+                at: path.appending("namespaceTranslation")
+            )
+        }
+        if connection.searchAttributeTranslation?.namespaceMappings.isEmpty == false {
+            notYet(
+                "search attribute translation",
+                remedy: "remove the block (search attribute names then pass through unchanged)",
+                at: path.appending("searchAttributeTranslation")
+            )
+        }
+        if connection.aclPolicy != nil {
+            notYet(
+                "access control (aclPolicy)",
+                remedy: "remove the block only if the remote side may call every method on every namespace",
+                at: path.appending("aclPolicy")
+            )
+        }
+        if let translation = connection.failoverVersionIncrementTranslation,
+           translation.local != 0 || translation.remote != 0 {
+            notYet(
+                "failover version increment translation",
+                remedy: "remove the block (DescribeCluster responses then pass through unchanged)",
+                at: path.appending("failoverVersionIncrementTranslation")
+            )
+        }
+        if !connection.replicationEndpoint.isEmpty {
+            notYet(
+                "rewriting the frontend address of AddOrUpdateRemoteCluster (replicationEndpoint)",
+                remedy: "remove the key (the address then passes through unchanged)",
+                at: path.appending("replicationEndpoint")
+            )
+        }
+        if let mode = connection.shardCount?.mode, !mode.isEmpty {
+            notYet(
+                "shard-count adaptation (mode \"\(mode)\")",
+                remedy: "remove the mode (shard ids then pass through unchanged, which needs equal shard counts)",
+                at: path.appending("shardCount", "mode")
+            )
+        }
+        if let memberlist = connection.memberlist {
+            notYet(
+                "memberlist (gossip between proxy replicas)",
+                remedy: "remove the block and run a single replica",
+                at: path.appending("memberlist")
+            )
+            let memberlistPath = path.appending("memberlist")
+            if sourceMap.contains(memberlistPath.appending("enabled")) {
+                noEffect(
+                    "unused, as in the Go proxy: the presence of the memberlist block is what enables it",
+                    at: memberlistPath.appending("enabled")
+                )
+            }
+            if !memberlist.shardStrategy.isEmpty {
+                noEffect("deprecated and unused, as in the Go proxy", at: memberlistPath.appending("shardStrategy"))
+            }
+        }
+        for (key, healthCheck) in [("remoteClusterHealthCheck", connection.remoteClusterHealthCheck),
+                                   ("localClusterHealthCheck", connection.localClusterHealthCheck)]
+        where healthCheck != nil {
+            notYet("the health check endpoint", remedy: "remove the block", at: path.appending(key))
+        }
+    }
+
+    private mutating func assess(_ side: ClusterDefinition, at path: ConfigKeyPath) {
+        if side.connectionType != .tcp {
+            notYet(
+                "connectionType \"\(side.connectionType.rawValue)\"",
+                remedy: "use tcp on both sides",
+                at: path.appending("connectionType")
+            )
+        }
+        for (key, endpoint) in [("tcpClient", side.tcpClient), ("tcpServer", side.tcpServer),
+                                ("muxAddressInfo", side.muxAddressInfo)] {
+            if let tls = endpoint?.tls, tls != TLSConfig() {
+                notYet(
+                    "TLS",
+                    remedy: "remove the tls block to use plain TCP (only on a network you trust)",
+                    at: path.appending(key, "tls")
+                )
+            }
+        }
+    }
+
+    private mutating func assessTopLevelBlocks() {
+        if let listenAddress = config.metrics?.prometheusListenAddress, !listenAddress.isEmpty {
+            notYet(
+                "the Prometheus metrics endpoint",
+                remedy: "remove the key",
+                at: .root.appending("metrics", "prometheus", "listenAddress")
+            )
+        }
+        if config.metrics?.prometheusFramework != nil {
+            noEffect("unused, as in the Go proxy", at: .root.appending("metrics", "prometheus", "framework"))
+        }
+        if config.profiling != nil {
+            let addressPath = ConfigKeyPath.root.appending("profiling", "pprofAddress")
+            noEffect(
+                "not served: pprof is specific to the Go runtime",
+                at: sourceMap.contains(addressPath) ? addressPath : .root.appending("profiling")
+            )
+        }
+        if config.logging?.throttleMaxRPS != nil {
+            noEffect(
+                "log throttling is not applied yet by this build",
+                at: .root.appending("logging", "throttleMaxRPS")
+            )
+        }
+        if !config.logConfigs.isEmpty {
+            noEffect(
+                "per-component log settings (throttling) are not applied yet by this build",
+                at: .root.appending("logConfigs")
+            )
+        }
+    }
+
+    /// Records a setting whose behaviour this build does not have, with the way to run without it.
+    private mutating func notYet(_ feature: String, remedy: String, at path: ConfigKeyPath) {
+        unsupported.append(sourceMap.error(
+            "\(feature) is not supported yet by this build; \(remedy), or wait for a build that supports it",
+            at: path
+        ))
+    }
+
+    /// Records a setting that is accepted but deliberately changes nothing.
+    private mutating func noEffect(_ reason: String, at path: ConfigKeyPath) {
+        warnings.append(sourceMap.error("has no effect: \(reason)", at: path))
+    }
+}
