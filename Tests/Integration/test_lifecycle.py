@@ -105,7 +105,7 @@ def test_validate_rejects_a_broken_config_naming_key_and_line(tmp_path, case):
     output = result.stdout + result.stderr
     assert result.returncode != 0, f"validate accepted a broken config:\n{output}"
     assert key in output, f"error does not name {key!r}:\n{output}"
-    assert re.search(rf"(?<!\d){line}(?!\d)", output), f"error does not name line {line}:\n{output}"
+    assert re.search(rf"(:{line}:|line {line}\b)", output), f"error does not name line {line}:\n{output}"
 
 
 def minimal_connection_yaml(extra: str = "", remote_override: str | None = None) -> str:
