@@ -37,13 +37,13 @@ def pytest_report_header(config):
     return [f"s2s-proxy integration tests: {mode}"]
 
 
-@pytest.hookimpl(hookwrapper=True)
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
+    report = yield
     if report.when == "call" and report.failed:
         for proxy in getattr(item, "itest_proxies", []):
             report.sections.append((f"{proxy.label} log ({proxy.log_path})", proxy.log()))
+    return report
 
 
 # Temporal ----------------------------------------------------------------------------------------------------------
@@ -173,4 +173,9 @@ def temporal_proxy(temporal_server, tmp_path_factory):
 def temporal_via(request, temporal_proxy):
     """The session's Temporal proxy, with its log attached to this test's report if the test fails."""
     request.node.itest_proxies = [temporal_proxy]
+    if temporal_proxy.process is not None and not temporal_proxy.alive():
+        pytest.fail(
+            f"the session's Temporal proxy exited earlier (code {temporal_proxy.process.returncode}); "
+            f"log:\n{temporal_proxy.log()}"
+        )
     return temporal_proxy

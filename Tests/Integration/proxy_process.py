@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from netutil import free_address, wait_for_port
+from processes import bound_to_test_run
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DIRECT = os.environ.get("S2S_ITEST_DIRECT", "") not in ("", "0", "false")
@@ -120,7 +121,9 @@ class ProxyProcess:
             pytest.fail(f"proxy binary {binary} does not exist: run `swift build` first (or set S2S_PROXY_BIN)")
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [str(binary), "start", "--config", str(self.config_path), "--log-level", self.log_level],
+                bound_to_test_run(
+                    [str(binary), "start", "--config", str(self.config_path), "--log-level", self.log_level]
+                ),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

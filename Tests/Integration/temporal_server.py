@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from netutil import LOOPBACK, free_port
+from processes import bound_to_test_run
 
 READY_TIMEOUT = float(os.environ.get("S2S_ITEST_TEMPORAL_READY_TIMEOUT", "120"))
 
@@ -61,7 +62,7 @@ class TemporalDevServer:
         ]  # fmt: skip
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                args,
+                bound_to_test_run(args),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

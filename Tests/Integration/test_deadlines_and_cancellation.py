@@ -15,6 +15,7 @@ import grpc
 import pytest
 
 from backend import DETECT_HALF_CLOSE_HEADER, method, pattern
+from processes import bound_to_test_run
 
 # How long the backend may take to notice that the client gave up: "promptly", with room for a loaded machine.
 PROMPT = 2.5
@@ -98,8 +99,13 @@ def test_client_process_killed_mid_stream_cancels_the_backend_call(via, backend)
         print("STREAMING", flush=True)
         sys.stdin.read()
     """)
-    process = subprocess.Popen([sys.executable, "-c", client], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                               cwd=Path(__file__).parent)  # fmt: skip
+    process = subprocess.Popen(
+        bound_to_test_run([sys.executable, "-c", client]),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parent,
+    )
     try:
         assert process.stdout.readline().strip() == "STREAMING", "client subprocess did not start streaming"
         record = backend.record(cid)

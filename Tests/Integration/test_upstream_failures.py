@@ -12,6 +12,7 @@ import pytest
 
 from backend import method
 from netutil import BlackholeListener, free_address, split_address, wait_for_port
+from processes import bound_to_test_run
 
 ERRORS_FOR_A_DEAD_UPSTREAM = {
     grpc.StatusCode.UNAVAILABLE,
@@ -29,7 +30,7 @@ class SubprocessBackend:
         self.address = address
         _, port = split_address(address)
         self.process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).with_name("backend.py")), "--port", str(port)],
+            bound_to_test_run([sys.executable, str(Path(__file__).with_name("backend.py")), "--port", str(port)]),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             text=True,
