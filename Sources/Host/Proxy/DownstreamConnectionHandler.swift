@@ -22,6 +22,7 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
     private var calls: [HTTP2StreamID: ProxyCall] = [:]
     private var connectionCredit: FlowCredit
     private var connectionWindowRaised = false
+    private var flushScheduled = false
     private var reportedError = false
 
     init(listener: ListenerContext, logger: Logger, tuning: HTTP2Tuning) {
@@ -115,8 +116,15 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
         context.write(wrapOutboundOut(HTTP2Frame(streamID: streamID, payload: payload)), promise: promise)
     }
 
+    /// Flushes at the end of the current event-loop tick, once for all calls that wrote in it: flushing through
+    /// the HTTP/2 handler is costly, and calls finish in bursts.
     func flush() {
-        context?.flush()
+        guard !flushScheduled, let context else { return }
+        flushScheduled = true
+        context.eventLoop.assumeIsolated().execute {
+            self.flushScheduled = false
+            self.context?.flush()
+        }
     }
 
     /// `bytes` received on `streamID` were forwarded: let the client send that much more.

@@ -25,6 +25,7 @@ final class UpstreamConnection: ChannelInboundHandler {
     private var nextStreamID = HTTP2StreamID(1)
     private var connectionCredit: FlowCredit
     private var connectionWindowRaised = false
+    private var flushScheduled = false
     /// Set once the upstream sent GOAWAY (or stream ids run out): calls in flight finish, new ones go elsewhere.
     private(set) var isDraining = false
     /// Succeeds once the HTTP/2 handler has sent its preface: only then may streams be opened.
@@ -57,7 +58,11 @@ final class UpstreamConnection: ChannelInboundHandler {
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(FlushCoalescingHandler())
-                    try sync.addHandler(NIOHTTP2Handler(mode: .client, initialSettings: tuning.initialSettings))
+                    // Header blocks sent upstream were validated when they arrived from the client.
+                    try sync.addHandler(NIOHTTP2Handler(
+                        mode: .client, initialSettings: tuning.initialSettings,
+                        headerBlockValidation: .disabled, contentLengthValidation: .disabled
+                    ))
                     try sync.addHandler(connection)
                 }
             }
@@ -163,8 +168,15 @@ final class UpstreamConnection: ChannelInboundHandler {
         context.write(wrapOutboundOut(HTTP2Frame(streamID: streamID, payload: payload)), promise: promise)
     }
 
+    /// Flushes at the end of the current event-loop tick, once for all calls that wrote in it: flushing through
+    /// the HTTP/2 handler is costly, and calls finish in bursts.
     func flush() {
-        context?.flush()
+        guard !flushScheduled, let context else { return }
+        flushScheduled = true
+        context.eventLoop.assumeIsolated().execute {
+            self.flushScheduled = false
+            self.context?.flush()
+        }
     }
 
     /// `bytes` received on `streamID` reached the client: let the upstream send that much more.
