@@ -62,9 +62,7 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
             if let call = calls[frame.streamID] {
                 call.downstreamHeaders(headers)
             } else {
-                var callLogger = logger
-                callLogger[metadataKey: "stream"] = "\(frame.streamID)"
-                let call = ProxyCall(listener: listener, downstream: self, streamID: frame.streamID, logger: callLogger)
+                let call = ProxyCall(listener: listener, downstream: self, streamID: frame.streamID, logger: logger)
                 calls[frame.streamID] = call
                 call.start(headers)
             }
@@ -83,6 +81,9 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // Window updates come with every DATA frame and nobody after this handler needs them: stop them here,
+        // before the costlier checks below.
+        if event is NIOHTTP2WindowUpdatedEvent { return }
         switch event {
         case let closed as StreamClosedEvent:
             calls.removeValue(forKey: closed.streamID)?.downstreamClosed(reason: closed.reason)

@@ -25,7 +25,9 @@ final class ProxyCall {
     }
 
     private let listener: ListenerContext
-    private var logger: Logger
+    /// The connection's logger; a call adds its method and stream id only to the lines it writes (copying
+    /// metadata for every call would cost more than the rest of the call's bookkeeping).
+    private let logger: Logger
     private var phase = Phase.connecting
 
     private let downstream: DownstreamConnectionHandler
@@ -67,9 +69,6 @@ final class ProxyCall {
     func start(_ request: HTTP2Frame.FramePayload.Headers) {
         let headers = request.headers
         method = headers.first(name: ":path") ?? ""
-        if logger.logLevel <= .debug {
-            logger[metadataKey: "method"] = "\(method)"
-        }
         clientEnded = request.endStream
         let contentType = headers.first(name: "content-type") ?? ""
         guard headers.first(name: ":method") == "POST", contentType.hasPrefix("application/grpc") else {
@@ -117,13 +116,13 @@ final class ProxyCall {
 
     func downstreamReset(_ code: HTTP2ErrorCode) {
         guard phase != .finished else { return }
-        logger.debug("call reset by client", metadata: ["code": "\(code)"])
+        logger.debug("call reset by client", metadata: callMetadata(["code": "\(code)"]))
         finish()
     }
 
     func downstreamClosed(reason: HTTP2ErrorCode?) {
         guard phase != .finished else { return }
-        logger.debug("call cancelled by client", metadata: ["reason": "\(reason.map { "\($0)" } ?? "connection closed")"])
+        logger.debug("call cancelled by client", metadata: callMetadata(["reason": "\(reason.map { "\($0)" } ?? "connection closed")"]))
         finish()
     }
 
@@ -177,7 +176,7 @@ final class ProxyCall {
 
     func upstreamReset(_ code: HTTP2ErrorCode) {
         guard phase == .open else { return }
-        logger.debug("upstream reset the stream", metadata: ["code": "\(code)"])
+        logger.debug("upstream reset the stream", metadata: callMetadata(["code": "\(code)"]))
         upstreamEnded = true
         resetDownstream(code)
     }
@@ -241,7 +240,7 @@ final class ProxyCall {
 
     /// The upstream's final frame is on its way to the client. Anything the client still sends is moot.
     private func finishAfterResponse() {
-        logger.debug("call finished")
+        logger.debug("call finished", metadata: callMetadata([:]))
         if !clientEnded {
             // Like gRPC servers: after the status, stop the rest of the request without cancelling the call.
             downstream.write(.rstStream(.noError), streamID: downstreamStreamID, promise: nil)
@@ -253,7 +252,7 @@ final class ProxyCall {
     /// Ends the call with a status written by the proxy itself.
     private func failCall(_ status: GRPCStatus) {
         guard phase != .finished else { return }
-        logger.info("call failed in proxy", metadata: ["method": "\(method)", "status": "\(status.code)", "reason": "\(status.message)"])
+        logger.info("call failed in proxy", metadata: callMetadata(["status": "\(status.code)", "reason": "\(status.message)"]))
         if !responseEnded {
             let trailers = status.trailers(trailersOnly: !responseHeadersSent)
             responseHeadersSent = true
@@ -268,7 +267,7 @@ final class ProxyCall {
     }
 
     private func rejectNonGRPC(contentType: String) {
-        logger.info("rejected non-gRPC request", metadata: ["content-type": "\(contentType)"])
+        logger.info("rejected non-gRPC request", metadata: callMetadata(["content-type": "\(contentType)"]))
         var headers = HPACKHeaders()
         headers.add(name: ":status", value: "415")
         headers.add(name: "grpc-status", value: String(GRPCStatusCode.internal.rawValue))
@@ -305,6 +304,10 @@ final class ProxyCall {
             }
             upstream.forget(upstreamStreamID)
         }
+    }
+
+    private func callMetadata(_ extra: Logger.Metadata) -> Logger.Metadata {
+        extra.merging(["method": "\(method)", "stream": "\(Int(downstreamStreamID))"]) { first, _ in first }
     }
 
     private func tooLarge(length: Int, direction: String) -> GRPCStatus {

@@ -131,6 +131,8 @@ final class UpstreamConnection: ChannelInboundHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // Window updates come with every DATA frame and nobody after this handler needs them.
+        if event is NIOHTTP2WindowUpdatedEvent { return }
         if let closed = event as? StreamClosedEvent {
             calls.removeValue(forKey: closed.streamID)?.upstreamClosed(reason: closed.reason)
             return
