@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "s2s-proxy", targets: ["S2SProxy"]),
+        .executable(name: "s2s-bench", targets: ["S2SBench"]),
         .library(name: "Host", targets: ["Host"]),
     ],
     dependencies: [

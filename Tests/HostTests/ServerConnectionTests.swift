@@ -11,10 +11,10 @@ import XCTest
 @testable import Host
 
 /// An upstream that is never reachable.
-private struct UnreachableUpstream: UpstreamStreamOpening {
+private struct UnreachableUpstream: UpstreamConnecting {
     let target = HostAndPort(host: "10.255.255.1", port: 7233)
 
-    func openStream(on eventLoop: EventLoop, _ initializer: @escaping (Channel) -> EventLoopFuture<Void>) -> EventLoopFuture<Channel> {
+    func connection(on eventLoop: EventLoop) -> EventLoopFuture<UpstreamConnection> {
         eventLoop.makeFailedFuture(UpstreamUnavailableError(target: target, reason: "connection refused"))
     }
 }

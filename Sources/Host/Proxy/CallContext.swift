@@ -8,26 +8,28 @@ import NIOConcurrencyHelpers
 final class ListenerContext: Sendable {
     /// e.g. `a-to-b/outbound`.
     let name: String
-    let upstream: UpstreamStreamOpening
+    let upstream: UpstreamConnecting
     let maxMessageBytes: Int
+    let tuning: HTTP2Tuning
     let logger: Logger
     let activeCalls: ActiveCallCounter
 
-    init(name: String, upstream: UpstreamStreamOpening, maxMessageBytes: Int, logger: Logger, activeCalls: ActiveCallCounter) {
+    init(name: String, upstream: UpstreamConnecting, maxMessageBytes: Int, tuning: HTTP2Tuning = HTTP2Tuning(), logger: Logger, activeCalls: ActiveCallCounter) {
         self.name = name
         self.upstream = upstream
         self.maxMessageBytes = maxMessageBytes
+        self.tuning = tuning
         self.logger = logger
         self.activeCalls = activeCalls
     }
 }
 
 /// Where a listener's calls are forwarded to; `Upstream` in the proxy, a stand-in in tests.
-protocol UpstreamStreamOpening: Sendable {
+protocol UpstreamConnecting: Sendable {
     /// The configured `host:port`, for messages.
     var target: HostAndPort { get }
-    /// Opens a stream to the upstream from `eventLoop`, configuring its pipeline with `initializer`.
-    func openStream(on eventLoop: EventLoop, _ initializer: @escaping (Channel) -> EventLoopFuture<Void>) -> EventLoopFuture<Channel>
+    /// A connection to the upstream owned by `eventLoop`, the loop of the calling downstream connection.
+    func connection(on eventLoop: EventLoop) -> EventLoopFuture<UpstreamConnection>
 }
 
 /// Counts calls in flight across all listeners, so shutdown can wait for them to drain.

@@ -56,24 +56,15 @@ final class ProxyListener: Sendable {
         context.logger.info("listening", metadata: ["address": "\(channel.localAddress?.endpointDescription ?? "\(bindTarget)")", "upstream": "\(context.upstream.target)"])
     }
 
-    /// Sets up an accepted connection: HTTP/2 server side, one `ProxyCall` per stream, a connection watcher.
+    /// Sets up an accepted connection: HTTP/2 server side, then the handler that turns each stream into a `ProxyCall`.
     /// Must run on the channel's event loop.
     static func configureConnection(_ channel: Channel, context: ListenerContext, tuning: HTTP2Tuning) throws {
         var logger = context.logger
         logger[metadataKey: "peer"] = "\(channel.remoteAddress?.endpointDescription ?? "?")"
-        _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-            mode: .server,
-            connectionConfiguration: tuning.connectionConfiguration,
-            streamConfiguration: tuning.streamConfiguration,
-            inboundStreamInitializer: { stream in
-                stream.eventLoop.makeCompletedFuture {
-                    try stream.syncOptions!.setOption(ChannelOptions.autoRead, value: false)
-                    let call = ProxyCall(listener: context, logger: logger)
-                    try stream.pipeline.syncOperations.addHandler(DownstreamStreamHandler(call: call))
-                }
-            }
-        )
-        try channel.pipeline.syncOperations.addHandler(ServerConnectionHandler(logger: logger))
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(FlushCoalescingHandler())
+        try sync.addHandler(NIOHTTP2Handler(mode: .server, initialSettings: tuning.initialSettings))
+        try sync.addHandler(DownstreamConnectionHandler(listener: context, logger: logger, tuning: tuning))
     }
 
     private func track(_ channel: Channel) {

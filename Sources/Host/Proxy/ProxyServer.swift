@@ -52,6 +52,7 @@ public final class ProxyServer: Sendable {
                     name: name,
                     upstream: upstream,
                     maxMessageBytes: config.limits.maxMessageBytes,
+                    tuning: settings.tuning,
                     logger: routeLogger,
                     activeCalls: activeCalls
                 )

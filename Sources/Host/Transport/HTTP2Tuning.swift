@@ -19,6 +19,15 @@ public struct HTTP2Tuning: Sendable {
 
     public init() {}
 
+    /// SETTINGS the proxy announces on every connection it accepts or makes.
+    var initialSettings: HTTP2Settings {
+        [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: maxConcurrentStreams),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: maxHeaderListBytes),
+            HTTP2Setting(parameter: .initialWindowSize, value: streamWindowBytes),
+        ]
+    }
+
     var connectionConfiguration: NIOHTTP2Handler.ConnectionConfiguration {
         var configuration = NIOHTTP2Handler.ConnectionConfiguration()
         configuration.initialSettings = [

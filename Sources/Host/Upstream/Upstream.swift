@@ -4,7 +4,7 @@ import Logging
 import NIOCore
 
 /// Where one listener's calls go: a configured `host:port`, reached from every event loop through that loop's pool.
-public final class Upstream: UpstreamStreamOpening {
+public final class Upstream: UpstreamConnecting {
     public let target: HostAndPort
     // Immutable after init; each pool is used only on its own event loop.
     nonisolated(unsafe) private let pools: [ObjectIdentifier: UpstreamConnectionPool]
@@ -28,8 +28,8 @@ public final class Upstream: UpstreamStreamOpening {
         return pool
     }
 
-    func openStream(on eventLoop: EventLoop, _ initializer: @escaping (Channel) -> EventLoopFuture<Void>) -> EventLoopFuture<Channel> {
-        pool(for: eventLoop).openStream(initializer)
+    func connection(on eventLoop: EventLoop) -> EventLoopFuture<UpstreamConnection> {
+        pool(for: eventLoop).acquire()
     }
 
     /// Closes every pool's connections, each on its own loop.

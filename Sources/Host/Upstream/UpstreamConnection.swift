@@ -1,25 +1,43 @@
-// One HTTP/2 client connection to one upstream address.
+// One HTTP/2 client connection to one upstream address, carrying the upstream halves of many calls.
 //
-// Owns the TCP channel, the HTTP/2 handler and its stream multiplexer; tells its pool when the upstream says
-// GOAWAY (no new streams) and when the connection is gone. It never retries anything itself: that is the pool's job.
+// Frames are handled without a stream multiplexer: the connection allocates client stream ids itself, hands each
+// inbound frame to the call that owns its stream, and grants flow-control credit back to the upstream when a call
+// says the bytes were forwarded to its client. It tells its pool when the upstream says GOAWAY and when the
+// connection is gone; it never retries anything itself: that is the pool's job.
+//
+// Confined to its event loop.
 
 import Logging
 import NIOCore
 import NIOHTTP2
 import NIOPosix
 
-/// An established HTTP/2 connection to an upstream, used for many calls at once.
-final class UpstreamConnection {
-    let channel: Channel
-    let address: SocketAddress
-    private let multiplexer: NIOHTTP2Handler.StreamMultiplexer
-    /// Set once the upstream sent GOAWAY: in-flight streams finish, new ones go elsewhere.
-    private(set) var isDraining = false
+final class UpstreamConnection: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame
+    typealias OutboundOut = HTTP2Frame
 
-    private init(channel: Channel, address: SocketAddress, multiplexer: NIOHTTP2Handler.StreamMultiplexer) {
-        self.channel = channel
+    let address: SocketAddress
+    private(set) var channel: Channel?
+    private var context: ChannelHandlerContext?
+    private let tuning: HTTP2Tuning
+    private let onGoAway: (UpstreamConnection) -> Void
+    private var calls: [HTTP2StreamID: ProxyCall] = [:]
+    private var nextStreamID = HTTP2StreamID(1)
+    private var connectionCredit: FlowCredit
+    private var connectionWindowRaised = false
+    private var flushScheduled = false
+    /// Set once the upstream sent GOAWAY (or stream ids run out): calls in flight finish, new ones go elsewhere.
+    private(set) var isDraining = false
+    /// Succeeds once the HTTP/2 handler has sent its preface: only then may streams be opened.
+    private let active: EventLoopPromise<Void>
+    private var activeSettled = false
+
+    private init(address: SocketAddress, eventLoop: EventLoop, tuning: HTTP2Tuning, onGoAway: @escaping (UpstreamConnection) -> Void) {
         self.address = address
-        self.multiplexer = multiplexer
+        self.active = eventLoop.makePromise()
+        self.tuning = tuning
+        self.onGoAway = onGoAway
+        self.connectionCredit = FlowCredit(window: tuning.connectionWindowBytes)
     }
 
     /// Connects to `address` on `eventLoop` and speaks HTTP/2 with prior knowledge.
@@ -30,76 +48,178 @@ final class UpstreamConnection {
         on eventLoop: EventLoop,
         connectTimeout: TimeAmount,
         tuning: HTTP2Tuning,
-        onGoAway: @escaping () -> Void
+        onGoAway: @escaping (UpstreamConnection) -> Void
     ) -> EventLoopFuture<UpstreamConnection> {
+        let connection = UpstreamConnection(address: address, eventLoop: eventLoop, tuning: tuning, onGoAway: onGoAway)
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let multiplexer = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-                        mode: .client,
-                        connectionConfiguration: tuning.connectionConfiguration,
-                        streamConfiguration: tuning.streamConfiguration,
-                        inboundStreamInitializer: { pushed in
-                            // gRPC never uses server push; refuse any pushed stream.
-                            pushed.close()
-                        }
-                    )
-                    try channel.pipeline.syncOperations.addHandler(ConnectionEventsHandler(onGoAway: onGoAway))
-                    try channel.pipeline.syncOperations.addHandler(MultiplexerHolder(multiplexer))
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(FlushCoalescingHandler())
+                    // Header blocks sent upstream were validated when they arrived from the client.
+                    try sync.addHandler(NIOHTTP2Handler(
+                        mode: .client, initialSettings: tuning.initialSettings,
+                        headerBlockValidation: .disabled, contentLengthValidation: .disabled
+                    ))
+                    try sync.addHandler(connection)
                 }
             }
-        return bootstrap.connect(to: address).flatMapThrowing { channel in
-            let holder = try channel.pipeline.syncOperations.handler(type: MultiplexerHolder.self)
-            return UpstreamConnection(channel: channel, address: address, multiplexer: holder.multiplexer)
+        // The connect future can complete before channelActive has run through the pipeline; wait for it.
+        return bootstrap.connect(to: address).flatMap { channel in
+            connection.channel = channel
+            return connection.active.futureResult.map { connection }
+        }.flatMapErrorThrowing { error in
+            if !connection.activeSettled {
+                connection.activeSettled = true
+                connection.active.fail(error)
+            }
+            throw error
         }
     }
 
-    /// Opens a new HTTP/2 stream; `initializer` configures its pipeline before any frame flows.
-    func openStream(_ initializer: @escaping (Channel) -> EventLoopFuture<Void>) -> EventLoopFuture<Channel> {
-        multiplexer.createStreamChannel { channel in initializer(channel) }
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
     }
 
-    func markDraining() {
-        isDraining = true
+    func channelActive(context: ChannelHandlerContext) {
+        activeSettled = true
+        active.succeed(())
+        context.fireChannelActive()
     }
 
-    /// Closes the connection; streams on it end.
-    func close() {
-        channel.close(promise: nil)
-    }
-}
-
-/// Keeps the stream multiplexer reachable from the channel after the bootstrap's initializer returns.
-private final class MultiplexerHolder: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = Any
-    let multiplexer: NIOHTTP2Handler.StreamMultiplexer
-
-    init(_ multiplexer: NIOHTTP2Handler.StreamMultiplexer) {
-        self.multiplexer = multiplexer
-    }
-}
-
-/// Watches connection-level frames for GOAWAY and swallows what no one else needs.
-private final class ConnectionEventsHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTP2Frame
-
-    private let onGoAway: () -> Void
-
-    init(onGoAway: @escaping () -> Void) {
-        self.onGoAway = onGoAway
+    func channelInactive(context: ChannelHandlerContext) {
+        if !activeSettled {
+            activeSettled = true
+            active.fail(ChannelError.ioOnClosedChannel)
+        }
+        self.context = nil
+        let open = calls
+        calls = [:]
+        for call in open.values {
+            call.upstreamClosed(reason: nil)
+        }
+        context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        raiseConnectionWindowOnce()
         let frame = unwrapInboundIn(data)
-        if case .goAway = frame.payload {
-            onGoAway()
+        switch frame.payload {
+        case .headers(let headers):
+            calls[frame.streamID]?.upstreamHeaders(headers)
+        case .data(let data):
+            if let call = calls[frame.streamID] {
+                call.upstreamData(data)
+            } else {
+                releaseConnectionCredit(HTTP2FlowControlledLength.of(data))
+            }
+        case .rstStream(let code):
+            calls[frame.streamID]?.upstreamReset(code)
+        case .goAway(let lastStreamID, _, _):
+            drain()
+            // Streams above the last one the upstream processed were never seen by it: fail them so they can be
+            // retried by their clients.
+            for (id, call) in calls where id > lastStreamID {
+                calls.removeValue(forKey: id)
+                call.upstreamClosed(reason: .refusedStream)
+            }
+        default:
+            break
         }
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let closed = event as? StreamClosedEvent {
+            calls.removeValue(forKey: closed.streamID)?.upstreamClosed(reason: closed.reason)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if error is NIOHTTP2Errors.StreamError { return }
         // A connection-level protocol error: the connection is unusable. Closing it lets the pool reconnect.
         context.close(promise: nil)
+    }
+
+    // MARK: Used by calls
+
+    /// Opens a stream for `call` by sending its request headers; returns the stream id.
+    func openStream(for call: ProxyCall, headers: HTTP2Frame.FramePayload.Headers) -> HTTP2StreamID? {
+        guard let context, !isDraining else { return nil }
+        raiseConnectionWindowOnce()
+        let id = nextStreamID
+        nextStreamID = HTTP2StreamID(Int32(id) + 2)
+        if Int32(nextStreamID) > Int32.max - 2 {
+            drain()
+        }
+        calls[id] = call
+        context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(headers))), promise: nil)
+        return id
+    }
+
+    func write(_ payload: HTTP2Frame.FramePayload, streamID: HTTP2StreamID, promise: EventLoopPromise<Void>?) {
+        guard let context else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        context.write(wrapOutboundOut(HTTP2Frame(streamID: streamID, payload: payload)), promise: promise)
+    }
+
+    /// Flushes at the end of the current event-loop tick, once for all calls that wrote in it: flushing through
+    /// the HTTP/2 handler is costly, and calls finish in bursts.
+    func flush() {
+        guard !flushScheduled, let context else { return }
+        flushScheduled = true
+        context.eventLoop.assumeIsolated().execute {
+            self.flushScheduled = false
+            self.context?.flush()
+        }
+    }
+
+    /// `bytes` received on `streamID` reached the client: let the upstream send that much more.
+    func releaseCredit(_ bytes: Int, streamID: HTTP2StreamID, streamCredit: inout FlowCredit, streamOpen: Bool) {
+        if streamOpen, let increment = streamCredit.release(bytes) {
+            write(.windowUpdate(windowSizeIncrement: increment), streamID: streamID, promise: nil)
+            flush()
+        }
+        releaseConnectionCredit(bytes)
+    }
+
+    /// The connection window starts at 64 KiB by protocol; open it to the configured size. Done on first use
+    /// rather than on activation, because the HTTP/2 handler's preface must be the first thing on the wire.
+    private func raiseConnectionWindowOnce() {
+        guard !connectionWindowRaised else { return }
+        connectionWindowRaised = true
+        let raise = tuning.connectionWindowBytes - 65_535
+        if raise > 0 {
+            write(.windowUpdate(windowSizeIncrement: raise), streamID: .rootStream, promise: nil)
+            flush()
+        }
+    }
+
+    private func releaseConnectionCredit(_ bytes: Int) {
+        if let increment = connectionCredit.release(bytes) {
+            write(.windowUpdate(windowSizeIncrement: increment), streamID: .rootStream, promise: nil)
+            flush()
+        }
+    }
+
+    /// The call on `streamID` no longer wants its frames.
+    func forget(_ streamID: HTTP2StreamID) {
+        calls.removeValue(forKey: streamID)
+    }
+
+    private func drain() {
+        guard !isDraining else { return }
+        isDraining = true
+        onGoAway(self)
+    }
+
+    /// Closes the connection; calls on it end.
+    func close() {
+        channel?.close(promise: nil)
     }
 }

@@ -77,20 +77,13 @@ final class UpstreamConnectionPool {
         self.logger = logger
     }
 
-    /// Opens a stream to the upstream, configuring its pipeline with `initializer`.
-    func openStream(_ initializer: @escaping (Channel) -> EventLoopFuture<Void>) -> EventLoopFuture<Channel> {
+    /// A connected, non-draining connection to the upstream, or why there is none.
+    func acquire() -> EventLoopFuture<UpstreamConnection> {
         eventLoop.preconditionInEventLoop()
         if isClosed {
             return eventLoop.makeFailedFuture(UpstreamUnavailableError(target: target, reason: "the proxy is shutting down"))
         }
-        return connection().flatMap { connection in
-            connection.openStream(initializer).flatMapError { error in
-                // The connection went away between being picked and the stream being created (GOAWAY race):
-                // one more try on whatever connection the pool has now.
-                self.connectionLost(connection, reason: NetworkErrorDescription.describe(error))
-                return self.connection().flatMap { $0.openStream(initializer) }
-            }
-        }
+        return connection()
     }
 
     /// Closes every connection and stops reconnecting.
@@ -155,16 +148,22 @@ final class UpstreamConnectionPool {
 
     private func resolve() -> EventLoopFuture<Void> {
         if let resolution { return resolution }
-        let future = resolver.resolve(target, on: eventLoop).map { addresses -> Void in
+        let promise = eventLoop.makePromise(of: Void.self)
+        // Registered before the lookup starts: an IP literal resolves synchronously, inside `whenComplete`.
+        resolution = promise.futureResult
+        resolver.resolve(target, on: eventLoop).whenComplete { result in
             self.resolution = nil
-            self.adopt(addresses)
-        }.flatMapError { error -> EventLoopFuture<Void> in
-            self.resolution = nil
-            self.recordFailure(NetworkErrorDescription.describe(error))
-            return self.eventLoop.makeFailedFuture(UpstreamUnavailableError(target: self.target, reason: "\(error)"))
+            switch result {
+            case .success(let addresses):
+                self.adopt(addresses)
+                promise.succeed(())
+            case .failure(let error):
+                let reason = NetworkErrorDescription.describe(error)
+                self.recordFailure(reason)
+                promise.fail(UpstreamUnavailableError(target: self.target, reason: reason))
+            }
         }
-        resolution = future
-        return future
+        return promise.futureResult
     }
 
     /// Replaces the address list, keeping connections to addresses that are still listed.
@@ -201,7 +200,7 @@ final class UpstreamConnectionPool {
             on: eventLoop,
             connectTimeout: settings.connectTimeout,
             tuning: settings.tuning,
-            onGoAway: { [weak self, weak endpoint] in
+            onGoAway: { [weak self, weak endpoint] _ in
                 guard let self, let endpoint else { return }
                 self.goAwayReceived(endpoint)
             }
@@ -222,7 +221,7 @@ final class UpstreamConnectionPool {
                 }
                 self.lastFailure = nil
                 self.consecutiveFailures = 0
-                connection.channel.closeFuture.whenComplete { _ in
+                connection.channel?.closeFuture.whenComplete { _ in
                     self.connectionLost(connection, reason: "connection closed")
                 }
             case .failure(let error):
@@ -233,8 +232,7 @@ final class UpstreamConnectionPool {
     }
 
     private func goAwayReceived(_ endpoint: Endpoint) {
-        guard case .ready(let connection) = endpoint.state else { return }
-        connection.markDraining()
+        guard case .ready = endpoint.state else { return }
         logger.info("upstream sent GOAWAY; new calls use a new connection", metadata: ["address": "\(endpoint.address.endpointDescription)"])
         // In-flight streams keep the old connection; the endpoint gets a fresh one for new calls.
         endpoint.state = .idle
