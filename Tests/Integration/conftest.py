@@ -158,10 +158,10 @@ def via(backend, proxy_factory, listener):
 def temporal_proxy(temporal_server, tmp_path_factory):
     """One proxy for the session whose two listeners both forward to the real Temporal dev server."""
     proxy = ProxyProcess(
-        tmp_path_factory.mktemp("temporal-proxy"),
+        tmp_path_factory.mktemp("session-proxy"),
         [ClusterConnection("temporal", local_upstream=temporal_server.address, remote_upstream=temporal_server.address)],
         drain_timeout_seconds=5,
-        label="temporal-proxy",
+        label="session-proxy",
     )
     try:
         yield proxy.start()

@@ -14,11 +14,24 @@ from dataclasses import dataclass, field
 LOOPBACK = "127.0.0.1"
 
 
+_issued_ports: set[int] = set()
+_issued_lock = threading.Lock()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now (the usual bind-to-0 trick)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing listens on right now (the usual bind-to-0 trick).
+
+    The kernel may hand out the same ephemeral port again as soon as the probe socket is closed, so a port is
+    never issued twice in one test run: two listeners of one config must not collide.
+    """
+    with _issued_lock:
+        while True:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind((LOOPBACK, 0))
+                port = s.getsockname()[1]
+            if port not in _issued_ports:
+                _issued_ports.add(port)
+                return port
 
 
 def free_address() -> str:

@@ -110,6 +110,7 @@ class ProxyProcess:
         self.log_level = log_level
         self.process: subprocess.Popen | None = None
         self.exit_code: int | None = None
+        self.signalled_by_test = False
 
     # lifecycle ----------------------------------------------------------------------------------------------------
 
@@ -151,6 +152,7 @@ class ProxyProcess:
 
     def send_signal(self, signum: int) -> None:
         assert self.alive(), f"{self.label} is not running (exit code {self.process and self.process.poll()})"
+        self.signalled_by_test = True
         self.process.send_signal(signum)
 
     def wait_exit(self, timeout: float) -> int | None:
@@ -167,8 +169,17 @@ class ProxyProcess:
             self.process.wait(10)
 
     def stop(self, signum: int = signal.SIGTERM, slack: float = 15) -> None:
-        """Sends `signum` and asserts a clean exit (code 0) within the drain timeout plus `slack` seconds."""
-        if self.process is None or self.process.poll() is not None:
+        """Sends `signum` and asserts a clean exit (code 0) within the drain timeout plus `slack` seconds.
+
+        A proxy that is already gone although no test signalled it exited by itself: that fails too.
+        """
+        if self.process is None:
+            return
+        if self.process.poll() is not None:
+            assert self.signalled_by_test, (
+                f"{self.label} exited by itself (code {self.process.returncode}) before it was stopped; "
+                f"log:\n{self.log()}"
+            )
             return
         self.process.send_signal(signum)
         bound = self.drain_timeout_seconds + slack
