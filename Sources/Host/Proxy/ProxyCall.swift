@@ -77,7 +77,7 @@ final class ProxyCall {
         }
         var forwarded = request
         forwarded.headers = HeaderFilter.forwardable(headers)
-        guard let loop = downstream.eventLoop else { return finish() }
+        guard let loop = downstream.writer.eventLoop else { return finish() }
         listener.upstream.connection(on: loop).whenComplete { result in
             guard self.phase == .connecting else { return }
             switch result {
@@ -95,7 +95,7 @@ final class ProxyCall {
                 for frame in pending where self.phase == .open {
                     self.forwardRequestFrame(frame)
                 }
-                connection.flush()
+                connection.writer.flush()
             case .failure(let error):
                 let message = (error as? UpstreamUnavailableError)?.description
                     ?? "upstream \(self.listener.upstream.target) is unavailable: \(NetworkErrorDescription.describe(error))"
@@ -139,12 +139,12 @@ final class ProxyCall {
             responseHeadersSent = true
         }
         upstreamEnded = upstreamEnded || headers.endStream
-        downstream.write(.headers(block), streamID: downstreamStreamID, promise: nil)
+        downstream.writer.write(.headers(block), streamID: downstreamStreamID, promise: nil)
         if block.endStream {
             responseEnded = true
             finishAfterResponse()
         } else {
-            downstream.flush()
+            downstream.writer.flush()
         }
     }
 
@@ -152,25 +152,25 @@ final class ProxyCall {
         guard phase == .open, let upstream else { return }
         let bytes = HTTP2FlowControlledLength.of(data)
         if case .byteBuffer(let buffer) = data.data, case .messageTooLarge(let length) = responseMessages.consume(buffer) {
-            upstream.releaseCredit(bytes, streamID: upstreamStreamID, streamCredit: &responseCredit, streamOpen: false)
+            upstream.writer.releaseCredit(bytes, streamID: upstreamStreamID, streamCredit: &responseCredit, streamOpen: false)
             failCall(tooLarge(length: length, direction: "response"))
             return
         }
         upstreamEnded = upstreamEnded || data.endStream
-        let promise = downstream.eventLoop!.makePromise(of: Void.self)
-        downstream.write(.data(data), streamID: downstreamStreamID, promise: promise)
+        let promise = downstream.writer.eventLoop!.makePromise(of: Void.self)
+        downstream.writer.write(.data(data), streamID: downstreamStreamID, promise: promise)
         let streamID = upstreamStreamID
         promise.futureResult.whenComplete { result in
             var successful = false
             if case .success = result { successful = true }
-            upstream.releaseCredit(bytes, streamID: streamID, streamCredit: &self.responseCredit,
+            upstream.writer.releaseCredit(bytes, streamID: streamID, streamCredit: &self.responseCredit,
                                    streamOpen: successful && !self.upstreamEnded && self.phase == .open)
         }
         if data.endStream {
             responseEnded = true
             finishAfterResponse()
         } else {
-            downstream.flush()
+            downstream.writer.flush()
         }
     }
 
@@ -199,11 +199,11 @@ final class ProxyCall {
             pendingRequestFrames.append(payload)
         case .open:
             forwardRequestFrame(payload)
-            upstream?.flush()
+            upstream?.writer.flush()
         case .finished:
             if case .data(let data) = payload {
-                downstream.releaseCredit(HTTP2FlowControlledLength.of(data), streamID: downstreamStreamID,
-                                         streamCredit: &requestCredit, streamOpen: false)
+                downstream.writer.releaseCredit(HTTP2FlowControlledLength.of(data), streamID: downstreamStreamID,
+                                        streamCredit: &requestCredit, streamOpen: false)
             }
         }
     }
@@ -214,17 +214,17 @@ final class ProxyCall {
         case .data(let data):
             let bytes = HTTP2FlowControlledLength.of(data)
             if case .byteBuffer(let buffer) = data.data, case .messageTooLarge(let length) = requestMessages.consume(buffer) {
-                downstream.releaseCredit(bytes, streamID: downstreamStreamID, streamCredit: &requestCredit, streamOpen: false)
+                downstream.writer.releaseCredit(bytes, streamID: downstreamStreamID, streamCredit: &requestCredit, streamOpen: false)
                 failCall(tooLarge(length: length, direction: "request"))
                 return
             }
             requestEnded = data.endStream
-            let promise = upstream.channel!.eventLoop.makePromise(of: Void.self)
-            upstream.write(payload, streamID: upstreamStreamID, promise: promise)
+            let promise = upstream.writer.eventLoop!.makePromise(of: Void.self)
+            upstream.writer.write(payload, streamID: upstreamStreamID, promise: promise)
             promise.futureResult.whenComplete { result in
                 var successful = false
                 if case .success = result { successful = true }
-                self.downstream.releaseCredit(bytes, streamID: self.downstreamStreamID, streamCredit: &self.requestCredit,
+                self.downstream.writer.releaseCredit(bytes, streamID: self.downstreamStreamID, streamCredit: &self.requestCredit,
                                               streamOpen: successful && !self.clientEnded && self.phase == .open)
             }
         case .headers(var block):
@@ -232,7 +232,7 @@ final class ProxyCall {
             block.headers = HeaderFilter.forwardable(block.headers)
             block.endStream = true
             requestEnded = true
-            upstream.write(.headers(block), streamID: upstreamStreamID, promise: nil)
+            upstream.writer.write(.headers(block), streamID: upstreamStreamID, promise: nil)
         default:
             break
         }
@@ -243,9 +243,9 @@ final class ProxyCall {
         logger.debug("call finished", metadata: callMetadata([:]))
         if !clientEnded {
             // Like gRPC servers: after the status, stop the rest of the request without cancelling the call.
-            downstream.write(.rstStream(.noError), streamID: downstreamStreamID, promise: nil)
+            downstream.writer.write(.rstStream(.noError), streamID: downstreamStreamID, promise: nil)
         }
-        downstream.flush()
+        downstream.writer.flush()
         finish()
     }
 
@@ -254,14 +254,7 @@ final class ProxyCall {
         guard phase != .finished else { return }
         logger.info("call failed in proxy", metadata: callMetadata(["status": "\(status.code)", "reason": "\(status.message)"]))
         if !responseEnded {
-            let trailers = status.trailers(trailersOnly: !responseHeadersSent)
-            responseHeadersSent = true
-            responseEnded = true
-            downstream.write(.headers(.init(headers: trailers, endStream: true)), streamID: downstreamStreamID, promise: nil)
-            if !clientEnded {
-                downstream.write(.rstStream(.noError), streamID: downstreamStreamID, promise: nil)
-            }
-            downstream.flush()
+            endResponse(with: status.trailers(trailersOnly: !responseHeadersSent))
         }
         finish()
     }
@@ -272,19 +265,25 @@ final class ProxyCall {
         headers.add(name: ":status", value: "415")
         headers.add(name: "grpc-status", value: String(GRPCStatusCode.internal.rawValue))
         headers.add(name: "grpc-message", value: GRPCStatus.percentEncode("s2s-proxy forwards gRPC only (content-type application/grpc)"))
-        responseHeadersSent = true
-        responseEnded = true
-        downstream.write(.headers(.init(headers: headers, endStream: true)), streamID: downstreamStreamID, promise: nil)
-        if !clientEnded {
-            downstream.write(.rstStream(.noError), streamID: downstreamStreamID, promise: nil)
-        }
-        downstream.flush()
+        endResponse(with: headers)
         finish()
     }
 
+    /// Sends the response's last HEADERS, written by the proxy, and stops the client's request side if it is still
+    /// sending.
+    private func endResponse(with headers: HPACKHeaders) {
+        responseHeadersSent = true
+        responseEnded = true
+        downstream.writer.write(.headers(.init(headers: headers, endStream: true)), streamID: downstreamStreamID, promise: nil)
+        if !clientEnded {
+            downstream.writer.write(.rstStream(.noError), streamID: downstreamStreamID, promise: nil)
+        }
+        downstream.writer.flush()
+    }
+
     private func resetDownstream(_ code: HTTP2ErrorCode) {
-        downstream.write(.rstStream(code), streamID: downstreamStreamID, promise: nil)
-        downstream.flush()
+        downstream.writer.write(.rstStream(code), streamID: downstreamStreamID, promise: nil)
+        downstream.writer.flush()
         finish()
     }
 
@@ -299,8 +298,8 @@ final class ProxyCall {
         downstream.forget(downstreamStreamID)
         if let upstream {
             if !(requestEnded && upstreamEnded) {
-                upstream.write(.rstStream(.cancel), streamID: upstreamStreamID, promise: nil)
-                upstream.flush()
+                upstream.writer.write(.rstStream(.cancel), streamID: upstreamStreamID, promise: nil)
+                upstream.writer.flush()
             }
             upstream.forget(upstreamStreamID)
         }

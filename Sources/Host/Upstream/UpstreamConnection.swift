@@ -19,13 +19,11 @@ final class UpstreamConnection: ChannelInboundHandler {
     let address: SocketAddress
     private(set) var channel: Channel?
     private var context: ChannelHandlerContext?
-    private let tuning: HTTP2Tuning
+    /// Writes to the upstream; calls use it for their upstream frames.
+    let writer: HTTP2FrameWriter
     private let onGoAway: (UpstreamConnection) -> Void
     private var calls: [HTTP2StreamID: ProxyCall] = [:]
     private var nextStreamID = HTTP2StreamID(1)
-    private var connectionCredit: FlowCredit
-    private var connectionWindowRaised = false
-    private var flushScheduled = false
     /// Set once the upstream sent GOAWAY (or stream ids run out): calls in flight finish, new ones go elsewhere.
     private(set) var isDraining = false
     /// Succeeds once the HTTP/2 handler has sent its preface: only then may streams be opened.
@@ -35,9 +33,8 @@ final class UpstreamConnection: ChannelInboundHandler {
     private init(address: SocketAddress, eventLoop: EventLoop, tuning: HTTP2Tuning, onGoAway: @escaping (UpstreamConnection) -> Void) {
         self.address = address
         self.active = eventLoop.makePromise()
-        self.tuning = tuning
+        self.writer = HTTP2FrameWriter(tuning: tuning)
         self.onGoAway = onGoAway
-        self.connectionCredit = FlowCredit(window: tuning.connectionWindowBytes)
     }
 
     /// Connects to `address` on `eventLoop` and speaks HTTP/2 with prior knowledge.
@@ -81,6 +78,7 @@ final class UpstreamConnection: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        writer.attach(context)
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -95,6 +93,7 @@ final class UpstreamConnection: ChannelInboundHandler {
             active.fail(ChannelError.ioOnClosedChannel)
         }
         self.context = nil
+        writer.detach()
         let open = calls
         calls = [:]
         for call in open.values {
@@ -104,7 +103,7 @@ final class UpstreamConnection: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        raiseConnectionWindowOnce()
+        writer.raiseConnectionWindowOnce()
         let frame = unwrapInboundIn(data)
         switch frame.payload {
         case .headers(let headers):
@@ -113,7 +112,7 @@ final class UpstreamConnection: ChannelInboundHandler {
             if let call = calls[frame.streamID] {
                 call.upstreamData(data)
             } else {
-                releaseConnectionCredit(HTTP2FlowControlledLength.of(data))
+                writer.releaseConnectionCredit(HTTP2FlowControlledLength.of(data))
             }
         case .rstStream(let code):
             calls[frame.streamID]?.upstreamReset(code)
@@ -151,7 +150,7 @@ final class UpstreamConnection: ChannelInboundHandler {
     /// Opens a stream for `call` by sending its request headers; returns the stream id.
     func openStream(for call: ProxyCall, headers: HTTP2Frame.FramePayload.Headers) -> HTTP2StreamID? {
         guard let context, !isDraining else { return nil }
-        raiseConnectionWindowOnce()
+        writer.raiseConnectionWindowOnce()
         let id = nextStreamID
         nextStreamID = HTTP2StreamID(Int32(id) + 2)
         if Int32(nextStreamID) > Int32.max - 2 {
@@ -160,53 +159,6 @@ final class UpstreamConnection: ChannelInboundHandler {
         calls[id] = call
         context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(headers))), promise: nil)
         return id
-    }
-
-    func write(_ payload: HTTP2Frame.FramePayload, streamID: HTTP2StreamID, promise: EventLoopPromise<Void>?) {
-        guard let context else {
-            promise?.fail(ChannelError.ioOnClosedChannel)
-            return
-        }
-        context.write(wrapOutboundOut(HTTP2Frame(streamID: streamID, payload: payload)), promise: promise)
-    }
-
-    /// Flushes at the end of the current event-loop tick, once for all calls that wrote in it: flushing through
-    /// the HTTP/2 handler is costly, and calls finish in bursts.
-    func flush() {
-        guard !flushScheduled, let context else { return }
-        flushScheduled = true
-        context.eventLoop.assumeIsolated().execute {
-            self.flushScheduled = false
-            self.context?.flush()
-        }
-    }
-
-    /// `bytes` received on `streamID` reached the client: let the upstream send that much more.
-    func releaseCredit(_ bytes: Int, streamID: HTTP2StreamID, streamCredit: inout FlowCredit, streamOpen: Bool) {
-        if streamOpen, let increment = streamCredit.release(bytes) {
-            write(.windowUpdate(windowSizeIncrement: increment), streamID: streamID, promise: nil)
-            flush()
-        }
-        releaseConnectionCredit(bytes)
-    }
-
-    /// The connection window starts at 64 KiB by protocol; open it to the configured size. Done on first use
-    /// rather than on activation, because the HTTP/2 handler's preface must be the first thing on the wire.
-    private func raiseConnectionWindowOnce() {
-        guard !connectionWindowRaised else { return }
-        connectionWindowRaised = true
-        let raise = tuning.connectionWindowBytes - 65_535
-        if raise > 0 {
-            write(.windowUpdate(windowSizeIncrement: raise), streamID: .rootStream, promise: nil)
-            flush()
-        }
-    }
-
-    private func releaseConnectionCredit(_ bytes: Int) {
-        if let increment = connectionCredit.release(bytes) {
-            write(.windowUpdate(windowSizeIncrement: increment), streamID: .rootStream, promise: nil)
-            flush()
-        }
     }
 
     /// The call on `streamID` no longer wants its frames.

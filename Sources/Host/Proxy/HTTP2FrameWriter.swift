@@ -1,0 +1,84 @@
+// The write side shared by both ends of a forwarded call: the client's connection and the upstream connection.
+//
+// Both connection handlers run NIO's HTTP/2 handler without a stream multiplexer, so each needs the same three
+// things: write frames by stream id, flush once per event-loop tick (flushing through the HTTP/2 handler is costly,
+// and calls finish in bursts), and grant flow-control credit back to its peer (`FlowCredit`), including opening the
+// connection window beyond the 64 KiB the protocol starts with.
+//
+// Confined to the connection's event loop.
+
+import NIOCore
+import NIOHTTP2
+
+final class HTTP2FrameWriter {
+    private var context: ChannelHandlerContext?
+    private let connectionWindowBytes: Int
+    private var connectionCredit: FlowCredit
+    private var connectionWindowRaised = false
+    private var flushScheduled = false
+
+    init(tuning: HTTP2Tuning) {
+        self.connectionWindowBytes = tuning.connectionWindowBytes
+        self.connectionCredit = FlowCredit(window: tuning.connectionWindowBytes)
+    }
+
+    /// Starts writing through `context` (the connection handler's own context).
+    func attach(_ context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    /// The connection is gone: writes fail from now on.
+    func detach() {
+        context = nil
+    }
+
+    var eventLoop: EventLoop? { context?.eventLoop }
+
+    func write(_ payload: HTTP2Frame.FramePayload, streamID: HTTP2StreamID, promise: EventLoopPromise<Void>?) {
+        guard let context else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        context.write(NIOAny(HTTP2Frame(streamID: streamID, payload: payload)), promise: promise)
+    }
+
+    /// Flushes at the end of the current event-loop tick, once for every call that wrote in it.
+    func flush() {
+        guard !flushScheduled, let context else { return }
+        flushScheduled = true
+        context.eventLoop.assumeIsolated().execute {
+            self.flushScheduled = false
+            self.context?.flush()
+        }
+    }
+
+    /// `bytes` received on `streamID` were forwarded: let the peer send that much more on the stream (while it is
+    /// open) and on the connection.
+    func releaseCredit(_ bytes: Int, streamID: HTTP2StreamID, streamCredit: inout FlowCredit, streamOpen: Bool) {
+        if streamOpen, let increment = streamCredit.release(bytes) {
+            write(.windowUpdate(windowSizeIncrement: increment), streamID: streamID, promise: nil)
+            flush()
+        }
+        releaseConnectionCredit(bytes)
+    }
+
+    /// `bytes` received for no live call (a stream that already ended): only the connection window gets them back.
+    func releaseConnectionCredit(_ bytes: Int) {
+        if let increment = connectionCredit.release(bytes) {
+            write(.windowUpdate(windowSizeIncrement: increment), streamID: .rootStream, promise: nil)
+            flush()
+        }
+    }
+
+    /// Opens the connection window to its configured size. Done on first use rather than on activation, because
+    /// the HTTP/2 handler's preface must be the first thing on the wire.
+    func raiseConnectionWindowOnce() {
+        guard !connectionWindowRaised else { return }
+        connectionWindowRaised = true
+        let raise = connectionWindowBytes - 65_535
+        if raise > 0 {
+            write(.windowUpdate(windowSizeIncrement: raise), streamID: .rootStream, promise: nil)
+            flush()
+        }
+    }
+}
