@@ -21,6 +21,7 @@ final class UpstreamConnection: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     /// Writes to the upstream; calls use it for their upstream frames.
     let writer: HTTP2FrameWriter
+    private let tuning: HTTP2Tuning
     private let onGoAway: (UpstreamConnection) -> Void
     private var calls: [HTTP2StreamID: ProxyCall] = [:]
     private var nextStreamID = HTTP2StreamID(1)
@@ -34,6 +35,7 @@ final class UpstreamConnection: ChannelInboundHandler {
         self.address = address
         self.active = eventLoop.makePromise()
         self.writer = HTTP2FrameWriter(tuning: tuning)
+        self.tuning = tuning
         self.onGoAway = onGoAway
     }
 
@@ -53,14 +55,7 @@ final class UpstreamConnection: ChannelInboundHandler {
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(FlushCoalescingHandler())
-                    // Header blocks sent upstream were validated when they arrived from the client.
-                    try sync.addHandler(NIOHTTP2Handler(
-                        mode: .client, initialSettings: tuning.initialSettings,
-                        headerBlockValidation: .disabled, contentLengthValidation: .disabled
-                    ))
-                    try sync.addHandler(connection)
+                    try connection.installHandlers(on: channel)
                 }
             }
         // The connect future can complete before channelActive has run through the pipeline; wait for it.
@@ -74,6 +69,26 @@ final class UpstreamConnection: ChannelInboundHandler {
             }
             throw error
         }
+    }
+
+    /// Builds a connection on a channel that is not yet active (an `EmbeddedChannel` in tests); `connect` is the
+    /// way for real sockets.
+    static func install(on channel: Channel, address: SocketAddress, tuning: HTTP2Tuning, onGoAway: @escaping (UpstreamConnection) -> Void) throws -> UpstreamConnection {
+        let connection = UpstreamConnection(address: address, eventLoop: channel.eventLoop, tuning: tuning, onGoAway: onGoAway)
+        try connection.installHandlers(on: channel)
+        connection.channel = channel
+        return connection
+    }
+
+    private func installHandlers(on channel: Channel) throws {
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(FlushCoalescingHandler())
+        // Header blocks sent upstream were validated when they arrived from the client.
+        try sync.addHandler(NIOHTTP2Handler(
+            mode: .client, initialSettings: tuning.initialSettings,
+            headerBlockValidation: .disabled, contentLengthValidation: .disabled
+        ))
+        try sync.addHandler(self)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {

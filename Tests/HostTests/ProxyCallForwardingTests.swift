@@ -1,0 +1,234 @@
+// Drives whole calls through the proxy frame by frame with EmbeddedChannels on one EmbeddedEventLoop:
+//
+//   client (HTTP/2 client) <-> proxy listener pipeline <-> ProxyCall <-> UpstreamConnection <-> upstream (HTTP/2 server)
+//
+// The test moves bytes between the pairs of channels itself, so every exchange is deterministic.
+
+import Logging
+import NIOCore
+import NIOEmbedded
+import NIOHPACK
+import NIOHTTP2
+import XCTest
+
+@testable import Host
+
+/// An upstream gRPC server stream: answers headers, echoes every DATA frame, ends with trailers when the request ends.
+/// Unchecked Sendable: everything in these tests runs on one EmbeddedEventLoop.
+private final class EchoUpstreamStream: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = HTTP2Frame.FramePayload
+    typealias OutboundOut = HTTP2Frame.FramePayload
+
+    let record: UpstreamRecord
+
+    init(record: UpstreamRecord) {
+        self.record = record
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .headers(let headers):
+            record.requestHeaders.append(headers.headers)
+            let response: HPACKHeaders = [":status": "200", "content-type": "application/grpc", "x-upstream": "seen"]
+            context.write(wrapOutboundOut(.headers(.init(headers: response))), promise: nil)
+        case .data(let data):
+            if case .byteBuffer(let bytes) = data.data {
+                record.requestBytes += bytes.readableBytes
+                context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(bytes)))), promise: nil)
+            }
+            if data.endStream {
+                let trailers: HPACKHeaders = ["grpc-status": "0", "x-trailer": "kept"]
+                context.write(wrapOutboundOut(.headers(.init(headers: trailers, endStream: true))), promise: nil)
+            }
+        default:
+            break
+        }
+        context.flush()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if let closed = error as? NIOHTTP2Errors.StreamClosed {
+            record.resetCodes.append(closed.errorCode)
+        }
+    }
+}
+
+/// What the upstream saw.
+private final class UpstreamRecord: @unchecked Sendable {
+    var requestHeaders: [HPACKHeaders] = []
+    var requestBytes = 0
+    var resetCodes: [HTTP2ErrorCode] = []
+}
+
+/// Collects what arrives on a client stream.
+private final class ClientStreamRecorder: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = HTTP2Frame.FramePayload
+    var headers: [HPACKHeaders] = []
+    var bytes = 0
+    var ended = false
+    var resetCode: HTTP2ErrorCode?
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .headers(let block):
+            headers.append(block.headers)
+            ended = ended || block.endStream
+        case .data(let data):
+            bytes += data.data.readableBytes
+            ended = ended || data.endStream
+        default:
+            break
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if let closed = error as? NIOHTTP2Errors.StreamClosed {
+            resetCode = closed.errorCode
+        }
+    }
+}
+
+/// Hands every call the one embedded upstream connection. Unchecked Sendable: one EmbeddedEventLoop, one thread.
+private struct EmbeddedUpstream: UpstreamConnecting, @unchecked Sendable {
+    let target = HostAndPort(host: "127.0.0.1", port: 7233)
+    let connection: UpstreamConnection
+
+    func connection(on eventLoop: EventLoop) -> EventLoopFuture<UpstreamConnection> {
+        eventLoop.makeSucceededFuture(connection)
+    }
+}
+
+final class ProxyCallForwardingTests: XCTestCase {
+    private let loop = EmbeddedEventLoop()
+    private var client: EmbeddedChannel!
+    private var clientMultiplexer: NIOHTTP2Handler.StreamMultiplexer!
+    private var proxyServer: EmbeddedChannel!
+    private var proxyUpstream: EmbeddedChannel!
+    private var upstreamServer: EmbeddedChannel!
+    private let record = UpstreamRecord()
+    private let calls = ActiveCallCounter()
+
+    private func setUp(maxMessageBytes: Int) throws {
+        let record = self.record
+        upstreamServer = EmbeddedChannel(loop: loop)
+        _ = try upstreamServer.pipeline.syncOperations.configureHTTP2Pipeline(
+            mode: .server, connectionConfiguration: .init(), streamConfiguration: .init(),
+            inboundStreamInitializer: { stream in
+                stream.eventLoop.makeCompletedFuture {
+                    try stream.pipeline.syncOperations.addHandler(EchoUpstreamStream(record: record))
+                }
+            }
+        )
+        proxyUpstream = EmbeddedChannel(loop: loop)
+        let upstreamAddress = try SocketAddress(ipAddress: "127.0.0.1", port: 7233)
+        let connection = try UpstreamConnection.install(on: proxyUpstream, address: upstreamAddress, tuning: HTTP2Tuning(), onGoAway: { _ in })
+
+        proxyServer = EmbeddedChannel(loop: loop)
+        let context = ListenerContext(
+            name: "test/outbound", upstream: EmbeddedUpstream(connection: connection), maxMessageBytes: maxMessageBytes,
+            logger: Logger(label: "test"), activeCalls: calls
+        )
+        try ProxyListener.configureConnection(proxyServer, context: context, tuning: HTTP2Tuning())
+
+        client = EmbeddedChannel(loop: loop)
+        clientMultiplexer = try client.pipeline.syncOperations.configureHTTP2Pipeline(
+            mode: .client, connectionConfiguration: .init(), streamConfiguration: .init(),
+            inboundStreamInitializer: { $0.close() }
+        )
+        let address = try SocketAddress(ipAddress: "127.0.0.1", port: 1)
+        for channel in [upstreamServer!, proxyUpstream!, proxyServer!, client!] {
+            try channel.connect(to: address).wait()
+        }
+        try exchange()
+    }
+
+    /// Moves bytes across both connections until nothing moves.
+    private func exchange() throws {
+        for _ in 0..<200 {
+            loop.run()
+            let moved = try move(from: client, to: proxyServer) + move(from: proxyServer, to: client)
+                + move(from: proxyUpstream, to: upstreamServer) + move(from: upstreamServer, to: proxyUpstream)
+            if moved == 0 { return }
+        }
+        XCTFail("the channels never went quiet")
+    }
+
+    private func move(from source: EmbeddedChannel, to destination: EmbeddedChannel) throws -> Int {
+        var count = 0
+        while let data = try source.readOutbound(as: IOData.self) {
+            if case .byteBuffer(let buffer) = data {
+                try destination.writeInbound(buffer)
+                count += 1
+            }
+        }
+        return count
+    }
+
+    private func message(_ length: Int) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        buffer.writeInteger(UInt8(0))
+        buffer.writeInteger(UInt32(length))
+        buffer.writeRepeatingByte(7, count: length)
+        return buffer
+    }
+
+    private func openCall(extraHeaders: HPACKHeaders = [:]) throws -> (Channel, ClientStreamRecorder) {
+        let recorder = ClientStreamRecorder()
+        let created = clientMultiplexer.createStreamChannel { channel in
+            channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(recorder) }
+        }
+        loop.run()
+        let stream = try created.wait()
+        var headers: HPACKHeaders = [
+            ":method": "POST", ":scheme": "http", ":path": "/temporal.api.workflowservice.v1.WorkflowService/Echo",
+            ":authority": "proxy", "content-type": "application/grpc", "te": "trailers",
+        ]
+        headers.add(contentsOf: extraHeaders)
+        stream.writeAndFlush(HTTP2Frame.FramePayload.headers(.init(headers: headers)), promise: nil)
+        return (stream, recorder)
+    }
+
+    func testUnaryCallCrossesWithHeadersMessageAndTrailersIntact() throws {
+        try setUp(maxMessageBytes: 1 << 20)
+        let (stream, recorder) = try openCall(extraHeaders: ["x-custom": "value", "custom-bin": "AAEC"])
+        stream.writeAndFlush(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(message(1000)), endStream: true)), promise: nil)
+        try exchange()
+
+        let upstreamHeaders = try XCTUnwrap(record.requestHeaders.first)
+        XCTAssertEqual(upstreamHeaders.first(name: "x-custom"), "value")
+        XCTAssertEqual(upstreamHeaders.first(name: "custom-bin"), "AAEC")
+        XCTAssertEqual(upstreamHeaders.first(name: ":path"), "/temporal.api.workflowservice.v1.WorkflowService/Echo")
+        XCTAssertEqual(record.requestBytes, 1005)
+        XCTAssertEqual(recorder.headers.first?.first(name: "x-upstream"), "seen")
+        XCTAssertEqual(recorder.bytes, 1005)
+        XCTAssertEqual(recorder.headers.last?.first(name: "grpc-status"), "0")
+        XCTAssertEqual(recorder.headers.last?.first(name: "x-trailer"), "kept")
+        XCTAssertTrue(recorder.ended)
+        XCTAssertEqual(record.resetCodes, [], "a call that completed must not be reset upstream")
+        XCTAssertEqual(calls.value, 0)
+    }
+
+    func testClientResetCancelsTheUpstreamStream() throws {
+        try setUp(maxMessageBytes: 1 << 20)
+        let (stream, _) = try openCall()
+        stream.writeAndFlush(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(message(10)))), promise: nil)
+        try exchange()
+        XCTAssertEqual(calls.value, 1)
+        stream.close(promise: nil)
+        try exchange()
+        XCTAssertEqual(record.resetCodes, [.cancel])
+        XCTAssertEqual(calls.value, 0)
+    }
+
+    func testOversizedRequestEndsWithResourceExhaustedAndNeverReachesUpstream() throws {
+        try setUp(maxMessageBytes: 1024)
+        let (stream, recorder) = try openCall()
+        stream.writeAndFlush(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(message(2000)), endStream: true)), promise: nil)
+        try exchange()
+        let status = try XCTUnwrap(recorder.headers.last)
+        XCTAssertEqual(status.first(name: "grpc-status"), "8")
+        XCTAssertTrue(status.first(name: "grpc-message")?.contains("1024") ?? false)
+        XCTAssertEqual(record.requestBytes, 0)
+        XCTAssertEqual(calls.value, 0)
+    }
+}
