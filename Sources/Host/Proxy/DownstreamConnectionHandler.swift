@@ -38,6 +38,8 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        // A read batch can end in the connection closing, without channelReadComplete.
+        defer { ReadBatchFlusher.current.endReadBatch() }
         logger.info("connection closed")
         let open = calls
         calls = [:]
@@ -49,6 +51,7 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        ReadBatchFlusher.current.beginReadBatch()
         writer.raiseConnectionWindowOnce()
         let frame = unwrapInboundIn(data)
         switch frame.payload {
@@ -88,6 +91,11 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
         default:
             context.fireUserInboundEventTriggered(event)
         }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        ReadBatchFlusher.current.endReadBatch()
+        context.fireChannelReadComplete()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {

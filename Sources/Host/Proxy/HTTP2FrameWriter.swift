@@ -1,9 +1,9 @@
 // The write side shared by both ends of a forwarded call: the client's connection and the upstream connection.
 //
 // Both connection handlers run NIO's HTTP/2 handler without a stream multiplexer, so each needs the same three
-// things: write frames by stream id, flush once per event-loop tick (flushing through the HTTP/2 handler is costly,
-// and calls finish in bursts), and grant flow-control credit back to its peer (`FlowCredit`), including opening the
-// connection window beyond the 64 KiB the protocol starts with.
+// things: write frames by stream id, flush once per read batch (`ReadBatchFlusher`: flushing through the HTTP/2
+// handler is costly, and calls finish in bursts), and grant flow-control credit back to its peer (`FlowCredit`),
+// including opening the connection window beyond the 64 KiB the protocol starts with.
 //
 // Confined to the connection's event loop.
 
@@ -15,7 +15,8 @@ final class HTTP2FrameWriter {
     private let connectionWindowBytes: Int
     private var connectionCredit: FlowCredit
     private var connectionWindowRaised = false
-    private var flushScheduled = false
+    private var flushPending = false
+    private var flusher: ReadBatchFlusher?
 
     init(tuning: HTTP2Tuning) {
         self.connectionWindowBytes = tuning.connectionWindowBytes
@@ -25,6 +26,7 @@ final class HTTP2FrameWriter {
     /// Starts writing through `context` (the connection handler's own context).
     func attach(_ context: ChannelHandlerContext) {
         self.context = context
+        flusher = ReadBatchFlusher.current
     }
 
     /// The connection is gone: writes fail from now on.
@@ -42,14 +44,21 @@ final class HTTP2FrameWriter {
         context.write(NIOAny(HTTP2Frame(streamID: streamID, payload: payload)), promise: promise)
     }
 
-    /// Flushes at the end of the current event-loop tick, once for every call that wrote in it.
+    /// Flushes at the end of the event loop's current read batch, once for every call that wrote in it.
     func flush() {
-        guard !flushScheduled, let context else { return }
-        flushScheduled = true
-        context.eventLoop.assumeIsolated().execute {
-            self.flushScheduled = false
-            self.context?.flush()
-        }
+        flusher?.flush(self)
+    }
+
+    /// Called by the flusher.
+    func flushNow() {
+        flushPending = false
+        context?.flush()
+    }
+
+    /// True when the writer was not yet waiting for the end of the read batch.
+    func markFlushPending() -> Bool {
+        defer { flushPending = true }
+        return !flushPending
     }
 
     /// `bytes` received on `streamID` were forwarded: let the peer send that much more on the stream (while it is

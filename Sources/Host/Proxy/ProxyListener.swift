@@ -62,7 +62,6 @@ final class ProxyListener: Sendable {
         var logger = context.logger
         logger[metadataKey: "peer"] = "\(channel.remoteAddress?.endpointDescription ?? "?")"
         let sync = channel.pipeline.syncOperations
-        try sync.addHandler(FlushCoalescingHandler())
         try sync.addHandler(NIOHTTP2Handler(mode: .server, initialSettings: tuning.initialSettings))
         try sync.addHandler(DownstreamConnectionHandler(listener: context, logger: logger, tuning: tuning))
     }

@@ -82,7 +82,6 @@ final class UpstreamConnection: ChannelInboundHandler {
 
     private func installHandlers(on channel: Channel) throws {
         let sync = channel.pipeline.syncOperations
-        try sync.addHandler(FlushCoalescingHandler())
         // Header blocks sent upstream were validated when they arrived from the client.
         try sync.addHandler(NIOHTTP2Handler(
             mode: .client, initialSettings: tuning.initialSettings,
@@ -103,6 +102,8 @@ final class UpstreamConnection: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        // A read batch can end in the connection closing, without channelReadComplete.
+        defer { ReadBatchFlusher.current.endReadBatch() }
         if !activeSettled {
             activeSettled = true
             active.fail(ChannelError.ioOnClosedChannel)
@@ -118,6 +119,7 @@ final class UpstreamConnection: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        ReadBatchFlusher.current.beginReadBatch()
         writer.raiseConnectionWindowOnce()
         let frame = unwrapInboundIn(data)
         switch frame.payload {
@@ -152,6 +154,11 @@ final class UpstreamConnection: ChannelInboundHandler {
             return
         }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        ReadBatchFlusher.current.endReadBatch()
+        context.fireChannelReadComplete()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
