@@ -1,7 +1,6 @@
 // `s2s-proxy start --config FILE`: run the proxy until SIGINT or SIGTERM, then drain and exit 0.
 
 import ArgumentParser
-import Dispatch
 import Host
 import Logging
 import NIOCore
@@ -71,6 +70,11 @@ struct StartCommand: AsyncParsableCommand {
 
         let signal = await signals.next()
         logger.info("received \(signal); shutting down")
+        Task.detached {
+            let second = await signals.next()
+            logger.warning("received \(second) while draining; exiting without waiting for calls in flight")
+            Glibc.exit(1)
+        }
         let drain = TimeAmount.nanoseconds(Int64(loaded.config.shutdown.drainTimeoutSeconds * 1e9))
         await server.shutdown(drainTimeout: drain)
         try? await threadPool.shutdownGracefully()
@@ -89,25 +93,52 @@ enum LogLevelName {
     }
 }
 
-/// Delivers SIGINT and SIGTERM as an async sequence instead of killing the process.
+/// Delivers SIGINT and SIGTERM as an async wait instead of killing the process.
+///
+/// A classic self-pipe: the signal handler (which may run on any thread that does not block the signals) only
+/// writes the signal number to a pipe, which is async-signal-safe; a dedicated thread reads the pipe. Nothing depends
+/// on signal masks, so a signal cannot be lost to a thread that was created before the handler was installed.
 final class TerminationSignals: @unchecked Sendable {
-    // Sources are only touched in init; Dispatch serialises their handlers on `queue`.
-    private let sources: [DispatchSourceSignal]
+    // Written once in init, before the handlers are installed; read by the handler and the reader thread.
+    nonisolated(unsafe) private static var pipeWriteEnd: Int32 = -1
+
     private let stream: AsyncStream<String>
 
     init() {
-        let queue = DispatchQueue(label: "s2s-proxy.signals")
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else {
+            fatalError("s2s-proxy: cannot create the signal pipe: errno \(errno)")
+        }
+        TerminationSignals.pipeWriteEnd = fds[1]
         var continuation: AsyncStream<String>.Continuation!
         stream = AsyncStream { continuation = $0 }
-        var sources: [DispatchSourceSignal] = []
-        for (number, name) in [(SIGINT, "SIGINT"), (SIGTERM, "SIGTERM")] {
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
-            source.setEventHandler { continuation.yield(name) }
-            source.resume()
-            sources.append(source)
+        let readEnd = fds[0]
+        let signals = continuation!
+        let reader = Thread {
+            var number: Int32 = 0
+            while true {
+                let count = read(readEnd, &number, MemoryLayout<Int32>.size)
+                if count == MemoryLayout<Int32>.size {
+                    signals.yield(number == SIGINT ? "SIGINT" : "SIGTERM")
+                } else if count < 0 && errno == EINTR {
+                    continue
+                } else {
+                    return
+                }
+            }
         }
-        self.sources = sources
+        reader.name = "s2s-proxy signals"
+        reader.start()
+        for number in [SIGINT, SIGTERM] {
+            var action = sigaction()
+            action.__sigaction_handler.sa_handler = { received in
+                var value = received
+                _ = write(TerminationSignals.pipeWriteEnd, &value, MemoryLayout<Int32>.size)
+            }
+            action.sa_flags = SA_RESTART
+            sigemptyset(&action.sa_mask)
+            sigaction(number, &action, nil)
+        }
     }
 
     /// Waits for the first termination signal.
@@ -124,3 +155,4 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import Foundation
