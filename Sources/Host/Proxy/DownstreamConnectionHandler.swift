@@ -104,7 +104,13 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
         if error is NIOHTTP2Errors.StreamError { return }
         if !reportedError {
             reportedError = true
-            logger.warning("closing connection after protocol error", metadata: ["error": "\(NetworkErrorDescription.describe(error))"])
+            if error is NIOHTTP2Errors.InvalidStreamIDForPeer {
+                // grpc-go clients (the temporal CLI, Temporal servers) close their connections with a GOAWAY naming
+                // their own last stream, which the HTTP/2 state machine rejects; the connection was ending anyway.
+                logger.debug("closing connection: the client's GOAWAY named one of its own streams", metadata: ["error": "\(error)"])
+            } else {
+                logger.warning("closing connection after protocol error", metadata: ["error": "\(NetworkErrorDescription.describe(error))"])
+            }
         }
         context.close(promise: nil)
     }
