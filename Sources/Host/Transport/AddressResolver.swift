@@ -13,8 +13,13 @@ import Darwin
 import NIOCore
 import NIOPosix
 
+/// Turns an upstream `host:port` into the addresses to connect to; `AddressResolver` in the proxy, fixed lists in tests.
+protocol UpstreamAddressResolving: Sendable {
+    func resolve(_ target: HostAndPort, on eventLoop: EventLoop) -> EventLoopFuture<[SocketAddress]>
+}
+
 /// Resolves host names to socket addresses off the event loops.
-public struct AddressResolver: Sendable {
+public struct AddressResolver: UpstreamAddressResolving {
     private let threadPool: NIOThreadPool
 
     public init(threadPool: NIOThreadPool) {

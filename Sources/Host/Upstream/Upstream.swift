@@ -9,7 +9,7 @@ public final class Upstream: UpstreamConnecting {
     // Immutable after init; each pool is used only on its own event loop.
     nonisolated(unsafe) private let pools: [ObjectIdentifier: UpstreamConnectionPool]
 
-    init(target: HostAndPort, eventLoops: [EventLoop], settings: UpstreamPoolSettings, resolver: AddressResolver, logger: Logger) {
+    init(target: HostAndPort, eventLoops: [EventLoop], settings: UpstreamPoolSettings, resolver: UpstreamAddressResolving, logger: Logger) {
         self.target = target
         var pools: [ObjectIdentifier: UpstreamConnectionPool] = [:]
         for loop in eventLoops {

@@ -55,7 +55,7 @@ final class UpstreamConnectionPool {
     let target: HostAndPort
     let eventLoop: EventLoop
     private let settings: UpstreamPoolSettings
-    private let resolver: AddressResolver
+    private let resolver: UpstreamAddressResolving
     private var logger: Logger
 
     private var endpoints: [Endpoint] = []
@@ -67,7 +67,7 @@ final class UpstreamConnectionPool {
     private var retryTask: Scheduled<Void>?
     private var isClosed = false
 
-    init(target: HostAndPort, eventLoop: EventLoop, settings: UpstreamPoolSettings, resolver: AddressResolver, logger: Logger) {
+    init(target: HostAndPort, eventLoop: EventLoop, settings: UpstreamPoolSettings, resolver: UpstreamAddressResolving, logger: Logger) {
         self.target = target
         self.eventLoop = eventLoop
         self.settings = settings
