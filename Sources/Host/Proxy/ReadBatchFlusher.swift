@@ -11,7 +11,8 @@
 import NIOCore
 import NIOPosix
 
-final class ReadBatchFlusher {
+// Unchecked Sendable: each instance is reached only through its own thread's thread-specific variable.
+final class ReadBatchFlusher: @unchecked Sendable {
     private static let perThread = ThreadSpecificVariable<ReadBatchFlusher>()
 
     /// The flusher of the calling thread (an event loop's).
