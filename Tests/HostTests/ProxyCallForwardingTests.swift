@@ -231,4 +231,29 @@ final class ProxyCallForwardingTests: XCTestCase {
         XCTAssertEqual(record.requestBytes, 0)
         XCTAssertEqual(calls.value, 0)
     }
+
+    func testSilentUpstreamConnectionIsClosedAfterAnUnansweredPing() throws {
+        try setUp(maxMessageBytes: 1 << 20)
+        let interval = HTTP2Tuning().upstreamKeepaliveInterval
+        // The first interval saw the connection set-up traffic: no PING needed yet.
+        loop.advanceTime(by: interval)
+        XCTAssertNil(try proxyUpstream.readOutbound(as: IOData.self))
+        // A silent interval: the PING goes out but never reaches the upstream, as with a peer that vanished.
+        loop.advanceTime(by: interval)
+        XCTAssertNotNil(try proxyUpstream.readOutbound(as: IOData.self))
+        while try proxyUpstream.readOutbound(as: IOData.self) != nil {}
+        XCTAssertTrue(proxyUpstream.isActive)
+        loop.advanceTime(by: interval)
+        XCTAssertFalse(proxyUpstream.isActive)
+    }
+
+    func testAnsweredPingsKeepTheUpstreamConnection() throws {
+        try setUp(maxMessageBytes: 1 << 20)
+        let interval = HTTP2Tuning().upstreamKeepaliveInterval
+        for _ in 0..<4 {
+            loop.advanceTime(by: interval)
+            try exchange()
+        }
+        XCTAssertTrue(proxyUpstream.isActive)
+    }
 }

@@ -4,6 +4,7 @@
 // slow reader can make the proxy hold bounded: at most one stream window per stream and one connection window per
 // connection are ever buffered.
 
+import NIOCore
 import NIOHTTP2
 
 /// HTTP/2 connection and stream parameters of the proxy.
@@ -16,6 +17,9 @@ public struct HTTP2Tuning: Sendable {
     public var maxConcurrentStreams: Int = 4096
     /// Largest header block accepted.
     public var maxHeaderListBytes: Int = 64 << 10
+    /// An upstream connection silent for this long gets a PING; if the next interval passes without its answer,
+    /// the connection is closed (a peer or middlebox that vanished without closing) and the pool reconnects.
+    public var upstreamKeepaliveInterval: TimeAmount = .seconds(30)
 
     public init() {}
 

@@ -30,6 +30,10 @@ final class UpstreamConnection: ChannelInboundHandler {
     /// Succeeds once the HTTP/2 handler has sent its preface: only then may streams be opened.
     private let active: EventLoopPromise<Void>
     private var activeSettled = false
+    /// Liveness checks (see `HTTP2Tuning.upstreamKeepaliveInterval`).
+    private var keepalive: RepeatedTask?
+    private var readSinceLastCheck = false
+    private var pingOutstanding = false
 
     private init(address: SocketAddress, eventLoop: EventLoop, tuning: HTTP2Tuning, onGoAway: @escaping (UpstreamConnection) -> Void) {
         self.address = address
@@ -98,10 +102,16 @@ final class UpstreamConnection: ChannelInboundHandler {
     func channelActive(context: ChannelHandlerContext) {
         activeSettled = true
         active.succeed(())
+        let interval = tuning.upstreamKeepaliveInterval
+        keepalive = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+            self.checkLiveness()
+        }
         context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        keepalive?.cancel()
+        keepalive = nil
         // A read batch can end in the connection closing, without channelReadComplete.
         defer { ReadBatchFlusher.current.endReadBatch() }
         if !activeSettled {
@@ -121,8 +131,11 @@ final class UpstreamConnection: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         ReadBatchFlusher.current.beginReadBatch()
         writer.raiseConnectionWindowOnce()
+        readSinceLastCheck = true
         let frame = unwrapInboundIn(data)
         switch frame.payload {
+        case .ping(_, ack: true):
+            pingOutstanding = false
         case .headers(let headers):
             calls[frame.streamID]?.upstreamHeaders(headers)
         case .data(let data):
@@ -181,6 +194,21 @@ final class UpstreamConnection: ChannelInboundHandler {
         calls[id] = call
         context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(headers))), promise: nil)
         return id
+    }
+
+    /// Runs every keepalive interval: a PING unanswered for a whole interval means the peer is gone.
+    private func checkLiveness() {
+        guard let context else { return }
+        if pingOutstanding {
+            context.close(promise: nil)
+            return
+        }
+        if !readSinceLastCheck {
+            pingOutstanding = true
+            writer.write(.ping(HTTP2PingData(withInteger: 0x5332_5350_524F_5859), ack: false), streamID: .rootStream, promise: nil)
+            writer.flush()
+        }
+        readSinceLastCheck = false
     }
 
     /// The call on `streamID` no longer wants its frames.
