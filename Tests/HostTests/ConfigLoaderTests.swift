@@ -565,6 +565,7 @@ final class ConfigLoaderTests: XCTestCase {
         XCTAssertEqual(config.upstream.connectTimeoutSeconds, 5)
         XCTAssertEqual(config.upstream.reconnectBackoffInitialSeconds, 1)
         XCTAssertEqual(config.upstream.reconnectBackoffMaxSeconds, 10)
+        XCTAssertEqual(config.upstream.keepaliveIntervalSeconds, 300)
     }
 
     func testExtensionKeysAreParsed() throws {
@@ -574,11 +575,13 @@ final class ConfigLoaderTests: XCTestCase {
             upstream:
               connectTimeoutSeconds: 1
               reconnectBackoffInitialSeconds: 0.25
+              keepaliveIntervalSeconds: 0
             """)).config
         XCTAssertEqual(config.limits.maxMessageBytes, 4_194_304)
         XCTAssertEqual(config.shutdown.drainTimeoutSeconds, 2.5)
         XCTAssertEqual(config.upstream, UpstreamConfig(
-            connectTimeoutSeconds: 1, reconnectBackoffInitialSeconds: 0.25, reconnectBackoffMaxSeconds: 10
+            connectTimeoutSeconds: 1, reconnectBackoffInitialSeconds: 0.25, reconnectBackoffMaxSeconds: 10,
+            keepaliveIntervalSeconds: 0
         ))
     }
 

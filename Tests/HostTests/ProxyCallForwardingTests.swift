@@ -232,24 +232,44 @@ final class ProxyCallForwardingTests: XCTestCase {
         XCTAssertEqual(calls.value, 0)
     }
 
-    func testSilentUpstreamConnectionIsClosedAfterAnUnansweredPing() throws {
+    func testSilentUpstreamConnectionWithACallInFlightIsClosedAfterAnUnansweredPing() throws {
         try setUp(maxMessageBytes: 1 << 20)
-        let interval = HTTP2Tuning().upstreamKeepaliveInterval
-        // The first interval saw the connection set-up traffic: no PING needed yet.
+        let interval = try XCTUnwrap(HTTP2Tuning().upstreamKeepaliveInterval)
+        let (stream, recorder) = try openCall()
+        stream.writeAndFlush(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(message(10)))), promise: nil)
+        try exchange()
+        // The first interval saw the call's traffic: no PING needed yet.
         loop.advanceTime(by: interval)
         XCTAssertNil(try proxyUpstream.readOutbound(as: IOData.self))
-        // A silent interval: the PING goes out but never reaches the upstream, as with a peer that vanished.
+        // A silent interval with the call still open: the PING goes out but never reaches the upstream, as with a
+        // peer that vanished.
         loop.advanceTime(by: interval)
         XCTAssertNotNil(try proxyUpstream.readOutbound(as: IOData.self))
         while try proxyUpstream.readOutbound(as: IOData.self) != nil {}
         XCTAssertTrue(proxyUpstream.isActive)
         loop.advanceTime(by: interval)
         XCTAssertFalse(proxyUpstream.isActive)
+        loop.run()
+        _ = try move(from: proxyServer, to: client)
+        XCTAssertEqual(recorder.headers.last?.first(name: "grpc-status"), "14")
+    }
+
+    func testIdleUpstreamConnectionIsNotPinged() throws {
+        try setUp(maxMessageBytes: 1 << 20)
+        let interval = try XCTUnwrap(HTTP2Tuning().upstreamKeepaliveInterval)
+        for _ in 0..<3 {
+            loop.advanceTime(by: interval)
+            XCTAssertNil(try proxyUpstream.readOutbound(as: IOData.self))
+        }
+        XCTAssertTrue(proxyUpstream.isActive)
     }
 
     func testAnsweredPingsKeepTheUpstreamConnection() throws {
         try setUp(maxMessageBytes: 1 << 20)
-        let interval = HTTP2Tuning().upstreamKeepaliveInterval
+        let interval = try XCTUnwrap(HTTP2Tuning().upstreamKeepaliveInterval)
+        let (stream, _) = try openCall()
+        stream.writeAndFlush(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(message(10)))), promise: nil)
+        try exchange()
         for _ in 0..<4 {
             loop.advanceTime(by: interval)
             try exchange()

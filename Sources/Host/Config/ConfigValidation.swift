@@ -312,6 +312,13 @@ struct ConfigValidation {
             upstream.reconnectBackoffInitialSeconds, at: upstreamPath.appending("reconnectBackoffInitialSeconds")
         )
         requirePositive(upstream.reconnectBackoffMaxSeconds, at: upstreamPath.appending("reconnectBackoffMaxSeconds"))
+        if upstream.keepaliveIntervalSeconds < 0 {
+            report(
+                "\(upstream.keepaliveIntervalSeconds.plainText) is negative; use a number of seconds, or 0 to turn "
+                    + "upstream keepalive pings off",
+                at: upstreamPath.appending("keepaliveIntervalSeconds")
+            )
+        }
         if upstream.reconnectBackoffMaxSeconds < upstream.reconnectBackoffInitialSeconds {
             report(
                 "\(upstream.reconnectBackoffMaxSeconds.plainText) is below reconnectBackoffInitialSeconds "

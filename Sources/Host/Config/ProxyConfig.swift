@@ -356,14 +356,21 @@ public struct UpstreamConfig: Sendable, Equatable {
     public var reconnectBackoffInitialSeconds: Double
     /// Upper bound of the reconnect delay.
     public var reconnectBackoffMaxSeconds: Double
+    /// A connection with calls in flight that has been silent this long gets an HTTP/2 PING; unanswered for another
+    /// interval, the connection is closed and replaced. 0 turns this off. The default, 5 minutes, is the most
+    /// frequent ping a grpc-go server accepts by default (`keepalive.EnforcementPolicy.MinTime`); Temporal's
+    /// frontend accepts pings every 10 s.
+    public var keepaliveIntervalSeconds: Double
 
     public init(
         connectTimeoutSeconds: Double = 5,
         reconnectBackoffInitialSeconds: Double = 1,
-        reconnectBackoffMaxSeconds: Double = 10
+        reconnectBackoffMaxSeconds: Double = 10,
+        keepaliveIntervalSeconds: Double = 300
     ) {
         self.connectTimeoutSeconds = connectTimeoutSeconds
         self.reconnectBackoffInitialSeconds = reconnectBackoffInitialSeconds
         self.reconnectBackoffMaxSeconds = reconnectBackoffMaxSeconds
+        self.keepaliveIntervalSeconds = keepaliveIntervalSeconds
     }
 }

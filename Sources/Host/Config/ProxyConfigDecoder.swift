@@ -269,7 +269,9 @@ struct ProxyConfigDecoder {
             reconnectBackoffInitialSeconds: reader.number("reconnectBackoffInitialSeconds", in: fields)
                 ?? defaults.reconnectBackoffInitialSeconds,
             reconnectBackoffMaxSeconds: reader.number("reconnectBackoffMaxSeconds", in: fields)
-                ?? defaults.reconnectBackoffMaxSeconds
+                ?? defaults.reconnectBackoffMaxSeconds,
+            keepaliveIntervalSeconds: reader.number("keepaliveIntervalSeconds", in: fields)
+                ?? defaults.keepaliveIntervalSeconds
         )
     }
 
@@ -301,6 +303,9 @@ struct ProxyConfigDecoder {
             "disableTCPPings", "probeTimeoutMs", "probeIntervalMs",
         ]
         static let logging = ["throttleMaxRPS", "disabled"]
-        static let upstream = ["connectTimeoutSeconds", "reconnectBackoffInitialSeconds", "reconnectBackoffMaxSeconds"]
+        static let upstream = [
+            "connectTimeoutSeconds", "reconnectBackoffInitialSeconds", "reconnectBackoffMaxSeconds",
+            "keepaliveIntervalSeconds",
+        ]
     }
 }

@@ -28,7 +28,7 @@ public final class ProxyServer: Sendable {
             connectTimeout: .nanoseconds(Int64(config.upstream.connectTimeoutSeconds * 1e9)),
             backoffInitial: .nanoseconds(Int64(config.upstream.reconnectBackoffInitialSeconds * 1e9)),
             backoffMax: .nanoseconds(Int64(config.upstream.reconnectBackoffMaxSeconds * 1e9)),
-            tuning: HTTP2Tuning()
+            tuning: HTTP2Tuning(upstreamKeepaliveSeconds: config.upstream.keepaliveIntervalSeconds)
         )
         var listeners: [ProxyListener] = []
         var upstreams: [Upstream] = []

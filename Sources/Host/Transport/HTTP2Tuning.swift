@@ -17,11 +17,17 @@ public struct HTTP2Tuning: Sendable {
     public var maxConcurrentStreams: Int = 4096
     /// Largest header block accepted.
     public var maxHeaderListBytes: Int = 64 << 10
-    /// An upstream connection silent for this long gets a PING; if the next interval passes without its answer,
-    /// the connection is closed (a peer or middlebox that vanished without closing) and the pool reconnects.
-    public var upstreamKeepaliveInterval: TimeAmount = .seconds(30)
+    /// An upstream connection with calls in flight that is silent for this long gets a PING; if the next interval
+    /// passes without its answer, the connection is closed (a peer or middlebox that vanished without closing) and
+    /// the pool reconnects. Nil: no pings (`upstream.keepaliveIntervalSeconds: 0`).
+    public var upstreamKeepaliveInterval: TimeAmount? = .seconds(300)
 
     public init() {}
+
+    /// Default tuning with the upstream keepalive of the config (`upstream.keepaliveIntervalSeconds`; 0 = off).
+    public init(upstreamKeepaliveSeconds: Double) {
+        upstreamKeepaliveInterval = upstreamKeepaliveSeconds > 0 ? .nanoseconds(Int64(upstreamKeepaliveSeconds * 1e9)) : nil
+    }
 
     /// SETTINGS the proxy announces on every connection it accepts or makes.
     var initialSettings: HTTP2Settings {

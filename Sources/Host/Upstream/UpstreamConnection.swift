@@ -102,9 +102,10 @@ final class UpstreamConnection: ChannelInboundHandler {
     func channelActive(context: ChannelHandlerContext) {
         activeSettled = true
         active.succeed(())
-        let interval = tuning.upstreamKeepaliveInterval
-        keepalive = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
-            self.checkLiveness()
+        if let interval = tuning.upstreamKeepaliveInterval {
+            keepalive = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+                self.checkLiveness()
+            }
         }
         context.fireChannelActive()
     }
@@ -196,14 +197,15 @@ final class UpstreamConnection: ChannelInboundHandler {
         return id
     }
 
-    /// Runs every keepalive interval: a PING unanswered for a whole interval means the peer is gone.
+    /// Runs every keepalive interval: a PING unanswered for a whole interval means the peer is gone. Idle
+    /// connections are not pinged: grpc-go servers count pings without streams as abuse (GOAWAY "too_many_pings").
     private func checkLiveness() {
         guard let context else { return }
         if pingOutstanding {
             context.close(promise: nil)
             return
         }
-        if !readSinceLastCheck {
+        if !readSinceLastCheck && !calls.isEmpty {
             pingOutstanding = true
             writer.write(.ping(HTTP2PingData(withInteger: 0x5332_5350_524F_5859), ack: false), streamID: .rootStream, promise: nil)
             writer.flush()
