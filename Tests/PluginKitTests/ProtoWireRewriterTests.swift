@@ -189,6 +189,21 @@ final class ProtoWireRewriterTests: XCTestCase {
         XCTAssertEqual(try rewriter.rebuiltBytes(), bytes("0A 01 61"))
     }
 
+    func testEditsEmptyStringAtTheEndOfSubMessage() throws {
+        // Outer { 2: Inner { 1: "" } }: the string's empty payload ends exactly where Inner ends.
+        let message = bytes("12 02 0A 00  18 01")
+        let inner = try scanAll(message)[0]
+        let emptyString = try scanAll(message, range: inner.payloadRange)[0]
+        XCTAssertEqual(emptyString.payloadRange, 4..<4)
+        var rewriter = ProtoWireRewriter(original: message)
+        try rewriter.replacePayload(of: emptyString, with: [0x61])
+        XCTAssertEqual(try rewriter.rebuiltBytes(), bytes("12 03 0A 01 61  18 01"))
+        // Replacing Inner as a whole as well would nest one edit inside the other.
+        XCTAssertThrowsError(try rewriter.replacePayload(of: inner, with: [])) { error in
+            XCTAssertEqual((error as? ProtoWireError)?.kind, .overlappingOrOutOfBoundsEdit)
+        }
+    }
+
     func testRejectsFieldFromAnotherBuffer() throws {
         let other = bytes("08 01 08 02 0A 01 61")
         let foreignField = try scanAll(other)[2]

@@ -75,8 +75,11 @@ public struct ProtoWireRewriter: Sendable {
             guard let field = try scanner.next() else {
                 throw ProtoWireError(offset: nextEdit.range.lowerBound, kind: .editNotAtFieldBoundary)
             }
+            // An empty payload can end exactly where its enclosing field ends; no later field can own it, since
+            // a later field's payload starts after its key.
             let editsInField = pending.prefix {
-                $0.range.lowerBound < field.fieldRange.upperBound || $0.range == field.payloadRange
+                $0.range.lowerBound < field.fieldRange.upperBound
+                    || ($0.range.isEmpty && $0.range.lowerBound == field.fieldRange.upperBound)
             }
             guard !editsInField.isEmpty else {
                 continue
@@ -111,12 +114,20 @@ public struct ProtoWireRewriter: Sendable {
         }
     }
 
-    /// Two payload edits conflict when they share a byte, are the same (possibly empty) payload, or one empty
-    /// payload lies strictly inside the other.
+    /// Two payload edits conflict when they share a byte, or when an empty payload lies within or at either end
+    /// of the other: no field's payload can start or end there, so it must be nested inside it. Two different
+    /// empty payloads never conflict.
     private static func conflict(_ first: Range<Int>, _ second: Range<Int>) -> Bool {
-        first == second || first.overlaps(second)
-            || (first.lowerBound < second.lowerBound && second.lowerBound < first.upperBound)
-            || (second.lowerBound < first.lowerBound && first.lowerBound < second.upperBound)
+        switch (first.isEmpty, second.isEmpty) {
+        case (true, true):
+            return first == second
+        case (true, false):
+            return second.lowerBound <= first.lowerBound && first.lowerBound <= second.upperBound
+        case (false, true):
+            return first.lowerBound <= second.lowerBound && second.lowerBound <= first.upperBound
+        case (false, false):
+            return first.overlaps(second)
+        }
     }
 }
 
