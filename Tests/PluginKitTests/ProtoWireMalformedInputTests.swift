@@ -36,7 +36,10 @@ final class ProtoWireMalformedInputTests: XCTestCase {
     }
 
     func testTenthByteOverflow() {
-        assertScanFails("08 FF FF FF FF FF FF FF FF FF 7F", with: ProtoWireError(offset: 1, kind: .varintOverflowsUInt64))
+        assertScanFails(
+            "08 FF FF FF FF FF FF FF FF FF 7F",
+            with: ProtoWireError(offset: 1, kind: .varintOverflowsUInt64)
+        )
     }
 
     func testGroupWireTypesAreRejected() {
@@ -77,8 +80,14 @@ final class ProtoWireMalformedInputTests: XCTestCase {
     }
 
     func testTruncatedFixedWidthValues() {
-        assertScanFails("0D 01 02", with: ProtoWireError(offset: 1, kind: .truncatedFixedWidthValue(needed: 4, available: 2)))
-        assertScanFails("09 01 02 03 04 05 06 07", with: ProtoWireError(offset: 1, kind: .truncatedFixedWidthValue(needed: 8, available: 7)))
+        assertScanFails(
+            "0D 01 02",
+            with: ProtoWireError(offset: 1, kind: .truncatedFixedWidthValue(needed: 4, available: 2))
+        )
+        assertScanFails(
+            "09 01 02 03 04 05 06 07",
+            with: ProtoWireError(offset: 1, kind: .truncatedFixedWidthValue(needed: 8, available: 7))
+        )
     }
 
     func testSubMessageErrorsReportOffsetsInTheWholeBuffer() throws {
@@ -89,7 +98,8 @@ final class ProtoWireMalformedInputTests: XCTestCase {
         let subMessage = try XCTUnwrap(try outer.next())
         XCTAssertEqual(subMessage.payloadRange, 2..<5)
         XCTAssertThrowsError(try scanAll(message, range: subMessage.payloadRange)) { error in
-            XCTAssertEqual(error as? ProtoWireError, ProtoWireError(offset: 3, kind: .lengthBeyondEnd(length: 5, available: 1)))
+            let expected = ProtoWireError(offset: 3, kind: .lengthBeyondEnd(length: 5, available: 1))
+            XCTAssertEqual(error as? ProtoWireError, expected)
         }
     }
 
@@ -116,7 +126,8 @@ final class ProtoWireMalformedInputTests: XCTestCase {
                 XCTAssertTrue(range.contains(error.offset) || error.offset == range.upperBound)
                 return
             }
-            XCTAssertTrue(range.lowerBound <= field.fieldRange.lowerBound && field.fieldRange.upperBound <= range.upperBound)
+            XCTAssertTrue(range.lowerBound <= field.fieldRange.lowerBound)
+            XCTAssertTrue(field.fieldRange.upperBound <= range.upperBound)
             guard field.wireType == .lengthDelimited else { continue }
             if !rewriter.hasEdits || field.payloadRange.count % 3 == 0 {
                 try? rewriter.replacePayload(of: field, with: [0x61])

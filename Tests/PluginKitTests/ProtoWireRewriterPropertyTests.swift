@@ -42,18 +42,27 @@ final class ProtoWireRewriterPropertyTests: XCTestCase {
         return output
     }
 
-    private func randomMessage(depth: Int, using generator: inout SeededGenerator) -> [(number: Int, value: FieldValue)] {
+    private func randomMessage(
+        depth: Int,
+        using generator: inout SeededGenerator
+    ) -> [(number: Int, value: FieldValue)] {
         (0..<Int.random(in: 0...5, using: &generator)).map { _ in
             let number = Bool.random(using: &generator)
                 ? Int.random(in: 1...15, using: &generator)
                 : Int.random(in: 16...ProtoFieldNumber.maximum, using: &generator)
             let value: FieldValue
             switch Int.random(in: 0...(depth < 4 ? 5 : 3), using: &generator) {
-            case 0: value = .varint(UInt64.random(in: 0...UInt64.max, using: &generator) >> UInt64.random(in: 0...63, using: &generator))
-            case 1: value = .fixed32(UInt32.random(in: 0...UInt32.max, using: &generator))
-            case 2: value = .fixed64(UInt64.random(in: 0...UInt64.max, using: &generator))
-            case 3: value = .string(randomString(using: &generator))
-            default: value = .message(randomMessage(depth: depth + 1, using: &generator))
+            case 0:
+                let bitsDropped = UInt64.random(in: 0...63, using: &generator)
+                value = .varint(UInt64.random(in: 0...UInt64.max, using: &generator) >> bitsDropped)
+            case 1:
+                value = .fixed32(UInt32.random(in: 0...UInt32.max, using: &generator))
+            case 2:
+                value = .fixed64(UInt64.random(in: 0...UInt64.max, using: &generator))
+            case 3:
+                value = .string(randomString(using: &generator))
+            default:
+                value = .message(randomMessage(depth: depth + 1, using: &generator))
             }
             return (number, value)
         }
@@ -84,7 +93,13 @@ final class ProtoWireRewriterPropertyTests: XCTestCase {
                 try rewriter.replacePayload(of: field, with: replacement)
                 fields[index].value = .string(replacement)
             case .message(var children):
-                try editStrings(&children, encoded: encoded, range: field.payloadRange, rewriter: &rewriter, using: &generator)
+                try editStrings(
+                    &children,
+                    encoded: encoded,
+                    range: field.payloadRange,
+                    rewriter: &rewriter,
+                    using: &generator
+                )
                 fields[index].value = .message(children)
             default:
                 break

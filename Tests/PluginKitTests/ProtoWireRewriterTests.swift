@@ -117,10 +117,19 @@ final class ProtoWireRewriterTests: XCTestCase {
         // Config = 24 bytes; Outer = 12 18 + Config, then field 3 varint 1.
         let message = bytes("12 18  3A 0B 0A 03 65 6E 76 12 04 70 72 6F 64  3A 09 0A 04 6E 73 2D 61 12 01 78  18 01")
         var rewriter = ProtoWireRewriter(original: message)
-        try renameStrings(in: message, range: 0..<message.count, from: utf8("ns-a"), to: utf8("namespace-a"), rewriter: &rewriter)
+        try renameStrings(
+            in: message,
+            range: 0..<message.count,
+            from: utf8("ns-a"),
+            to: utf8("namespace-a"),
+            rewriter: &rewriter
+        )
         XCTAssertEqual(
             try rewriter.rebuiltBytes(),
-            bytes("12 1F  3A 0B 0A 03 65 6E 76 12 04 70 72 6F 64  3A 10 0A 0B 6E 61 6D 65 73 70 61 63 65 2D 61 12 01 78  18 01")
+            bytes(
+                "12 1F  3A 0B 0A 03 65 6E 76 12 04 70 72 6F 64  "
+                    + "3A 10 0A 0B 6E 61 6D 65 73 70 61 63 65 2D 61 12 01 78  18 01"
+            )
         )
     }
 
@@ -139,8 +148,17 @@ final class ProtoWireRewriterTests: XCTestCase {
         while let field = try scanner.next() {
             guard field.wireType == .lengthDelimited else { continue }
             if depth < subMessageFieldByDepth.count, field.fieldNumber == subMessageFieldByDepth[depth] {
-                try renameStrings(in: message, range: field.payloadRange, from: oldValue, to: newValue, rewriter: &rewriter, depth: depth + 1)
-            } else if depth == subMessageFieldByDepth.count, field.fieldNumber == 1, message[field.payloadRange].elementsEqual(oldValue) {
+                try renameStrings(
+                    in: message,
+                    range: field.payloadRange,
+                    from: oldValue,
+                    to: newValue,
+                    rewriter: &rewriter,
+                    depth: depth + 1
+                )
+            } else if depth == subMessageFieldByDepth.count, field.fieldNumber == 1,
+                message[field.payloadRange].elementsEqual(oldValue)
+            {
                 try rewriter.replacePayload(of: field, with: newValue)
             }
         }
@@ -162,7 +180,8 @@ final class ProtoWireRewriterTests: XCTestCase {
         let varintField = try scanAll(message)[2]
         var rewriter = ProtoWireRewriter(original: message)
         XCTAssertThrowsError(try rewriter.replacePayload(of: varintField, with: [1])) { error in
-            XCTAssertEqual(error as? ProtoWireError, ProtoWireError(offset: 37, kind: .editOfNonLengthDelimitedField(.varint)))
+            let expected = ProtoWireError(offset: 37, kind: .editOfNonLengthDelimitedField(.varint))
+            XCTAssertEqual(error as? ProtoWireError, expected)
         }
         XCTAssertFalse(rewriter.hasEdits)
     }

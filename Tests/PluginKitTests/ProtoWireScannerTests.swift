@@ -36,7 +36,8 @@ final class ProtoWireScannerTests: XCTestCase {
         let outer = try scanAll(message)
         let levelA = try scanAll(message, range: outer[1].payloadRange)
         XCTAssertEqual(levelA.map(\.fieldNumber), [1, 3])
-        let varint = try ProtoVarint.decode(message, at: levelA[0].payloadRange.lowerBound, end: levelA[0].payloadRange.upperBound)
+        let varintRange = levelA[0].payloadRange
+        let varint = try ProtoVarint.decode(message, at: varintRange.lowerBound, end: varintRange.upperBound)
         XCTAssertEqual(varint.value, 150)
 
         var levelBScanner = ProtoWireScanner(bytes: message, subMessageOf: levelA[1])

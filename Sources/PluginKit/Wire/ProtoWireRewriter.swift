@@ -35,7 +35,10 @@ public struct ProtoWireRewriter: Sendable {
     public mutating func replacePayload(of field: ProtoWireField, with newPayload: [UInt8]) throws(ProtoWireError) {
         let range = field.payloadRange
         guard field.wireType == .lengthDelimited else {
-            throw ProtoWireError(offset: field.fieldRange.lowerBound, kind: .editOfNonLengthDelimitedField(field.wireType))
+            throw ProtoWireError(
+                offset: field.fieldRange.lowerBound,
+                kind: .editOfNonLengthDelimitedField(field.wireType)
+            )
         }
         guard range.lowerBound >= 0, range.upperBound <= original.count,
             !replacements.contains(where: { Self.conflict($0.range, range) })
