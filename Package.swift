@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "s2s-proxy", targets: ["S2SProxy"]),
         .executable(name: "s2s-bench", targets: ["S2SBench"]),
         .library(name: "Host", targets: ["Host"]),
+        .library(name: "PluginKit", targets: ["PluginKit"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -19,6 +20,8 @@ let package = Package(
     targets: [
         // The C contract between the host and translator plugins. Its content arrives with the plugin ABI work.
         .target(name: "PluginABI"),
+        // The Swift SDK for translator plugins: the protobuf wire walker and in-place message rewriting.
+        .target(name: "PluginKit"),
         // The proxy itself: configuration, transports, HTTP/2 + gRPC forwarding, lifecycle.
         .target(
             name: "Host",
@@ -64,6 +67,7 @@ let package = Package(
                 .product(name: "NIOHPACK", package: "swift-nio-http2"),
             ]
         ),
+        .testTarget(name: "PluginKitTests", dependencies: ["PluginKit"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,0 +1,42 @@
+// Test vectors helpers: hex literals to bytes, and a seeded random generator for the robustness loop.
+
+import PluginKit
+
+/// The bytes written as hex pairs, spaces ignored: `bytes("0A 06 6F")`.
+func bytes(_ hex: String) -> [UInt8] {
+    let digits = Array(hex.filter { !$0.isWhitespace })
+    precondition(digits.count % 2 == 0, "odd number of hex digits in test vector")
+    return stride(from: 0, to: digits.count, by: 2).map { UInt8(String(digits[$0...$0 + 1]), radix: 16)! }
+}
+
+/// The UTF-8 bytes of `text`.
+func utf8(_ text: String) -> [UInt8] {
+    Array(text.utf8)
+}
+
+/// Every field of the message in `range` of `buffer`, in order; fails the test by throwing if it is malformed.
+func scanAll(_ buffer: [UInt8], range: Range<Int>? = nil) throws -> [ProtoWireField] {
+    var scanner = ProtoWireScanner(bytes: buffer, range: range ?? 0..<buffer.count)
+    var fields: [ProtoWireField] = []
+    while let field = try scanner.next() {
+        fields.append(field)
+    }
+    return fields
+}
+
+/// SplitMix64: a tiny deterministic generator so the robustness loop sees the same inputs on every run.
+struct SeededGenerator: RandomNumberGenerator {
+    private var state: UInt64
+
+    init(seed: UInt64) {
+        state = seed
+    }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var mixed = state
+        mixed = (mixed ^ (mixed >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        mixed = (mixed ^ (mixed >> 27)) &* 0x94D0_49BB_1331_11EB
+        return mixed ^ (mixed >> 31)
+    }
+}
