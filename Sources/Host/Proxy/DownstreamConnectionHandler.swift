@@ -39,7 +39,7 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         // A read batch can end in the connection closing, without channelReadComplete.
-        defer { ReadBatchFlusher.current.endReadBatch() }
+        defer { writer.endReadBatch() }
         logger.info("connection closed")
         let open = calls
         calls = [:]
@@ -51,7 +51,7 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        ReadBatchFlusher.current.beginReadBatch()
+        writer.beginReadBatch()
         writer.raiseConnectionWindowOnce()
         let frame = unwrapInboundIn(data)
         switch frame.payload {
@@ -94,7 +94,7 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        ReadBatchFlusher.current.endReadBatch()
+        writer.endReadBatch()
         context.fireChannelReadComplete()
     }
 

@@ -49,6 +49,16 @@ final class HTTP2FrameWriter {
         flusher?.flush(self)
     }
 
+    /// The connection started handing frames to calls: their flushes wait for `endReadBatch`.
+    func beginReadBatch() {
+        flusher?.beginReadBatch()
+    }
+
+    /// The connection's read batch is over (or the connection closed): flush every writer its calls used.
+    func endReadBatch() {
+        flusher?.endReadBatch()
+    }
+
     /// Called by the flusher.
     func flushNow() {
         flushPending = false

@@ -26,11 +26,6 @@ final class ProxyListener: Sendable {
         self.tuning = tuning
     }
 
-    /// The address actually bound (useful when the configured port is 0).
-    var localAddress: SocketAddress? {
-        state.withLockedValue { $0.serverChannel?.localAddress }
-    }
-
     /// Binds the socket and starts accepting.
     func start(group: EventLoopGroup) async throws {
         let context = self.context

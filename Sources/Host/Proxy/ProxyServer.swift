@@ -76,11 +76,6 @@ public final class ProxyServer: Sendable {
         }
     }
 
-    /// The bound address of each listener, by `connection/direction` name.
-    public var boundAddresses: [(name: String, address: SocketAddress)] {
-        listeners.compactMap { listener in listener.localAddress.map { (listener.context.name, $0) } }
-    }
-
     /// Graceful shutdown: stop accepting, let calls in flight finish for up to `drainTimeout`, then close the rest.
     public func shutdown(drainTimeout: TimeAmount) async {
         for listener in listeners { await listener.stopAccepting() }

@@ -37,25 +37,4 @@ public struct HTTP2Tuning: Sendable {
             HTTP2Setting(parameter: .initialWindowSize, value: streamWindowBytes),
         ]
     }
-
-    var connectionConfiguration: NIOHTTP2Handler.ConnectionConfiguration {
-        var configuration = NIOHTTP2Handler.ConnectionConfiguration()
-        configuration.initialSettings = [
-            HTTP2Setting(parameter: .maxConcurrentStreams, value: maxConcurrentStreams),
-            HTTP2Setting(parameter: .maxHeaderListSize, value: maxHeaderListBytes),
-            HTTP2Setting(parameter: .initialWindowSize, value: streamWindowBytes),
-        ]
-        configuration.targetWindowSize = connectionWindowBytes
-        return configuration
-    }
-
-    var streamConfiguration: NIOHTTP2Handler.StreamConfiguration {
-        var configuration = NIOHTTP2Handler.StreamConfiguration()
-        configuration.targetWindowSize = streamWindowBytes
-        // Writability of a stream channel is what pauses reading on the other side of a call; allow one frame of
-        // slack above the peer's window so full-size DATA frames are not split into tiny writes.
-        configuration.outboundBufferSizeHighWatermark = 64 << 10
-        configuration.outboundBufferSizeLowWatermark = 32 << 10
-        return configuration
-    }
 }

@@ -114,7 +114,7 @@ final class UpstreamConnection: ChannelInboundHandler {
         keepalive?.cancel()
         keepalive = nil
         // A read batch can end in the connection closing, without channelReadComplete.
-        defer { ReadBatchFlusher.current.endReadBatch() }
+        defer { writer.endReadBatch() }
         if !activeSettled {
             activeSettled = true
             active.fail(ChannelError.ioOnClosedChannel)
@@ -130,7 +130,7 @@ final class UpstreamConnection: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        ReadBatchFlusher.current.beginReadBatch()
+        writer.beginReadBatch()
         writer.raiseConnectionWindowOnce()
         readSinceLastCheck = true
         let frame = unwrapInboundIn(data)
@@ -171,7 +171,7 @@ final class UpstreamConnection: ChannelInboundHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        ReadBatchFlusher.current.endReadBatch()
+        writer.endReadBatch()
         context.fireChannelReadComplete()
     }
 
