@@ -19,8 +19,7 @@ struct S2SProxyCommand: AsyncParsableCommand {
 enum ProxyVersion {
     static let current = "0.1.0"
     static var pluginABI: String {
-        let version = s2s_plugin_host_abi_version()
-        return "\(version >> 16).\(version & 0xFFFF)"
+        "\(S2S_PLUGIN_ABI_MAJOR).\(S2S_PLUGIN_ABI_MINOR)"
     }
 }
 
