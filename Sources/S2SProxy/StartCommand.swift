@@ -51,10 +51,24 @@ struct StartCommand: AsyncParsableCommand {
             logger.warning("\(warning)")
         }
 
+        let plugins: PluginSetup
+        do {
+            plugins = try PluginSetup.build(config: loaded.config, configPath: config, logger: logger, metrics: PluginMetricsRegistry())
+        } catch {
+            for problem in error.problems {
+                printToStandardError("error: \(config): \(problem)")
+            }
+            printToStandardError("s2s-proxy: refusing to start: plugins could not be set up (listed above)")
+            throw ExitCode(2)
+        }
+        for line in plugins.describe(connectionNames: loaded.config.clusterConnections.map(\.name)) {
+            logger.info("\(line)")
+        }
+
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads ?? System.coreCount)
         let threadPool = NIOThreadPool(numberOfThreads: 1)
         threadPool.start()
-        let server = try ProxyServer(config: loaded.config, group: group, threadPool: threadPool, logger: logger)
+        let server = try ProxyServer(config: loaded.config, plugins: plugins, group: group, threadPool: threadPool, logger: logger)
         let signals = TerminationSignals()
         do {
             try await server.start()
@@ -79,6 +93,7 @@ struct StartCommand: AsyncParsableCommand {
         await server.shutdown(drainTimeout: drain)
         try? await threadPool.shutdownGracefully()
         try? await group.shutdownGracefully()
+        plugins.destroy()
         logger.info("s2s-proxy stopped")
     }
 }

@@ -2,6 +2,7 @@
 
 import ArgumentParser
 import Host
+import Logging
 
 struct ValidateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -14,7 +15,23 @@ struct ValidateCommand: AsyncParsableCommand {
 
     func run() async throws {
         let loaded = try ConfigFile.load(config)
+        // Plugins are loaded and given their options, so that a config that validates also starts.
+        let plugins: PluginSetup
+        do {
+            var logger = Logger(label: "s2s-proxy")
+            logger.logLevel = .warning
+            plugins = try PluginSetup.build(config: loaded.config, configPath: config, logger: logger, metrics: PluginMetricsRegistry())
+        } catch {
+            for problem in error.problems {
+                printToStandardError("error: \(config): \(problem)")
+            }
+            throw ExitCode(2)
+        }
+        defer { plugins.destroy() }
         print(loaded.summary)
+        for line in plugins.describe(connectionNames: loaded.config.clusterConnections.map(\.name)) {
+            print(line)
+        }
         for note in loaded.unsupported {
             print("note: \(note) — `start` refuses this config until that feature is built")
         }

@@ -58,6 +58,8 @@ public struct ClusterConnectionConfig: Sendable, Equatable {
     public var localClusterHealthCheck: HealthCheckConfig?
     public var shardCount: ShardCountConfig?
     public var memberlist: MemberlistConfig?
+    /// Extension: the plugin chain, in order (`plugins:`).
+    public var plugins: [PluginEntryConfig] = []
 
     public init(
         name: String = "",
@@ -372,5 +374,30 @@ public struct UpstreamConfig: Sendable, Equatable {
         self.reconnectBackoffInitialSeconds = reconnectBackoffInitialSeconds
         self.reconnectBackoffMaxSeconds = reconnectBackoffMaxSeconds
         self.keepaliveIntervalSeconds = keepaliveIntervalSeconds
+    }
+}
+
+/// One `plugins[]` entry of a cluster connection: which plugin, on which side, with which options.
+public struct PluginEntryConfig: Sendable, Equatable {
+    public enum Source: Sendable, Equatable {
+        /// `name:` - a bundled plugin, found as `lib<name>.so` (see `PluginLibrary.load(bundledName:)`).
+        case bundled(String)
+        /// `path:` - a file; relative paths are resolved against the config file's directory when loaded.
+        case path(String)
+    }
+
+    public var source: Source
+    /// `side:` - which listener's calls the plugin sees (default both).
+    public var side: PluginSides
+    /// `onError:` - what a plugin failure does to the call (default failClosed).
+    public var onError: PluginFailurePolicy
+    /// `options:` - handed to the plugin as a JSON object ("{}" when absent).
+    public var optionsJSON: String
+
+    public init(source: Source, side: PluginSides = .both, onError: PluginFailurePolicy = .failClosed, optionsJSON: String = "{}") {
+        self.source = source
+        self.side = side
+        self.onError = onError
+        self.optionsJSON = optionsJSON
     }
 }

@@ -113,7 +113,56 @@ struct ProxyConfigDecoder {
         if let memberlist = reader.mapping("memberlist", in: fields, knownKeys: Keys.memberlist) {
             connection.memberlist = memberlistConfig(memberlist)
         }
+        if let entries = reader.items("plugins", in: fields) {
+            connection.plugins = entries.compactMap { pluginEntry($0.node, at: $0.path) }
+        }
         return connection
+    }
+
+    /// One `plugins[]` entry: exactly one of `name` or `path`, and optional `side`, `onError`, `options`.
+    private mutating func pluginEntry(_ node: Node, at path: ConfigKeyPath) -> PluginEntryConfig? {
+        guard let fields = reader.fields(of: node, at: path, knownKeys: Keys.pluginEntry) else { return nil }
+        let name = reader.string("name", in: fields)
+        let file = reader.string("path", in: fields)
+        var entry: PluginEntryConfig
+        switch (name, file) {
+        case (let name?, nil) where !name.isEmpty:
+            entry = PluginEntryConfig(source: .bundled(name))
+        case (nil, let file?) where !file.isEmpty:
+            entry = PluginEntryConfig(source: .path(file))
+        case (.some, .some):
+            reader.report("give either name (a bundled plugin) or path (a plugin file), not both", at: path)
+            return nil
+        default:
+            if !fields.has("name"), !fields.has("path") {
+                reader.report("a plugin entry needs name (a bundled plugin) or path (a plugin file)", at: path)
+            } else {
+                reader.report("the plugin name or path is empty", at: path.appending(fields.has("name") ? "name" : "path"))
+            }
+            return nil
+        }
+        if let side = reader.string("side", in: fields) {
+            if let value = PluginSides(rawValue: side) {
+                entry.side = value
+            } else {
+                reader.report("unknown side \"\(side)\"; use inbound, outbound or both", at: path.appending("side"))
+            }
+        }
+        if let policy = reader.string("onError", in: fields) {
+            if let value = PluginFailurePolicy(rawValue: policy) {
+                entry.onError = value
+            } else {
+                reader.report("unknown onError \"\(policy)\"; use failClosed or failOpen", at: path.appending("onError"))
+            }
+        }
+        if let options = reader.json("options", in: fields) {
+            if options.hasPrefix("{") {
+                entry.optionsJSON = options
+            } else {
+                reader.report("options must be a mapping (key: value pairs)", at: path.appending("options"))
+            }
+        }
+        return entry
     }
 
     /// `local:` or `remote:`; both are required, and so is their `connectionType`.
@@ -292,8 +341,9 @@ struct ProxyConfigDecoder {
         static let clusterConnection = [
             "name", "local", "remote", "replicationEndpoint", "failoverVersionIncrementTranslation", "aclPolicy",
             "namespaceTranslation", "searchAttributeTranslation", "remoteClusterHealthCheck",
-            "localClusterHealthCheck", "shardCount", "memberlist",
+            "localClusterHealthCheck", "shardCount", "memberlist", "plugins",
         ]
+        static let pluginEntry = ["name", "path", "side", "onError", "options"]
         static let clusterDefinition = ["connectionType", "tcpClient", "tcpServer", "muxCount", "muxAddressInfo"]
         static let tls = ["certificatePath", "keyPath", "remoteCAPath", "caServerName", "skipCAVerification"]
         static let healthCheck = ["protocol", "listenAddress"]

@@ -160,6 +160,88 @@ struct YAMLNodeReader {
         }
     }
 
+    /// The value of `key` (any YAML) as JSON text; nil when absent or not representable (reported).
+    mutating func json(_ key: String, in fields: MappingFields) -> String? {
+        guard let node = fields.values[key] else { return nil }
+        var output = ""
+        return json(from: node, at: fields.path.appending(key), into: &output, depth: 0) ? output : nil
+    }
+
+    /// Appends `node` as JSON: mappings become objects (keys as strings), sequences arrays, and scalars strings,
+    /// numbers, booleans or null by the same resolution as everywhere else in the file.
+    private mutating func json(from node: Node, at path: ConfigKeyPath, into output: inout String, depth: Int) -> Bool {
+        guard depth < 64 else {
+            report("nested too deeply (more than 64 levels)", at: path)
+            return false
+        }
+        switch node {
+        case .mapping(let mapping):
+            output += "{"
+            var first = true
+            for (keyNode, valueNode) in mapping {
+                guard case .scalar(let key) = keyNode else {
+                    report("mapping keys must be scalars", at: path)
+                    return false
+                }
+                if !first { output += "," }
+                first = false
+                Self.appendJSONString(key.string, to: &output)
+                output += ":"
+                guard json(from: valueNode, at: path.appending(key.string), into: &output, depth: depth + 1) else { return false }
+            }
+            output += "}"
+        case .sequence(let sequence):
+            output += "["
+            for (index, item) in sequence.enumerated() {
+                if index > 0 { output += "," }
+                guard json(from: item, at: path.appending(index: index), into: &output, depth: depth + 1) else { return false }
+            }
+            output += "]"
+        case .scalar(let scalar):
+            switch resolvedTag(of: node) {
+            case .null:
+                output += "null"
+            case .bool:
+                guard let value = bool(from: node, at: path) else { return false }
+                output += value ? "true" : "false"
+            case .int:
+                guard case .value(let value) = Self.parseInteger(scalar.string) else {
+                    report("integer \(scalar.string) is out of range", at: path)
+                    return false
+                }
+                output += String(value)
+            case .float:
+                guard let value = number(from: node, at: path) else { return false }
+                output += "\(value)"
+            default:
+                Self.appendJSONString(scalar.string, to: &output)
+            }
+        case .alias:
+            report("YAML aliases are not supported here", at: path)
+            return false
+        }
+        return true
+    }
+
+    static func appendJSONString(_ text: String, to output: inout String) {
+        output += "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": output += "\\\""
+            case "\\": output += "\\\\"
+            case "\n": output += "\\n"
+            case "\r": output += "\\r"
+            case "\t": output += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                output += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default:
+                output.unicodeScalars.append(scalar)
+            }
+        }
+        output += "\""
+    }
+
     // MARK: - Scalar conversions
 
     /// Any scalar as its text: `address: 7233` reads as "7233", as Go's YAML library does for string fields.

@@ -13,8 +13,14 @@ final class ListenerContext: Sendable {
     let tuning: HTTP2Tuning
     let logger: Logger
     let activeCalls: ActiveCallCounter
+    /// The plugins that run on this listener's calls; nil when the connection configures none.
+    let plugins: PluginChain?
 
-    init(name: String, upstream: UpstreamConnecting, maxMessageBytes: Int, tuning: HTTP2Tuning = HTTP2Tuning(), logger: Logger, activeCalls: ActiveCallCounter) {
+    init(
+        name: String, upstream: UpstreamConnecting, maxMessageBytes: Int, tuning: HTTP2Tuning = HTTP2Tuning(),
+        logger: Logger, activeCalls: ActiveCallCounter, plugins: PluginChain? = nil
+    ) {
+        self.plugins = plugins.flatMap { $0.isEmpty ? nil : $0 }
         self.name = name
         self.upstream = upstream
         self.maxMessageBytes = maxMessageBytes

@@ -16,6 +16,7 @@ import Logging
 import NIOCore
 import NIOHPACK
 import NIOHTTP2
+import PluginABI
 
 final class ProxyCall {
     private enum Phase {
@@ -48,6 +49,14 @@ final class ProxyCall {
     /// The upstream sent END_STREAM.
     private var upstreamEnded = false
     private var responseHeadersSent = false
+    /// The plugins that want this call, if any; calls no plugin wants never allocate one.
+    private var plugins: PluginCallRunner?
+    /// Present when a plugin wants the messages of that direction: whole messages are then cut out of the DATA
+    /// frames, run through the chain and forwarded re-framed.
+    private var requestReassembler: GRPCMessageReassembler?
+    private var responseReassembler: GRPCMessageReassembler?
+    /// The grpc-status the client received (for plugins' call_end), -1 while unknown.
+    private var finalStatus: Int32 = -1
     /// The final HEADERS (or END_STREAM) went to the client.
     private var responseEnded = false
     private var method = ""
@@ -77,6 +86,20 @@ final class ProxyCall {
         }
         var forwarded = request
         forwarded.headers = HeaderFilter.forwardable(headers)
+        if let chain = listener.plugins, let plan = chain.plan(for: method) {
+            let runner = PluginCallRunner(plan: plan, method: method, side: chain.side, connection: chain.connectionName)
+            plugins = runner
+            if case .fail(let status) = runner.start(headers: &forwarded.headers) {
+                failCall(status)
+                return
+            }
+            if runner.wantsRequestMessages {
+                requestReassembler = GRPCMessageReassembler(maxMessageBytes: listener.maxMessageBytes)
+            }
+            if runner.wantsResponseMessages {
+                responseReassembler = GRPCMessageReassembler(maxMessageBytes: listener.maxMessageBytes)
+            }
+        }
         guard let loop = downstream.writer.eventLoop else { return finish() }
         listener.upstream.connection(on: loop).whenComplete { result in
             guard self.phase == .connecting else { return }
@@ -139,6 +162,7 @@ final class ProxyCall {
             responseHeadersSent = true
         }
         upstreamEnded = upstreamEnded || headers.endStream
+        if block.endStream { recordStatus(block.headers) }
         downstream.writer.write(.headers(block), streamID: downstreamStreamID, promise: nil)
         if block.endStream {
             responseEnded = true
@@ -150,6 +174,9 @@ final class ProxyCall {
 
     func upstreamData(_ data: HTTP2Frame.FramePayload.Data) {
         guard phase == .open, let upstream else { return }
+        if responseReassembler != nil {
+            return translateResponseData(data, from: upstream)
+        }
         let bytes = HTTP2FlowControlledLength.of(data)
         if case .byteBuffer(let buffer) = data.data, case .messageTooLarge(let length) = responseMessages.consume(buffer) {
             upstream.writer.releaseCredit(bytes, streamID: upstreamStreamID, streamCredit: &responseCredit, streamOpen: false)
@@ -211,6 +238,8 @@ final class ProxyCall {
     private func forwardRequestFrame(_ payload: HTTP2Frame.FramePayload) {
         guard let upstream, !requestEnded else { return }
         switch payload {
+        case .data(let data) where requestReassembler != nil:
+            translateRequestData(data, to: upstream)
         case .data(let data):
             let bytes = HTTP2FlowControlledLength.of(data)
             if case .byteBuffer(let buffer) = data.data, case .messageTooLarge(let length) = requestMessages.consume(buffer) {
@@ -238,6 +267,107 @@ final class ProxyCall {
         }
     }
 
+    // MARK: Calls a plugin wants the messages of
+
+    /// Cuts whole requests out of `data`, runs them through the plugins and forwards what they decide.
+    private func translateRequestData(_ data: HTTP2Frame.FramePayload.Data, to upstream: UpstreamConnection) {
+        let bytes = HTTP2FlowControlledLength.of(data)
+        let release: (Bool) -> Void = { successful in
+            self.downstream.writer.releaseCredit(bytes, streamID: self.downstreamStreamID, streamCredit: &self.requestCredit,
+                                                 streamOpen: successful && !self.clientEnded && self.phase == .open)
+        }
+        switch translate(data, reassembler: &requestReassembler, direction: S2S_DIRECTION_REQUEST) {
+        case .fail(let status):
+            release(false)
+            failCall(status)
+        case .forward(let messages):
+            requestEnded = data.endStream
+            write(messages, endStream: data.endStream, to: upstream.writer, streamID: upstreamStreamID, release: release)
+        }
+    }
+
+    /// Cuts whole responses out of `data`, runs them through the plugins and forwards what they decide.
+    private func translateResponseData(_ data: HTTP2Frame.FramePayload.Data, from upstream: UpstreamConnection) {
+        let bytes = HTTP2FlowControlledLength.of(data)
+        let streamID = upstreamStreamID
+        let release: (Bool) -> Void = { successful in
+            upstream.writer.releaseCredit(bytes, streamID: streamID, streamCredit: &self.responseCredit,
+                                          streamOpen: successful && !self.upstreamEnded && self.phase == .open)
+        }
+        upstreamEnded = upstreamEnded || data.endStream
+        switch translate(data, reassembler: &responseReassembler, direction: S2S_DIRECTION_RESPONSE) {
+        case .fail(let status):
+            release(false)
+            failCall(status)
+        case .forward(let messages):
+            write(messages, endStream: data.endStream, to: downstream.writer, streamID: downstreamStreamID, release: release)
+            if data.endStream {
+                responseEnded = true
+                finishAfterResponse()
+            } else {
+                downstream.writer.flush()
+            }
+        }
+    }
+
+    private enum Translation {
+        case forward([ByteBuffer])
+        case fail(GRPCStatus)
+    }
+
+    private func translate(
+        _ data: HTTP2Frame.FramePayload.Data, reassembler: inout GRPCMessageReassembler?, direction: s2s_direction_t
+    ) -> Translation {
+        let name = direction == S2S_DIRECTION_REQUEST ? "request" : "response"
+        guard case .byteBuffer(let buffer) = data.data, let plugins else {
+            return .fail(GRPCStatus(.internal, "s2s-proxy could not read the \(name) bytes"))
+        }
+        var messages: [ByteBuffer] = []
+        if let length = reassembler?.consume(buffer, into: &messages) {
+            return .fail(tooLarge(length: length, direction: name))
+        }
+        if data.endStream, reassembler?.isAtMessageBoundary == false {
+            return .fail(GRPCStatus(.internal, "the \(name) stream ended in the middle of a message"))
+        }
+        var output: [ByteBuffer] = []
+        output.reserveCapacity(messages.count)
+        for message in messages {
+            switch plugins.message(message, direction: direction) {
+            case .forward(let translated):
+                output.append(translated)
+            case .fail(let status):
+                return .fail(status)
+            }
+        }
+        return .forward(output)
+    }
+
+    /// Writes re-framed messages as DATA frames; `release` runs once the last write completed (at once if there is
+    /// nothing to write), handing the flow credit of the frame they came from back to its sender.
+    private func write(
+        _ messages: [ByteBuffer], endStream: Bool, to writer: HTTP2FrameWriter, streamID: HTTP2StreamID,
+        release: @escaping (Bool) -> Void
+    ) {
+        guard !messages.isEmpty || endStream else {
+            // A part of a message, held until the rest arrives; the sender may go on (the limit bounds what is held).
+            release(true)
+            return
+        }
+        let promise = writer.eventLoop!.makePromise(of: Void.self)
+        if messages.isEmpty {
+            writer.write(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)), streamID: streamID, promise: promise)
+        } else {
+            for (index, message) in messages.enumerated() {
+                let last = index == messages.count - 1
+                writer.write(.data(.init(data: .byteBuffer(message), endStream: last && endStream)), streamID: streamID,
+                             promise: last ? promise : nil)
+            }
+        }
+        promise.futureResult.whenComplete { result in
+            if case .success = result { release(true) } else { release(false) }
+        }
+    }
+
     /// The upstream's final frame is on its way to the client. Anything the client still sends is moot.
     private func finishAfterResponse() {
         logger.debug("call finished", metadata: callMetadata([:]))
@@ -254,6 +384,7 @@ final class ProxyCall {
         guard phase != .finished else { return }
         logger.info("call failed in proxy", metadata: callMetadata(["status": "\(status.code)", "reason": "\(status.message)"]))
         if !responseEnded {
+            finalStatus = Int32(status.code.rawValue)
             endResponse(with: status.trailers(trailersOnly: !responseHeadersSent))
         }
         finish()
@@ -296,6 +427,7 @@ final class ProxyCall {
         pendingRequestFrames = []
         listener.activeCalls.decrement()
         downstream.forget(downstreamStreamID)
+        plugins?.end(grpcStatus: finalStatus)
         if let upstream {
             if !(requestEnded && upstreamEnded) {
                 upstream.writer.write(.rstStream(.cancel), streamID: upstreamStreamID, promise: nil)
@@ -303,6 +435,10 @@ final class ProxyCall {
             }
             upstream.forget(upstreamStreamID)
         }
+    }
+
+    private func recordStatus(_ trailers: HPACKHeaders) {
+        finalStatus = trailers.first(name: "grpc-status").flatMap { Int32($0) } ?? Int32(GRPCStatusCode.unknown.rawValue)
     }
 
     private func callMetadata(_ extra: Logger.Metadata) -> Logger.Metadata {

@@ -19,7 +19,10 @@ public final class ProxyServer: Sendable {
     /// Builds listeners and upstream pools for every cluster connection; binds nothing yet.
     ///
     /// The configuration must have passed validation and carry no unsupported features.
-    public init(config: ProxyConfig, group: MultiThreadedEventLoopGroup, threadPool: NIOThreadPool, logger: Logger) throws {
+    public init(
+        config: ProxyConfig, plugins: PluginSetup = .empty, group: MultiThreadedEventLoopGroup, threadPool: NIOThreadPool,
+        logger: Logger
+    ) throws {
         self.group = group
         self.logger = logger
         let loops = Array(group.makeIterator())
@@ -32,13 +35,13 @@ public final class ProxyServer: Sendable {
         )
         var listeners: [ProxyListener] = []
         var upstreams: [Upstream] = []
-        for connection in config.clusterConnections {
-            let routes: [(direction: String, listen: EndpointConfig?, forward: EndpointConfig?)] = [
-                ("outbound", connection.local.tcpServer, connection.remote.tcpClient),
-                ("inbound", connection.remote.tcpServer, connection.local.tcpClient),
+        for (connectionIndex, connection) in config.clusterConnections.enumerated() {
+            let routes: [(side: PluginSide, listen: EndpointConfig?, forward: EndpointConfig?)] = [
+                (.outbound, connection.local.tcpServer, connection.remote.tcpClient),
+                (.inbound, connection.remote.tcpServer, connection.local.tcpClient),
             ]
             for route in routes {
-                let name = "\(connection.name)/\(route.direction)"
+                let name = "\(connection.name)/\(route.side.rawValue)"
                 guard let listenText = route.listen?.address, let listen = HostAndPort(parsing: listenText),
                       let forwardText = route.forward?.address, let forward = HostAndPort(parsing: forwardText)
                 else {
@@ -46,7 +49,7 @@ public final class ProxyServer: Sendable {
                 }
                 var routeLogger = logger
                 routeLogger[metadataKey: "connection"] = "\(connection.name)"
-                routeLogger[metadataKey: "direction"] = "\(route.direction)"
+                routeLogger[metadataKey: "direction"] = "\(route.side.rawValue)"
                 let upstream = Upstream(target: forward, eventLoops: loops, settings: settings, resolver: resolver, logger: routeLogger)
                 let context = ListenerContext(
                     name: name,
@@ -54,7 +57,8 @@ public final class ProxyServer: Sendable {
                     maxMessageBytes: config.limits.maxMessageBytes,
                     tuning: settings.tuning,
                     logger: routeLogger,
-                    activeCalls: activeCalls
+                    activeCalls: activeCalls,
+                    plugins: plugins.chain(connection: connectionIndex, side: route.side)
                 )
                 upstreams.append(upstream)
                 listeners.append(ProxyListener(context: context, bindTarget: listen, tuning: settings.tuning))

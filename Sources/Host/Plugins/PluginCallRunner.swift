@@ -1,0 +1,256 @@
+// Runs a plugin chain's hooks for one call: `call_start` for each entry that wants the call (metadata edits,
+// rejection, per-call state), `on_message` for each message in the directions each entry wants, and `call_end`
+// exactly once for every entry whose `call_start` ran.
+//
+// Requests pass the entries in chain order, responses in reverse order (the entry nearest the server sees a
+// response first), each entry seeing the previous one's output. A message nobody changes goes on as the very
+// buffer it arrived in. The outcome of each hook is checked against the ABI's rules; a hook that breaks them
+// counts as a plugin failure, and the entry's failure policy decides what the call sees.
+//
+// Confined to the call's event loop, like the `ProxyCall` that owns it.
+
+import NIOCore
+import NIOHPACK
+import PluginABI
+
+final class PluginCallRunner {
+    enum Verdict {
+        case proceed
+        case fail(GRPCStatus)
+    }
+
+    enum MessageVerdict {
+        /// The message to forward, framed (5-byte prefix then payload).
+        case forward(ByteBuffer)
+        case fail(GRPCStatus)
+    }
+
+    private let plan: PluginCallPlan
+    private let method: String
+    private let side: PluginSide
+    private let connection: String
+    /// Per-call state of each step whose call_start ran (in step order).
+    private var states: [UnsafeMutableRawPointer?] = []
+    private let scratch = PluginHookScratch()
+    private var requestIndex: UInt64 = 0
+    private var responseIndex: UInt64 = 0
+    private var ended = false
+
+    init(plan: PluginCallPlan, method: String, side: PluginSide, connection: String) {
+        self.plan = plan
+        self.method = method
+        self.side = side
+        self.connection = connection
+    }
+
+    var wantsRequestMessages: Bool { plan.wantsRequestMessages }
+    var wantsResponseMessages: Bool { plan.wantsResponseMessages }
+
+    // MARK: Call start
+
+    /// Runs call_start of every step; `headers` (the request HEADERS as forwarded) receives the metadata edits.
+    func start(headers: inout HPACKHeaders) -> Verdict {
+        for step in plan.steps {
+            switch step.entry.currentSchemaState {
+            case .notNeeded, .ready:
+                continue
+            case .pending(let reason):
+                return .fail(GRPCStatus(
+                    .unavailable,
+                    "s2s-proxy plugin \(step.entry.library.name) (\(step.entry.label)) is waiting for the Temporal schema: \(reason); retry shortly"
+                ))
+            case .failed(let reason):
+                return .fail(GRPCStatus(.unavailable, reason))
+            }
+        }
+        scratch.headers = headers
+        for step in plan.steps {
+            let entry = step.entry
+            scratch.begin(.callStart)
+            var state: UnsafeMutableRawPointer?
+            let started = NIODeadline.now()
+            let outcome = withCallInfo(scratch.headers) { info in
+                entry.library.api.pointee.call_start(entry.config, scratch.handle, info, &state)
+            }
+            let elapsed = NIODeadline.now() - started
+            states.append(state)
+            scratch.hook = .none
+            entry.updateStats {
+                $0.calls += 1
+                $0.hookNanoseconds &+= UInt64(max(0, elapsed.nanoseconds))
+            }
+            switch outcome {
+            case S2S_OK:
+                continue
+            case S2S_REJECTED:
+                if let status = rejection(by: entry) { return .fail(status) }
+                if let status = failure(of: entry, during: "call_start", detail: "returned S2S_REJECTED without a valid status (set_status with a code 1-16)") {
+                    return .fail(status)
+                }
+            case S2S_ERROR:
+                if let status = failure(of: entry, during: "call_start", detail: scratch.statusMessage ?? "no message") {
+                    return .fail(status)
+                }
+            default:
+                if let status = failure(of: entry, during: "call_start", detail: "returned outcome \(outcome.rawValue), which call_start may not return") {
+                    return .fail(status)
+                }
+            }
+        }
+        headers = scratch.headers
+        return .proceed
+    }
+
+    // MARK: Messages
+
+    /// Runs on_message of every step that wants `direction` over `framed` (one whole message with its prefix).
+    func message(_ framed: ByteBuffer, direction: s2s_direction_t) -> MessageVerdict {
+        let isRequest = direction == S2S_DIRECTION_REQUEST
+        let index: UInt64
+        if isRequest {
+            index = requestIndex
+            requestIndex += 1
+        } else {
+            index = responseIndex
+            responseIndex += 1
+        }
+        var current = framed
+        let stepIndices = isRequest ? Array(plan.steps.indices) : plan.steps.indices.reversed()
+        for stepIndex in stepIndices where stepIndex < states.count {
+            let step = plan.steps[stepIndex]
+            guard isRequest ? step.wantsRequestMessages : step.wantsResponseMessages,
+                  let onMessage = step.entry.library.api.pointee.on_message
+            else { continue }
+            let entry = step.entry
+            let flag: UInt8 = current.getInteger(at: current.readerIndex) ?? 0
+            scratch.begin(.message)
+            scratch.replacementCompressedFlag = flag
+            let started = NIODeadline.now()
+            let outcome = current.withUnsafeReadableBytes { raw -> s2s_outcome_t in
+                let payload = UnsafeRawBufferPointer(rebasing: raw.dropFirst(5))
+                var message = s2s_message_t(
+                    struct_size: UInt32(MemoryLayout<s2s_message_t>.size),
+                    direction: direction,
+                    index: index,
+                    payload: s2s_bytes_t(data: payload.baseAddress?.assumingMemoryBound(to: UInt8.self), len: payload.count),
+                    compressed: flag == 0 ? 0 : 1
+                )
+                return onMessage(entry.config, states[stepIndex], scratch.handle, &message)
+            }
+            let elapsed = NIODeadline.now() - started
+            scratch.hook = .none
+            var replaced = false
+            switch outcome {
+            case S2S_OK:
+                break
+            case S2S_REPLACED:
+                if let replacement = scratch.replacement {
+                    current = replacement
+                    replaced = true
+                } else if let status = failure(of: entry, during: "on_message", detail: "returned S2S_REPLACED without calling set_message") {
+                    return .fail(status)
+                }
+            case S2S_REJECTED:
+                if let status = rejection(by: entry) { return .fail(status) }
+                if let status = failure(of: entry, during: "on_message", detail: "returned S2S_REJECTED without a valid status (set_status with a code 1-16)") {
+                    return .fail(status)
+                }
+            case S2S_ERROR:
+                if let status = failure(of: entry, during: "on_message", detail: scratch.statusMessage ?? "no message") {
+                    return .fail(status)
+                }
+            default:
+                if let status = failure(of: entry, during: "on_message", detail: "returned unknown outcome \(outcome.rawValue)") {
+                    return .fail(status)
+                }
+            }
+            entry.updateStats {
+                $0.messages += 1
+                if replaced { $0.replaced += 1 }
+                $0.hookNanoseconds &+= UInt64(max(0, elapsed.nanoseconds))
+            }
+        }
+        return .forward(current)
+    }
+
+    // MARK: Call end
+
+    /// Runs call_end for every step whose call_start ran; `grpcStatus` is the status the client got, -1 if none.
+    func end(grpcStatus: Int32) {
+        guard !ended else { return }
+        ended = true
+        var end = s2s_call_end_t(struct_size: UInt32(MemoryLayout<s2s_call_end_t>.size), grpc_status: grpcStatus)
+        for (stepIndex, state) in states.enumerated() {
+            let entry = plan.steps[stepIndex].entry
+            guard let callEnd = entry.library.api.pointee.call_end else { continue }
+            scratch.begin(.callEnd)
+            callEnd(entry.config, state, scratch.handle, &end)
+            scratch.hook = .none
+        }
+        states = []
+    }
+
+    // MARK: Outcomes
+
+    /// The status a plugin rejected the call with, or nil if it gave none that a client may receive.
+    private func rejection(by entry: PluginEntry) -> GRPCStatus? {
+        guard scratch.statusCode != 0, let code = GRPCStatusCode(rawValue: Int(scratch.statusCode)) else { return nil }
+        entry.updateStats { $0.rejected += 1 }
+        entry.context.logger.debug("plugin rejected the call", metadata: [
+            "method": "\(method)", "status": "\(code)", "reason": "\(scratch.statusMessage ?? "")",
+        ])
+        return GRPCStatus(code, scratch.statusMessage ?? "")
+    }
+
+    /// Applies the entry's failure policy: the status to end the call with (fail closed), or nil to go on.
+    private func failure(of entry: PluginEntry, during hook: String, detail: String) -> GRPCStatus? {
+        entry.updateStats {
+            $0.failures += 1
+            if entry.policy == .failOpen { $0.failedOpen += 1 }
+        }
+        let metadata: Logger.Metadata = ["entry": "\(entry.label)", "hook": "\(hook)", "method": "\(method)", "reason": "\(detail)"]
+        switch entry.policy {
+        case .failClosed:
+            entry.context.logger.warning("plugin failed; the call is ended (onError: failClosed)", metadata: metadata)
+            return GRPCStatus(.internal, "s2s-proxy plugin \(entry.library.name) failed in \(hook): \(detail)")
+        case .failOpen:
+            entry.context.logger.warning("plugin failed; going on without it (onError: failOpen)", metadata: metadata)
+            return nil
+        }
+    }
+
+    /// Builds the `s2s_call_info_t` for the current metadata (host-owned, valid during `body`).
+    private func withCallInfo<Result>(_ headers: HPACKHeaders, _ body: (UnsafePointer<s2s_call_info_t>) -> Result) -> Result {
+        var storage: [UInt8] = []
+        var ranges: [(name: Range<Int>, value: Range<Int>)] = []
+        func append(_ bytes: some Collection<UInt8>) -> Range<Int> {
+            let start = storage.count
+            storage.append(contentsOf: bytes)
+            return start..<storage.count
+        }
+        let methodRange = append(method.utf8)
+        let connectionRange = append(connection.utf8)
+        for (name, value, _) in headers where !name.hasPrefix(":") {
+            ranges.append((append(name.utf8), append(PluginHeaderRules.pluginValue(name: name, value: value))))
+        }
+        return storage.withUnsafeBufferPointer { bytes in
+            func view(_ range: Range<Int>) -> s2s_bytes_t {
+                s2s_bytes_t(data: bytes.baseAddress.map { $0 + range.lowerBound }, len: range.count)
+            }
+            let list = ranges.map { s2s_header_t(name: view($0.name), value: view($0.value)) }
+            return list.withUnsafeBufferPointer { headerList in
+                var info = s2s_call_info_t(
+                    struct_size: UInt32(MemoryLayout<s2s_call_info_t>.size),
+                    method: view(methodRange),
+                    side: side.abiValue,
+                    connection: view(connectionRange),
+                    headers: headerList.baseAddress,
+                    header_count: headerList.count
+                )
+                return body(&info)
+            }
+        }
+    }
+}
+
+import Logging

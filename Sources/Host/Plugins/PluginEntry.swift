@@ -1,0 +1,196 @@
+// One entry of a plugin chain: a loaded plugin, the config object it created from the entry's options, and how
+// the host treats it (which sides it runs on, what a plugin failure does, whether it is waiting for the schema).
+//
+// The config is created on the control thread (`init`), given the schema there too (`deliverSchema`), and from
+// then on only read by the call threads: the lock around the schema state is the barrier that publishes what
+// `schema_ready` wrote. `wants` answers are cached by the chain, not here.
+
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import PluginABI
+
+/// What a plugin failure (a hook returning S2S_ERROR, or breaking the ABI's rules) does to the call.
+public enum PluginFailurePolicy: String, Sendable, Equatable, CaseIterable {
+    /// The call ends with INTERNAL and the plugin's message (the default).
+    case failClosed
+    /// The message or metadata goes on as if the plugin had returned OK; counted and logged.
+    case failOpen
+}
+
+/// Which listener's calls a chain entry runs on.
+public enum PluginSides: String, Sendable, Equatable, CaseIterable {
+    case inbound
+    case outbound
+    case both
+
+    func includes(_ side: PluginSide) -> Bool {
+        switch self {
+        case .both: return true
+        case .inbound: return side == .inbound
+        case .outbound: return side == .outbound
+        }
+    }
+}
+
+/// The side of a listener, as the ABI names it.
+public enum PluginSide: String, Sendable, Equatable {
+    /// From the local cluster, going to the remote one.
+    case outbound
+    /// From the remote cluster, going to the local one.
+    case inbound
+
+    var abiValue: s2s_side_t { self == .outbound ? S2S_SIDE_OUTBOUND : S2S_SIDE_INBOUND }
+}
+
+/// Counters the host keeps per chain entry.
+public struct PluginEntryStats: Sendable, Equatable {
+    public var calls: UInt64 = 0
+    public var messages: UInt64 = 0
+    public var replaced: UInt64 = 0
+    public var rejected: UInt64 = 0
+    /// Hooks that failed (S2S_ERROR or an ABI violation), whatever the policy did.
+    public var failures: UInt64 = 0
+    /// Failures let through because the entry fails open.
+    public var failedOpen: UInt64 = 0
+    /// Time spent inside the plugin's call hooks.
+    public var hookNanoseconds: UInt64 = 0
+}
+
+public final class PluginEntry: @unchecked Sendable {
+    public enum SchemaState: Sendable, Equatable {
+        case notNeeded
+        case pending(String)
+        case ready
+        case failed(String)
+    }
+
+    public let library: PluginLibrary
+    /// Where the entry is configured, e.g. `clusterConnections[0].plugins[1]`, for messages.
+    public let label: String
+    public let sides: PluginSides
+    public let policy: PluginFailurePolicy
+    let context: PluginHostContext
+    /// The plugin's config object (opaque).
+    let config: UnsafeMutableRawPointer
+    private let schemaState: NIOLockedValueBox<SchemaState>
+    private let statsBox = NIOLockedValueBox(PluginEntryStats())
+    private let destroyed = NIOLockedValueBox(false)
+
+    /// Creates the plugin's config from `optionsJSON`. Control thread.
+    public init(
+        library: PluginLibrary, label: String, connectionName: String, sides: PluginSides, policy: PluginFailurePolicy,
+        optionsJSON: String, logger: Logger, metrics: PluginMetricsRegistry
+    ) throws {
+        self.library = library
+        self.label = label
+        self.sides = sides
+        self.policy = policy
+        let context = PluginHostContext(
+            pluginName: library.name, entryLabel: label, connectionName: connectionName, logger: logger, metrics: metrics
+        )
+        self.context = context
+        schemaState = NIOLockedValueBox(library.needsSchema ? .pending("the Temporal schema has not been loaded yet") : .notNeeded)
+        let table = library.api.pointee
+        var error = [CChar](repeating: 0, count: 4096)
+        context.definingAllowed.withLockedValue { $0 = true }
+        var options = Array(optionsJSON.utf8)
+        let created = options.withUnsafeMutableBufferPointer { bytes in
+            error.withUnsafeMutableBufferPointer { errorBuffer in
+                table.config_new(
+                    PluginHostServices.api, context.handle,
+                    s2s_bytes_t(data: UnsafePointer(bytes.baseAddress), len: bytes.count),
+                    errorBuffer.baseAddress, errorBuffer.count - 1
+                )
+            }
+        }
+        context.definingAllowed.withLockedValue { $0 = false }
+        guard let created else {
+            let message = String(cString: error)
+            throw PluginConfigError(
+                label: label, plugin: library.name,
+                message: message.isEmpty ? "config_new failed without saying why" : message
+            )
+        }
+        config = created
+    }
+
+    /// The plugin's config is released; no hook may run afterwards. Control thread.
+    public func destroy() {
+        let already = destroyed.withLockedValue { value -> Bool in
+            defer { value = true }
+            return value
+        }
+        guard !already else { return }
+        library.api.pointee.config_destroy?(config)
+    }
+
+    public var stats: PluginEntryStats { statsBox.withLockedValue { $0 } }
+
+    func updateStats(_ update: (inout PluginEntryStats) -> Void) {
+        statsBox.withLockedValue(update)
+    }
+
+    public var currentSchemaState: SchemaState { schemaState.withLockedValue { $0 } }
+
+    /// Records why the schema is not there yet (shown to callers in UNAVAILABLE messages).
+    public func schemaPending(_ reason: String) {
+        schemaState.withLockedValue { state in
+            if case .pending = state { state = .pending(reason) }
+        }
+    }
+
+    /// Hands the schema (a serialized FileDescriptorSet) to the plugin. Control thread; once.
+    public func deliverSchema(_ fileDescriptorSet: [UInt8]) {
+        guard library.needsSchema, let schemaReady = library.api.pointee.schema_ready else { return }
+        guard case .pending = currentSchemaState else { return }
+        var error = [CChar](repeating: 0, count: 4096)
+        context.definingAllowed.withLockedValue { $0 = true }
+        let outcome = fileDescriptorSet.withUnsafeBufferPointer { bytes in
+            error.withUnsafeMutableBufferPointer { errorBuffer in
+                schemaReady(config, s2s_bytes_t(data: bytes.baseAddress, len: bytes.count), errorBuffer.baseAddress, errorBuffer.count - 1)
+            }
+        }
+        context.definingAllowed.withLockedValue { $0 = false }
+        if outcome == S2S_OK {
+            schemaState.withLockedValue { $0 = .ready }
+            context.logger.info("plugin has the Temporal schema", metadata: ["entry": "\(label)"])
+        } else {
+            let message = String(cString: error)
+            let reason = "plugin \(library.name) (\(label)) rejected the Temporal schema: " + (message.isEmpty ? "no reason given" : message)
+            schemaState.withLockedValue { $0 = .failed(reason) }
+            context.logger.error("\(reason)")
+        }
+    }
+
+    /// What the plugin wants of `method` on `side` (S2S_WANTS_* bits), for `plugin inspect`.
+    public func wantsForInspection(method: String, side: PluginSide) -> UInt32 {
+        wants(method: method, side: side)
+    }
+
+    /// Asks the plugin which parts of calls of `method` on `side` it wants (S2S_WANTS_* bits).
+    func wants(method: String, side: PluginSide) -> UInt32 {
+        guard sides.includes(side) else { return 0 }
+        var bytes = Array(method.utf8)
+        let bits = bytes.withUnsafeMutableBufferPointer { buffer in
+            library.api.pointee.wants(config, s2s_bytes_t(data: UnsafePointer(buffer.baseAddress), len: buffer.count), side.abiValue)
+        }
+        if bits & (S2S_WANTS_REQUEST_MESSAGES | S2S_WANTS_RESPONSE_MESSAGES) != 0, library.api.pointee.on_message == nil {
+            context.logger.warning("plugin wants messages but has no on_message hook; messages are not given to it",
+                                   metadata: ["method": "\(method)"])
+            return bits & S2S_WANTS_CALL | S2S_WANTS_CALL
+        }
+        return bits == 0 ? 0 : bits | S2S_WANTS_CALL
+    }
+}
+
+/// A plugin refused the options of its chain entry.
+public struct PluginConfigError: Error, CustomStringConvertible, Sendable {
+    public let label: String
+    public let plugin: String
+    public let message: String
+
+    public var description: String {
+        "\(label): plugin \(plugin) refused its options: \(message)"
+    }
+}

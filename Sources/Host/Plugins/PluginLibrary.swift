@@ -1,0 +1,193 @@
+// A translator plugin's shared object, loaded once per process.
+//
+// Loading follows the ABI's rules (Sources/PluginABI/include/s2s_plugin.h): dlopen with RTLD_NOW | RTLD_LOCAL |
+// RTLD_NODELETE, one call of `s2s_plugin_entry`, then checks of the returned table before anything else touches
+// it: the ABI major must be ours, the table must be large enough for the 1.0 fields, and the hooks every plugin
+// needs must be there. Each failure becomes a `PluginLoadError` that says what is wrong with which file and what to
+// do. A library is never closed: the runtime of a Swift or Go plugin cannot be unloaded safely.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import NIOConcurrencyHelpers
+import PluginABI
+
+/// What went wrong while loading a plugin file.
+public struct PluginLoadError: Error, CustomStringConvertible, Sendable {
+    public enum Kind: Sendable, Equatable {
+        case fileMissing
+        case notSharedObject
+        case entrySymbolMissing
+        case entryRefused
+        case abiMismatch(pluginMajor: Int, pluginMinor: Int)
+        case malformedTable
+        case notFoundByName(searched: [String])
+    }
+
+    public let path: String
+    public let kind: Kind
+    public let detail: String
+
+    public var description: String {
+        let host = "\(S2S_PLUGIN_ABI_MAJOR).\(S2S_PLUGIN_ABI_MINOR)"
+        switch kind {
+        case .fileMissing:
+            return "plugin file \(path) does not exist (\(detail)); check the path, or name a bundled plugin with `name:`"
+        case .notSharedObject:
+            return "plugin file \(path) is not a loadable shared object: \(detail)"
+        case .entrySymbolMissing:
+            return "plugin file \(path) has no `\(S2S_PLUGIN_ENTRY_SYMBOL)` symbol, so it is not an s2s-proxy plugin"
+                + " (a plugin exports it; see docs/PLUGINS.md)"
+        case .entryRefused:
+            return "plugin \(path) refused to load into this host (plugin ABI \(host)); its \(S2S_PLUGIN_ENTRY_SYMBOL) returned NULL"
+                + " (the plugin may have printed why on stderr)"
+        case .abiMismatch(let major, let minor):
+            return "plugin \(path) was built for plugin ABI \(major).\(minor), but this s2s-proxy speaks plugin ABI \(host);"
+                + " rebuild the plugin against this host's s2s_plugin.h (major versions must match)"
+        case .malformedTable:
+            return "plugin \(path) returned a malformed table: \(detail)"
+        case .notFoundByName(let searched):
+            return "no bundled plugin named \(path): looked for \(PluginLibrary.fileName(forBundledName: path)) in "
+                + searched.joined(separator: ", ")
+                + "; install it there, add its directory to S2S_PROXY_PLUGIN_PATH, or give `path:` instead"
+        }
+    }
+}
+
+/// A loaded plugin file and the table its entry point returned.
+public final class PluginLibrary: @unchecked Sendable {
+    /// The path it was loaded from, as resolved (absolute when found by name).
+    public let path: String
+    /// The table; plugin-owned, static, valid until the process exits.
+    let api: UnsafePointer<s2s_plugin_api_t>
+    public let name: String
+    public let version: String
+    public let pluginDescription: String
+    public let abiMajor: Int
+    public let abiMinor: Int
+    /// Whether the plugin needs the Temporal schema before it can serve calls.
+    public let needsSchema: Bool
+
+    private init(path: String, api: UnsafePointer<s2s_plugin_api_t>) throws {
+        self.path = path
+        self.api = api
+        // Only the versioned prefix may be read before the version and size are known to be ours.
+        let prefix = UnsafeRawPointer(api)
+        let structSize = prefix.loadUnaligned(as: UInt32.self)
+        abiMajor = Int(prefix.loadUnaligned(fromByteOffset: 4, as: UInt16.self))
+        abiMinor = Int(prefix.loadUnaligned(fromByteOffset: 6, as: UInt16.self))
+        guard abiMajor == Int(S2S_PLUGIN_ABI_MAJOR) else {
+            throw PluginLoadError(path: path, kind: .abiMismatch(pluginMajor: abiMajor, pluginMinor: abiMinor), detail: "")
+        }
+        let required = MemoryLayout<s2s_plugin_api_t>.size
+        guard Int(structSize) >= required else {
+            throw PluginLoadError(
+                path: path, kind: .malformedTable,
+                detail: "struct_size \(structSize) is smaller than the \(required) bytes of ABI 1.0"
+            )
+        }
+        let table = api.pointee
+        var missing: [String] = []
+        if table.name == nil { missing.append("name") }
+        if table.version == nil { missing.append("version") }
+        if table.config_new == nil { missing.append("config_new") }
+        if table.wants == nil { missing.append("wants") }
+        if table.call_start == nil { missing.append("call_start") }
+        guard missing.isEmpty else {
+            throw PluginLoadError(path: path, kind: .malformedTable, detail: "missing \(missing.joined(separator: ", "))")
+        }
+        name = String(cString: table.name)
+        version = String(cString: table.version)
+        pluginDescription = table.description.map { String(cString: $0) } ?? ""
+        needsSchema = table.schema_ready != nil
+        guard !name.isEmpty else {
+            throw PluginLoadError(path: path, kind: .malformedTable, detail: "empty name")
+        }
+    }
+
+    // MARK: Loading
+
+    private static let loaded = NIOLockedValueBox<[String: PluginLibrary]>([:])
+
+    /// Loads the plugin at `path` (once per process and file; later calls return the same library).
+    public static func load(path: String) throws -> PluginLibrary {
+        var status = stat()
+        guard stat(path, &status) == 0 else {
+            throw PluginLoadError(path: path, kind: .fileMissing, detail: String(cString: strerror(errno)))
+        }
+        let key = realPath(path) ?? path
+        return try loaded.withLockedValue { cache in
+            if let library = cache[key] { return library }
+            let library = try open(path: path)
+            cache[key] = library
+            return library
+        }
+    }
+
+    /// Loads a bundled plugin: `lib<name>.so` in `S2S_PROXY_PLUGIN_PATH`'s directories, then next to the running
+    /// executable, then in `../lib/s2s-proxy/plugins` relative to it.
+    public static func load(bundledName name: String) throws -> PluginLibrary {
+        let directories = searchDirectories()
+        let file = fileName(forBundledName: name)
+        for directory in directories {
+            let candidate = directory.hasSuffix("/") ? directory + file : directory + "/" + file
+            if access(candidate, F_OK) == 0 {
+                return try load(path: candidate)
+            }
+        }
+        throw PluginLoadError(path: name, kind: .notFoundByName(searched: directories), detail: "")
+    }
+
+    /// `lib<name>.so`, with `-` kept (SwiftPM names dynamic products this way).
+    public static func fileName(forBundledName name: String) -> String {
+        #if os(macOS)
+        return "lib\(name).dylib"
+        #else
+        return "lib\(name).so"
+        #endif
+    }
+
+    static func searchDirectories() -> [String] {
+        var directories: [String] = []
+        if let value = getenv("S2S_PROXY_PLUGIN_PATH") {
+            directories += String(cString: value).split(separator: ":").map(String.init).filter { !$0.isEmpty }
+        }
+        if let executable = executableDirectory() {
+            directories.append(executable)
+            directories.append(executable + "/../lib/s2s-proxy/plugins")
+        }
+        return directories
+    }
+
+    private static func executableDirectory() -> String? {
+        guard let resolved = realPath("/proc/self/exe") else { return nil }
+        guard let slash = resolved.lastIndex(of: "/") else { return nil }
+        return String(resolved[..<slash])
+    }
+
+    private static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
+    private static func open(path: String) throws -> PluginLibrary {
+        // A path without a slash would make dlopen search the library path instead of opening this file.
+        let openPath = path.contains("/") ? path : "./" + path
+        _ = dlerror()
+        guard let handle = dlopen(openPath, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE) else {
+            let message = dlerror().map { String(cString: $0) } ?? "dlopen failed"
+            throw PluginLoadError(path: path, kind: .notSharedObject, detail: message)
+        }
+        guard let symbol = dlsym(handle, S2S_PLUGIN_ENTRY_SYMBOL) else {
+            throw PluginLoadError(path: path, kind: .entrySymbolMissing, detail: "")
+        }
+        let entry = unsafeBitCast(symbol, to: s2s_plugin_entry_fn.self)
+        guard let api = entry(UInt32(S2S_PLUGIN_ABI_MAJOR), UInt32(S2S_PLUGIN_ABI_MINOR)) else {
+            throw PluginLoadError(path: path, kind: .entryRefused, detail: "")
+        }
+        return try PluginLibrary(path: path, api: api)
+    }
+}

@@ -1,0 +1,115 @@
+// Every plugin chain of a configuration: loads the plugin files the `plugins:` lists name, creates one config per
+// entry from its options, and arranges the entries into one chain per cluster connection and side.
+//
+// Everything that can be checked before traffic flows is checked here, on the control thread, and reported all
+// at once with the entry's key path: a missing file, a file that is no plugin, an ABI mismatch, options the
+// plugin refuses. `validate` runs this too, so a configuration that validates also starts.
+
+import Logging
+
+/// The plugin chains of a whole configuration.
+public final class PluginSetup: Sendable {
+    /// Per cluster connection (same order as the config), its entries in chain order.
+    public let entries: [[PluginEntry]]
+    private let chains: [(outbound: PluginChain, inbound: PluginChain)]
+
+    private init(entries: [[PluginEntry]], connectionNames: [String]) {
+        self.entries = entries
+        chains = zip(entries, connectionNames).map { entries, name in
+            (PluginChain(side: .outbound, connectionName: name, entries: entries),
+             PluginChain(side: .inbound, connectionName: name, entries: entries))
+        }
+    }
+
+    /// A setup without plugins.
+    public static let empty = PluginSetup(entries: [], connectionNames: [])
+
+    /// The chain for the calls of connection `index` on `side`; empty when nothing is configured.
+    public func chain(connection index: Int, side: PluginSide) -> PluginChain? {
+        guard chains.indices.contains(index) else { return nil }
+        return side == .outbound ? chains[index].outbound : chains[index].inbound
+    }
+
+    public var allEntries: [PluginEntry] { entries.flatMap { $0 } }
+
+    /// Whether any entry waits for the Temporal schema.
+    public func needsSchema(connection index: Int) -> Bool {
+        entries.indices.contains(index) && entries[index].contains { $0.library.needsSchema }
+    }
+
+    /// Releases every plugin config. Control thread, after the last call ended.
+    public func destroy() {
+        for entry in allEntries { entry.destroy() }
+    }
+
+    /// Lines for `validate`: the chain of each side of each connection.
+    public func describe(connectionNames: [String]) -> [String] {
+        var lines: [String] = []
+        for (index, name) in connectionNames.enumerated() where chains.indices.contains(index) {
+            for chain in [chains[index].outbound, chains[index].inbound] where !chain.isEmpty {
+                let list = chain.entries.map { entry in
+                    let library = entry.library
+                    return "\(library.name) \(library.version)" + (entry.policy == .failOpen ? " (failOpen)" : "")
+                        + (library.needsSchema ? " [needs schema]" : "")
+                }
+                lines.append("plugins \(name)/\(chain.side.rawValue): " + list.joined(separator: " -> "))
+            }
+        }
+        return lines
+    }
+
+    /// Loads and configures every `plugins:` entry of `config`. `configPath` is the file the config came from;
+    /// relative plugin paths are resolved against its directory.
+    public static func build(
+        config: ProxyConfig, configPath: String?, logger: Logger, metrics: PluginMetricsRegistry
+    ) throws(PluginSetupError) -> PluginSetup {
+        var all: [[PluginEntry]] = []
+        var problems: [String] = []
+        for (connectionIndex, connection) in config.clusterConnections.enumerated() {
+            var entries: [PluginEntry] = []
+            for (entryIndex, entryConfig) in connection.plugins.enumerated() {
+                let label = "clusterConnections[\(connectionIndex)].plugins[\(entryIndex)]"
+                do {
+                    let library: PluginLibrary
+                    switch entryConfig.source {
+                    case .bundled(let name):
+                        library = try PluginLibrary.load(bundledName: name)
+                    case .path(let path):
+                        library = try PluginLibrary.load(path: resolve(path, relativeTo: configPath))
+                    }
+                    var entryLogger = logger
+                    entryLogger[metadataKey: "connection"] = "\(connection.name)"
+                    entries.append(try PluginEntry(
+                        library: library, label: label, connectionName: connection.name, sides: entryConfig.side,
+                        policy: entryConfig.onError, optionsJSON: entryConfig.optionsJSON, logger: entryLogger, metrics: metrics
+                    ))
+                } catch let error as PluginConfigError {
+                    problems.append(error.description)
+                } catch {
+                    problems.append("\(label): \(error)")
+                }
+            }
+            all.append(entries)
+        }
+        guard problems.isEmpty else {
+            for entry in all.flatMap({ $0 }) { entry.destroy() }
+            throw PluginSetupError(problems: problems)
+        }
+        return PluginSetup(entries: all, connectionNames: config.clusterConnections.map(\.name))
+    }
+
+    /// `path` as written in the config, resolved against the config file's directory when relative.
+    static func resolve(_ path: String, relativeTo configPath: String?) -> String {
+        guard !path.hasPrefix("/"), let configPath, let slash = configPath.lastIndex(of: "/") else { return path }
+        return String(configPath[...slash]) + path
+    }
+}
+
+/// Plugins named by the configuration could not be set up; one line per problem.
+public struct PluginSetupError: Error, CustomStringConvertible, Sendable {
+    public let problems: [String]
+
+    public var description: String {
+        problems.joined(separator: "\n")
+    }
+}
