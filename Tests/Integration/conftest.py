@@ -179,3 +179,14 @@ def temporal_via(request, temporal_proxy):
             f"log:\n{temporal_proxy.log()}"
         )
     return temporal_proxy
+
+
+# Plugins -----------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def probe_plugins(tmp_path_factory):
+    """The probe test plugin (Tests/Plugins/probe_plugin.c) in each build variant, by variant name."""
+    from plugin_build import build_probe_plugins
+
+    return build_probe_plugins(tmp_path_factory.mktemp("plugins"))

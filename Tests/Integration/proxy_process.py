@@ -51,6 +51,10 @@ class ClusterConnection:
     remote_upstream: str
     outbound_listen: str = field(default_factory=free_address)
     inbound_listen: str = field(default_factory=free_address)
+    # `plugins:` entries (dicts as in the YAML: name/path, side, onError, options), in chain order.
+    plugins: list = field(default_factory=list)
+    # Extra keys of the connection, as a dict rendered into YAML (e.g. {"schema": {"file": "..."}}).
+    extra: dict = field(default_factory=dict)
 
     def yaml(self) -> str:
         return (
@@ -67,6 +71,8 @@ class ClusterConnection:
             f"        address: {q(self.remote_upstream)}\n"
             f"      tcpServer:\n"
             f"        address: {q(self.inbound_listen)}\n"
+            + (f"    plugins: {json.dumps(self.plugins)}\n" if self.plugins else "")
+            + "".join(f"    {key}: {json.dumps(value)}\n" for key, value in self.extra.items())
         )
 
 

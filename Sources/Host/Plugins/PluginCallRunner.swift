@@ -31,6 +31,8 @@ final class PluginCallRunner {
     private let connection: String
     /// Per-call state of each step whose call_start ran (in step order).
     private var states: [UnsafeMutableRawPointer?] = []
+    /// Steps whose call_start failed under failOpen: they see no more of the call (but still get call_end).
+    private var skipped: Set<Int> = []
     private let scratch = PluginHookScratch()
     private var requestIndex: UInt64 = 0
     private var responseIndex: UInt64 = 0
@@ -64,7 +66,7 @@ final class PluginCallRunner {
             }
         }
         scratch.headers = headers
-        for step in plan.steps {
+        for (stepIndex, step) in plan.steps.enumerated() {
             let entry = step.entry
             scratch.begin(.callStart)
             var state: UnsafeMutableRawPointer?
@@ -91,10 +93,12 @@ final class PluginCallRunner {
                 if let status = failure(of: entry, during: "call_start", detail: scratch.statusMessage ?? "no message") {
                     return .fail(status)
                 }
+                skipped.insert(stepIndex)
             default:
                 if let status = failure(of: entry, during: "call_start", detail: "returned outcome \(outcome.rawValue), which call_start may not return") {
                     return .fail(status)
                 }
+                skipped.insert(stepIndex)
             }
         }
         headers = scratch.headers
@@ -116,7 +120,7 @@ final class PluginCallRunner {
         }
         var current = framed
         let stepIndices = isRequest ? Array(plan.steps.indices) : plan.steps.indices.reversed()
-        for stepIndex in stepIndices where stepIndex < states.count {
+        for stepIndex in stepIndices where stepIndex < states.count && !skipped.contains(stepIndex) {
             let step = plan.steps[stepIndex]
             guard isRequest ? step.wantsRequestMessages : step.wantsResponseMessages,
                   let onMessage = step.entry.library.api.pointee.on_message

@@ -227,7 +227,8 @@ typedef struct s2s_plugin_api {
 
     /* A call the plugin wants begins, before anything is sent upstream. `info` is _host, valid during the hook.
      * May edit metadata (set_header, ...), set *call_state (NULL by default; passed to the call's later hooks),
-     * or reject the call (S2S_REJECTED: the upstream is never contacted). Returning S2S_REPLACED is an error. */
+     * or reject the call (S2S_REJECTED: the upstream is never contacted). Returning S2S_REPLACED is an error.
+     * If it fails (S2S_ERROR) and the entry fails open, the plugin sees nothing more of this call but call_end. */
     s2s_outcome_t (*call_start)(void *config, s2s_call_t *call, const s2s_call_info_t *info, void **call_state);
 
     /* One message of a call, in the direction(s) the plugin wants. Messages reach plugins in chain order for

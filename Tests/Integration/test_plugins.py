@@ -1,0 +1,340 @@
+"""Translator plugins loaded into the real proxy: the probe plugin (Tests/Plugins/probe_plugin.c), built with `cc`
+against the ABI header, rewriting, rejecting and failing on real gRPC traffic between grpcio clients and a grpcio
+backend. What the probe does with which message is described at the top of its source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import subprocess
+import threading
+import uuid
+
+import grpc
+import pytest
+
+from backend import CALL_ID_HEADER, DETECT_HALF_CLOSE_HEADER, method
+from proxy_process import DIRECT, ClusterConnection, proxy_binary, render_config
+
+TIMEOUT = 30
+
+pytestmark = pytest.mark.skipif(DIRECT, reason="plugins run inside the proxy process")
+
+
+def probe(probe_plugins, variant="probe", **entry):
+    return {"path": str(probe_plugins[variant]), **entry}
+
+
+@pytest.fixture
+def plugin_proxy(backend, proxy_factory):
+    """Starts a proxy whose one connection forwards both listeners to `backend` through the given plugin chain."""
+
+    def start(plugins, **options):
+        connection = ClusterConnection("itest", local_upstream=backend.address, remote_upstream=backend.address,
+                                       plugins=plugins)
+        return proxy_factory.start([connection], **options)
+
+    return start
+
+
+def address(proxy, listener):
+    return proxy.outbound() if listener == "outbound" else proxy.inbound()
+
+
+def metadata_seen(backend, call_id):
+    return [(k, v) for k, v in backend.record(call_id).metadata]
+
+
+def bidi_lockstep(channel, messages, metadata=()):
+    """Sends each message and waits for its echo before the next one; returns the echoes, or the error."""
+    outgoing = queue.Queue()
+    stream = channel.stream_stream(method("EchoStream"))
+
+    def requests():
+        while True:
+            item = outgoing.get()
+            if item is None:
+                return
+            yield item
+
+    responses = stream(requests(), timeout=TIMEOUT, metadata=metadata)
+    echoes = []
+    try:
+        for message in messages:
+            outgoing.put(message)
+            echoes.append(next(responses))
+        outgoing.put(None)
+        echoes.extend(responses)
+    finally:
+        outgoing.put(None)
+    return echoes
+
+
+# Rewriting ---------------------------------------------------------------------------------------------------------
+
+
+def test_plugin_rewrites_requests_and_responses_on_both_listeners(probe_plugins, plugin_proxy, channel_factory,
+                                                                  listener):
+    proxy = plugin_proxy([probe(probe_plugins)])
+    echo = channel_factory(address(proxy, listener)).unary_unary(method("Echo"))
+    assert echo(b"upper:hello plugin", timeout=TIMEOUT) == b"UPPER:HELLO PLUGIN"
+    # Messages the plugin leaves alone arrive byte for byte.
+    payload = os.urandom(200_000)
+    assert echo(payload, timeout=TIMEOUT) == payload
+
+
+def test_plugin_metadata_edits_reach_the_upstream_in_chain_order(probe_plugins, plugin_proxy, backend,
+                                                                 channel_factory, listener):
+    proxy = plugin_proxy([probe(probe_plugins, options={"tag": "A"}), probe(probe_plugins, options={"tag": "B"})])
+    cid = str(uuid.uuid4())
+    inspect = channel_factory(address(proxy, listener)).unary_unary(method("Inspect"))
+    inspect(b"", timeout=TIMEOUT, metadata=[(CALL_ID_HEADER, cid), ("x-client", "kept")])
+    seen = metadata_seen(backend, cid)
+    assert [v for k, v in seen if k == "x-probe-chain"] == ["A", "B"]
+    assert [v for k, v in seen if k == "x-probe-side"] == [listener]
+    assert ("x-client", "kept") in seen
+
+
+def test_side_restricts_an_entry_to_one_listener(probe_plugins, plugin_proxy, backend, channel_factory):
+    proxy = plugin_proxy([probe(probe_plugins, side="inbound", options={"tag": "in"})])
+    inspect = channel_factory(proxy.inbound()).unary_unary(method("Inspect"))
+    cid = str(uuid.uuid4())
+    inspect(b"", timeout=TIMEOUT, metadata=[(CALL_ID_HEADER, cid)])
+    assert ("x-probe-chain", "in") in metadata_seen(backend, cid)
+    cid = str(uuid.uuid4())
+    channel_factory(proxy.outbound()).unary_unary(method("Inspect"))(b"", timeout=TIMEOUT,
+                                                                     metadata=[(CALL_ID_HEADER, cid)])
+    assert not [k for k, _ in metadata_seen(backend, cid) if k.startswith("x-probe")]
+    echo = channel_factory(proxy.outbound()).unary_unary(method("Echo"))
+    assert echo(b"upper:untouched", timeout=TIMEOUT) == b"upper:untouched"
+
+
+def test_per_call_state_follows_each_bidi_stream(probe_plugins, plugin_proxy, channel_factory, listener):
+    """The probe numbers requests and responses per call: two interleaved streams keep separate counts."""
+    proxy = plugin_proxy([probe(probe_plugins, options={"tag": "x"})])
+    channel = channel_factory(address(proxy, listener))
+    results = {}
+
+    def run(name):
+        results[name] = bidi_lockstep(channel, [b"count"] * 5)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in ("first", "second")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(TIMEOUT)
+    expected = [f"count={i}x;resp={i}".encode() for i in range(1, 6)]
+    assert results == {"first": expected, "second": expected}
+
+
+def test_call_end_reports_the_status_the_client_received(probe_plugins, plugin_proxy, channel_factory):
+    proxy = plugin_proxy([probe(probe_plugins)])
+    echo = channel_factory(proxy.inbound()).unary_unary(method("Echo"))
+    echo(b"one", timeout=TIMEOUT)
+    fail = channel_factory(proxy.inbound()).unary_unary(method("Fail"))
+    with pytest.raises(grpc.RpcError) as error:
+        fail(json.dumps({"code": "NOT_FOUND", "message": "gone"}).encode(), timeout=TIMEOUT)
+    assert error.value.code() == grpc.StatusCode.NOT_FOUND
+    wait_for_log(proxy, "probe call_end status=0 requests=1 responses=1")
+    wait_for_log(proxy, "probe call_end status=5 requests=1")
+
+
+def test_large_replacement_and_fragmented_messages(probe_plugins, plugin_proxy, channel_factory, listener):
+    """A replacement far larger than a frame or a window, and messages split across and packed into frames."""
+    proxy = plugin_proxy([probe(probe_plugins)])
+    channel = channel_factory(address(proxy, listener))
+    echo = channel.unary_unary(method("Echo"))
+    assert echo(b"grow:3000000", timeout=TIMEOUT) == b"g" * 3_000_000
+    messages = [os.urandom(n) for n in (0, 1, 5, 4096, 70_000, 300_000, 17) * 10]
+    summary = json.loads(channel.stream_unary(method("Collect"))(iter(messages), timeout=TIMEOUT))
+    assert summary["count"] == len(messages)
+    assert summary["sha256"] == hashlib.sha256(b"".join(messages)).hexdigest()
+
+
+def test_compressed_call_passes_a_plugin_that_leaves_it_alone(probe_plugins, plugin_proxy, channel_factory):
+    proxy = plugin_proxy([probe(probe_plugins)])
+    echo = channel_factory(proxy.inbound(), compression=grpc.Compression.Gzip).unary_unary(method("Echo"))
+    payload = b"compressible " * 10_000
+    assert echo(payload, timeout=TIMEOUT) == payload
+
+
+def test_a_plugin_that_wants_nothing_is_skipped(probe_plugins, plugin_proxy, channel_factory):
+    proxy = plugin_proxy([probe(probe_plugins, options={"wantsNothing": True})])
+    echo = channel_factory(proxy.inbound()).unary_unary(method("Echo"))
+    assert echo(b"upper:skipped", timeout=TIMEOUT) == b"upper:skipped"
+
+
+# Rejection ----------------------------------------------------------------------------------------------------------
+
+
+def test_rejection_in_call_start_reaches_the_client_and_never_the_upstream(probe_plugins, plugin_proxy, backend,
+                                                                          channel_factory, listener):
+    proxy = plugin_proxy([probe(probe_plugins)])
+    echo = channel_factory(address(proxy, listener)).unary_unary(method("Echo"))
+    cid = str(uuid.uuid4())
+    with pytest.raises(grpc.RpcError) as error:
+        echo(b"hi", timeout=TIMEOUT, metadata=[(CALL_ID_HEADER, cid), ("x-probe-reject", "7")])
+    assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert error.value.details() == "probe rejected the call"
+    assert not backend.record(cid).started.is_set()
+    assert backend.call_count == 0
+
+
+def test_rejection_mid_stream_ends_the_call_and_cancels_the_upstream(probe_plugins, plugin_proxy, backend,
+                                                                     channel_factory, listener):
+    proxy = plugin_proxy([probe(probe_plugins)])
+    channel = channel_factory(address(proxy, listener))
+    cid = str(uuid.uuid4())
+    with pytest.raises(grpc.RpcError) as error:
+        bidi_lockstep(channel, [b"one", b"two", b"reject", b"never"],
+                      metadata=[(CALL_ID_HEADER, cid), (DETECT_HALF_CLOSE_HEADER, "1")])
+    assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert error.value.details() == "probe rejected request message 2"
+    record = backend.record(cid)
+    assert record.terminated.wait(10), "the upstream call was not ended"
+    assert record.received_messages == 2
+    assert not record.request_half_closed, "the upstream saw a clean end of the requests instead of a cancel"
+
+
+def test_rejecting_a_response_replaces_it_with_the_status(probe_plugins, plugin_proxy, channel_factory):
+    """The request "reject" is rejected on its way in; a plugin on the response side sees the echo the same way."""
+    proxy = plugin_proxy([probe(probe_plugins, options={"tag": "t"})])
+    channel = channel_factory(proxy.inbound())
+    with pytest.raises(grpc.RpcError) as error:
+        channel.unary_unary(method("Echo"))(b"reject", timeout=TIMEOUT)
+    assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+# Failure policy -----------------------------------------------------------------------------------------------------
+
+
+def test_fail_closed_ends_the_call_with_internal(probe_plugins, plugin_proxy, backend, channel_factory):
+    proxy = plugin_proxy([probe(probe_plugins)])
+    echo = channel_factory(proxy.inbound()).unary_unary(method("Echo"))
+    with pytest.raises(grpc.RpcError) as error:
+        echo(b"error", timeout=TIMEOUT)
+    assert error.value.code() == grpc.StatusCode.INTERNAL
+    assert error.value.details() == "s2s-proxy plugin probe failed in on_message: probe failed on purpose"
+    cid = str(uuid.uuid4())
+    with pytest.raises(grpc.RpcError) as error:
+        echo(b"x", timeout=TIMEOUT, metadata=[(CALL_ID_HEADER, cid), ("x-probe-error", "1")])
+    assert error.value.code() == grpc.StatusCode.INTERNAL
+    assert "probe failed in call_start on purpose" in error.value.details()
+    assert not backend.record(cid).started.is_set()
+
+
+def test_fail_open_forwards_unchanged_and_logs(probe_plugins, plugin_proxy, backend, channel_factory):
+    proxy = plugin_proxy([probe(probe_plugins, onError="failOpen", options={"tag": "open"})])
+    echo = channel_factory(proxy.inbound()).unary_unary(method("Echo"))
+    assert echo(b"error", timeout=TIMEOUT) == b"error"
+    cid = str(uuid.uuid4())
+    assert echo(b"x", timeout=TIMEOUT, metadata=[(CALL_ID_HEADER, cid), ("x-probe-error", "1")]) == b"x"
+    assert backend.record(cid).completed
+    wait_for_log(proxy, "going on without it (onError: failOpen)")
+
+
+# Schema gating --------------------------------------------------------------------------------------------------------
+
+
+def test_calls_wait_for_the_schema_with_unavailable(probe_plugins, backend, proxy_factory, channel_factory):
+    """A plugin that needs the schema gets none here (the backend serves no reflection): its calls say why."""
+    connection = ClusterConnection("itest", local_upstream=backend.address, remote_upstream=backend.address,
+                                   plugins=[probe(probe_plugins, "probe-schema")])
+    proxy = proxy_factory.start([connection])
+    echo = channel_factory(proxy.inbound()).unary_unary(method("Echo"))
+    with pytest.raises(grpc.RpcError) as error:
+        echo(b"schema", timeout=TIMEOUT)
+    assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "waiting for the Temporal schema" in error.value.details()
+
+
+# Loading errors ---------------------------------------------------------------------------------------------------
+
+
+def run_proxy(tmp_path, backend, plugins, command="start"):
+    connection = ClusterConnection("itest", local_upstream=backend.address, remote_upstream=backend.address,
+                                   plugins=plugins)
+    config = tmp_path / "plugins.yaml"
+    config.write_text(render_config([connection]))
+    return subprocess.run([str(proxy_binary()), command, "--config", str(config)], capture_output=True, text=True,
+                          timeout=60)
+
+
+@pytest.mark.parametrize("command", ["start", "validate"])
+@pytest.mark.parametrize(
+    "variant, entry, expected",
+    [
+        ("probe-abi2", {}, "was built for plugin ABI 2.0, but this s2s-proxy speaks plugin ABI 1.0"),
+        ("probe-no-entry", {}, "has no `s2s_plugin_entry` symbol"),
+        ("probe-refuse-entry", {}, "refused to load into this host"),
+        ("probe", {"options": {"refuse": True}},
+         "clusterConnections[0].plugins[0]: plugin probe refused its options: refusing as the options ask"),
+        (None, {"path": "/nonexistent/libnothing.so"}, "plugin file /nonexistent/libnothing.so does not exist"),
+        (None, {"path": "/etc/hostname"}, "is not a loadable shared object"),
+        (None, {"name": "no-such-plugin"}, "no bundled plugin named no-such-plugin"),
+    ],
+)
+def test_plugin_loading_errors_refuse_the_config(tmp_path, backend, probe_plugins, command, variant, entry, expected):
+    plugin = probe(probe_plugins, variant, **entry) if variant else entry
+    result = run_proxy(tmp_path, backend, [plugin], command)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert expected in result.stderr
+
+
+def test_validate_prints_the_chain_per_side(tmp_path, backend, probe_plugins):
+    result = run_proxy(tmp_path, backend, [probe(probe_plugins), probe(probe_plugins, side="inbound",
+                                                                       onError="failOpen")], "validate")
+    assert result.returncode == 0, result.stderr
+    assert "plugins itest/outbound: probe 0.0.1\n" in result.stdout
+    assert "plugins itest/inbound: probe 0.0.1 -> probe 0.0.1 (failOpen)\n" in result.stdout
+
+
+def test_bundled_name_is_found_through_the_plugin_path(tmp_path, backend, probe_plugins, monkeypatch):
+    monkeypatch.setenv("S2S_PROXY_PLUGIN_PATH", str(probe_plugins["probe"].parent))
+    result = run_proxy(tmp_path, backend, [{"name": "probe"}], "validate")
+    assert result.returncode == 0, result.stderr
+    assert "plugins itest/inbound: probe 0.0.1" in result.stdout
+
+
+# The command line -----------------------------------------------------------------------------------------------------
+
+
+def test_plugin_inspect_prints_identity_and_wants(probe_plugins):
+    result = subprocess.run([str(proxy_binary()), "plugin", "inspect", str(probe_plugins["probe"]),
+                             "--method", "/itest.Backend/Echo"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert "name:         probe\n" in result.stdout
+    assert "version:      0.0.1\n" in result.stdout
+    assert "plugin ABI:   1.0 (this host: 1.0)" in result.stdout
+    assert "/itest.Backend/Echo (inbound): call, request messages, response messages" in result.stdout
+
+
+def test_plugin_run_shows_the_outcome(probe_plugins, tmp_path):
+    message = tmp_path / "message.bin"
+    message.write_bytes(b"upper:abc")
+    output = tmp_path / "out.bin"
+    result = subprocess.run([str(proxy_binary()), "plugin", "run", str(probe_plugins["probe"]), "--method", "/a.B/C",
+                             "--side", "outbound", "--message", str(message), "--output", str(output),
+                             "--header", "x-one=1"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert "outcome:  replaced (9 bytes in, 9 bytes out)" in result.stdout
+    assert "x-probe-side: outbound" in result.stdout
+    assert output.read_bytes() == b"UPPER:ABC"
+    rejected = subprocess.run([str(proxy_binary()), "plugin", "run", str(probe_plugins["probe"]), "--method", "/a.B/C",
+                               "--message-text", "reject"], capture_output=True, text=True, timeout=30)
+    assert rejected.returncode == 3
+    assert "status 7 (PERMISSION_DENIED): probe rejected request message 0" in rejected.stdout
+
+
+def wait_for_log(proxy, text, timeout=10):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in proxy.log(tail_lines=None):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"log never showed {text!r}:\n{proxy.log()}")
