@@ -674,6 +674,66 @@ final class ConfigLoaderTests: XCTestCase {
     /// A valid one-connection tcp/tcp config. Its lines: 1 clusterConnections, 2 name, 3 local, 4 connectionType,
     /// 5 tcpClient.address, 6 tcpServer.address, then `localExtra`; 7 remote, 8 connectionType, 9 tcpClient,
     /// 10 tcpServer, then `remoteExtra`, `connectionExtra` and `extraTopLevel` (lines 11+ when the others are empty).
+    // MARK: - plugins
+
+    func testPluginEntriesDecodeWithDefaultsAndOptionsAsJSON() throws {
+        let loaded = try parse(minimalConfig(connectionExtra: """
+                plugins:
+                  - name: method-guard
+                  - path: plugins/libacme.so
+                    side: inbound
+                    onError: failOpen
+                    options:
+                      deny: ["/a.B/C", "/a.B/D"]
+                      limit: 0x10
+                      ratio: 1.5
+                      on: yes
+                      nothing: ~
+                      nested: {key: 'va"lue', list: [1, two]}
+            """))
+        let plugins = try XCTUnwrap(loaded.config.clusterConnections.first?.plugins)
+        XCTAssertEqual(plugins.count, 2)
+        XCTAssertEqual(plugins[0], PluginEntryConfig(source: .bundled("method-guard")))
+        XCTAssertEqual(plugins[1].source, .path("plugins/libacme.so"))
+        XCTAssertEqual(plugins[1].side, .inbound)
+        XCTAssertEqual(plugins[1].onError, .failOpen)
+        XCTAssertEqual(
+            plugins[1].optionsJSON,
+            #"{"deny":["/a.B/C","/a.B/D"],"limit":16,"ratio":1.5,"on":true,"nothing":null,"nested":{"key":"va\"lue","list":[1,"two"]}}"#
+        )
+        let parsed = try JSONSerialization.jsonObject(with: Data(plugins[1].optionsJSON.utf8)) as? [String: Any]
+        XCTAssertEqual(parsed?["limit"] as? Int, 16)
+    }
+
+    func testPluginEntryMistakesAreReportedAtTheirKeys() {
+        let errors = parseErrors(minimalConfig(connectionExtra: """
+                plugins:
+                  - name: a
+                    path: /b.so
+                  - side: inbound
+                  - name: c
+                    side: sideways
+                    onError: explode
+                    options: [1, 2]
+                  - name: d
+                    sides: inbound
+            """))
+        XCTAssertEqual(errors.map(\.keyPath), [
+            "clusterConnections[0].plugins[0]",
+            "clusterConnections[0].plugins[1]",
+            "clusterConnections[0].plugins[2].side",
+            "clusterConnections[0].plugins[2].onError",
+            "clusterConnections[0].plugins[2].options",
+            "clusterConnections[0].plugins[3].sides",
+        ])
+        XCTAssertTrue(errors[0].message.contains("either name"))
+        XCTAssertTrue(errors[1].message.contains("needs name"))
+        XCTAssertTrue(errors[2].message.contains("inbound, outbound or both"))
+        XCTAssertTrue(errors[3].message.contains("failClosed or failOpen"))
+        XCTAssertTrue(errors[4].message.contains("must be a mapping"))
+        XCTAssertTrue(errors[5].message.contains("did you mean \"side\""), errors[5].message)
+    }
+
     private func minimalConfig(
         name: String = "a",
         localClient: String = "a:1",

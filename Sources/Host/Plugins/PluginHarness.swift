@@ -98,6 +98,11 @@ public enum PluginHarness {
 extension ByteBuffer {
     /// Whether two buffers are views of the same storage (a forwarded original rather than a replacement).
     func storageIsShared(with other: ByteBuffer) -> Bool {
-        withVeryUnsafeBytes { mine in other.withVeryUnsafeBytes { theirs in mine.baseAddress == theirs.baseAddress } }
+        withVeryUnsafeBytes { mine in
+            other.withVeryUnsafeBytes { theirs in
+                guard let mine = mine.baseAddress, let theirs = theirs.baseAddress else { return false }
+                return mine == theirs || (mine > theirs && mine < theirs + other.capacity) || (theirs > mine && theirs < mine + capacity)
+            }
+        }
     }
 }
