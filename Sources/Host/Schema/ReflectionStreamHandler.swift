@@ -45,7 +45,8 @@ final class ReflectionStreamHandler: ChannelInboundHandler {
     init(target: HostAndPort, scheme: String, timeout: TimeAmount, eventLoop: EventLoop) {
         self.target = target
         self.scheme = scheme
-        self.deadline = .now() + timeout
+        // The loop's clock, not the wall clock: the same as the timer's (virtual in tests).
+        self.deadline = eventLoop.now + timeout
         self.timeoutSeconds = Double(timeout.nanoseconds) / 1e9
         self.result = eventLoop.makePromise()
         self.pull = ReflectionPull(address: target.description)
@@ -122,7 +123,7 @@ final class ReflectionStreamHandler: ChannelInboundHandler {
 
     private func openStream(context: ChannelHandlerContext) {
         let service = Self.serviceVersions[versionIndex]
-        let remainingMilliseconds = max(1, (deadline - .now()).nanoseconds / 1_000_000)
+        let remainingMilliseconds = max(1, (deadline - context.eventLoop.now).nanoseconds / 1_000_000)
         let headers: HPACKHeaders = [
             ":method": "POST",
             ":scheme": scheme,
