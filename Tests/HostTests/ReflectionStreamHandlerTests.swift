@@ -218,6 +218,17 @@ final class ReflectionStreamHandlerTests: XCTestCase {
         XCTAssertFalse(channel.isActive)
     }
 
+    func testOverallTimeoutWhileConnectingIsAConnectTimeout() throws {
+        let connecting = ReflectionStreamHandler(
+            target: HostAndPort(host: "127.0.0.1", port: 7233), scheme: "http", timeout: .seconds(2), eventLoop: loop
+        )
+        var result: Result<TemporalSchema, Error>?
+        connecting.result.futureResult.whenComplete { result = $0 }
+        loop.advanceTime(by: .seconds(2))
+        guard case .failure(let error) = result else { return XCTFail("\(String(describing: result))") }
+        XCTAssertEqual(error as? TemporalSchemaError, .unreachable(address: "127.0.0.1:7233", reason: "connect timed out after 2000 ms"))
+    }
+
     func testConnectFailureSaysUnreachable() throws {
         handler.connectFailed(IOError(errnoCode: ECONNREFUSED, reason: "connect"))
         XCTAssertEqual(failure, .unreachable(address: "127.0.0.1:7233", reason: "connection refused"))

@@ -34,6 +34,7 @@ final class ReflectionStreamHandler: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     private var timeoutTask: Scheduled<Void>?
     private var settled = false
+    private var connected = false
 
     private var pull: ReflectionPull
     private var versionIndex = 0
@@ -52,7 +53,11 @@ final class ReflectionStreamHandler: ChannelInboundHandler {
         self.pull = ReflectionPull(address: target.description)
         self.received = ByteBuffer()
         timeoutTask = eventLoop.scheduleTask(deadline: deadline) { [self] in
-            settle(.failure(.timedOut(address: target.description, seconds: timeoutSeconds, progress: pull.progress)))
+            // Still connecting: the same words as the connect timeout, which this one can beat by a hair.
+            let milliseconds = timeout.nanoseconds / 1_000_000
+            settle(.failure(connected
+                ? .timedOut(address: target.description, seconds: timeoutSeconds, progress: pull.progress)
+                : .unreachable(address: target.description, reason: "connect timed out after \(milliseconds) ms")))
         }
     }
 
@@ -77,6 +82,7 @@ final class ReflectionStreamHandler: ChannelInboundHandler {
             context.close(promise: nil)
             return
         }
+        connected = true
         // The connection window starts at 64 KiB whatever SETTINGS say; raise it once to match the stream window.
         let raise = (4 << 20) - 65_535
         context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: raise))), promise: nil)
