@@ -1,4 +1,4 @@
-// The `s2s-proxy` command line: `start`, `validate`, `plugin`, `--version`.
+// The `s2s-proxy` command line: `start`, `validate`, `plugin inspect|run`, `schema pull|show`, `--version`.
 
 import ArgumentParser
 import Host
@@ -11,7 +11,7 @@ struct S2SProxyCommand: AsyncParsableCommand {
         commandName: "s2s-proxy",
         abstract: "A server-to-server gRPC proxy between two Temporal clusters.",
         version: "s2s-proxy \(ProxyVersion.current) (plugin ABI \(ProxyVersion.pluginABI))",
-        subcommands: [StartCommand.self, ValidateCommand.self, PluginCommand.self]
+        subcommands: [StartCommand.self, ValidateCommand.self, PluginCommand.self, SchemaCommand.self]
     )
 }
 

@@ -14,20 +14,26 @@ public enum ConfigLoader {
     /// - Throws: `ConfigErrors` naming `path`, with one entry per problem: the file cannot be read, is not YAML,
     ///   or breaks the schema or a validation rule.
     public static func load(path: String) throws(ConfigErrors) -> LoadedConfig {
-        try parse(yaml: try readText(of: path), sourceName: path)
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        return try parse(yaml: try readText(of: path), sourceName: path, baseDirectory: directory)
     }
 
-    /// Checks the configuration text `yaml`; `sourceName` is the file name put in front of every error.
+    /// Checks the configuration text `yaml`; `sourceName` is the file name put in front of every error, and
+    /// relative file paths in it (`schema.file`) start at `baseDirectory` (nil: the current directory).
     ///
     /// - Throws: `ConfigErrors` with one entry per problem found.
-    public static func parse(yaml: String, sourceName: String) throws(ConfigErrors) -> LoadedConfig {
+    public static func parse(
+        yaml: String,
+        sourceName: String,
+        baseDirectory: String? = nil
+    ) throws(ConfigErrors) -> LoadedConfig {
         let root: Node?
         do {
             root = try Yams.compose(yaml: yaml)
         } catch {
             throw ConfigErrors(sourceName: sourceName, errors: [syntaxError(error, in: yaml, sourceName: sourceName)])
         }
-        var decoder = ProxyConfigDecoder(sourceName: sourceName)
+        var decoder = ProxyConfigDecoder(sourceName: sourceName, baseDirectory: baseDirectory)
         let config = decoder.decode(root)
         let sourceMap = decoder.reader.sourceMap
         let errors = decoder.reader.errors + ConfigValidation.problems(in: config, sourceMap: sourceMap)

@@ -1,10 +1,13 @@
 // The rules a well-typed configuration must still satisfy before the proxy can run it.
 //
 // Owns `ConfigValidation`: required addresses per connection type, address syntax, listener collisions, unique
-// names and namespace mappings, health-check protocol, shard-count mode, and the ranges of numbers. Where the Go
+// names and namespace mappings, health-check protocol, shard-count mode, the schema source (one of a file that
+// exists or a reflection address), and the ranges of numbers. Where the Go
 // proxy accepts a file but then misbehaves (duplicate connection names silently shadow each other), we refuse it.
 // It reads positions from the `ConfigSourceMap` and stays quiet about values the decoder already rejected, so a
 // single mistake gives a single error. Whether this build can run a valid setting is `ConfigSupportCheck`'s job.
+
+import Foundation
 
 /// Checks a decoded `ProxyConfig` and collects every rule it breaks.
 struct ConfigValidation {
@@ -93,6 +96,9 @@ struct ConfigValidation {
         }
         if let memberlist = connection.memberlist {
             checkMemberlist(memberlist, at: path.appending("memberlist"))
+        }
+        if let schema = connection.schema {
+            checkSchema(schema, at: path.appending("schema"))
         }
     }
 
@@ -260,6 +266,38 @@ struct ConfigValidation {
                 report("missing; set the host:port where this replica's proxy listens", at: addressPath)
             }
             checkAddress(address, at: addressPath)
+        }
+    }
+
+    /// The schema comes from one place: a saved file that exists, or a reflection address.
+    private mutating func checkSchema(_ schema: SchemaConfig, at path: ConfigKeyPath) {
+        let filePath = path.appending("file")
+        let addressPath = path.appending("reflectionAddress")
+        if schema.file != nil, schema.reflectionAddress != nil {
+            report(
+                "set either file or reflectionAddress, not both: \(located(filePath)) already names the schema",
+                at: addressPath
+            )
+        }
+        if let address = schema.reflectionAddress {
+            if address.isEmpty {
+                report("empty; set the host:port of a server with gRPC reflection, or remove the key", at: addressPath)
+            }
+            checkAddress(address, at: addressPath)
+        }
+        if let file = schema.file, !sourceMap.isRejected(filePath) {
+            var isDirectory: ObjCBool = false
+            if file.isEmpty {
+                report("empty; set the path of a saved FileDescriptorSet, or remove the key", at: filePath)
+            } else if !FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory) {
+                report(
+                    "no such file \"\(file)\"; save one with `s2s-proxy schema pull --address HOST:PORT --out FILE` "
+                        + "(a relative path starts at the config file's directory)",
+                    at: filePath
+                )
+            } else if isDirectory.boolValue {
+                report("\"\(file)\" is a directory; name the FileDescriptorSet file in it", at: filePath)
+            }
         }
     }
 

@@ -1,7 +1,8 @@
 // Typed configuration of the proxy.
 //
 // The shape follows the Go s2s-proxy's YAML format key for key, so that an existing deployment's file loads
-// unchanged; keys that exist only here (`limits`, `shutdown`, `upstream`) are extensions with defaults.
+// unchanged; keys that exist only here (`limits`, `shutdown`, `upstream`, and `schema` per cluster connection)
+// are extensions with defaults.
 // This file only declares the values; `ConfigLoader` reads them from YAML and `ConfigValidation` checks them.
 
 /// The whole configuration file.
@@ -60,6 +61,8 @@ public struct ClusterConnectionConfig: Sendable, Equatable {
     public var memberlist: MemberlistConfig?
     /// Extension: the plugin chain, in order (`plugins:`).
     public var plugins: [PluginEntryConfig] = []
+    /// Extension `schema:`: where the Temporal schema comes from when a plugin of this connection needs it.
+    public var schema: SchemaConfig?
 
     public init(
         name: String = "",
@@ -73,7 +76,8 @@ public struct ClusterConnectionConfig: Sendable, Equatable {
         remoteClusterHealthCheck: HealthCheckConfig? = nil,
         localClusterHealthCheck: HealthCheckConfig? = nil,
         shardCount: ShardCountConfig? = nil,
-        memberlist: MemberlistConfig? = nil
+        memberlist: MemberlistConfig? = nil,
+        schema: SchemaConfig? = nil
     ) {
         self.name = name
         self.local = local
@@ -87,6 +91,7 @@ public struct ClusterConnectionConfig: Sendable, Equatable {
         self.localClusterHealthCheck = localClusterHealthCheck
         self.shardCount = shardCount
         self.memberlist = memberlist
+        self.schema = schema
     }
 }
 
@@ -327,6 +332,21 @@ public struct LoggingConfig: Sendable, Equatable {
     public init(throttleMaxRPS: Double? = nil, disabled: Bool = false) {
         self.throttleMaxRPS = throttleMaxRPS
         self.disabled = disabled
+    }
+}
+
+/// Extension `schema:` of a cluster connection. Without `file`, the schema is pulled by gRPC reflection from
+/// `reflectionAddress`, or from the local Temporal (`local.tcpClient.address`) when that is absent too.
+public struct SchemaConfig: Sendable, Equatable {
+    /// A saved binary FileDescriptorSet; a relative path in the file is resolved against the config file's
+    /// directory, so this holds the path to open.
+    public var file: String?
+    /// `host:port` of a server with gRPC reflection.
+    public var reflectionAddress: String?
+
+    public init(file: String? = nil, reflectionAddress: String? = nil) {
+        self.file = file
+        self.reflectionAddress = reflectionAddress
     }
 }
 

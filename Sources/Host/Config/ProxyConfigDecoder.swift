@@ -2,7 +2,7 @@
 //
 // Owns `ProxyConfigDecoder`, which walks a composed YAML tree into a `ProxyConfig`. The key names follow the Go
 // s2s-proxy's YAML tags exactly (config/config.go, config/cluster_conn_config.go, encryption/tls.go), plus this
-// project's extension blocks `limits`, `shutdown` and `upstream`. Only shape and type problems are found here;
+// project's extension blocks `limits`, `shutdown`, `upstream` and, per cluster connection, `schema`. Only shape and type problems are found here;
 // rules that relate several values to each other live in `ConfigValidation`.
 
 import Yams
@@ -11,10 +11,14 @@ import Yams
 struct ProxyConfigDecoder {
     /// The reader that holds the problems found and the position of every key.
     private(set) var reader: YAMLNodeReader
+    /// Where relative file paths in the configuration start: the config file's directory (nil: the current one).
+    private let baseDirectory: String?
 
-    /// A decoder for the file called `sourceName` in error messages.
-    init(sourceName: String) {
+    /// A decoder for the file called `sourceName` in error messages, resolving relative paths against
+    /// `baseDirectory`.
+    init(sourceName: String, baseDirectory: String? = nil) {
         reader = YAMLNodeReader(sourceName: sourceName)
+        self.baseDirectory = baseDirectory
     }
 
     /// Decodes the whole document; `root` is nil for an empty file. Problems are left in `reader.errors`.
@@ -116,6 +120,12 @@ struct ProxyConfigDecoder {
         if let entries = reader.items("plugins", in: fields) {
             connection.plugins = entries.compactMap { pluginEntry($0.node, at: $0.path) }
         }
+        if let schema = reader.mapping("schema", in: fields, knownKeys: ["file", "reflectionAddress"]) {
+            connection.schema = SchemaConfig(
+                file: reader.string("file", in: schema).map(resolvedPath),
+                reflectionAddress: reader.string("reflectionAddress", in: schema)
+            )
+        }
         return connection
     }
 
@@ -129,7 +139,7 @@ struct ProxyConfigDecoder {
         case (let name?, nil) where !name.isEmpty:
             entry = PluginEntryConfig(source: .bundled(name))
         case (nil, let file?) where !file.isEmpty:
-            entry = PluginEntryConfig(source: .path(file))
+            entry = PluginEntryConfig(source: .path(resolvedPath(file)))
         case (.some, .some):
             reader.report("give either name (a bundled plugin) or path (a plugin file), not both", at: path)
             return nil
@@ -293,6 +303,12 @@ struct ProxyConfigDecoder {
         )
     }
 
+    /// `path` as written if absolute (or empty, which validation reports), else joined to `baseDirectory`.
+    private func resolvedPath(_ path: String) -> String {
+        guard !path.isEmpty, !path.hasPrefix("/"), let baseDirectory else { return path }
+        return baseDirectory.hasSuffix("/") ? baseDirectory + path : "\(baseDirectory)/\(path)"
+    }
+
     // MARK: - Top-level blocks
 
     private mutating func metricsConfig(_ fields: MappingFields) -> MetricsConfig {
@@ -341,7 +357,7 @@ struct ProxyConfigDecoder {
         static let clusterConnection = [
             "name", "local", "remote", "replicationEndpoint", "failoverVersionIncrementTranslation", "aclPolicy",
             "namespaceTranslation", "searchAttributeTranslation", "remoteClusterHealthCheck",
-            "localClusterHealthCheck", "shardCount", "memberlist", "plugins",
+            "localClusterHealthCheck", "shardCount", "memberlist", "plugins", "schema",
         ]
         static let pluginEntry = ["name", "path", "side", "onError", "options"]
         static let clusterDefinition = ["connectionType", "tcpClient", "tcpServer", "muxCount", "muxAddressInfo"]

@@ -9,6 +9,7 @@ import Darwin
 #endif
 import NIOCore
 import NIOHTTP2
+import NIOPosix
 
 extension SocketAddress {
     /// `127.0.0.1:7233` or `[::1]:7233`, without NIO's `[IPv4]host/ip:` decoration.
@@ -34,6 +35,13 @@ enum NetworkErrorDescription {
             default:
                 return "\(channelError)"
             }
+        }
+        if let connection = error as? NIOConnectionError {
+            // NIO's name-based connect: the first address's failure says most, else the name did not resolve.
+            if let first = connection.connectionErrors.first {
+                return describe(first.error)
+            }
+            return "cannot resolve \(connection.host)"
         }
         if error is NIOHTTP2Errors.BadClientMagic {
             return "the client did not start with the HTTP/2 connection preface (not gRPC over HTTP/2?)"
