@@ -69,6 +69,17 @@ struct StartCommand: AsyncParsableCommand {
         let threadPool = NIOThreadPool(numberOfThreads: 1)
         threadPool.start()
         let server = try ProxyServer(config: loaded.config, plugins: plugins, group: group, threadPool: threadPool, logger: logger)
+        let schemas = PluginSchemaDelivery(plugins: plugins, config: loaded.config, logger: logger)
+        let schemaProblems = schemas.start(group: group)
+        guard schemaProblems.isEmpty else {
+            for problem in schemaProblems {
+                printToStandardError("error: \(config): \(problem)")
+            }
+            printToStandardError("s2s-proxy: refusing to start: plugins cannot get their Temporal schema (listed above)")
+            schemas.stop()
+            try? await group.shutdownGracefully()
+            throw ExitCode(2)
+        }
         let signals = TerminationSignals()
         do {
             try await server.start()
@@ -90,6 +101,7 @@ struct StartCommand: AsyncParsableCommand {
             Glibc.exit(1)
         }
         let drain = TimeAmount.nanoseconds(Int64(loaded.config.shutdown.drainTimeoutSeconds * 1e9))
+        schemas.stop()
         await server.shutdown(drainTimeout: drain)
         try? await threadPool.shutdownGracefully()
         try? await group.shutdownGracefully()

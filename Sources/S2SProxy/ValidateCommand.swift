@@ -28,9 +28,23 @@ struct ValidateCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
         defer { plugins.destroy() }
+        var logger = Logger(label: "s2s-proxy")
+        logger.logLevel = .critical
+        let schemas = PluginSchemaDelivery(plugins: plugins, config: loaded.config, logger: logger)
+        let (schemaProblems, pulledAtStart) = schemas.checkFiles()
+        defer { schemas.stop() }
+        guard schemaProblems.isEmpty else {
+            for problem in schemaProblems {
+                printToStandardError("error: \(config): \(problem)")
+            }
+            throw ExitCode(2)
+        }
         print(loaded.summary)
         for line in plugins.describe(connectionNames: loaded.config.clusterConnections.map(\.name)) {
             print(line)
+        }
+        for origin in pulledAtStart {
+            print("note: plugins get the Temporal schema by \(origin) once started; calls they want wait (UNAVAILABLE) until then")
         }
         for note in loaded.unsupported {
             print("note: \(note) — `start` refuses this config until that feature is built")

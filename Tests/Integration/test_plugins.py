@@ -11,7 +11,9 @@ import os
 import queue
 import subprocess
 import threading
+import time
 import uuid
+from pathlib import Path
 
 import grpc
 import pytest
@@ -251,12 +253,48 @@ def test_calls_wait_for_the_schema_with_unavailable(probe_plugins, backend, prox
     assert "waiting for the Temporal schema" in error.value.details()
 
 
+SCHEMA_FIXTURE = Path(__file__).resolve().parents[1] / "Fixtures" / "temporal-dev-schema.binpb"
+
+
+def test_schema_from_a_saved_file_reaches_the_plugin(probe_plugins, backend, proxy_factory, channel_factory):
+    connection = ClusterConnection("itest", local_upstream=backend.address, remote_upstream=backend.address,
+                                   plugins=[probe(probe_plugins, "probe-schema")],
+                                   extra={"schema": {"file": str(SCHEMA_FIXTURE)}})
+    proxy = proxy_factory.start([connection])
+    echo = channel_factory(proxy.inbound()).unary_unary(method("Echo"))
+    assert echo(b"schema", timeout=TIMEOUT) == f"schema={SCHEMA_FIXTURE.stat().st_size}".encode()
+
+
+def test_schema_pulled_from_the_local_temporal_unlocks_the_plugins_calls(probe_plugins, temporal_server,
+                                                                         proxy_factory, channel_factory):
+    """Reflection from the real dev server (local.tcpClient): calls wait UNAVAILABLE, then pass once it arrived."""
+    connection = ClusterConnection("itest", local_upstream=temporal_server.address,
+                                   remote_upstream=temporal_server.address,
+                                   plugins=[probe(probe_plugins, "probe-schema")])
+    proxy = proxy_factory.start([connection])
+    system_info = channel_factory(proxy.inbound()).unary_unary(
+        "/temporal.api.workflowservice.v1.WorkflowService/GetSystemInfo")
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            response = system_info(b"", timeout=TIMEOUT)
+            break
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.UNAVAILABLE, error
+            assert "waiting for the Temporal schema" in error.details()
+            assert time.monotonic() < deadline, f"the schema never arrived:\n{proxy.log()}"
+            time.sleep(0.2)
+    assert len(response) > 0
+    wait_for_log(proxy, "plugin has the Temporal schema")
+    wait_for_log(proxy, "Temporal schema ready")
+
+
 # Loading errors ---------------------------------------------------------------------------------------------------
 
 
-def run_proxy(tmp_path, backend, plugins, command="start"):
+def run_proxy(tmp_path, backend, plugins, command="start", extra=None):
     connection = ClusterConnection("itest", local_upstream=backend.address, remote_upstream=backend.address,
-                                   plugins=plugins)
+                                   plugins=plugins, extra=extra or {})
     config = tmp_path / "plugins.yaml"
     config.write_text(render_config([connection]))
     return subprocess.run([str(proxy_binary()), command, "--config", str(config)], capture_output=True, text=True,
@@ -282,6 +320,29 @@ def test_plugin_loading_errors_refuse_the_config(tmp_path, backend, probe_plugin
     result = run_proxy(tmp_path, backend, [plugin], command)
     assert result.returncode == 2, result.stdout + result.stderr
     assert expected in result.stderr
+
+
+@pytest.mark.parametrize("command", ["start", "validate"])
+def test_a_schema_the_plugin_rejects_or_a_broken_schema_file_refuses_the_config(tmp_path, backend, probe_plugins,
+                                                                               command):
+    rejecting = probe(probe_plugins, "probe-schema", options={"rejectSchema": True})
+    result = run_proxy(tmp_path, backend, [rejecting], command, extra={"schema": {"file": str(SCHEMA_FIXTURE)}})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "plugin probe (clusterConnections[0].plugins[0]) rejected the Temporal schema: the schema lacks" \
+        in result.stderr
+    broken = tmp_path / "broken.binpb"
+    broken.write_bytes(b"\xff\xff\xff garbage")
+    result = run_proxy(tmp_path, backend, [probe(probe_plugins, "probe-schema")], command,
+                       extra={"schema": {"file": str(broken)}})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert str(broken) in result.stderr
+
+
+def test_validate_notes_a_schema_pulled_at_start(tmp_path, backend, probe_plugins):
+    result = run_proxy(tmp_path, backend, [probe(probe_plugins, "probe-schema")], "validate")
+    assert result.returncode == 0, result.stderr
+    assert f"note: plugins get the Temporal schema by gRPC reflection at {backend.address} once started" \
+        in result.stdout
 
 
 def test_validate_prints_the_chain_per_side(tmp_path, backend, probe_plugins):
@@ -330,8 +391,6 @@ def test_plugin_run_shows_the_outcome(probe_plugins, tmp_path):
 
 
 def wait_for_log(proxy, text, timeout=10):
-    import time
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if text in proxy.log(tail_lines=None):

@@ -59,7 +59,8 @@ final class PluginCallRunner {
             case .pending(let reason):
                 return .fail(GRPCStatus(
                     .unavailable,
-                    "s2s-proxy plugin \(step.entry.library.name) (\(step.entry.label)) is waiting for the Temporal schema: \(reason); retry shortly"
+                    "s2s-proxy plugin \(step.entry.library.name) (\(step.entry.label)) is waiting for the Temporal schema: "
+                        + step.entry.schemaWaitReason(reason) + "; retry shortly"
                 ))
             case .failed(let reason):
                 return .fail(GRPCStatus(.unavailable, reason))

@@ -133,6 +133,28 @@ public final class PluginEntry: @unchecked Sendable {
 
     public var currentSchemaState: SchemaState { schemaState.withLockedValue { $0 } }
 
+    private let schemaSource = NIOLockedValueBox<TemporalSchemaSource?>(nil)
+
+    /// The source this entry's schema comes from; its state explains a wait to callers.
+    func attach(schemaSource source: TemporalSchemaSource) {
+        schemaSource.withLockedValue { $0 = source }
+    }
+
+    /// Why a call must wait for the schema, in words for the caller's UNAVAILABLE status.
+    func schemaWaitReason(_ fallback: String) -> String {
+        guard let source = schemaSource.withLockedValue({ $0 }) else { return fallback }
+        switch source.currentState {
+        case .pending(let reason): return reason
+        case .failed(let error): return "\(error)"
+        case .ready: return "the schema has arrived and is being handed to the plugin"
+        }
+    }
+
+    /// Records that the schema will never come (e.g. no source is configured); calls stay UNAVAILABLE with `reason`.
+    func schemaFailed(_ reason: String) {
+        schemaState.withLockedValue { $0 = .failed(reason) }
+    }
+
     /// Records why the schema is not there yet (shown to callers in UNAVAILABLE messages).
     public func schemaPending(_ reason: String) {
         schemaState.withLockedValue { state in
