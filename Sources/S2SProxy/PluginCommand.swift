@@ -156,6 +156,9 @@ struct PluginRunCommand: AsyncParsableCommand {
     @Flag(name: .customLong("print-output"), help: "Print the output message as text.")
     var printOutput = false
 
+    @Flag(name: .long, help: "The message is proto3 JSON, and the output is printed as JSON; needs --schema (the message type is the method's request or response type).")
+    var json = false
+
     @Option(name: .customLong("on-error"), help: "failClosed (default) or failOpen, as in the config.")
     var onError: String = "failClosed"
 
@@ -170,10 +173,33 @@ struct PluginRunCommand: AsyncParsableCommand {
             guard let equals = item.firstIndex(of: "=") else { throw ValidationError("--header takes NAME=VALUE, got \(item)") }
             headers.append((String(item[..<equals]).lowercased(), String(item[item.index(after: equals)...])))
         }
-        let bytes = try readMessage()
-        let schemaBytes = try schema.map { path -> [UInt8] in
-            guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read schema file \(path)") }
-            return Array(data)
+        let input = try readMessage()
+        let loadedSchema: TemporalSchema?
+        do {
+            loadedSchema = try schema.map { try TemporalSchema.load(file: $0) }
+        } catch {
+            printToStandardError("error: \(error)")
+            throw ExitCode(2)
+        }
+        let schemaBytes = loadedSchema?.descriptorSetBytes
+        var transcoder: (ProtoJSONTranscoder, String)?
+        if json {
+            guard let loadedSchema else { throw ValidationError("--json needs --schema FILE (see `s2s-proxy schema pull`)") }
+            guard let rpc = loadedSchema.services.flatMap(\.methods).first(where: { $0.path == method }) else {
+                throw ValidationError("the schema has no method \(method)")
+            }
+            transcoder = (try ProtoJSONTranscoder(schema: loadedSchema), messageDirection == .request ? rpc.inputType : rpc.outputType)
+        }
+        let bytes: [UInt8]
+        if let (codec, type) = transcoder {
+            do {
+                bytes = try codec.encode(json: String(decoding: input, as: UTF8.self), as: type)
+            } catch {
+                printToStandardError("error: --json: \(error)")
+                throw ExitCode(2)
+            }
+        } else {
+            bytes = input
         }
         let library = try PluginArgument.load(plugin)
         let optionsJSON = try PluginArgument.options(options, file: optionsFile)
@@ -212,7 +238,14 @@ struct PluginRunCommand: AsyncParsableCommand {
         if let output {
             FileManager.default.createFile(atPath: output, contents: Data(result.output))
         }
-        if printOutput {
+        if let (codec, type) = transcoder {
+            do {
+                print("output (\(type)):")
+                print(try codec.decode(result.output, as: type))
+            } catch {
+                print("output:   not a valid \(type): \(error)")
+            }
+        } else if printOutput {
             print("output:   \(String(decoding: result.output, as: UTF8.self))")
         }
     }
