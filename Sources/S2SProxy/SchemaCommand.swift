@@ -39,7 +39,9 @@ struct SchemaPullCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let schema = try await SchemaArguments.pull(from: address, timeoutSeconds: timeoutSeconds, command: "schema pull")
+        let schema = try await SchemaArguments.pull(
+            from: address, timeoutSeconds: timeoutSeconds, command: "schema pull"
+        )
         do {
             try schema.write(to: out)
         } catch {
@@ -91,7 +93,9 @@ struct SchemaShowCommand: AsyncParsableCommand {
                 throw ExitCode(1)
             }
         } else {
-            schema = try await SchemaArguments.pull(from: address!, timeoutSeconds: timeoutSeconds, command: "schema show")
+            schema = try await SchemaArguments.pull(
+                from: address!, timeoutSeconds: timeoutSeconds, command: "schema show"
+            )
         }
         print("\(schema.source): \(schema.services.count) services, \(schema.fileCount) files, "
             + "\(schema.descriptorSetBytes.count) bytes")

@@ -2,8 +2,8 @@
 //
 // Owns `ProxyConfigDecoder`, which walks a composed YAML tree into a `ProxyConfig`. The key names follow the Go
 // s2s-proxy's YAML tags exactly (config/config.go, config/cluster_conn_config.go, encryption/tls.go), plus this
-// project's extension blocks `limits`, `shutdown`, `upstream` and, per cluster connection, `schema`. Only shape and type problems are found here;
-// rules that relate several values to each other live in `ConfigValidation`.
+// project's extension blocks `limits`, `shutdown`, `upstream` and, per cluster connection, `schema`. Only shape
+// and type problems are found here; rules that relate several values to each other live in `ConfigValidation`.
 
 import Yams
 

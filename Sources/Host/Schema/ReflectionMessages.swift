@@ -206,7 +206,9 @@ struct ReflectionWireReader {
             try skip(4)
             return Field(number: Int(number), value: .fixed)
         case let wireType:
-            throw error("wire type \(wireType) of field \(number) is not supported (groups are not used here)", at: keyOffset)
+            throw error(
+                "wire type \(wireType) of field \(number) is not supported (groups are not used here)", at: keyOffset
+            )
         }
     }
 

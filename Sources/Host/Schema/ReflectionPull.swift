@@ -119,7 +119,8 @@ struct ReflectionPull {
         let source = "reflection from \(address)"
         let schema: TemporalSchema
         do {
-            schema = try TemporalSchema(descriptorSetBytes: try assembler.serializedDescriptorSet(source: source), source: source)
+            let bytes = try assembler.serializedDescriptorSet(source: source)
+            schema = try TemporalSchema(descriptorSetBytes: bytes, source: source)
         } catch {
             return .failed(error)
         }

@@ -23,7 +23,11 @@ public struct ReflectionSchemaClient: Sendable {
     public var timeout: TimeAmount
     public var security: TransportSecurity
 
-    public init(connectTimeout: TimeAmount = .seconds(5), timeout: TimeAmount = .seconds(30), security: TransportSecurity = .plaintext) {
+    public init(
+        connectTimeout: TimeAmount = .seconds(5),
+        timeout: TimeAmount = .seconds(30),
+        security: TransportSecurity = .plaintext
+    ) {
         self.connectTimeout = connectTimeout
         self.timeout = timeout
         self.security = security
@@ -53,7 +57,9 @@ public struct ReflectionSchemaClient: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     // A TLS handler goes here, before HTTP/2, once TransportSecurity has a TLS case.
-                    try sync.addHandler(NIOHTTP2Handler(mode: .client, initialSettings: ReflectionStreamHandler.initialSettings))
+                    try sync.addHandler(
+                        NIOHTTP2Handler(mode: .client, initialSettings: ReflectionStreamHandler.initialSettings)
+                    )
                     try sync.addHandler(handler)
                 }
             }

@@ -85,7 +85,7 @@ final class ReflectionStreamHandler: ChannelInboundHandler {
         connected = true
         // The connection window starts at 64 KiB whatever SETTINGS say; raise it once to match the stream window.
         let raise = (4 << 20) - 65_535
-        context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: raise))), promise: nil)
+        write(.windowUpdate(windowSizeIncrement: raise), on: .rootStream, context: context)
         openStream(context: context)
         context.fireChannelActive()
     }
@@ -140,7 +140,7 @@ final class ReflectionStreamHandler: ChannelInboundHandler {
             "grpc-timeout": "\(min(remainingMilliseconds, 99_999_999))m",
             "user-agent": "s2s-proxy-schema",
         ]
-        context.write(wrapOutboundOut(HTTP2Frame(streamID: streamID, payload: .headers(.init(headers: headers)))), promise: nil)
+        write(.headers(.init(headers: headers)), on: streamID, context: context)
         send(pull.start(), context: context)
     }
 
@@ -195,9 +195,9 @@ final class ReflectionStreamHandler: ChannelInboundHandler {
         guard case .byteBuffer(var bytes) = payload.data else { return }
         let consumed = HTTP2FlowControlledLength.of(payload)
         if consumed > 0 {
-            context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: consumed))), promise: nil)
+            write(.windowUpdate(windowSizeIncrement: consumed), on: .rootStream, context: context)
             if !payload.endStream {
-                context.write(wrapOutboundOut(HTTP2Frame(streamID: streamID, payload: .windowUpdate(windowSizeIncrement: consumed))), promise: nil)
+                write(.windowUpdate(windowSizeIncrement: consumed), on: streamID, context: context)
             }
         }
         received.writeBuffer(&bytes)
@@ -233,7 +233,8 @@ final class ReflectionStreamHandler: ChannelInboundHandler {
         guard Int(length) <= Self.maxMessageBytes else {
             settle(.failure(.protocolViolation(
                 address: target.description,
-                detail: "a reflection message of \(length) bytes is larger than the \(Self.maxMessageBytes >> 20) MiB accepted"
+                detail: "a reflection message of \(length) bytes is larger than the "
+                    + "\(Self.maxMessageBytes >> 20) MiB accepted"
             )))
             return nil
         }
@@ -251,7 +252,12 @@ final class ReflectionStreamHandler: ChannelInboundHandler {
             buffer.writeInteger(UInt32(bytes.count))
             buffer.writeBytes(bytes)
         }
-        context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: streamID, payload: .data(.init(data: .byteBuffer(buffer))))), promise: nil)
+        write(.data(.init(data: .byteBuffer(buffer))), on: streamID, context: context)
+        context.flush()
+    }
+
+    private func write(_ payload: HTTP2Frame.FramePayload, on stream: HTTP2StreamID, context: ChannelHandlerContext) {
+        context.write(wrapOutboundOut(HTTP2Frame(streamID: stream, payload: payload)), promise: nil)
     }
 
     // MARK: The end

@@ -73,7 +73,8 @@ public struct TemporalSchema: Sendable, Equatable {
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
-            let reason = FileManager.default.isReadableFile(atPath: path) ? "\(error.localizedDescription)" : "permission denied"
+            let readable = FileManager.default.isReadableFile(atPath: path)
+            let reason = readable ? error.localizedDescription : "permission denied"
             throw .fileUnreadable(path: path, reason: reason)
         }
         return try TemporalSchema(descriptorSetBytes: [UInt8](data), source: "file \(path)")

@@ -62,7 +62,12 @@ public final class TemporalSchemaSource: Sendable {
         public var backoffMax: TimeAmount
         public var backoffMultiplier: Double = 1.6
 
-        public init(connectTimeout: TimeAmount, pullTimeout: TimeAmount = .seconds(30), backoffInitial: TimeAmount, backoffMax: TimeAmount) {
+        public init(
+            connectTimeout: TimeAmount,
+            pullTimeout: TimeAmount = .seconds(30),
+            backoffInitial: TimeAmount,
+            backoffMax: TimeAmount
+        ) {
             self.connectTimeout = connectTimeout
             self.pullTimeout = pullTimeout
             self.backoffInitial = backoffInitial
