@@ -21,8 +21,9 @@ let package = Package(
     targets: [
         // The C contract between the host and translator plugins. Its content arrives with the plugin ABI work.
         .target(name: "PluginABI"),
-        // The Swift SDK for translator plugins: the protobuf wire walker and in-place message rewriting.
-        .target(name: "PluginKit"),
+        // The Swift SDK for translator plugins: the `TranslatorPlugin` protocol and its C export (Plugin/, Export/),
+        // typed options (Options/), the protobuf wire walker and in-place message rewriting (Wire/).
+        .target(name: "PluginKit", dependencies: ["PluginABI"]),
         // The proxy itself: configuration, transports, HTTP/2 + gRPC forwarding, lifecycle.
         .target(
             name: "Host",
@@ -71,7 +72,7 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
-        .testTarget(name: "PluginKitTests", dependencies: ["PluginKit"]),
+        .testTarget(name: "PluginKitTests", dependencies: ["PluginKit", "PluginABI"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,0 +1,226 @@
+// One chain entry's plugin instance behind the C ABI's opaque config pointer, and the call hooks in C terms.
+//
+// The host holds `Unmanaged<ExportedConfigBox>` as its `void *config` (retained in config_new, released in
+// config_destroy). The box's `hooks` is the typed `ExportedConfig<Plugin>`, which turns each C hook into a call of
+// the Swift plugin: it validates what the host passed (a NULL pointer, a length without bytes, an unknown enum
+// value becomes S2S_ERROR or "wants nothing", never a trap), catches what the plugin throws, and translates the
+// plugin's decision into the ABI's outcome and host calls.
+//
+// Per-call state: a plugin's `CallState` lives in a retained `CallStateBox` whose pointer is the ABI's
+// `call_state`, released in call_end. A plugin with `Void` state allocates nothing: its started calls carry a
+// constant non-NULL marker, so call_end still tells calls that proceeded from calls that were rejected.
+
+import PluginABI
+
+/// The C hooks of one chain entry, independent of the plugin's type.
+protocol ExportedConfigHooks: AnyObject {
+    func schemaReady(_ schema: s2s_bytes_t, error: UnsafeMutablePointer<CChar>?, capacity: Int) -> s2s_outcome_t
+    func wants(method: s2s_bytes_t, side: s2s_side_t) -> UInt32
+    func callStart(
+        _ call: OpaquePointer?, _ info: UnsafePointer<s2s_call_info_t>?,
+        _ callState: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+    ) -> s2s_outcome_t
+    func onMessage(
+        _ callState: UnsafeMutableRawPointer?, _ call: OpaquePointer?, _ message: UnsafePointer<s2s_message_t>?
+    ) -> s2s_outcome_t
+    func callEnd(_ callState: UnsafeMutableRawPointer?, _ end: UnsafePointer<s2s_call_end_t>?)
+}
+
+/// What the host's `void *config` points at.
+final class ExportedConfigBox {
+    let hooks: any ExportedConfigHooks
+
+    init(hooks: any ExportedConfigHooks) {
+        self.hooks = hooks
+    }
+
+    static func from(_ config: UnsafeMutableRawPointer) -> ExportedConfigBox {
+        Unmanaged<ExportedConfigBox>.fromOpaque(config).takeUnretainedValue()
+    }
+}
+
+/// A call's state between its hooks.
+final class CallStateBox<State> {
+    var value: State
+
+    init(_ value: State) {
+        self.value = value
+    }
+}
+
+final class ExportedConfig<Plugin: TranslatorPlugin>: ExportedConfigHooks {
+    let plugin: Plugin
+    let services: HostServices
+
+    /// The `call_state` of a started call of a plugin whose state is `Void`: any non-NULL value the host passes
+    /// back untouched; never dereferenced.
+    private static var voidStateMarker: UnsafeMutableRawPointer? { UnsafeMutableRawPointer(bitPattern: 1) }
+    private static var stateIsVoid: Bool { Plugin.CallState.self == Void.self }
+
+    init(plugin: Plugin, services: HostServices) {
+        self.plugin = plugin
+        self.services = services
+    }
+
+    /// Creates the plugin from the host's options and wraps it for the host; the error text on failure.
+    static func make(
+        services: HostServices, host: OpaquePointer?, options: s2s_bytes_t
+    ) -> Result<UnsafeMutableRawPointer, PluginConfigError> {
+        guard let optionBytes = options.buffer else {
+            return .failure(PluginConfigError("the host passed options with a length but no bytes (an ABI violation)"))
+        }
+        do {
+            // The ABI promises "{}" for no options; an empty text is taken to mean the same.
+            let options = optionBytes.isEmpty ? PluginOptions(members: [:]) : try PluginOptions(json: optionBytes)
+            let plugin = try Plugin(options: options, host: PluginHost(services: services, handle: host))
+            try options.checkForUnknownKeys()
+            let box = ExportedConfigBox(hooks: ExportedConfig(plugin: plugin, services: services))
+            return .success(Unmanaged.passRetained(box).toOpaque())
+        } catch let error as PluginConfigError {
+            return .failure(error)
+        } catch {
+            return .failure(PluginConfigError(String(describing: error)))
+        }
+    }
+
+    // MARK: Control-thread hooks
+
+    func schemaReady(_ schema: s2s_bytes_t, error buffer: UnsafeMutablePointer<CChar>?, capacity: Int) -> s2s_outcome_t {
+        guard let bytes = schema.buffer else {
+            ErrorText.store("the host passed a schema with a length but no bytes", in: buffer, capacity: capacity)
+            return S2S_ERROR
+        }
+        do {
+            try plugin.schemaReady(bytes)
+            return S2S_OK
+        } catch {
+            ErrorText.store(String(describing: error), in: buffer, capacity: capacity)
+            return S2S_ERROR
+        }
+    }
+
+    func wants(method: s2s_bytes_t, side: s2s_side_t) -> UInt32 {
+        guard let method = method.string, let side = CallSide(abi: side) else { return 0 }
+        var wants = plugin.wants(method: method, side: side)
+        if !wants.isDisjoint(with: .allMessages) {
+            wants.insert(.call)
+        }
+        return wants.intersection([.call, .allMessages]).rawValue
+    }
+
+    // MARK: Call hooks
+
+    func callStart(
+        _ call: OpaquePointer?, _ infoPointer: UnsafePointer<s2s_call_info_t>?,
+        _ callState: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+    ) -> s2s_outcome_t {
+        guard let infoPointer, let callState else {
+            return fail(call, "call_start without call info or call_state (an ABI violation)")
+        }
+        let info = ReceivedStruct(infoPointer, zeroed: s2s_call_info_t())
+        let headerCount = info[\.header_count, or: 0]
+        let headerPointer = info[\.headers, or: nil]
+        guard let method = info[\.method, or: s2s_bytes_t()].buffer, !method.isEmpty,
+            let side = CallSide(abi: info[\.side, or: s2s_side_t(rawValue: 0)]),
+            let connection = info[\.connection, or: s2s_bytes_t()].buffer,
+            headerCount >= 0, headerCount == 0 || headerPointer != nil
+        else {
+            return fail(call, "call_start with malformed call info (an ABI violation)")
+        }
+        let start = CallStart(
+            call: call, services: services, method: method, side: side, connection: connection,
+            headers: UnsafeBufferPointer(start: headerCount == 0 ? nil : headerPointer, count: headerCount)
+        )
+        do {
+            switch try plugin.startCall(start) {
+            case .proceed(with: let state):
+                callState.pointee = Self.store(state)
+                return S2S_OK
+            case .rejected(let code, let message):
+                services.setStatus(call, code: code.rawValue, message: message)
+                return S2S_REJECTED
+            }
+        } catch {
+            return fail(call, String(describing: error))
+        }
+    }
+
+    func onMessage(
+        _ callState: UnsafeMutableRawPointer?, _ call: OpaquePointer?, _ messagePointer: UnsafePointer<s2s_message_t>?
+    ) -> s2s_outcome_t {
+        guard let callState else {
+            return fail(call, "on_message for a call that did not proceed (an ABI violation)")
+        }
+        guard let messagePointer else {
+            return fail(call, "on_message without a message (an ABI violation)")
+        }
+        let received = ReceivedStruct(messagePointer, zeroed: s2s_message_t())
+        guard let direction = MessageDirection(abi: received[\.direction, or: s2s_direction_t(rawValue: 0)]),
+            let payload = received[\.payload, or: s2s_bytes_t()].buffer,
+            let index = Int(exactly: received[\.index, or: 0])
+        else {
+            return fail(call, "on_message with a malformed message (an ABI violation)")
+        }
+        let message = MessageView(
+            direction: direction, index: index, payload: payload, isCompressed: received[\.compressed, or: 0] != 0
+        )
+        let decision: MessageDecision
+        do {
+            if Self.stateIsVoid {
+                guard var state = () as? Plugin.CallState else { return fail(call, "call state lost") }
+                decision = try plugin.message(message, state: &state)
+            } else {
+                let box = Unmanaged<CallStateBox<Plugin.CallState>>.fromOpaque(callState).takeUnretainedValue()
+                decision = try plugin.message(message, state: &box.value)
+            }
+        } catch {
+            return fail(call, String(describing: error))
+        }
+        switch decision {
+        case .unchanged:
+            return S2S_OK
+        case .replaced(let bytes):
+            guard let setMessage = services.setMessage else {
+                return fail(call, "this host offers no set_message, so a message cannot be replaced")
+            }
+            let result = bytes.withUnsafeBufferPointer { setMessage(call, $0.baseAddress, $0.count) }
+            guard result == 0 else { return fail(call, "the host refused the replacement message") }
+            return S2S_REPLACED
+        case .rejected(let code, let text):
+            services.setStatus(call, code: code.rawValue, message: text)
+            return S2S_REJECTED
+        }
+    }
+
+    func callEnd(_ callState: UnsafeMutableRawPointer?, _ endPointer: UnsafePointer<s2s_call_end_t>?) {
+        // NULL: startCall rejected or failed the call, so it has no state and the plugin is not told.
+        guard let callState else { return }
+        var status: Int? = nil
+        if let endPointer {
+            let received = ReceivedStruct(endPointer, zeroed: s2s_call_end_t())
+            let code = received[\.grpc_status, or: -1]
+            status = code < 0 ? nil : Int(code)
+        }
+        let end = CallEnd(grpcStatus: status)
+        if Self.stateIsVoid {
+            guard let state = () as? Plugin.CallState else { return }
+            plugin.endCall(end, state: state)
+        } else {
+            let box = Unmanaged<CallStateBox<Plugin.CallState>>.fromOpaque(callState).takeRetainedValue()
+            plugin.endCall(end, state: box.value)
+        }
+    }
+
+    // MARK: Helpers
+
+    private static func store(_ state: Plugin.CallState) -> UnsafeMutableRawPointer? {
+        if stateIsVoid { return voidStateMarker }
+        return Unmanaged.passRetained(CallStateBox(state)).toOpaque()
+    }
+
+    /// Reports a failure: the message as the status detail (its code is ignored for S2S_ERROR), and S2S_ERROR.
+    private func fail(_ call: OpaquePointer?, _ message: String) -> s2s_outcome_t {
+        services.setStatus(call, code: StatusCode.internalError.rawValue, message: message)
+        return S2S_ERROR
+    }
+}

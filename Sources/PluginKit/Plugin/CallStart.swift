@@ -1,0 +1,168 @@
+// A call as `startCall` sees it: method, side, connection and request metadata, with the power to edit the
+// metadata before anything is sent upstream.
+//
+// `CallStart` is a borrowed view of host memory and of the host's handle for the call, both valid only while
+// `startCall` runs. It is non-copyable so that it cannot be kept: copy what you need (into your call state).
+
+import PluginABI
+
+/// The call that is starting, and its request metadata.
+public struct CallStart: ~Copyable {
+    private let call: OpaquePointer?
+    private let services: HostServices
+    private let methodBytes: UnsafeRawBufferPointer
+    private let connectionBytes: UnsafeRawBufferPointer
+    private let headerEntries: UnsafeBufferPointer<s2s_header_t>
+
+    /// Which listener the call came through.
+    public let side: CallSide
+
+    init(
+        call: OpaquePointer?, services: HostServices, method: UnsafeRawBufferPointer, side: CallSide,
+        connection: UnsafeRawBufferPointer, headers: UnsafeBufferPointer<s2s_header_t>
+    ) {
+        self.call = call
+        self.services = services
+        self.methodBytes = method
+        self.side = side
+        self.connectionBytes = connection
+        self.headerEntries = headers
+    }
+
+    /// The method's path, e.g. "/temporal.api.workflowservice.v1.WorkflowService/StartWorkflowExecution"; a new
+    /// string on every access.
+    public var method: String { String(decoding: methodBytes, as: UTF8.self) }
+
+    /// The cluster connection's configured name; a new string on every access.
+    public var connection: String { String(decoding: connectionBytes, as: UTF8.self) }
+
+    // MARK: Reading metadata
+
+    /// The request metadata (no pseudo-headers) as the host passed it, including edits by earlier plugins in the
+    /// chain but not this plugin's own edits; copied.
+    public var headers: [RequestHeader] {
+        var result: [RequestHeader] = []
+        result.reserveCapacity(headerEntries.count)
+        for entry in headerEntries {
+            guard let name = entry.name.buffer, let value = entry.value.buffer else { continue }
+            result.append(RequestHeader(name: String(decoding: name, as: UTF8.self), value: Array(value)))
+        }
+        return result
+    }
+
+    /// The first value of header `name` (matched without regard to ASCII case) as UTF-8 text, or nil.
+    public func header(_ name: String) -> String? {
+        firstValue(named: name).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// Every value of header `name`, in order, as UTF-8 text.
+    public func headerValues(_ name: String) -> [String] {
+        var values: [String] = []
+        forEachValue(named: name) { values.append(String(decoding: $0, as: UTF8.self)) }
+        return values
+    }
+
+    /// The first value of header `name` as bytes (the decoded bytes for a "-bin" header), or nil.
+    public func headerBytes(_ name: String) -> [UInt8]? {
+        firstValue(named: name).map { Array($0) }
+    }
+
+    // MARK: Editing metadata
+
+    /// Replaces every value of header `name` with `value`. Edits apply in order to the metadata that later
+    /// plugins and the upstream see.
+    ///
+    /// - Throws: ``HeaderEditRefused`` if the host refused the edit: names must be lowercase and may not be
+    ///   pseudo-headers or connection-level headers.
+    public func setHeader(_ name: String, _ value: String) throws(HeaderEditRefused) {
+        try edit(.set, name, Array(value.utf8))
+    }
+
+    /// Replaces every value of header `name` with raw bytes; for "-bin" headers (the host base64-encodes them).
+    public func setHeader(_ name: String, bytes: [UInt8]) throws(HeaderEditRefused) {
+        try edit(.set, name, bytes)
+    }
+
+    /// Adds a value to header `name`, keeping the values it has.
+    public func addHeader(_ name: String, _ value: String) throws(HeaderEditRefused) {
+        try edit(.add, name, Array(value.utf8))
+    }
+
+    /// Adds a raw value to header `name`; for "-bin" headers.
+    public func addHeader(_ name: String, bytes: [UInt8]) throws(HeaderEditRefused) {
+        try edit(.add, name, bytes)
+    }
+
+    /// Removes every value of header `name` (nothing happens if it has none).
+    public func removeHeader(_ name: String) throws(HeaderEditRefused) {
+        let refused = HeaderEditRefused(edit: .remove, name: name)
+        guard let remove = services.removeHeader else { throw refused }
+        var name = name
+        let result = name.withUTF8 { utf8 in
+            utf8.withMemoryRebound(to: CChar.self) { remove(call, $0.baseAddress, $0.count) }
+        }
+        guard result == 0 else { throw refused }
+    }
+
+    // MARK: Helpers
+
+    private func edit(_ kind: HeaderEditRefused.Edit, _ name: String, _ value: [UInt8]) throws(HeaderEditRefused) {
+        let refused = HeaderEditRefused(edit: kind, name: name)
+        guard let function = kind == .set ? services.setHeader : services.addHeader else { throw refused }
+        var name = name
+        let result = name.withUTF8 { utf8 in
+            utf8.withMemoryRebound(to: CChar.self) { nameChars in
+                value.withUnsafeBufferPointer { valueBytes in
+                    function(call, nameChars.baseAddress, nameChars.count, valueBytes.baseAddress, valueBytes.count)
+                }
+            }
+        }
+        guard result == 0 else { throw refused }
+    }
+
+    private func firstValue(named name: String) -> UnsafeRawBufferPointer? {
+        for entry in headerEntries {
+            if let entryName = entry.name.buffer, Self.namesMatch(entryName, name), let value = entry.value.buffer {
+                return value
+            }
+        }
+        return nil
+    }
+
+    private func forEachValue(named name: String, _ body: (UnsafeRawBufferPointer) -> Void) {
+        for entry in headerEntries {
+            if let entryName = entry.name.buffer, Self.namesMatch(entryName, name), let value = entry.value.buffer {
+                body(value)
+            }
+        }
+    }
+
+    /// Header names compare without regard to ASCII case (the host passes them lowercase; callers may not).
+    private static func namesMatch(_ bytes: UnsafeRawBufferPointer, _ name: String) -> Bool {
+        guard bytes.count == name.utf8.count else { return false }
+        for (byte, other) in zip(bytes, name.utf8) where lowercased(byte) != lowercased(other) {
+            return false
+        }
+        return true
+    }
+
+    private static func lowercased(_ byte: UInt8) -> UInt8 {
+        (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte + 32 : byte
+    }
+}
+
+/// One request metadata entry, copied out of the host's memory.
+public struct RequestHeader: Sendable, Hashable {
+    /// The lowercase name.
+    public let name: String
+    /// The value's bytes (decoded bytes for a "-bin" header).
+    public let value: [UInt8]
+
+    public init(name: String, value: [UInt8]) {
+        self.name = name
+        self.value = value
+    }
+
+    /// The value as UTF-8 text.
+    public var stringValue: String { String(decoding: value, as: UTF8.self) }
+}

@@ -1,0 +1,26 @@
+// What a plugin wants of the calls of one method on one side.
+//
+// The host asks once per (method, side) and caches the answer, so a plugin pays nothing for the calls it does not
+// want: the host forwards them without deframing or copying a byte.
+
+/// The parts of a call a plugin wants to see. The empty set skips the call entirely.
+public struct Wants: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt32
+
+    public init(rawValue: UInt32) {
+        self.rawValue = rawValue
+    }
+
+    /// `startCall` and `endCall`: the method, side and request metadata, with the power to edit the metadata
+    /// or reject the call.
+    public static let call = Wants(rawValue: 1)
+    /// `message` for every request message (implies `.call`).
+    public static let requestMessages = Wants(rawValue: 2)
+    /// `message` for every response message (implies `.call`).
+    public static let responseMessages = Wants(rawValue: 4)
+
+    /// Every message in both directions (implies `.call`).
+    public static let allMessages: Wants = [.requestMessages, .responseMessages]
+    /// Nothing: the host skips the plugin for these calls.
+    public static let nothing: Wants = []
+}
