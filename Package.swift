@@ -9,6 +9,8 @@ let package = Package(
         .executable(name: "s2s-bench", targets: ["S2SBench"]),
         .library(name: "Host", targets: ["Host"]),
         .library(name: "PluginKit", targets: ["PluginKit"]),
+        // Example plugins built as the shared objects the host loads: `libexample-header-stamp.so`.
+        .library(name: "example-header-stamp", type: .dynamic, targets: ["ExampleHeaderStampPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -24,6 +26,13 @@ let package = Package(
         // The Swift SDK for translator plugins: the `TranslatorPlugin` protocol and its C export (Plugin/, Export/),
         // typed options (Options/), the protobuf wire walker and in-place message rewriting (Wire/).
         .target(name: "PluginKit", dependencies: ["PluginABI"]),
+        // An example translator plugin written with PluginKit (docs/PLUGINS.md). Nothing may depend on it: it
+        // exports `s2s_plugin_entry`, which must appear once per shared object.
+        .target(
+            name: "ExampleHeaderStampPlugin",
+            dependencies: ["PluginKit"],
+            path: "examples/plugins/swift-header-stamp"
+        ),
         // The proxy itself: configuration, transports, HTTP/2 + gRPC forwarding, lifecycle.
         .target(
             name: "Host",
