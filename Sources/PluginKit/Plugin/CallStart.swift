@@ -75,49 +75,56 @@ public struct CallStart: ~Copyable {
     /// - Throws: ``HeaderEditRefused`` if the host refused the edit: names must be lowercase and may not be
     ///   pseudo-headers or connection-level headers.
     public func setHeader(_ name: String, _ value: String) throws(HeaderEditRefused) {
-        try edit(.set, name, Array(value.utf8))
+        var value = value
+        try check(value.withUTF8 { edit(.set, name, UnsafeRawBufferPointer($0)) }, .set, name)
     }
 
     /// Replaces every value of header `name` with raw bytes; for "-bin" headers (the host base64-encodes them).
     public func setHeader(_ name: String, bytes: [UInt8]) throws(HeaderEditRefused) {
-        try edit(.set, name, bytes)
+        try check(bytes.withUnsafeBytes { edit(.set, name, $0) }, .set, name)
     }
 
     /// Adds a value to header `name`, keeping the values it has.
     public func addHeader(_ name: String, _ value: String) throws(HeaderEditRefused) {
-        try edit(.add, name, Array(value.utf8))
+        var value = value
+        try check(value.withUTF8 { edit(.add, name, UnsafeRawBufferPointer($0)) }, .add, name)
     }
 
     /// Adds a raw value to header `name`; for "-bin" headers.
     public func addHeader(_ name: String, bytes: [UInt8]) throws(HeaderEditRefused) {
-        try edit(.add, name, bytes)
+        try check(bytes.withUnsafeBytes { edit(.add, name, $0) }, .add, name)
     }
 
     /// Removes every value of header `name` (nothing happens if it has none).
     public func removeHeader(_ name: String) throws(HeaderEditRefused) {
-        let refused = HeaderEditRefused(edit: .remove, name: name)
-        guard let remove = services.removeHeader else { throw refused }
-        var name = name
-        let result = name.withUTF8 { utf8 in
-            utf8.withMemoryRebound(to: CChar.self) { remove(call, $0.baseAddress, $0.count) }
+        var accepted = false
+        if let remove = services.removeHeader {
+            var name = name
+            accepted = name.withUTF8 { utf8 in
+                utf8.withMemoryRebound(to: CChar.self) { remove(call, $0.baseAddress, $0.count) } == 0
+            }
         }
-        guard result == 0 else { throw refused }
+        try check(accepted, .remove, name)
     }
 
     // MARK: Helpers
 
-    private func edit(_ kind: HeaderEditRefused.Edit, _ name: String, _ value: [UInt8]) throws(HeaderEditRefused) {
-        let refused = HeaderEditRefused(edit: kind, name: name)
-        guard let function = kind == .set ? services.setHeader : services.addHeader else { throw refused }
+    /// Sets or adds a header through the host, without copying name or value; whether the host accepted it.
+    private func edit(_ kind: HeaderEditRefused.Edit, _ name: String, _ value: UnsafeRawBufferPointer) -> Bool {
+        guard let function = kind == .set ? services.setHeader : services.addHeader else { return false }
         var name = name
-        let result = name.withUTF8 { utf8 in
+        return name.withUTF8 { utf8 in
             utf8.withMemoryRebound(to: CChar.self) { nameChars in
-                value.withUnsafeBufferPointer { valueBytes in
-                    function(call, nameChars.baseAddress, nameChars.count, valueBytes.baseAddress, valueBytes.count)
-                }
+                function(
+                    call, nameChars.baseAddress, nameChars.count,
+                    value.baseAddress?.assumingMemoryBound(to: UInt8.self), value.count
+                ) == 0
             }
         }
-        guard result == 0 else { throw refused }
+    }
+
+    private func check(_ accepted: Bool, _ kind: HeaderEditRefused.Edit, _ name: String) throws(HeaderEditRefused) {
+        guard accepted else { throw HeaderEditRefused(edit: kind, name: name) }
     }
 
     private func firstValue(named name: String) -> UnsafeRawBufferPointer? {
