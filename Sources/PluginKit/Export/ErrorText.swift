@@ -26,7 +26,8 @@ enum ErrorText {
             }
         }
         utf8.withUnsafeBytes { source in
-            UnsafeMutableRawBufferPointer(start: buffer, count: count).copyMemory(from: UnsafeRawBufferPointer(rebasing: source[..<count]))
+            UnsafeMutableRawBufferPointer(start: buffer, count: count)
+                .copyMemory(from: UnsafeRawBufferPointer(rebasing: source[..<count]))
         }
         buffer[count] = 0
     }

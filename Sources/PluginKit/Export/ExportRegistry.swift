@@ -12,7 +12,8 @@ import Darwin
 #endif
 
 /// Creates one chain entry's config for the host (retained), or says why not.
-typealias ConfigFactory = (HostServices, OpaquePointer?, s2s_bytes_t) -> Result<UnsafeMutableRawPointer, PluginConfigError>
+typealias ConfigFactory = (HostServices, OpaquePointer?, s2s_bytes_t)
+    -> Result<UnsafeMutableRawPointer, PluginConfigError>
 
 /// `@unchecked Sendable`: all state is behind `mutex`; tables, once built, are immutable.
 final class ExportRegistry: @unchecked Sendable {

@@ -85,7 +85,9 @@ final class ExportedConfig<Plugin: TranslatorPlugin>: ExportedConfigHooks {
 
     // MARK: Control-thread hooks
 
-    func schemaReady(_ schema: s2s_bytes_t, error buffer: UnsafeMutablePointer<CChar>?, capacity: Int) -> s2s_outcome_t {
+    func schemaReady(
+        _ schema: s2s_bytes_t, error buffer: UnsafeMutablePointer<CChar>?, capacity: Int
+    ) -> s2s_outcome_t {
         guard let bytes = schema.buffer else {
             ErrorText.store("the host passed a schema with a length but no bytes", in: buffer, capacity: capacity)
             return S2S_ERROR

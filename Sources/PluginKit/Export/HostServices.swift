@@ -13,7 +13,9 @@ struct HostServices: @unchecked Sendable {
         OpaquePointer?, s2s_metric_kind_t, UnsafePointer<CChar>?, Int, UnsafePointer<CChar>?, Int
     ) -> UInt32
     typealias RecordMetric = @convention(c) (OpaquePointer?, UInt32, Double) -> Void
-    typealias EditHeader = @convention(c) (OpaquePointer?, UnsafePointer<CChar>?, Int, UnsafePointer<UInt8>?, Int) -> Int32
+    typealias EditHeader = @convention(c) (
+        OpaquePointer?, UnsafePointer<CChar>?, Int, UnsafePointer<UInt8>?, Int
+    ) -> Int32
     typealias RemoveHeader = @convention(c) (OpaquePointer?, UnsafePointer<CChar>?, Int) -> Int32
     typealias SetMessage = @convention(c) (OpaquePointer?, UnsafePointer<UInt8>?, Int) -> Int32
     typealias SetStatus = @convention(c) (OpaquePointer?, UInt32, UnsafePointer<CChar>?, Int) -> Int32

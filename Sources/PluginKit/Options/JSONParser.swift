@@ -65,7 +65,9 @@ struct JSONParser {
             skipWhitespace()
             let value = try parseValue(depth: depth + 1)
             guard members.updateValue(value, forKey: key) == nil else {
-                throw PluginConfigError("invalid JSON at byte \(keyOffset): the key \"\(key)\" appears twice in one object")
+                throw PluginConfigError(
+                    "invalid JSON at byte \(keyOffset): the key \"\(key)\" appears twice in one object"
+                )
             }
             skipWhitespace()
             if currentByte == UInt8(ascii: ",") {

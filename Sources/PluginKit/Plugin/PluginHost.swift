@@ -83,7 +83,9 @@ public final class PluginHost: @unchecked Sendable {
         PluginHistogram(metric: try defineMetric(kind: S2S_METRIC_HISTOGRAM, name: name, help: help))
     }
 
-    private func defineMetric(kind: s2s_metric_kind_t, name: String, help: String) throws(PluginConfigError) -> MetricHandle {
+    private func defineMetric(
+        kind: s2s_metric_kind_t, name: String, help: String
+    ) throws(PluginConfigError) -> MetricHandle {
         guard let define = services.defineMetric, let record = services.recordMetric else {
             return MetricHandle(record: nil, handle: handle, id: 0)
         }
@@ -93,7 +95,10 @@ public final class PluginHost: @unchecked Sendable {
             help.withUTF8 { helpBytes in
                 nameBytes.withMemoryRebound(to: CChar.self) { nameChars in
                     helpBytes.withMemoryRebound(to: CChar.self) { helpChars in
-                        define(handle, kind, nameChars.baseAddress, nameChars.count, helpChars.baseAddress, helpChars.count)
+                        define(
+                            handle, kind, nameChars.baseAddress, nameChars.count, helpChars.baseAddress,
+                            helpChars.count
+                        )
                     }
                 }
             }

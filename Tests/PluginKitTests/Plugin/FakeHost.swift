@@ -58,7 +58,8 @@ final class FakeHost {
             abi_minor: abiMinor,
             log: { host, level, message, length in
                 let bytes = UnsafeRawBufferPointer(start: message, count: length)
-                FakeHost.from(host).logs.append(LogLine(level: level.rawValue, message: String(decoding: bytes, as: UTF8.self)))
+                let line = LogLine(level: level.rawValue, message: String(decoding: bytes, as: UTF8.self))
+                FakeHost.from(host).logs.append(line)
             },
             log_enabled: { host, level in
                 let fake = FakeHost.from(host)
@@ -177,7 +178,10 @@ final class FakeCall {
         Unmanaged<FakeCall>.fromOpaque(UnsafeRawPointer(handle!)).takeUnretainedValue()
     }
 
-    func edit(_ kind: String, _ name: UnsafePointer<CChar>?, _ nameLength: Int, _ value: UnsafePointer<UInt8>?, _ valueLength: Int) -> Int32 {
+    func edit(
+        _ kind: String, _ name: UnsafePointer<CChar>?, _ nameLength: Int, _ value: UnsafePointer<UInt8>?,
+        _ valueLength: Int
+    ) -> Int32 {
         let name = String(decoding: UnsafeRawBufferPointer(start: name, count: nameLength), as: UTF8.self)
         guard inCallStart, !refusedNames.contains(name), name == name.lowercased(), !name.hasPrefix(":") else {
             return -1

@@ -13,7 +13,9 @@ final class PluginExportTests: XCTestCase {
     /// Hosts outlive the configs made with them, as in the real host: the plugin keeps its handle.
     private var hosts: [FakeHost] = []
 
-    private func config(_ driver: PluginDriver, _ options: String = "{}", host: FakeHost) throws -> UnsafeMutableRawPointer {
+    private func config(
+        _ driver: PluginDriver, _ options: String = "{}", host: FakeHost
+    ) throws -> UnsafeMutableRawPointer {
         hosts.append(host)
         switch driver.configNew(options, host: host) {
         case .success(let config): return config
@@ -73,7 +75,9 @@ final class PluginExportTests: XCTestCase {
         let driver = try driver(for: MetadataPlugin.self)
         let config = try config(driver, #"{"deny": ["/a.B/C", "/a.B/D"], "header": "x-mine"}"#, host: host)
         defer { driver.configDestroy(config) }
-        XCTAssertEqual(host.logs, [FakeHost.LogLine(level: S2S_LOG_INFO.rawValue, message: "configured with 2 denied methods")])
+        XCTAssertEqual(
+            host.logs, [FakeHost.LogLine(level: S2S_LOG_INFO.rawValue, message: "configured with 2 denied methods")]
+        )
         XCTAssertEqual(host.metrics, [
             FakeHost.Metric(kind: S2S_METRIC_COUNTER.rawValue, name: "calls_total", help: "Calls seen"),
             FakeHost.Metric(kind: S2S_METRIC_HISTOGRAM.rawValue, name: "latency_seconds", help: "Made-up latencies"),
@@ -158,12 +162,14 @@ final class PluginExportTests: XCTestCase {
         var byte: CChar = 0x55
         var options = "{}"
         let config = options.withUTF8 { utf8 in
-            driver.table.pointee.config_new!(host.table, host.handle, s2s_bytes_t(data: utf8.baseAddress, len: utf8.count), &byte, 0)
+            let bytes = s2s_bytes_t(data: utf8.baseAddress, len: utf8.count)
+            return driver.table.pointee.config_new!(host.table, host.handle, bytes, &byte, 0)
         }
         XCTAssertNil(config)
         XCTAssertEqual(byte, 0x55)
         let withoutBuffer = options.withUTF8 { utf8 in
-            driver.table.pointee.config_new!(host.table, host.handle, s2s_bytes_t(data: utf8.baseAddress, len: utf8.count), nil, 64)
+            let bytes = s2s_bytes_t(data: utf8.baseAddress, len: utf8.count)
+            return driver.table.pointee.config_new!(host.table, host.handle, bytes, nil, 64)
         }
         XCTAssertNil(withoutBuffer)
     }
@@ -308,14 +314,20 @@ final class PluginExportTests: XCTestCase {
         defer { driver.configDestroy(config) }
         let call = FakeCall()
         XCTAssertEqual(driver.callStart(config, call: call, method: "/a.B/Stream"), S2S_OK)
-        XCTAssertEqual(driver.onMessage(config, call: call, direction: S2S_DIRECTION_REQUEST, payload: Array("keep".utf8)), S2S_OK)
+        XCTAssertEqual(
+            driver.onMessage(config, call: call, direction: S2S_DIRECTION_REQUEST, payload: Array("keep".utf8)), S2S_OK
+        )
         XCTAssertNil(call.replacement)
         XCTAssertEqual(
-            driver.onMessage(config, call: call, direction: S2S_DIRECTION_RESPONSE, payload: Array("hello".utf8)), S2S_REPLACED
+            driver.onMessage(config, call: call, direction: S2S_DIRECTION_RESPONSE, payload: Array("hello".utf8)),
+            S2S_REPLACED
         )
         XCTAssertEqual(call.replacement, Array("hello+1/1".utf8))
         XCTAssertEqual(
-            driver.onMessage(config, call: call, direction: S2S_DIRECTION_REQUEST, index: 1, payload: Array("x".utf8), compressed: true),
+            driver.onMessage(
+                config, call: call, direction: S2S_DIRECTION_REQUEST, index: 1, payload: Array("x".utf8),
+                compressed: true
+            ),
             S2S_REPLACED
         )
         XCTAssertEqual(call.replacement, Array("x+2/1".utf8))
@@ -336,12 +348,15 @@ final class PluginExportTests: XCTestCase {
         let call = FakeCall()
         XCTAssertEqual(driver.callStart(config, call: call, method: "/a.B/C"), S2S_OK)
         XCTAssertEqual(
-            driver.onMessage(config, call: call, direction: S2S_DIRECTION_REQUEST, index: 4, payload: Array("reject".utf8)),
+            driver.onMessage(
+                config, call: call, direction: S2S_DIRECTION_REQUEST, index: 4, payload: Array("reject".utf8)
+            ),
             S2S_REJECTED
         )
         XCTAssertEqual(call.status, FakeCall.Status(code: 3, message: "rejected message 4"))
         XCTAssertEqual(
-            driver.onMessage(config, call: call, direction: S2S_DIRECTION_RESPONSE, payload: Array("fail".utf8)), S2S_ERROR
+            driver.onMessage(config, call: call, direction: S2S_DIRECTION_RESPONSE, payload: Array("fail".utf8)),
+            S2S_ERROR
         )
         XCTAssertEqual(call.status?.message, "cannot handle message 0")
         driver.callEnd(config, call: call, grpcStatus: -1)
@@ -371,16 +386,17 @@ final class PluginExportTests: XCTestCase {
         var message = s2s_message_t()
         message.struct_size = UInt32(MemoryLayout<s2s_message_t>.size)
         message.direction = s2s_direction_t(rawValue: 3)
-        XCTAssertEqual(driver.table.pointee.on_message!(config, call.state, call.handle, &message), S2S_ERROR, "direction")
+        let onMessage = try XCTUnwrap(driver.table.pointee.on_message)
+        XCTAssertEqual(onMessage(config, call.state, call.handle, &message), S2S_ERROR, "direction")
         message.direction = S2S_DIRECTION_REQUEST
         message.payload = s2s_bytes_t(data: nil, len: 10)
-        XCTAssertEqual(driver.table.pointee.on_message!(config, call.state, call.handle, &message), S2S_ERROR, "payload")
+        XCTAssertEqual(onMessage(config, call.state, call.handle, &message), S2S_ERROR, "payload")
         message.payload = s2s_bytes_t(data: nil, len: 0)
         message.index = UInt64.max
-        XCTAssertEqual(driver.table.pointee.on_message!(config, call.state, call.handle, &message), S2S_ERROR, "index")
+        XCTAssertEqual(onMessage(config, call.state, call.handle, &message), S2S_ERROR, "index")
         message.index = 0
         call.inMessageHook = true
-        XCTAssertEqual(driver.table.pointee.on_message!(config, call.state, call.handle, &message), S2S_REPLACED, "empty")
+        XCTAssertEqual(onMessage(config, call.state, call.handle, &message), S2S_REPLACED, "empty")
         XCTAssertEqual(call.replacement, Array("+1/0".utf8))
         driver.callEnd(config, call: call, grpcStatus: 0)
     }
@@ -392,7 +408,9 @@ final class PluginExportTests: XCTestCase {
         let call = FakeCall()
         XCTAssertEqual(driver.callStart(config, call: call, method: "/a.B/C"), S2S_OK)
         driver.table.pointee.call_end?(config, call.state, call.handle, nil)
-        XCTAssertEqual(MessagePlugin.events.all, ["end /a.B/C requests=0 responses=0 status=reset code=none", "state released"])
+        XCTAssertEqual(
+            MessagePlugin.events.all, ["end /a.B/C requests=0 responses=0 status=reset code=none", "state released"]
+        )
     }
 
     // MARK: Older and newer hosts

@@ -42,7 +42,10 @@ final class JSONValueTests: XCTestCase {
             (#""\x""#, "invalid JSON at byte 2: invalid escape sequence \\'x'"),
             (#""\u12g4""#, "invalid JSON at byte 5: expected four hex digits after \\u, found 'g'"),
             (#""\ud800""#, "invalid JSON at byte 7: unpaired UTF-16 high surrogate \\ud800"),
-            (#""\ud800\u0041""#, "invalid JSON at byte 13: a UTF-16 high surrogate is followed by \\u41, not a low one"),
+            (
+                #""\ud800\u0041""#,
+                "invalid JSON at byte 13: a UTF-16 high surrogate is followed by \\u41, not a low one"
+            ),
             (#""\udc00""#, "invalid JSON at byte 7: unpaired UTF-16 low surrogate \\udc00"),
             ("[1] x", "invalid JSON at byte 4: unexpected 'x' after the JSON value"),
             ("é", "invalid JSON at byte 0: unexpected byte 0xc3 where a JSON value was expected"),

@@ -3,7 +3,8 @@
 //
 // The C example is compiled here with `cc` and the exact flags docs/PLUGINS.md gives (warnings are errors), into a
 // temporary directory; the test is skipped only where no `cc` exists. The Swift example is the package's
-// `example-header-stamp` dynamic library, which `swift build` and `swift test` put next to the test bundle. Libraries are never closed, as in the host.
+// `example-header-stamp` dynamic library, which `swift build` and `swift test` put next to the test bundle.
+// Libraries are never closed, as in the host.
 
 #if os(Linux)
 import Foundation
@@ -69,7 +70,9 @@ final class CExamplePluginTests: XCTestCase {
         defer { driver.configDestroy(config) }
         let call = FakeCall()
         XCTAssertEqual(driver.callStart(config, call: call, method: "/a.B/C"), S2S_OK)
-        XCTAssertEqual(call.edits, [FakeCall.Edit(kind: "set", name: "x-s2s-method-guard", value: Array("passed".utf8))])
+        XCTAssertEqual(
+            call.edits, [FakeCall.Edit(kind: "set", name: "x-s2s-method-guard", value: Array("passed".utf8))]
+        )
     }
 
     func testOptionsItDoesNotUnderstandFailConfigNewWithAMessage() throws {
@@ -79,7 +82,10 @@ final class CExamplePluginTests: XCTestCase {
             (#"{"deny": "/a.B/C"}"#, #"options.deny must be a list of method paths, e.g. ["/pkg.Service/Method"]"#),
             (#"{"deny": ["a.B/C"]}"#, "options.deny: 'a.B/C' is not a method path like /package.Service/Method"),
             (#"{"header": "X-Upper"}"#, "options.header 'X-Upper' is not a lowercase header name such as x-team"),
-            (#"{"value": "\u00e9"}"#, "options.value uses the escape \\u, which method-guard does not support; write the character itself"),
+            (
+                #"{"value": "\u00e9"}"#,
+                "options.value uses the escape \\u, which method-guard does not support; write the character itself"
+            ),
             (#"{"value": 1}"#, "options.value must be a string"),
             ("[]", "options must be a mapping (a JSON object)"),
             (#"{"deny": []} x"#, "unexpected text after the options object"),
@@ -101,7 +107,8 @@ final class SwiftExamplePluginTests: XCTestCase {
     private var hosts: [FakeHost] = []
 
     private func driver() throws -> PluginDriver {
-        let directory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        let directory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+            .deletingLastPathComponent()
         let path = directory.appendingPathComponent("libexample-header-stamp.so").path
         guard FileManager.default.fileExists(atPath: path) else {
             throw PluginTestError(message: "\(path) is not built; `swift build` and `swift test` build it")
@@ -120,7 +127,9 @@ final class SwiftExamplePluginTests: XCTestCase {
         let driver = try driver()
         XCTAssertEqual(driver.name, "example-header-stamp")
         XCTAssertEqual(driver.version, "1.0.0")
-        XCTAssertEqual(driver.description, "Adds a request header to every call and rejects the calls of configured methods")
+        XCTAssertEqual(
+            driver.description, "Adds a request header to every call and rejects the calls of configured methods"
+        )
         XCTAssertNil(driver.table.pointee.schema_ready)
     }
 
@@ -138,7 +147,9 @@ final class SwiftExamplePluginTests: XCTestCase {
 
         let denied = FakeCall()
         XCTAssertEqual(driver.callStart(config, call: denied, method: "/a.B/Denied"), S2S_REJECTED)
-        XCTAssertEqual(denied.status, FakeCall.Status(code: 7, message: "/a.B/Denied is not allowed through this proxy"))
+        XCTAssertEqual(
+            denied.status, FakeCall.Status(code: 7, message: "/a.B/Denied is not allowed through this proxy")
+        )
         XCTAssertEqual(host.logs.map(\.message), ["rejecting /a.B/Denied from the inbound side"])
         XCTAssertEqual(host.recorded.map(\.id), [1, 2])
         driver.callEnd(config, call: allowed, grpcStatus: 0)
@@ -162,8 +173,8 @@ final class SwiftExamplePluginTests: XCTestCase {
 private func buildCExample() throws -> String {
     let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent()
-    guard let compiler = ["/usr/bin/cc", "/usr/local/bin/cc", "/bin/cc"].first(where: FileManager.default.isExecutableFile)
-    else {
+    let candidates = ["/usr/bin/cc", "/usr/local/bin/cc", "/bin/cc"]
+    guard let compiler = candidates.first(where: FileManager.default.isExecutableFile) else {
         throw XCTSkip("no C compiler (cc) on this machine")
     }
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("s2s-plugin-\(UUID().uuidString)")

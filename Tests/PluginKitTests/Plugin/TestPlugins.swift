@@ -125,7 +125,8 @@ final class MessagePlugin: TranslatorPlugin {
         case .response: state.responses += 1
         }
         let text = String(decoding: message.payload, as: UTF8.self)
-        MessagePlugin.events.append("\(state.method) \(message.direction) #\(message.index) \(text)\(message.isCompressed ? " compressed" : "")")
+        let compressed = message.isCompressed ? " compressed" : ""
+        MessagePlugin.events.append("\(state.method) \(message.direction) #\(message.index) \(text)\(compressed)")
         switch text {
         case "keep": return .unchanged
         case "reject": return .rejected(.invalidArgument, "rejected message \(message.index)")
@@ -136,7 +137,9 @@ final class MessagePlugin: TranslatorPlugin {
 
     func endCall(_ end: CallEnd, state: consuming State) {
         MessagePlugin.events.append(
-            "end \(state.method) requests=\(state.requests) responses=\(state.responses) status=\(end.grpcStatus.map(String.init) ?? "reset") code=\(end.errorCode.map { "\($0)" } ?? "none")"
+            "end \(state.method) requests=\(state.requests) responses=\(state.responses)"
+                + " status=\(end.grpcStatus.map(String.init) ?? "reset")"
+                + " code=\(end.errorCode.map { "\($0)" } ?? "none")"
         )
     }
 }

@@ -33,10 +33,14 @@ final class HeaderStampPlugin: TranslatorPlugin {
         value = try options.requiredString(forKey: "value")
         rejectedMethods = Set(try options.stringArray(forKey: "rejectMethods") ?? [])
         guard !header.isEmpty, header == header.lowercased(), !header.hasPrefix(":") else {
-            throw PluginConfigError("options.header must be a lowercase header name such as x-s2s-proxy, not '\(header)'")
+            throw PluginConfigError(
+                "options.header must be a lowercase header name such as x-s2s-proxy, not '\(header)'"
+            )
         }
         for method in rejectedMethods where !method.hasPrefix("/") {
-            throw PluginConfigError("options.rejectMethods: '\(method)' is not a method path like /package.Service/Method")
+            throw PluginConfigError(
+                "options.rejectMethods: '\(method)' is not a method path like /package.Service/Method"
+            )
         }
         self.host = host
         // Metrics are defined here and recorded later from any thread.
