@@ -33,6 +33,7 @@ public struct CallEnd: Sendable, Equatable {
     /// The gRPC status the client received (0 is OK), or nil if the call was reset or cut off.
     public let grpcStatus: Int?
 
+    /// An end with the status the client received (nil: reset or cut off).
     public init(grpcStatus: Int?) {
         self.grpcStatus = grpcStatus
     }

@@ -165,6 +165,7 @@ public struct RequestHeader: Sendable, Hashable {
     /// The value's bytes (decoded bytes for a "-bin" header).
     public let value: [UInt8]
 
+    /// A header, e.g. for tests of code that takes headers.
     public init(name: String, value: [UInt8]) {
         self.name = name
         self.value = value

@@ -8,8 +8,10 @@
 /// A chain entry's options are wrong. The message is shown to the operator, prefixed with the plugin and chain
 /// entry, so say what is wrong and what to do: "option 'header' must be a lowercase header name, e.g. x-team".
 public struct PluginConfigError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// What is wrong and what to do.
     public let message: String
 
+    /// An error with the message the operator will read.
     public init(_ message: String) {
         self.message = message
     }
@@ -20,8 +22,10 @@ public struct PluginConfigError: Error, Sendable, Equatable, CustomStringConvert
 /// A call hook could not do its work (e.g. a message it must translate does not parse). The chain entry's
 /// failure policy decides what happens to the call: fail closed (INTERNAL with this message) or fail open.
 public struct PluginFailure: Error, Sendable, Equatable, CustomStringConvertible {
+    /// What failed; the detail of the failure the host logs and, failing closed, sends with INTERNAL.
     public let message: String
 
+    /// A failure with the message the operator will read.
     public init(_ message: String) {
         self.message = message
     }
@@ -39,6 +43,7 @@ public struct HeaderEditRefused: Error, Sendable, Equatable, CustomStringConvert
         case remove
     }
 
+    /// Which edit was refused.
     public let edit: Edit
     /// The header name the edit was for.
     public let name: String

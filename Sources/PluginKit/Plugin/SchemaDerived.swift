@@ -14,6 +14,7 @@
 public final class SchemaDerived<Value: Sendable>: @unchecked Sendable {
     private var stored: Value?
 
+    /// An empty box, filled in `schemaReady`.
     public init() {}
 
     /// The value, or nil before `schemaReady` set it.

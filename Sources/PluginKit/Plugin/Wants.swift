@@ -7,6 +7,7 @@
 public struct Wants: OptionSet, Sendable, Hashable {
     public let rawValue: UInt32
 
+    /// Wants from S2S_WANTS_* bits.
     public init(rawValue: UInt32) {
         self.rawValue = rawValue
     }
