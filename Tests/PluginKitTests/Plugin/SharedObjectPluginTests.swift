@@ -15,6 +15,14 @@ final class CExamplePluginTests: XCTestCase {
     private static let built = Result { try buildCExample() }
     private var hosts: [FakeHost] = []
 
+    /// The library stays mapped after its file is removed, as the host's would.
+    override class func tearDown() {
+        if let path = try? built.get() {
+            try? FileManager.default.removeItem(at: URL(fileURLWithPath: path).deletingLastPathComponent())
+        }
+        super.tearDown()
+    }
+
     private func entry() throws -> s2s_plugin_entry_fn {
         let path = try Self.built.get()
         return try loadEntry(path)
