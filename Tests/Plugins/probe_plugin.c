@@ -52,8 +52,9 @@ static int has_token(s2s_bytes_t json, const char *token) {
     return 0;
 }
 
-static void *probe_config_new(const s2s_host_api_t *api, s2s_host_t *host, s2s_bytes_t options, char *error,
-                              size_t error_capacity) {
+static void *probe_config_new(const s2s_plugin_api_t *plugin, const s2s_host_api_t *api, s2s_host_t *host,
+                              s2s_bytes_t options, char *error, size_t error_capacity) {
+    (void)plugin;
     if (has_token(options, "\"refuse\":true")) {
         snprintf(error, error_capacity, "refusing as the options ask (remove \"refuse\" to load)");
         return NULL;

@@ -98,7 +98,7 @@ public final class PluginEntry: @unchecked Sendable {
         let created = options.withUnsafeMutableBufferPointer { bytes in
             error.withUnsafeMutableBufferPointer { errorBuffer in
                 table.config_new(
-                    PluginHostServices.api, context.handle,
+                    library.api, PluginHostServices.api, context.handle,
                     s2s_bytes_t(data: UnsafePointer(bytes.baseAddress), len: bytes.count),
                     errorBuffer.baseAddress, errorBuffer.count - 1
                 )

@@ -36,6 +36,11 @@
  *   Hooks must not block (no I/O, no locks held long): they run on the proxy's event loops, where one slow hook
  *   delays every call on that loop. The host measures each hook.
  *
+ * ENUMS
+ *   Later minor versions may add values to the enums the host passes (s2s_side_t, s2s_direction_t, ...). A plugin
+ *   answers 0 from `wants` for a side it does not know and S2S_OK for a message direction it does not know; the
+ *   host, in turn, treats an outcome it does not know as a plugin failure.
+ *
  * OWNERSHIP
  *   `_host` in a name: memory owned by the host, valid for the duration of the hook it was passed to (or as the
  *   comment says); the plugin copies what it keeps. `_plugin`: owned by the plugin. Output that outlives a hook
@@ -208,17 +213,19 @@ typedef struct s2s_plugin_api {
     const char *version;            /* NUL-terminated, _plugin, static: e.g. "1.2.0" */
     const char *description;        /* NUL-terminated, _plugin, static, one line; may be NULL */
 
-    /* Creates a configuration. `options_json`: the chain entry's `options` as a JSON object (host-owned, valid
-     * during the call; "{}" when none). `host`/`api` stay valid until config_destroy. On failure return NULL and
-     * write a NUL-terminated message (what is wrong and what to do) into `error` (error_capacity bytes, _host). */
-    void *(*config_new)(const s2s_host_api_t *api, s2s_host_t *host, s2s_bytes_t options_json,
-                        char *error, size_t error_capacity);
+    /* Creates a configuration. `plugin`: this very table, as s2s_plugin_entry returned it (so that one
+     * implementation can serve several tables). `options_json`: the chain entry's `options` as a JSON object
+     * (host-owned, valid during the call; "{}" when none). `host`/`api` stay valid until config_destroy. On failure
+     * return NULL and write a NUL-terminated message (what is wrong and what to do) into `error` (error_capacity
+     * bytes, _host; the host gives at least 256). */
+    void *(*config_new)(const struct s2s_plugin_api *plugin, const s2s_host_api_t *api, s2s_host_t *host,
+                        s2s_bytes_t options_json, char *error, size_t error_capacity);
     void (*config_destroy)(void *config);
 
     /* NULL if the plugin needs no schema. Otherwise called once with the Temporal schema, a serialized
      * google.protobuf.FileDescriptorSet (_host, valid during the call: copy or index what you keep). Return S2S_OK,
      * or S2S_ERROR with a message in `error` (e.g. a configured field that the schema does not have); the host
-     * then keeps answering the plugin's calls UNAVAILABLE with that message. */
+     * then keeps answering the plugin's calls UNAVAILABLE with that message. `error` as in config_new. */
     s2s_outcome_t (*schema_ready)(void *config, s2s_bytes_t file_descriptor_set, char *error, size_t error_capacity);
 
     /* S2S_WANTS_* bits for calls of `method` (":path", _host) through `side`. Asked once per (method, side) and

@@ -2,47 +2,27 @@
 //
 // A `@convention(c)` function cannot capture anything, in particular not the plugin's Swift type. Every hook but
 // one receives the opaque config pointer and finds the typed instance through it (`ExportedConfigBox`), so one
-// shared set of thunks serves every plugin type. `config_new` receives nothing of the plugin's: it is told which
-// type to create by which function pointer the host called. `ExportRegistry` gives each exported type a slot, and
-// slot k's table holds `configNewThunks[k]`, which looks up the factory registered for slot k. A shared object
-// exports one plugin, so one slot is used in production; the others let tests export several types in one process.
+// shared set of thunks serves every plugin type. `config_new` receives the table the host called through, and
+// `ExportRegistry` maps each exported table to the factory of its plugin type (one per shared object in
+// production; tests export several types in one process).
 
 import PluginABI
 
 typealias ConfigNewFunction = @convention(c) (
-    UnsafePointer<s2s_host_api_t>?, OpaquePointer?, s2s_bytes_t, UnsafeMutablePointer<CChar>?, Int
+    UnsafePointer<s2s_plugin_api_t>?, UnsafePointer<s2s_host_api_t>?, OpaquePointer?, s2s_bytes_t,
+    UnsafeMutablePointer<CChar>?, Int
 ) -> UnsafeMutableRawPointer?
 
 enum CThunks {
-    static let configNew: [ConfigNewFunction] = [
-        { configNew(slot: 0, $0, $1, $2, $3, $4) },
-        { configNew(slot: 1, $0, $1, $2, $3, $4) },
-        { configNew(slot: 2, $0, $1, $2, $3, $4) },
-        { configNew(slot: 3, $0, $1, $2, $3, $4) },
-        { configNew(slot: 4, $0, $1, $2, $3, $4) },
-        { configNew(slot: 5, $0, $1, $2, $3, $4) },
-        { configNew(slot: 6, $0, $1, $2, $3, $4) },
-        { configNew(slot: 7, $0, $1, $2, $3, $4) },
-        { configNew(slot: 8, $0, $1, $2, $3, $4) },
-        { configNew(slot: 9, $0, $1, $2, $3, $4) },
-        { configNew(slot: 10, $0, $1, $2, $3, $4) },
-        { configNew(slot: 11, $0, $1, $2, $3, $4) },
-        { configNew(slot: 12, $0, $1, $2, $3, $4) },
-        { configNew(slot: 13, $0, $1, $2, $3, $4) },
-        { configNew(slot: 14, $0, $1, $2, $3, $4) },
-        { configNew(slot: 15, $0, $1, $2, $3, $4) },
-    ]
-
-    private static func configNew(
-        slot: Int, _ api: UnsafePointer<s2s_host_api_t>?, _ host: OpaquePointer?, _ options: s2s_bytes_t,
-        _ error: UnsafeMutablePointer<CChar>?, _ capacity: Int
-    ) -> UnsafeMutableRawPointer? {
+    /// Shared by every exported type: the host passes the table it called through, and the registry knows which
+    /// plugin type that table belongs to.
+    static let configNew: ConfigNewFunction = { plugin, api, host, options, error, capacity in
         guard let api else {
             ErrorText.store("config_new without a host API table (an ABI violation)", in: error, capacity: capacity)
             return nil
         }
-        guard let factory = ExportRegistry.shared.factory(slot: slot) else {
-            ErrorText.store("no plugin type is exported in slot \(slot)", in: error, capacity: capacity)
+        guard let plugin, let factory = ExportRegistry.shared.factory(table: plugin) else {
+            ErrorText.store("config_new called with a table this plugin did not export (an ABI violation)", in: error, capacity: capacity)
             return nil
         }
         switch factory(HostServices(api), host, options) {

@@ -1,4 +1,4 @@
-// The exported plugin types of this image: one table and one config_new slot per type, built once and kept for
+// The exported plugin types of this image: one table and one config factory per type, built once and kept for
 // the life of the process (the ABI says the table is static and the host never unloads a plugin).
 
 import PluginABI
@@ -21,7 +21,7 @@ final class ExportRegistry: @unchecked Sendable {
 
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private var tables: [ObjectIdentifier: UnsafePointer<s2s_plugin_api_t>] = [:]
-    private var factories: [ConfigFactory] = []
+    private var factories: [UnsafeRawPointer: ConfigFactory] = [:]
 
     private init() {
         pthread_mutex_init(mutex, nil)
@@ -36,19 +36,10 @@ final class ExportRegistry: @unchecked Sendable {
         if let table = tables[ObjectIdentifier(type)] {
             return .success(table)
         }
-        guard factories.count < CThunks.configNew.count else {
-            return .failure(PluginConfigError(
-                "this image already exports \(factories.count) plugin types, the most PluginKit supports"
-            ))
-        }
         guard let name = Self.staticCString(Plugin.name), let version = Self.staticCString(Plugin.version) else {
             return .failure(PluginConfigError("a plugin's name and version must be non-empty and contain no NUL"))
         }
         let description = Self.staticCString(Plugin.description)
-        let slot = factories.count
-        factories.append { services, host, options in
-            ExportedConfig<Plugin>.make(services: services, host: host, options: options)
-        }
         let table = UnsafeMutablePointer<s2s_plugin_api_t>.allocate(capacity: 1)
         table.initialize(to: s2s_plugin_api_t(
             struct_size: UInt32(MemoryLayout<s2s_plugin_api_t>.size),
@@ -57,7 +48,7 @@ final class ExportRegistry: @unchecked Sendable {
             name: name,
             version: version,
             description: description,
-            config_new: CThunks.configNew[slot],
+            config_new: CThunks.configNew,
             config_destroy: CThunks.configDestroy,
             schema_ready: Plugin.needsSchema ? CThunks.schemaReady : nil,
             wants: CThunks.wants,
@@ -66,14 +57,17 @@ final class ExportRegistry: @unchecked Sendable {
             call_end: CThunks.callEnd
         ))
         tables[ObjectIdentifier(type)] = UnsafePointer(table)
+        factories[UnsafeRawPointer(table)] = { services, host, options in
+            ExportedConfig<Plugin>.make(services: services, host: host, options: options)
+        }
         return .success(UnsafePointer(table))
     }
 
-    /// The factory of slot `slot`, or nil if no type holds it.
-    func factory(slot: Int) -> ConfigFactory? {
+    /// The factory of the type whose table is `table`, or nil if this image did not export it.
+    func factory(table: UnsafePointer<s2s_plugin_api_t>) -> ConfigFactory? {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
-        return slot < factories.count ? factories[slot] : nil
+        return factories[UnsafeRawPointer(table)]
     }
 
     /// A C copy of `string` that lives as long as the process; nil if empty or containing NUL.

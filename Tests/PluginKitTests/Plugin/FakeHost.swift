@@ -214,7 +214,7 @@ struct PluginDriver {
         var options = options
         let config = options.withUTF8 { utf8 in
             table.pointee.config_new!(
-                host.table, host.handle, s2s_bytes_t(data: utf8.baseAddress, len: utf8.count), error, errorCapacity
+                table, host.table, host.handle, s2s_bytes_t(data: utf8.baseAddress, len: utf8.count), error, errorCapacity
             )
         }
         if let config { return .success(config) }

@@ -163,13 +163,13 @@ final class PluginExportTests: XCTestCase {
         var options = "{}"
         let config = options.withUTF8 { utf8 in
             let bytes = s2s_bytes_t(data: utf8.baseAddress, len: utf8.count)
-            return driver.table.pointee.config_new!(host.table, host.handle, bytes, &byte, 0)
+            return driver.table.pointee.config_new!(driver.table, host.table, host.handle, bytes, &byte, 0)
         }
         XCTAssertNil(config)
         XCTAssertEqual(byte, 0x55)
         let withoutBuffer = options.withUTF8 { utf8 in
             let bytes = s2s_bytes_t(data: utf8.baseAddress, len: utf8.count)
-            return driver.table.pointee.config_new!(host.table, host.handle, bytes, nil, 64)
+            return driver.table.pointee.config_new!(driver.table, host.table, host.handle, bytes, nil, 64)
         }
         XCTAssertNil(withoutBuffer)
     }

@@ -258,8 +258,9 @@ static int set_default(text_t *text, const char *value) {
 
 /* ---- Hooks -------------------------------------------------------------------------------------------------- */
 
-static void *config_new(const s2s_host_api_t *api, s2s_host_t *host, s2s_bytes_t options_json, char *error,
-                        size_t error_capacity) {
+static void *config_new(const s2s_plugin_api_t *plugin, const s2s_host_api_t *api, s2s_host_t *host,
+                        s2s_bytes_t options_json, char *error, size_t error_capacity) {
+    (void)plugin; /* this plugin exports one table; a plugin serving several could tell them apart by it */
     scanner_t scanner = {NULL, NULL, error, error_capacity, 0};
     if (api == NULL) {
         fail(&scanner, "the host passed no API table");
