@@ -236,7 +236,10 @@ struct PluginRunCommand: AsyncParsableCommand {
             throw ExitCode(3)
         }
         if let output {
-            FileManager.default.createFile(atPath: output, contents: Data(result.output))
+            guard FileManager.default.createFile(atPath: output, contents: Data(result.output)) else {
+                printToStandardError("error: cannot write \(output)")
+                throw ExitCode(2)
+            }
         }
         if let (codec, type) = transcoder {
             do {

@@ -29,8 +29,8 @@ private final class LogCapture: @unchecked Sendable {
             set { metadata[key] = newValue }
         }
 
-        func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
-            capture.lines.withLockedValue { $0.append("\(level) \(message)") }
+        func log(event: LogEvent) {
+            capture.lines.withLockedValue { $0.append("\(event.level) \(event.message)") }
         }
     }
 }
