@@ -82,24 +82,13 @@ final class PluginCallRunner {
                 $0.calls += 1
                 $0.hookNanoseconds &+= UInt64(max(0, elapsed.nanoseconds))
             }
-            switch outcome {
-            case S2S_OK:
+            switch judge(outcome, of: entry, during: "call_start") {
+            case .goOn:
                 continue
-            case S2S_REJECTED:
-                if let status = rejection(by: entry) { return .fail(status) }
-                if let status = failure(of: entry, during: "call_start", detail: "returned S2S_REJECTED without a valid status (set_status with a code 1-16)") {
-                    return .fail(status)
-                }
-            case S2S_ERROR:
-                if let status = failure(of: entry, during: "call_start", detail: scratch.statusMessage ?? "no message") {
-                    return .fail(status)
-                }
+            case .replaced, .failedOpen:
                 skipped.insert(stepIndex)
-            default:
-                if let status = failure(of: entry, during: "call_start", detail: "returned outcome \(outcome.rawValue), which call_start may not return") {
-                    return .fail(status)
-                }
-                skipped.insert(stepIndex)
+            case .end(let status):
+                return .fail(status)
             }
         }
         headers = scratch.headers
@@ -145,29 +134,14 @@ final class PluginCallRunner {
             let elapsed = NIODeadline.now() - started
             scratch.hook = .none
             var replaced = false
-            switch outcome {
-            case S2S_OK:
+            switch judge(outcome, of: entry, during: "on_message") {
+            case .goOn, .failedOpen:
                 break
-            case S2S_REPLACED:
-                if let replacement = scratch.replacement {
-                    current = replacement
-                    replaced = true
-                } else if let status = failure(of: entry, during: "on_message", detail: "returned S2S_REPLACED without calling set_message") {
-                    return .fail(status)
-                }
-            case S2S_REJECTED:
-                if let status = rejection(by: entry) { return .fail(status) }
-                if let status = failure(of: entry, during: "on_message", detail: "returned S2S_REJECTED without a valid status (set_status with a code 1-16)") {
-                    return .fail(status)
-                }
-            case S2S_ERROR:
-                if let status = failure(of: entry, during: "on_message", detail: scratch.statusMessage ?? "no message") {
-                    return .fail(status)
-                }
-            default:
-                if let status = failure(of: entry, during: "on_message", detail: "returned unknown outcome \(outcome.rawValue)") {
-                    return .fail(status)
-                }
+            case .replaced(let replacement):
+                current = replacement
+                replaced = true
+            case .end(let status):
+                return .fail(status)
             }
             entry.updateStats {
                 $0.messages += 1
@@ -196,6 +170,37 @@ final class PluginCallRunner {
     }
 
     // MARK: Outcomes
+
+    private enum Judgement {
+        /// S2S_OK.
+        case goOn
+        /// S2S_REPLACED with bytes (on_message); in call_start a breach of the ABI, treated as a failure.
+        case replaced(ByteBuffer)
+        /// The plugin failed and its entry fails open.
+        case failedOpen
+        /// The call ends with this status (a rejection, or a failure under failClosed).
+        case end(GRPCStatus)
+    }
+
+    /// What a hook's outcome means for the call, by the ABI's rules and the entry's failure policy.
+    private func judge(_ outcome: s2s_outcome_t, of entry: PluginEntry, during hook: String) -> Judgement {
+        let detail: String
+        switch outcome {
+        case S2S_OK:
+            return .goOn
+        case S2S_REPLACED where hook == "on_message":
+            if let replacement = scratch.replacement { return .replaced(replacement) }
+            detail = "returned S2S_REPLACED without calling set_message"
+        case S2S_REJECTED:
+            if let status = rejection(by: entry) { return .end(status) }
+            detail = "returned S2S_REJECTED without a valid status (set_status with a code 1-16)"
+        case S2S_ERROR:
+            detail = scratch.statusMessage ?? "no message"
+        default:
+            detail = "returned outcome \(outcome.rawValue), which \(hook) may not return"
+        }
+        return failure(of: entry, during: hook, detail: detail).map { .end($0) } ?? .failedOpen
+    }
 
     /// The status a plugin rejected the call with, or nil if it gave none that a client may receive.
     private func rejection(by entry: PluginEntry) -> GRPCStatus? {
