@@ -3,7 +3,7 @@
 // Decoding reads only inside the bounds it is given and reports truncation and overlong encodings as
 // ``ProtoWireError``; it accepts non-minimal encodings (e.g. `80 00` for 0), as every protobuf parser does.
 
-/// Reads and writes protobuf varints in byte arrays without copying them.
+/// Reads and writes protobuf varints in byte arrays and borrowed buffers without copying them.
 public enum ProtoVarint {
     /// The most bytes a varint may occupy: ten 7-bit groups cover 64 bits.
     public static let maximumLength = 10
@@ -18,7 +18,26 @@ public enum ProtoVarint {
         at offset: Int,
         end: Int
     ) throws(ProtoWireError) -> (value: UInt64, length: Int) {
+        try bytes.withUnsafeBufferPointer { (buffer) throws(ProtoWireError) in
+            try decode(UnsafeRawBufferPointer(buffer), at: offset, end: end)
+        }
+    }
+
+    /// Decodes the varint that starts at `offset` of `bytes` and must end before `end`; the same contract as the
+    /// array version, for buffers the caller does not own (a message the plugin host lends for one hook).
+    public static func decode(
+        _ bytes: UnsafeRawBufferPointer,
+        at offset: Int,
+        end: Int
+    ) throws(ProtoWireError) -> (value: UInt64, length: Int) {
         let limit = min(end, bytes.count)
+        guard offset >= 0 else {
+            throw ProtoWireError(offset: offset, kind: .truncatedVarint)
+        }
+        // Field keys and short lengths are one byte: the common case leaves before the loop.
+        if offset < limit, bytes[offset] < 0x80 {
+            return (UInt64(bytes[offset]), 1)
+        }
         var value: UInt64 = 0
         var index = offset
         var shift: UInt64 = 0
@@ -47,6 +66,20 @@ public enum ProtoVarint {
     public static func encodedLength(of value: UInt64) -> Int {
         let significantBits = 64 - value.leadingZeroBitCount
         return max(1, (significantBits + 6) / 7)
+    }
+
+    /// Writes the minimal encoding of `value` at `offset` of `output`, which must have room for
+    /// ``encodedLength(of:)`` bytes there, and returns the offset just past it.
+    static func write(_ value: UInt64, into output: UnsafeMutableRawBufferPointer, at offset: Int) -> Int {
+        var remaining = value
+        var index = offset
+        while remaining >= 0x80 {
+            output[index] = UInt8(truncatingIfNeeded: remaining) | 0x80
+            remaining >>= 7
+            index += 1
+        }
+        output[index] = UInt8(remaining)
+        return index + 1
     }
 
     /// Appends the minimal encoding of `value` to `output`.

@@ -1,9 +1,11 @@
-// The one error type of the wire walker: what was malformed, and at which byte offset of the caller's buffer.
+// The one error type of the wire layer and the walker: what was malformed, and at which byte offset of the
+// caller's buffer.
 //
 // Every decoding path reports problems through this type instead of trapping, because the bytes come from the
 // network and a plugin must answer a malformed message with a gRPC status, not a crash of the proxy.
 
-/// A malformed protobuf encoding, or an edit that does not fit the message it was recorded against.
+/// A malformed protobuf encoding, a message the walker refuses (nested too deep, an embedded message in an
+/// encoding its rule must not skip), or an edit that does not fit the message it was recorded against.
 public struct ProtoWireError: Error, Sendable, Equatable, CustomStringConvertible {
     /// What exactly was wrong.
     public enum Kind: Sendable, Equatable {
@@ -31,6 +33,12 @@ public struct ProtoWireError: Error, Sendable, Equatable, CustomStringConvertibl
         case overlappingOrOutOfBoundsEdit
         /// An edit's range is not the payload of a length-delimited field reachable by scanning the message.
         case editNotAtFieldBoundary
+        /// The walker would have to descend into more than `limit` nested messages (protobuf's own parsers stop
+        /// at 100 too); the field at the offset is the one too deep.
+        case nestingTooDeep(limit: Int)
+        /// An embedded-message rule that must not skip any holder met one whose encoding field says `encoding`,
+        /// which is not one the rule walks (e.g. a JSON-encoded Temporal `DataBlob`).
+        case embeddedEncodingNotWalked(encoding: UInt64)
     }
 
     /// Byte offset, in the caller's buffer, where the problem was found (the start of the offending item).
@@ -72,6 +80,10 @@ public struct ProtoWireError: Error, Sendable, Equatable, CustomStringConvertibl
             what = "edit overlaps another edit or lies outside the message"
         case .editNotAtFieldBoundary:
             what = "edit is not the payload of a length-delimited field of this message"
+        case .nestingTooDeep(let limit):
+            what = "messages nested deeper than \(limit) levels"
+        case .embeddedEncodingNotWalked(let encoding):
+            what = "embedded message in encoding \(encoding), which the walk rules do not read and must not skip"
         }
         return "malformed protobuf at byte \(offset): \(what)"
     }

@@ -37,11 +37,25 @@ public struct ProtoWireScanner: Sendable {
     /// - Throws: ``ProtoWireError`` naming the offset of the malformed key, length or value; after an error the
     ///   scanner stays at the offending field.
     public mutating func next() throws(ProtoWireError) -> ProtoWireField? {
-        let end = range.upperBound
-        let fieldStart = position
-        guard fieldStart < end else {
+        guard position < range.upperBound else {
             return nil
         }
+        let field = try bytes.withUnsafeBufferPointer { (buffer) throws(ProtoWireError) in
+            try Self.field(in: UnsafeRawBufferPointer(buffer), at: position, end: range.upperBound)
+        }
+        position = field.fieldRange.upperBound
+        return field
+    }
+
+    /// Decodes the field that starts at `fieldStart` and must end by `end` (at most `bytes.count`): the one decoding
+    /// routine of the scanner and of the schema-driven walker.
+    ///
+    /// - Throws: ``ProtoWireError`` naming the offset of the malformed key, length or value.
+    static func field(
+        in bytes: UnsafeRawBufferPointer,
+        at fieldStart: Int,
+        end: Int
+    ) throws(ProtoWireError) -> ProtoWireField {
         let (key, keyLength) = try ProtoVarint.decode(bytes, at: fieldStart, end: end)
         let fieldNumber = key >> 3
         guard fieldNumber != 0, fieldNumber <= UInt64(ProtoFieldNumber.maximum) else {
@@ -70,7 +84,6 @@ public struct ProtoWireScanner: Sendable {
             }
             payloadRange = payloadStart..<(payloadStart + Int(length))
         }
-        position = payloadRange.upperBound
         return ProtoWireField(
             fieldNumber: Int(fieldNumber),
             wireType: wireType,
