@@ -187,6 +187,16 @@ final class WalkerRuleTests: XCTestCase {
         XCTAssertEqual(rewritten, expected)
     }
 
+    func testInvalidUTF8StaysUnlessTheCallbackReturnsTheRepairedValue() throws {
+        let message = lengthDelimited(1, [0x61, 0xFF, 0x62])
+        var seen: [(String, Bool)] = []
+        try rootPlan().visit(message) { seen.append(($0.value, $0.isValidUTF8)) }
+        XCTAssertEqual(seen.map(\.0), ["a\u{FFFD}b"])
+        XCTAssertEqual(seen.map(\.1), [false])
+        XCTAssertEqual(try rootPlan().rewrite(message) { _ in nil }, message)
+        XCTAssertEqual(try rootPlan().rewrite(message) { $0.value }, stringField(1, "a\u{FFFD}b"))
+    }
+
     // MARK: Embedded containers and their encoding gate
 
     func testContainerIsWalkedWhenItsEncodingIsUnsetOrWalked() throws {

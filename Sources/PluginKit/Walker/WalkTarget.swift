@@ -29,9 +29,17 @@ public struct WalkTarget {
     let message: UnsafeRawBufferPointer
     unowned(unsafe) let walker: ProtoWalker
 
-    /// The value as a string; invalid UTF-8 sequences read as U+FFFD (compare ``valueBytes`` for exactness).
+    /// The value as a string. When the bytes are not valid UTF-8 (``isValidUTF8``), each invalid sequence reads
+    /// as U+FFFD: returning this value from a rewrite then repairs the field, anything else returned as is, and
+    /// `nil` leaves the bytes exactly as they came.
     public var value: String {
         String(decoding: valueBytes, as: UTF8.self)
+    }
+
+    /// Whether the value's bytes are valid UTF-8, as protobuf requires of `string` fields (Temporal 1.22 and
+    /// older could store and send invalid ones).
+    public var isValidUTF8: Bool {
+        String(validating: valueBytes, as: UTF8.self) != nil
     }
 
     /// The full name of the message that declares the field; for map keys and values, the message that declares
