@@ -221,7 +221,7 @@ struct WalkCompiler {
         program.gates.append(
             EncodingGate(
                 encodingFieldNumber: number,
-                walkedEncodings: container.walkedEncodings,
+                walkedEncodings: container.walkedEncodings.sorted(),
                 otherEncodings: rule.otherEncodings
             )
         )

@@ -7,25 +7,31 @@
 
 /// The changes a rewriting walk found, ready to be applied to the buffer that was walked.
 public struct WalkEdits: Sendable {
-    enum Replacement: Sendable {
-        /// A length prefix rewritten for a changed payload (minimal encoding).
-        case length(Int)
-        /// A string field's length prefix and value.
-        case string(String)
-    }
-
+    /// A replaced byte range; plain integers, so the walk can insert one in the middle of the list cheaply.
     struct Splice: Sendable {
+        enum Kind: Sendable {
+            /// A length prefix rewritten for a changed payload (minimal encoding); `value` is the new length.
+            case length
+            /// A string field's length prefix and value; `value` indexes ``WalkEdits/strings``.
+            case string
+        }
+
         let range: Range<Int>
-        let replacement: Replacement
+        let kind: Kind
+        let value: Int
     }
 
     let splices: [Splice]
+    /// The replacement strings, in the order the walk met them.
+    let strings: [String]
     /// The size of the buffer that was walked.
     public let originalCount: Int
     /// The size of the rewritten message.
     public let rewrittenCount: Int
     /// How many target values the callback replaced with a different value.
-    public let replacedValueCount: Int
+    public var replacedValueCount: Int {
+        strings.count
+    }
 
     /// Whether the walk changed nothing: the original bytes are the result.
     public var isEmpty: Bool {
@@ -46,10 +52,11 @@ public struct WalkEdits: Sendable {
         }
         for splice in splices {
             copy(splice.range.lowerBound - read)
-            switch splice.replacement {
-            case .length(let length):
-                written = ProtoVarint.write(UInt64(length), into: output, at: written)
-            case .string(var text):
+            switch splice.kind {
+            case .length:
+                written = ProtoVarint.write(UInt64(splice.value), into: output, at: written)
+            case .string:
+                var text = strings[splice.value]
                 written = ProtoVarint.write(UInt64(text.utf8.count), into: output, at: written)
                 text.withUTF8 { utf8 in
                     UnsafeMutableRawBufferPointer(rebasing: output[written..<(written + utf8.count)])

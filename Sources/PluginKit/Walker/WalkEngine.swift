@@ -38,121 +38,176 @@ enum WalkEngine {
         bytes: UnsafeRawBufferPointer,
         callback: (WalkTarget) -> String?
     ) throws(ProtoWireError) -> WalkEdits {
-        let program = walker.program
-        let maximumDepth = walker.maximumDepth
-        return try withUnsafeTemporaryAllocation(of: WalkFrame.self, capacity: maximumDepth + 1) {
+        try withUnsafeTemporaryAllocation(of: WalkFrame.self, capacity: walker.maximumDepth + 1) {
             (frames) throws(ProtoWireError) -> WalkEdits in
-            var splices: [WalkEdits.Splice] = []
-            var replacedValueCount = 0
-            frames.initializeElement(
-                at: 0,
-                to: WalkFrame(
-                    node: root, fieldNumber: 0, gateOpen: true, encoding: 0, fieldStart: -1, prefixStart: 0,
-                    payloadStart: 0, end: bytes.count, delta: 0, spliceIndex: 0
-                )
-            )
-            var depth = 0
-            var position = 0
-            var end = bytes.count
-            var node = program.nodes[Int(root)]
-            while true {
-                if position >= end {
-                    guard depth > 0 else {
-                        break
-                    }
-                    let closing = frames[depth]
-                    depth -= 1
-                    if closing.delta != 0 {
-                        let newLength = closing.end - closing.payloadStart + closing.delta
-                        let oldPrefixLength = closing.payloadStart - closing.prefixStart
-                        let newPrefixLength = ProtoVarint.encodedLength(of: UInt64(newLength))
-                        splices.insert(
-                            WalkEdits.Splice(
-                                range: closing.prefixStart..<closing.payloadStart,
-                                replacement: .length(newLength)
-                            ),
-                            at: closing.spliceIndex
-                        )
-                        frames[depth].delta += closing.delta + newPrefixLength - oldPrefixLength
-                    }
-                    end = frames[depth].end
-                    node = program.nodes[Int(frames[depth].node)]
-                    continue
-                }
-                let field = try ProtoWireScanner.field(in: bytes, at: position, end: end)
-                position = field.fieldRange.upperBound
-                guard field.wireType == .lengthDelimited else {
-                    continue
-                }
-                let action = program.action(for: field.fieldNumber, in: node)
-                switch action.kind {
-                case .skip:
-                    continue
-                case .target:
-                    let payload = field.payloadRange
-                    let value = UnsafeRawBufferPointer(rebasing: bytes[payload])
-                    let target = WalkTarget(
-                        kind: program.targets[Int(action.index)].kind,
-                        valueBytes: value,
-                        valueOffset: payload.lowerBound,
-                        info: program.targets[Int(action.index)],
-                        fieldStart: field.fieldRange.lowerBound,
-                        frames: UnsafeBufferPointer(rebasing: frames[0...depth]),
-                        message: bytes,
-                        walker: walker
-                    )
-                    guard let replacement = callback(target), !replacement.utf8.elementsEqual(value) else {
-                        continue
-                    }
-                    let newCount = replacement.utf8.count
-                    let newSize = ProtoVarint.encodedLength(of: UInt64(newCount)) + newCount
-                    splices.append(
-                        WalkEdits.Splice(range: field.keyEnd..<payload.upperBound, replacement: .string(replacement))
-                    )
-                    frames[depth].delta += newSize - (payload.upperBound - field.keyEnd)
-                    replacedValueCount += 1
-                case .descend, .descendGated:
-                    if action.kind == .descendGated, !frames[depth].gateOpen {
-                        if program.gates[node.gate].otherEncodings == .fail {
-                            throw ProtoWireError(
-                                offset: field.fieldRange.lowerBound,
-                                kind: .embeddedEncodingNotWalked(encoding: frames[depth].encoding)
-                            )
-                        }
-                        continue
-                    }
-                    guard depth < maximumDepth else {
-                        throw ProtoWireError(offset: field.fieldRange.lowerBound, kind: .nestingTooDeep(limit: maximumDepth))
-                    }
-                    let child = program.nodes[Int(action.index)]
-                    var gate = (open: true, encoding: UInt64(0))
-                    if child.gate >= 0 {
-                        gate = try program.gates[child.gate].evaluate(bytes, payload: field.payloadRange)
-                    }
-                    depth += 1
-                    frames[depth] = WalkFrame(
-                        node: action.index,
-                        fieldNumber: Int32(field.fieldNumber),
-                        gateOpen: gate.open,
-                        encoding: gate.encoding,
-                        fieldStart: field.fieldRange.lowerBound,
-                        prefixStart: field.keyEnd,
-                        payloadStart: field.payloadRange.lowerBound,
-                        end: field.payloadRange.upperBound,
-                        delta: 0,
-                        spliceIndex: splices.count
-                    )
-                    position = field.payloadRange.lowerBound
-                    end = field.payloadRange.upperBound
-                    node = child
-                }
-            }
-            return WalkEdits(
-                splices: splices,
-                originalCount: bytes.count,
-                rewrittenCount: bytes.count + frames[0].delta,
-                replacedValueCount: replacedValueCount
-            )
+            var state = WalkState(walker: walker, bytes: bytes, frames: frames, root: root)
+            try walk(&state, callback: callback)
+            return state.edits()
         }
+    }
+
+    /// The hot loop: decode a field, look up its action, step over it unless it is a target or leads to one.
+    /// Everything rarer (a target, entering or leaving a message) is a call into ``WalkState``, which keeps this
+    /// loop small enough for the field decoder to be inlined into it.
+    private static func walk(_ state: inout WalkState, callback: (WalkTarget) -> String?) throws(ProtoWireError) {
+        let bytes = state.bytes
+        let program = state.program
+        var position = 0
+        var end = bytes.count
+        var node = program.nodes[Int(state.frames[0].node)]
+        while true {
+            if position >= end {
+                guard state.depth > 0 else {
+                    return
+                }
+                state.leave()
+                end = state.frames[state.depth].end
+                node = program.nodes[Int(state.frames[state.depth].node)]
+                continue
+            }
+            let field = try ProtoWireScanner.field(in: bytes, at: position, end: end)
+            position = field.fieldRange.upperBound
+            guard field.wireType == .lengthDelimited else {
+                continue
+            }
+            let action = program.action(for: field.fieldNumber, in: node)
+            switch action.kind {
+            case .skip:
+                continue
+            case .target:
+                state.visit(field, target: Int(action.index), callback: callback)
+            case .descend, .descendGated:
+                guard try state.enter(field, action: action, from: node) else {
+                    continue
+                }
+                position = field.payloadRange.lowerBound
+                end = field.payloadRange.upperBound
+                node = program.nodes[Int(action.index)]
+            }
+        }
+    }
+}
+
+/// The walk's frame stack and the edits recorded so far.
+private struct WalkState {
+    let walker: ProtoWalker
+    let program: WalkProgram
+    let bytes: UnsafeRawBufferPointer
+    let frames: UnsafeMutableBufferPointer<WalkFrame>
+    private(set) var depth = 0
+    private var splices: [WalkEdits.Splice] = []
+    private var strings: [String] = []
+
+    init(walker: ProtoWalker, bytes: UnsafeRawBufferPointer, frames: UnsafeMutableBufferPointer<WalkFrame>, root: Int32) {
+        self.walker = walker
+        self.program = walker.program
+        self.bytes = bytes
+        self.frames = frames
+        frames.initializeElement(
+            at: 0,
+            to: WalkFrame(
+                node: root, fieldNumber: 0, gateOpen: true, encoding: 0, fieldStart: -1, prefixStart: 0,
+                payloadStart: 0, end: bytes.count, delta: 0, spliceIndex: 0
+            )
+        )
+    }
+
+    /// Hands the target in `field` to `callback` and records its replacement, if any.
+    @inline(never)
+    mutating func visit(_ field: ProtoWireField, target: Int, callback: (WalkTarget) -> String?) {
+        let payload = field.payloadRange
+        let value = UnsafeRawBufferPointer(rebasing: bytes[payload])
+        let visited = WalkTarget(
+            kind: program.targetKinds[target],
+            valueBytes: value,
+            valueOffset: payload.lowerBound,
+            targetIndex: target,
+            fieldStart: field.fieldRange.lowerBound,
+            frames: UnsafeBufferPointer(rebasing: frames[0...depth]),
+            message: bytes,
+            walker: walker
+        )
+        guard let replacement = callback(visited), !Self.utf8(of: replacement, equals: value) else {
+            return
+        }
+        let newCount = replacement.utf8.count
+        let newSize = ProtoVarint.encodedLength(of: UInt64(newCount)) + newCount
+        splices.append(WalkEdits.Splice(range: field.keyEnd..<payload.upperBound, kind: .string, value: strings.count))
+        strings.append(replacement)
+        frames[depth].delta += newSize - (payload.upperBound - field.keyEnd)
+    }
+
+    /// Pushes the message in `field` onto the stack, unless the enclosing container's encoding gate is closed.
+    ///
+    /// - Returns: whether the walk continues inside the field.
+    @inline(never)
+    mutating func enter(_ field: ProtoWireField, action: FieldAction, from node: WalkNode) throws(ProtoWireError) -> Bool {
+        if action.kind == .descendGated, !frames[depth].gateOpen {
+            if program.gates[node.gate].otherEncodings == .fail {
+                throw ProtoWireError(
+                    offset: field.fieldRange.lowerBound,
+                    kind: .embeddedEncodingNotWalked(encoding: frames[depth].encoding)
+                )
+            }
+            return false
+        }
+        guard depth < walker.maximumDepth else {
+            throw ProtoWireError(offset: field.fieldRange.lowerBound, kind: .nestingTooDeep(limit: walker.maximumDepth))
+        }
+        let child = program.nodes[Int(action.index)]
+        var gate = (open: true, encoding: UInt64(0))
+        if child.gate >= 0 {
+            gate = try program.gates[child.gate].evaluate(bytes, payload: field.payloadRange)
+        }
+        depth += 1
+        frames[depth] = WalkFrame(
+            node: action.index,
+            fieldNumber: Int32(field.fieldNumber),
+            gateOpen: gate.open,
+            encoding: gate.encoding,
+            fieldStart: field.fieldRange.lowerBound,
+            prefixStart: field.keyEnd,
+            payloadStart: field.payloadRange.lowerBound,
+            end: field.payloadRange.upperBound,
+            delta: 0,
+            spliceIndex: splices.count
+        )
+        return true
+    }
+
+    /// Pops the innermost message; if its payload changed size, records its new length prefix (ahead of the
+    /// splices inside it, keeping the list in offset order) and passes the change on to its parent.
+    @inline(never)
+    mutating func leave() {
+        let closing = frames[depth]
+        depth -= 1
+        guard closing.delta != 0 else {
+            return
+        }
+        let newLength = closing.end - closing.payloadStart + closing.delta
+        let oldPrefixLength = closing.payloadStart - closing.prefixStart
+        let newPrefixLength = ProtoVarint.encodedLength(of: UInt64(newLength))
+        splices.insert(
+            WalkEdits.Splice(range: closing.prefixStart..<closing.payloadStart, kind: .length, value: newLength),
+            at: closing.spliceIndex
+        )
+        frames[depth].delta += closing.delta + newPrefixLength - oldPrefixLength
+    }
+
+    func edits() -> WalkEdits {
+        WalkEdits(
+            splices: splices,
+            strings: strings,
+            originalCount: bytes.count,
+            rewrittenCount: bytes.count + frames[0].delta
+        )
+    }
+
+    private static func utf8(of text: String, equals bytes: UnsafeRawBufferPointer) -> Bool {
+        let utf8 = text.utf8
+        guard utf8.count == bytes.count else {
+            return false
+        }
+        return utf8.withContiguousStorageIfAvailable { $0.elementsEqual(bytes) } ?? utf8.elementsEqual(bytes)
     }
 }

@@ -46,7 +46,7 @@ public struct WalkPlan: Sendable {
         _ rewrite: (WalkTarget) -> String?
     ) throws(ProtoWireError) -> WalkEdits {
         guard canMatch else {
-            return WalkEdits(splices: [], originalCount: bytes.count, rewrittenCount: bytes.count, replacedValueCount: 0)
+            return WalkEdits(splices: [], strings: [], originalCount: bytes.count, rewrittenCount: bytes.count)
         }
         return try WalkEngine.run(walker, root: root, bytes: bytes, callback: rewrite)
     }

@@ -48,7 +48,8 @@ struct WalkTargetInfo: Sendable, Hashable {
 /// How a container node decides whether its serialized message is walked.
 struct EncodingGate: Sendable {
     let encodingFieldNumber: Int
-    let walkedEncodings: Set<UInt64>
+    /// A handful of values at most: an array is faster to search than a set is to hash.
+    let walkedEncodings: [UInt64]
     let otherEncodings: EmbeddedMessageRule.OtherEncodings
 
     /// Reads the encoding field of the container in `payload` (the last occurrence wins, an absent one is 0).
@@ -81,7 +82,13 @@ struct WalkProgram: Sendable {
     var nodeMessageNames: [String] = []
     var denseActions: [FieldAction] = []
     var sparseActions: [(number: Int, action: FieldAction)] = []
-    var targets: [WalkTargetInfo] = []
+    var targets: [WalkTargetInfo] = [] {
+        didSet {
+            targetKinds = targets.map(\.kind)
+        }
+    }
+    /// ``targets``' kinds alone, so the walk reads a kind without touching the strings beside it.
+    private(set) var targetKinds: [WalkTarget.Kind] = []
     var gates: [EncodingGate] = []
     /// The node walking each message type from the top, for the types that can contain a target.
     var roots: [String: Int32] = [:]

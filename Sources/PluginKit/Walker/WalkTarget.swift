@@ -23,7 +23,7 @@ public struct WalkTarget {
     public let valueBytes: UnsafeRawBufferPointer
     /// Where ``valueBytes`` start in the walked buffer.
     public let valueOffset: Int
-    let info: WalkTargetInfo
+    let targetIndex: Int
     let fieldStart: Int
     let frames: UnsafeBufferPointer<WalkFrame>
     let message: UnsafeRawBufferPointer
@@ -40,6 +40,10 @@ public struct WalkTarget {
     /// older could store and send invalid ones).
     public var isValidUTF8: Bool {
         String(validating: valueBytes, as: UTF8.self) != nil
+    }
+
+    private var info: WalkTargetInfo {
+        walker.program.targets[targetIndex]
     }
 
     /// The full name of the message that declares the field; for map keys and values, the message that declares

@@ -62,6 +62,49 @@ public enum ProtoVarint {
         throw ProtoWireError(offset: offset, kind: .truncatedVarint)
     }
 
+    /// ``decode(_:at:end:)`` with its one- and two-byte cases inlined into the caller: field keys, most lengths.
+    @inline(__always)
+    static func decodeInline(
+        _ bytes: UnsafeRawBufferPointer,
+        at offset: Int,
+        end: Int
+    ) throws(ProtoWireError) -> (value: UInt64, length: Int) {
+        let limit = min(end, bytes.count)
+        if offset >= 0, offset < limit {
+            let first = bytes[offset]
+            if first < 0x80 {
+                return (UInt64(first), 1)
+            }
+            if offset + 1 < limit {
+                let second = bytes[offset + 1]
+                if second < 0x80 {
+                    return (UInt64(first & 0x7F) | UInt64(second) << 7, 2)
+                }
+            }
+        }
+        return try decode(bytes, at: offset, end: end)
+    }
+
+    /// The length of the varint at `offset` without computing its value: how a scanner steps over varint fields.
+    /// Malformed varints throw exactly what ``decode(_:at:end:)`` throws.
+    @inline(__always)
+    static func length(
+        in bytes: UnsafeRawBufferPointer,
+        at offset: Int,
+        end: Int
+    ) throws(ProtoWireError) -> Int {
+        // Nine bytes never overflow; a tenth byte needs decode's overflow check.
+        let limit = min(end, bytes.count, offset + maximumLength - 1)
+        var index = max(offset, 0)
+        while index < limit {
+            if bytes[index] < 0x80 {
+                return index - offset + 1
+            }
+            index += 1
+        }
+        return try decode(bytes, at: offset, end: end).length
+    }
+
     /// The number of bytes the minimal encoding of `value` occupies (1...10).
     public static func encodedLength(of value: UInt64) -> Int {
         let significantBits = 64 - value.leadingZeroBitCount

@@ -51,12 +51,13 @@ public struct ProtoWireScanner: Sendable {
     /// routine of the scanner and of the schema-driven walker.
     ///
     /// - Throws: ``ProtoWireError`` naming the offset of the malformed key, length or value.
+    @inline(__always)
     static func field(
         in bytes: UnsafeRawBufferPointer,
         at fieldStart: Int,
         end: Int
     ) throws(ProtoWireError) -> ProtoWireField {
-        let (key, keyLength) = try ProtoVarint.decode(bytes, at: fieldStart, end: end)
+        let (key, keyLength) = try ProtoVarint.decodeInline(bytes, at: fieldStart, end: end)
         let fieldNumber = key >> 3
         guard fieldNumber != 0, fieldNumber <= UInt64(ProtoFieldNumber.maximum) else {
             throw ProtoWireError(offset: fieldStart, kind: .invalidFieldNumber(fieldNumber))
@@ -66,14 +67,14 @@ public struct ProtoWireScanner: Sendable {
         let payloadRange: Range<Int>
         switch wireType {
         case .varint:
-            let (_, valueLength) = try ProtoVarint.decode(bytes, at: keyEnd, end: end)
+            let valueLength = try ProtoVarint.length(in: bytes, at: keyEnd, end: end)
             payloadRange = keyEnd..<(keyEnd + valueLength)
         case .fixed64:
             payloadRange = try Self.fixedWidthPayload(at: keyEnd, width: 8, end: end)
         case .fixed32:
             payloadRange = try Self.fixedWidthPayload(at: keyEnd, width: 4, end: end)
         case .lengthDelimited:
-            let (length, prefixLength) = try ProtoVarint.decode(bytes, at: keyEnd, end: end)
+            let (length, prefixLength) = try ProtoVarint.decodeInline(bytes, at: keyEnd, end: end)
             guard length <= UInt64(Int.max) else {
                 throw ProtoWireError(offset: keyEnd, kind: .lengthOverflowsInt(length))
             }
@@ -93,10 +94,15 @@ public struct ProtoWireScanner: Sendable {
         )
     }
 
+    @inline(__always)
     private static func wireType(fromKey key: UInt64, at offset: Int) throws(ProtoWireError) -> ProtoWireType {
         let rawWireType = UInt8(key & 0x7)
-        if let wireType = ProtoWireType(rawValue: rawWireType) {
-            return wireType
+        switch rawWireType {
+        case 0: return .varint
+        case 1: return .fixed64
+        case 2: return .lengthDelimited
+        case 5: return .fixed32
+        default: break
         }
         if rawWireType == 3 || rawWireType == 4 {
             throw ProtoWireError(offset: offset, kind: .groupWireTypeUnsupported(rawWireType))
