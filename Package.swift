@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "s2s-proxy", targets: ["S2SProxy"]),
         .executable(name: "s2s-bench", targets: ["S2SBench"]),
+        .executable(name: "pluginkit-bench", targets: ["PluginKitBench"]),
         .library(name: "Host", targets: ["Host"]),
         .library(name: "PluginKit", targets: ["PluginKit"]),
         // Example plugins built as the shared objects the host loads: `libexample-header-stamp.so`.
@@ -70,6 +71,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // The walker benchmark (`pluginkit-bench`): PluginKit alone, on the fixtures under Tests/Fixtures.
+        .executableTarget(name: "PluginKitBench", dependencies: ["PluginKit"]),
         .testTarget(
             name: "HostTests",
             dependencies: [
