@@ -6,7 +6,8 @@
 // For each message (small WorkflowService requests and responses, and a replication batch of about 1 MiB whose
 // history events sit in DataBlobs) it times: a memcpy of the message (the floor under any rewrite that produces
 // new bytes), a read-only visit, a rewrite whose callback matches nothing (what a translator costs on traffic of
-// namespaces it does not map), and a rewrite that renames, into a new array and into a caller's buffer. The
+// namespaces it does not map; also after copying the message into an array, as an array-only API would have to),
+// and a rewrite that renames, into a new array and into a caller's buffer. The
 // figures and how to read them are in docs/PERFORMANCE.md ("The plugin walker").
 
 import Foundation
@@ -80,6 +81,12 @@ let scenarios: [Scenario] = [
     Scenario(name: "rewrite, nothing matches") { message, input, _ in
         let edits = try message.plan.edits(input) { unrelatedRenames[$0.value] }
         return edits.rewrittenCount
+    },
+    Scenario(name: "copy in, then nothing matches") { message, input, _ in
+        // What an array-only API would cost on the host's borrowed buffer: a copy before every walk.
+        let copy = [UInt8](input)
+        let unchanged = try message.plan.rewrite(copy) { unrelatedRenames[$0.value] }
+        return unchanged.count
     },
     Scenario(name: "rename -> new [UInt8]") { message, input, _ in
         let renamed = try message.plan.rewrite(input) { message.renames[$0.value] }

@@ -270,6 +270,21 @@ final class WalkerRuleTests: XCTestCase {
         }
     }
 
+    func testRewritesDeepInsideNestedMessagesUpdateEveryEnclosingLength() throws {
+        // Deeper than the frames a walk keeps on the stack, so the frame stack moves to the heap mid-walk.
+        func nested(_ levels: Int, value: String) -> [UInt8] {
+            (0..<levels).reduce(stringField(1, value)) { inner, level in
+                lengthDelimited(11, inner) + stringField(1, "level \(level)")
+            }
+        }
+        let long = String(repeating: "z", count: 200)
+        let rewritten = try rootPlan().rewrite(nested(60, value: "bottom")) { $0.value == "bottom" ? long : nil }
+        XCTAssertEqual(rewritten, nested(60, value: long))
+        var paths: [Int] = []
+        try rootPlan().visit(rewritten) { paths.append($0.path.count) }
+        XCTAssertEqual(paths.first, 61, "the bottom value's path names all 60 nested fields and itself")
+    }
+
     // MARK: Rules the schema cannot satisfy
 
     func testRulesNamingWhatTheSchemaLacksAreRejected() throws {

@@ -178,7 +178,7 @@ struct WalkCompiler {
     }
 
     private func emit(keeping reaches: [Bool]) throws(ProtoSchemaError) -> WalkProgram {
-        var program = WalkProgram()
+        var program = WalkTables()
         program.targets = targets
         var newIndex = [Int32](repeating: -1, count: keys.count)
         var next: Int32 = 0
@@ -208,10 +208,10 @@ struct WalkCompiler {
                 program.roots[key.messageName] = added
             }
         }
-        return program
+        return WalkProgram(program)
     }
 
-    private func appendGate(for rule: EmbeddedMessageRule, to program: inout WalkProgram) throws(ProtoSchemaError) -> Int {
+    private func appendGate(for rule: EmbeddedMessageRule, to program: inout WalkTables) throws(ProtoSchemaError) -> Int {
         guard let container = rule.container, let encodingField = container.encodingField else {
             return -1
         }

@@ -7,31 +7,24 @@
 
 /// The changes a rewriting walk found, ready to be applied to the buffer that was walked.
 public struct WalkEdits: Sendable {
-    /// A replaced byte range; plain integers, so the walk can insert one in the middle of the list cheaply.
+    /// A byte range of the original replaced by a range of ``WalkEdits/replacementBytes``; plain integers, so the
+    /// walk can insert one in the middle of the list cheaply.
     struct Splice: Sendable {
-        enum Kind: Sendable {
-            /// A length prefix rewritten for a changed payload (minimal encoding); `value` is the new length.
-            case length
-            /// A string field's length prefix and value; `value` indexes ``WalkEdits/strings``.
-            case string
-        }
-
-        let range: Range<Int>
-        let kind: Kind
-        let value: Int
+        let original: Range<Int>
+        let replacement: Range<Int>
     }
 
+    /// In ascending order of ``Splice/original``; never overlapping.
     let splices: [Splice]
-    /// The replacement strings, in the order the walk met them.
-    let strings: [String]
+    /// The new bytes of every splice (length prefixes, and string values with their prefixes), in the order the
+    /// walk produced them.
+    let replacementBytes: [UInt8]
     /// The size of the buffer that was walked.
     public let originalCount: Int
     /// The size of the rewritten message.
     public let rewrittenCount: Int
     /// How many target values the callback replaced with a different value.
-    public var replacedValueCount: Int {
-        strings.count
-    }
+    public let replacedValueCount: Int
 
     /// Whether the walk changed nothing: the original bytes are the result.
     public var isEmpty: Bool {
@@ -43,30 +36,21 @@ public struct WalkEdits: Sendable {
     public func write(applyingTo original: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) {
         precondition(original.count == originalCount, "edits applied to another buffer than the one walked")
         precondition(output.count >= rewrittenCount, "output smaller than rewrittenCount")
-        var read = 0
-        var written = 0
-        func copy(_ count: Int) {
-            UnsafeMutableRawBufferPointer(rebasing: output[written..<(written + count)])
-                .copyMemory(from: UnsafeRawBufferPointer(rebasing: original[read..<(read + count)]))
-            written += count
-        }
-        for splice in splices {
-            copy(splice.range.lowerBound - read)
-            switch splice.kind {
-            case .length:
-                written = ProtoVarint.write(UInt64(splice.value), into: output, at: written)
-            case .string:
-                var text = strings[splice.value]
-                written = ProtoVarint.write(UInt64(text.utf8.count), into: output, at: written)
-                text.withUTF8 { utf8 in
-                    UnsafeMutableRawBufferPointer(rebasing: output[written..<(written + utf8.count)])
-                        .copyMemory(from: UnsafeRawBufferPointer(utf8))
-                    written += utf8.count
-                }
+        replacementBytes.withUnsafeBytes { replacements in
+            var read = 0
+            var written = 0
+            func append(_ source: UnsafeRawBufferPointer, _ range: Range<Int>) {
+                UnsafeMutableRawBufferPointer(rebasing: output[written..<(written + range.count)])
+                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: source[range]))
+                written += range.count
             }
-            read = splice.range.upperBound
+            for splice in splices {
+                append(original, read..<splice.original.lowerBound)
+                append(replacements, splice.replacement)
+                read = splice.original.upperBound
+            }
+            append(original, read..<original.count)
         }
-        copy(original.count - read)
     }
 
     /// The rewritten message as a new array; call it only when ``isEmpty`` is false, or keep the original.

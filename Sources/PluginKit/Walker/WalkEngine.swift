@@ -38,9 +38,15 @@ enum WalkEngine {
         bytes: UnsafeRawBufferPointer,
         callback: (WalkTarget) -> String?
     ) throws(ProtoWireError) -> WalkEdits {
-        try withUnsafeTemporaryAllocation(of: WalkFrame.self, capacity: walker.maximumDepth + 1) {
+        // The stack takes at most 1 KiB without asking the allocator (stdlib's limit for temporary allocations):
+        // enough for the nesting of ordinary messages; deeper walks move the frames to the heap.
+        let stackFrames = min(walker.maximumDepth + 1, 1024 / MemoryLayout<WalkFrame>.stride)
+        return try withUnsafeTemporaryAllocation(of: WalkFrame.self, capacity: stackFrames) {
             (frames) throws(ProtoWireError) -> WalkEdits in
             var state = WalkState(walker: walker, bytes: bytes, frames: frames, root: root)
+            defer {
+                state.releaseHeapFrames()
+            }
             try walk(&state, callback: callback)
             return state.edits()
         }
@@ -93,10 +99,12 @@ private struct WalkState {
     let walker: ProtoWalker
     let program: WalkProgram
     let bytes: UnsafeRawBufferPointer
-    let frames: UnsafeMutableBufferPointer<WalkFrame>
+    private(set) var frames: UnsafeMutableBufferPointer<WalkFrame>
+    private var framesOnHeap = false
     private(set) var depth = 0
     private var splices: [WalkEdits.Splice] = []
-    private var strings: [String] = []
+    private var replacementBytes: [UInt8] = []
+    private var replacedValueCount = 0
 
     init(walker: ProtoWalker, bytes: UnsafeRawBufferPointer, frames: UnsafeMutableBufferPointer<WalkFrame>, root: Int32) {
         self.walker = walker
@@ -130,11 +138,18 @@ private struct WalkState {
         guard let replacement = callback(visited), !Self.utf8(of: replacement, equals: value) else {
             return
         }
-        let newCount = replacement.utf8.count
-        let newSize = ProtoVarint.encodedLength(of: UInt64(newCount)) + newCount
-        splices.append(WalkEdits.Splice(range: field.keyEnd..<payload.upperBound, kind: .string, value: strings.count))
-        strings.append(replacement)
-        frames[depth].delta += newSize - (payload.upperBound - field.keyEnd)
+        if splices.isEmpty {
+            // One value usually brings a length prefix per enclosing message: room for a few of each at once.
+            splices.reserveCapacity(16)
+            replacementBytes.reserveCapacity(64 + replacement.utf8.count)
+        }
+        let start = replacementBytes.count
+        ProtoVarint.append(UInt64(replacement.utf8.count), to: &replacementBytes)
+        replacementBytes.append(contentsOf: replacement.utf8)
+        let replaced = field.keyEnd..<payload.upperBound
+        splices.append(WalkEdits.Splice(original: replaced, replacement: start..<replacementBytes.count))
+        frames[depth].delta += replacementBytes.count - start - replaced.count
+        replacedValueCount += 1
     }
 
     /// Pushes the message in `field` onto the stack, unless the enclosing container's encoding gate is closed.
@@ -153,6 +168,9 @@ private struct WalkState {
         }
         guard depth < walker.maximumDepth else {
             throw ProtoWireError(offset: field.fieldRange.lowerBound, kind: .nestingTooDeep(limit: walker.maximumDepth))
+        }
+        if depth + 1 == frames.count {
+            moveFramesToHeap()
         }
         let child = program.nodes[Int(action.index)]
         var gate = (open: true, encoding: UInt64(0))
@@ -185,21 +203,39 @@ private struct WalkState {
             return
         }
         let newLength = closing.end - closing.payloadStart + closing.delta
-        let oldPrefixLength = closing.payloadStart - closing.prefixStart
-        let newPrefixLength = ProtoVarint.encodedLength(of: UInt64(newLength))
+        let start = replacementBytes.count
+        ProtoVarint.append(UInt64(newLength), to: &replacementBytes)
+        let prefix = closing.prefixStart..<closing.payloadStart
         splices.insert(
-            WalkEdits.Splice(range: closing.prefixStart..<closing.payloadStart, kind: .length, value: newLength),
+            WalkEdits.Splice(original: prefix, replacement: start..<replacementBytes.count),
             at: closing.spliceIndex
         )
-        frames[depth].delta += closing.delta + newPrefixLength - oldPrefixLength
+        frames[depth].delta += closing.delta + (replacementBytes.count - start) - prefix.count
+    }
+
+    /// Makes room for the deepest walk the walker allows, once the stack buffer is full.
+    private mutating func moveFramesToHeap() {
+        let heap = UnsafeMutableBufferPointer<WalkFrame>.allocate(capacity: walker.maximumDepth + 1)
+        _ = heap.initialize(fromContentsOf: frames[0...depth])
+        releaseHeapFrames()
+        frames = heap
+        framesOnHeap = true
+    }
+
+    mutating func releaseHeapFrames() {
+        if framesOnHeap {
+            frames.deallocate()
+            framesOnHeap = false
+        }
     }
 
     func edits() -> WalkEdits {
         WalkEdits(
             splices: splices,
-            strings: strings,
+            replacementBytes: replacementBytes,
             originalCount: bytes.count,
-            rewrittenCount: bytes.count + frames[0].delta
+            rewrittenCount: bytes.count + frames[0].delta,
+            replacedValueCount: replacedValueCount
         )
     }
 

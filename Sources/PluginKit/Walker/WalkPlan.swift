@@ -46,7 +46,13 @@ public struct WalkPlan: Sendable {
         _ rewrite: (WalkTarget) -> String?
     ) throws(ProtoWireError) -> WalkEdits {
         guard canMatch else {
-            return WalkEdits(splices: [], strings: [], originalCount: bytes.count, rewrittenCount: bytes.count)
+            return WalkEdits(
+                splices: [],
+                replacementBytes: [],
+                originalCount: bytes.count,
+                rewrittenCount: bytes.count,
+                replacedValueCount: 0
+            )
         }
         return try WalkEngine.run(walker, root: root, bytes: bytes, callback: rewrite)
     }

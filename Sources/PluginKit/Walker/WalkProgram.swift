@@ -72,26 +72,31 @@ struct EncodingGate: Sendable {
     }
 }
 
-/// The tables of a compiled rule set; immutable once built.
-struct WalkProgram: Sendable {
-    /// Field numbers at or above this go to the sparse table, so one large field number cannot blow up a node.
-    static let denseLimit = 512
-
-    var nodes: [WalkNode] = []
+/// The tables of a compiled rule set: immutable, shared by every walk, and a class so that a walk holds one
+/// reference to it rather than one per table.
+final class WalkProgram: Sendable {
+    let nodes: [WalkNode]
     /// The full name of each node's message, for callbacks and paths.
-    var nodeMessageNames: [String] = []
-    var denseActions: [FieldAction] = []
-    var sparseActions: [(number: Int, action: FieldAction)] = []
-    var targets: [WalkTargetInfo] = [] {
-        didSet {
-            targetKinds = targets.map(\.kind)
-        }
-    }
+    let nodeMessageNames: [String]
+    let denseActions: [FieldAction]
+    let sparseActions: [(number: Int, action: FieldAction)]
+    let targets: [WalkTargetInfo]
     /// ``targets``' kinds alone, so the walk reads a kind without touching the strings beside it.
-    private(set) var targetKinds: [WalkTarget.Kind] = []
-    var gates: [EncodingGate] = []
+    let targetKinds: [WalkTarget.Kind]
+    let gates: [EncodingGate]
     /// The node walking each message type from the top, for the types that can contain a target.
-    var roots: [String: Int32] = [:]
+    let roots: [String: Int32]
+
+    init(_ tables: WalkTables) {
+        nodes = tables.nodes
+        nodeMessageNames = tables.nodeMessageNames
+        denseActions = tables.denseActions
+        sparseActions = tables.sparseActions
+        targets = tables.targets
+        targetKinds = tables.targets.map(\.kind)
+        gates = tables.gates
+        roots = tables.roots
+    }
 
     @inline(__always)
     func action(for number: Int, in node: WalkNode) -> FieldAction {
@@ -114,6 +119,20 @@ struct WalkProgram: Sendable {
         }
         return .skip
     }
+}
+
+/// The tables while the compiler fills them.
+struct WalkTables {
+    /// Field numbers at or above this go to the sparse table, so one large field number cannot blow up a node.
+    static let denseLimit = 512
+
+    var nodes: [WalkNode] = []
+    var nodeMessageNames: [String] = []
+    var denseActions: [FieldAction] = []
+    var sparseActions: [(number: Int, action: FieldAction)] = []
+    var targets: [WalkTargetInfo] = []
+    var gates: [EncodingGate] = []
+    var roots: [String: Int32] = [:]
 
     /// Appends a node whose actions are `actions` (field number, action) and returns its index.
     mutating func appendNode(messageName: String, actions: [(number: Int, action: FieldAction)], gate: Int) -> Int32 {

@@ -111,20 +111,6 @@ public enum ProtoVarint {
         return max(1, (significantBits + 6) / 7)
     }
 
-    /// Writes the minimal encoding of `value` at `offset` of `output`, which must have room for
-    /// ``encodedLength(of:)`` bytes there, and returns the offset just past it.
-    static func write(_ value: UInt64, into output: UnsafeMutableRawBufferPointer, at offset: Int) -> Int {
-        var remaining = value
-        var index = offset
-        while remaining >= 0x80 {
-            output[index] = UInt8(truncatingIfNeeded: remaining) | 0x80
-            remaining >>= 7
-            index += 1
-        }
-        output[index] = UInt8(remaining)
-        return index + 1
-    }
-
     /// Appends the minimal encoding of `value` to `output`.
     public static func append(_ value: UInt64, to output: inout [UInt8]) {
         var remaining = value
