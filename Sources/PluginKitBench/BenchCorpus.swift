@@ -34,7 +34,9 @@ struct BenchCorpus {
 
     init(fixtures: URL) throws {
         self.fixtures = fixtures
-        schema = try ProtoSchema(fileDescriptorSet: try Self.read(fixtures.appendingPathComponent("temporal-dev-schema.binpb")))
+        schema = try ProtoSchema(
+            fileDescriptorSet: try Self.read(fixtures.appendingPathComponent("temporal-dev-schema.binpb"))
+        )
     }
 
     static func read(_ url: URL) throws -> [UInt8] {

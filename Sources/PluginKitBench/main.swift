@@ -54,7 +54,11 @@ struct Options {
     }
 
     static func usage(_ problem: String) -> Never {
-        FileHandle.standardError.write(Data("\(problem)\nusage: pluginkit-bench [--seconds S | --calls N] [--only TEXT]... [--fixtures DIR]\n".utf8))
+        FileHandle.standardError.write(
+            Data(
+                "\(problem)\nusage: pluginkit-bench [--seconds S | --calls N] [--only TEXT]... [--fixtures DIR]\n".utf8
+            )
+        )
         exit(2)
     }
 }
@@ -118,9 +122,15 @@ let batch = try corpus.replicationBatch(minimumBytes: 1 << 20)
 let batchType = "temporal.server.api.adminservice.v1.StreamWorkflowReplicationMessagesResponse"
 let messages = [
     try fixture("StartWorkflowExecutionRequest", "temporal.api.workflowservice.v1.StartWorkflowExecutionRequest"),
-    try fixture("RespondWorkflowTaskCompletedRequest", "temporal.api.workflowservice.v1.RespondWorkflowTaskCompletedRequest"),
+    try fixture(
+        "RespondWorkflowTaskCompletedRequest",
+        "temporal.api.workflowservice.v1.RespondWorkflowTaskCompletedRequest"
+    ),
     try fixture("PollWorkflowTaskQueueResponse", "temporal.api.workflowservice.v1.PollWorkflowTaskQueueResponse"),
-    try fixture("GetWorkflowExecutionHistoryResponse", "temporal.api.workflowservice.v1.GetWorkflowExecutionHistoryResponse"),
+    try fixture(
+        "GetWorkflowExecutionHistoryResponse",
+        "temporal.api.workflowservice.v1.GetWorkflowExecutionHistoryResponse"
+    ),
     BenchMessage(
         label: "replication batch, namespaces",
         bytes: batch,
@@ -145,7 +155,7 @@ if let calls = options.calls {
 print("")
 print(
     "message".padding(toLength: 38, withPad: " ", startingAt: 0) + "   bytes targets  "
-        + "scenario".padding(toLength: 28, withPad: " ", startingAt: 0) + "      ns/msg      MiB/s"
+        + "scenario".padding(toLength: 32, withPad: " ", startingAt: 0) + "      ns/msg      MiB/s"
 )
 for message in messages {
     var targets = 0
@@ -163,7 +173,7 @@ for message in messages {
             print(
                 message.label.padding(toLength: 38, withPad: " ", startingAt: 0)
                     + String(message.bytes.count).leftPadded(8) + String(targets).leftPadded(8) + "  "
-                    + scenario.name.padding(toLength: 28, withPad: " ", startingAt: 0)
+                    + scenario.name.padding(toLength: 32, withPad: " ", startingAt: 0)
                     + String(format: "%12.0f %10.1f", nanoseconds, mibPerSecond)
             )
         }

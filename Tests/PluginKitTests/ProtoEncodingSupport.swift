@@ -94,11 +94,15 @@ enum Descriptor {
 
     static func enumeration(_ name: String, values: [(String, Int)]) -> [UInt8] {
         stringField(1, name)
-            + values.flatMap { lengthDelimited(2, stringField(1, $0.0) + varintField(2, UInt64(bitPattern: Int64($0.1)))) }
+            + values.flatMap {
+                lengthDelimited(2, stringField(1, $0.0) + varintField(2, UInt64(bitPattern: Int64($0.1))))
+            }
     }
 
     static func service(_ name: String, methods: [(name: String, input: String, output: String)]) -> [UInt8] {
         stringField(1, name)
-            + methods.flatMap { lengthDelimited(2, stringField(1, $0.name) + stringField(2, $0.input) + stringField(3, $0.output)) }
+            + methods.flatMap {
+                lengthDelimited(2, stringField(1, $0.name) + stringField(2, $0.input) + stringField(3, $0.output))
+            }
     }
 }

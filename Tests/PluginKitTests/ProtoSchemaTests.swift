@@ -75,7 +75,10 @@ final class ProtoSchemaTests: XCTestCase {
         let stream = try XCTUnwrap(
             schema.method(path: "/temporal.server.api.adminservice.v1.AdminService/StreamWorkflowReplicationMessages")
         )
-        XCTAssertEqual(stream.outputType, "temporal.server.api.adminservice.v1.StreamWorkflowReplicationMessagesResponse")
+        XCTAssertEqual(
+            stream.outputType,
+            "temporal.server.api.adminservice.v1.StreamWorkflowReplicationMessagesResponse"
+        )
         XCTAssertTrue(stream.clientStreaming && stream.serverStreaming)
         XCTAssertEqual(stream.serviceName, "temporal.server.api.adminservice.v1.AdminService")
         XCTAssertNil(schema.method(path: "/temporal.api.workflowservice.v1.WorkflowService/NoSuchMethod"))
@@ -143,7 +146,9 @@ final class ProtoSchemaTests: XCTestCase {
             Descriptor.file(
                 "a.proto",
                 package: "pkg",
-                messages: [Descriptor.message("M", fields: [Descriptor.field("x", 1, .message, typeName: ".other.Missing")])]
+                messages: [
+                    Descriptor.message("M", fields: [Descriptor.field("x", 1, .message, typeName: ".other.Missing")])
+                ]
             )
         )
         assertSchemaError(set, .unresolvedTypeName(".other.Missing"), locationContains: "pkg.M, field \"x\"")
@@ -171,7 +176,9 @@ final class ProtoSchemaTests: XCTestCase {
 
     func testFieldWithoutNumberIsIncomplete() {
         let field = stringField(1, "x") + varintField(5, 9)
-        let set = Descriptor.set(Descriptor.file("a.proto", package: "p", messages: [Descriptor.message("M", fields: [field])]))
+        let set = Descriptor.set(
+            Descriptor.file("a.proto", package: "p", messages: [Descriptor.message("M", fields: [field])])
+        )
         assertSchemaError(set, .incompleteDefinition, locationContains: "p.M, field \"x\"")
     }
 
@@ -196,7 +203,13 @@ final class ProtoSchemaTests: XCTestCase {
             guard case .malformedDescriptor(let wireError)? = (error as? ProtoSchemaError)?.kind else {
                 return XCTFail("unexpected \(error)")
             }
-            XCTAssertEqual(wireError, ProtoWireError(offset: 1, kind: .lengthBeyondEnd(length: UInt64(set.count - 2), available: set.count - 5)))
+            XCTAssertEqual(
+                wireError,
+                ProtoWireError(
+                    offset: 1,
+                    kind: .lengthBeyondEnd(length: UInt64(set.count - 2), available: set.count - 5)
+                )
+            )
         }
     }
 
@@ -212,12 +225,17 @@ final class ProtoSchemaTests: XCTestCase {
         for round in 0..<300 {
             var candidate: [UInt8]
             if round % 3 == 0 {
-                candidate = (0..<Int.random(in: 0...512, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                candidate = (0..<Int.random(in: 0...512, using: &generator)).map { _ in
+                    UInt8.random(in: 0...255, using: &generator)
+                }
             } else {
                 // A prefix of the real schema (whole files only sometimes), with a few bytes changed.
                 candidate = Array(original.prefix(Int.random(in: 0...20_000, using: &generator)))
                 for _ in 0..<Int.random(in: 0...4, using: &generator) where !candidate.isEmpty {
-                    candidate[Int.random(in: 0..<candidate.count, using: &generator)] = UInt8.random(in: 0...255, using: &generator)
+                    candidate[Int.random(in: 0..<candidate.count, using: &generator)] = UInt8.random(
+                        in: 0...255,
+                        using: &generator
+                    )
                 }
             }
             do {

@@ -34,7 +34,10 @@ final class WalkerRobustnessTests: XCTestCase {
         do {
             try plan.visit(message) { originals.append($0.value) }
         } catch {
-            XCTAssertThrowsError(try plan.rewrite(message) { _ in "" }, "rewrite must fail where visit fails: \(label())")
+            XCTAssertThrowsError(
+                try plan.rewrite(message) { _ in "" },
+                "rewrite must fail where visit fails: \(label())"
+            )
             return false
         }
         do {
@@ -86,12 +89,18 @@ final class WalkerRobustnessTests: XCTestCase {
             switch Int.random(in: 0...3, using: &generator) {
             case 0:  // flip bytes
                 for _ in 0..<Int.random(in: 1...3, using: &generator) {
-                    message[Int.random(in: 0..<message.count, using: &generator)] ^= UInt8.random(in: 1...255, using: &generator)
+                    message[Int.random(in: 0..<message.count, using: &generator)] ^= UInt8.random(
+                        in: 1...255,
+                        using: &generator
+                    )
                 }
             case 1:  // truncate
                 message.removeLast(Int.random(in: 1...message.count, using: &generator))
             case 2:  // insert
-                message.insert(UInt8.random(in: 0...255, using: &generator), at: Int.random(in: 0...message.count, using: &generator))
+                message.insert(
+                    UInt8.random(in: 0...255, using: &generator),
+                    at: Int.random(in: 0...message.count, using: &generator)
+                )
             default:  // delete a range
                 let start = Int.random(in: 0..<message.count, using: &generator)
                 message.removeSubrange(start..<min(message.count, start + Int.random(in: 1...8, using: &generator)))
@@ -136,7 +145,10 @@ final class WalkerRobustnessTests: XCTestCase {
             case 1:
                 output += [UInt8(number << 3 | 5)] + (0..<4).map { _ in UInt8.random(in: 0...255, using: &generator) }
             case 2:
-                output += stringField(number, ["walker-ns", "", "x", String(repeating: "y", count: 140)].randomElement(using: &generator)!)
+                output += stringField(
+                    number,
+                    ["walker-ns", "", "x", String(repeating: "y", count: 140)].randomElement(using: &generator)!
+                )
             default:
                 output += lengthDelimited(number, randomTree(depth: depth + 1, using: &generator))
             }

@@ -15,8 +15,14 @@ final class WalkerRuleTests: XCTestCase {
     /// message Blob { Encoding encoding = 1; bytes data = 2; }  enum Encoding { NONE = 0; PROTO = 1; JSON = 2; }
     private static let schemaBytes: [UInt8] = {
         let labels = Descriptor.mapField("labels", 5, entryName: "LabelsEntry", key: .string, value: .string)
-        let tags = Descriptor.mapField("tags", 13, entryName: "TagsEntry", key: .string, value: .message,
-                                       valueTypeName: ".t.Child")
+        let tags = Descriptor.mapField(
+            "tags",
+            13,
+            entryName: "TagsEntry",
+            key: .string,
+            value: .message,
+            valueTypeName: ".t.Child"
+        )
         let root = Descriptor.message(
             "Root",
             fields: [
@@ -48,10 +54,15 @@ final class WalkerRuleTests: XCTestCase {
         )
         let blob = Descriptor.message(
             "Blob",
-            fields: [Descriptor.field("encoding", 1, .enumeration, typeName: ".t.Encoding"), Descriptor.field("data", 2, .bytes)]
+            fields: [
+                Descriptor.field("encoding", 1, .enumeration, typeName: ".t.Encoding"),
+                Descriptor.field("data", 2, .bytes),
+            ]
         )
         let encoding = Descriptor.enumeration("Encoding", values: [("NONE", 0), ("PROTO", 1), ("JSON", 2)])
-        return Descriptor.set(Descriptor.file("t.proto", package: "t", messages: [root, child, blob], enums: [encoding]))
+        return Descriptor.set(
+            Descriptor.file("t.proto", package: "t", messages: [root, child, blob], enums: [encoding])
+        )
     }()
 
     private static let blobContainer = EmbeddedMessageRule.Container(
@@ -103,7 +114,8 @@ final class WalkerRuleTests: XCTestCase {
     // MARK: Targets
 
     func testRepeatedStringsOneofMembersAndFarFieldNumbersAreTargets() throws {
-        let message = stringField(2, "a") + stringField(1, "ns") + stringField(2, "b") + stringField(8, "pick")
+        let message =
+            stringField(2, "a") + stringField(1, "ns") + stringField(2, "b") + stringField(8, "pick")
             + stringField(600, "far away")
         XCTAssertEqual(
             try visited(message, try rootPlan()),
@@ -113,7 +125,8 @@ final class WalkerRuleTests: XCTestCase {
 
     func testStringsInsideSubMessagesAndTheOtherOneofMember() throws {
         let child = stringField(2, "not a target") + stringField(1, "inside")
-        let message = lengthDelimited(3, child) + lengthDelimited(4, child) + lengthDelimited(9, stringField(1, "chosen"))
+        let message =
+            lengthDelimited(3, child) + lengthDelimited(4, child) + lengthDelimited(9, stringField(1, "chosen"))
         XCTAssertEqual(
             try visited(message, try rootPlan()),
             ["string namespace=inside", "string namespace=inside", "string namespace=chosen"]
@@ -179,7 +192,9 @@ final class WalkerRuleTests: XCTestCase {
         let values = (0..<50).map { "v\($0)" }
         let message = values.flatMap { stringField(2, $0) }
         let rewritten = try rootPlan().rewrite(message) { target in
-            Int(target.value.dropFirst()).map { $0.isMultiple(of: 3) ? String(repeating: "x", count: $0 * 5) : target.value }
+            Int(target.value.dropFirst()).map {
+                $0.isMultiple(of: 3) ? String(repeating: "x", count: $0 * 5) : target.value
+            }
         }
         let expected = values.enumerated().flatMap { index, value in
             stringField(2, index.isMultiple(of: 3) ? String(repeating: "x", count: index * 5) : value)
@@ -216,11 +231,17 @@ final class WalkerRuleTests: XCTestCase {
         let data = lengthDelimited(2, lengthDelimited(3, stringField(1, "json?")))
         let message = stringField(1, "top") + lengthDelimited(6, varintField(1, 2) + data)
         XCTAssertEqual(try visited(message, try rootPlan()), ["string namespace=top"])
-        XCTAssertEqual(try rootPlan().rewrite(message) { _ in "changed" }, stringField(1, "changed") + Array(message.dropFirst(5)))
+        XCTAssertEqual(
+            try rootPlan().rewrite(message) { _ in "changed" },
+            stringField(1, "changed") + Array(message.dropFirst(5))
+        )
 
         let strict = try rootPlan(rules(blobEncodings: .fail))
         XCTAssertThrowsError(try visited(message, strict)) { error in
-            XCTAssertEqual(error as? ProtoWireError, ProtoWireError(offset: 9, kind: .embeddedEncodingNotWalked(encoding: 2)))
+            XCTAssertEqual(
+                error as? ProtoWireError,
+                ProtoWireError(offset: 9, kind: .embeddedEncodingNotWalked(encoding: 2))
+            )
         }
     }
 
@@ -237,7 +258,10 @@ final class WalkerRuleTests: XCTestCase {
     func testMalformedBytesOnTheWalkedPathReportTheirOffset() throws {
         let cases: [([UInt8], ProtoWireError)] = [
             ([0x0A, 0x05, 0x61], ProtoWireError(offset: 1, kind: .lengthBeyondEnd(length: 5, available: 1))),
-            (lengthDelimited(3, [0x0A, 0x09, 0x61]), ProtoWireError(offset: 3, kind: .lengthBeyondEnd(length: 9, available: 1))),
+            (
+                lengthDelimited(3, [0x0A, 0x09, 0x61]),
+                ProtoWireError(offset: 3, kind: .lengthBeyondEnd(length: 9, available: 1))
+            ),
             (lengthDelimited(3, [0x08]), ProtoWireError(offset: 3, kind: .truncatedVarint)),
             ([0x08] + Array(repeating: 0xFF, count: 10) + [0x01], ProtoWireError(offset: 1, kind: .varintTooLong)),
             (lengthDelimited(4, [0x0B]), ProtoWireError(offset: 2, kind: .groupWireTypeUnsupported(3))),
@@ -296,15 +320,24 @@ final class WalkerRuleTests: XCTestCase {
             WalkRules(strings: [FieldSelector(fieldNumbers: [1])]),
             WalkRules(mapKeys: [.field("children", of: "t.Root")]),
             WalkRules(mapValues: [.field("tags", of: "t.Root")]),
-            WalkRules(embeddedMessages: [EmbeddedMessageRule(fields: .named(["raw"]), container: nil, messageName: "t.Nope")]),
-            WalkRules(embeddedMessages: [EmbeddedMessageRule(fields: .field("child", of: "t.Root"), container: nil, messageName: "t.Child")]),
+            WalkRules(embeddedMessages: [
+                EmbeddedMessageRule(fields: .named(["raw"]), container: nil, messageName: "t.Nope")
+            ]),
+            WalkRules(embeddedMessages: [
+                EmbeddedMessageRule(fields: .field("child", of: "t.Root"), container: nil, messageName: "t.Child")
+            ]),
             WalkRules(embeddedMessages: [.dataBlobs(.named(["blob"]), holding: "t.Child")]),  // no DataBlob here
             WalkRules(embeddedMessages: [
                 EmbeddedMessageRule(
                     fields: .named(["blob"]),
-                    container: .init(messageName: "t.Blob", bytesField: "encoding", encodingField: nil, walkedEncodings: []),
+                    container: .init(
+                        messageName: "t.Blob",
+                        bytesField: "encoding",
+                        encodingField: nil,
+                        walkedEncodings: []
+                    ),
                     messageName: "t.Child"
-                ),
+                )
             ]),
         ]
         for rules in invalid {

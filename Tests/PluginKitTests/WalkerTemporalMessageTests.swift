@@ -78,14 +78,19 @@ final class WalkerTemporalMessageTests: XCTestCase {
         XCTAssertEqual(paths.count, 3, "start-child and signal-external command namespaces, then the request's (#9)")
         XCTAssertEqual(
             paths[2],
-            [WalkPathElement(
-                messageName: "temporal.api.workflowservice.v1.RespondWorkflowTaskCompletedRequest",
-                fieldName: "namespace",
-                fieldNumber: 9,
-                index: 0
-            )]
+            [
+                WalkPathElement(
+                    messageName: "temporal.api.workflowservice.v1.RespondWorkflowTaskCompletedRequest",
+                    fieldName: "namespace",
+                    fieldNumber: 9,
+                    index: 0
+                )
+            ]
         )
-        XCTAssertEqual(paths[1].map(\.fieldName), ["commands", "signal_external_workflow_execution_command_attributes", "namespace"])
+        XCTAssertEqual(
+            paths[1].map(\.fieldName),
+            ["commands", "signal_external_workflow_execution_command_attributes", "namespace"]
+        )
         XCTAssertEqual(paths[1].first?.index, 1, "the second command")
         XCTAssertEqual(paths[1][1].messageName, "temporal.api.command.v1.Command")
         XCTAssertEqual(paths[0].first?.index, 0)

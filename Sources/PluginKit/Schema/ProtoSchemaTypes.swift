@@ -6,7 +6,8 @@
 extension ProtoSchema {
     /// The declared type of a field, numbered as in `google/protobuf/descriptor.proto`.
     public enum FieldType: Int, Sendable, Equatable {
-        case double = 1, float, int64, uint64, int32, fixed64, fixed32, bool, string, group, message, bytes
+        case double = 1
+        case float, int64, uint64, int32, fixed64, fixed32, bool, string, group, message, bytes
         case uint32, enumeration, sfixed32, sfixed64, sint32, sint64
 
         /// The wire type a value of this type is encoded with when it is not packed; `nil` for proto2 groups,

@@ -113,7 +113,10 @@ struct WalkCompiler {
             let selected = rules.strings.contains { $0.matches(field, in: message) }
             return selected ? .target(target(.string, field, of: message.fullName)) : nil
         case .bytes:
-            guard let rule = rules.embeddedMessages.first(where: { $0.container == nil && $0.fields.matches(field, in: message) })
+            guard
+                let rule = rules.embeddedMessages.first(where: {
+                    $0.container == nil && $0.fields.matches(field, in: message)
+                })
             else {
                 return nil
             }
@@ -122,8 +125,10 @@ struct WalkCompiler {
             guard let typeName = field.typeName, let held = schema.messages[typeName] else {
                 return nil
             }
-            return .descend(node: node(NodeKey(messageName: typeName, variant: heldVariant(field, of: message, held))),
-                            gated: false)
+            return .descend(
+                node: node(NodeKey(messageName: typeName, variant: heldVariant(field, of: message, held))),
+                gated: false
+            )
         default:
             return nil
         }
@@ -138,9 +143,11 @@ struct WalkCompiler {
         if field.isMap {
             let keyIsString = held.field(number: 1)?.type == .string
             let valueIsString = held.field(number: 2)?.type == .string
-            let key = keyIsString && rules.mapKeys.contains { $0.matches(field, in: message) }
+            let key =
+                keyIsString && rules.mapKeys.contains { $0.matches(field, in: message) }
                 ? target(.mapKey, field, of: message.fullName) : nil
-            let value = valueIsString && rules.mapValues.contains { $0.matches(field, in: message) }
+            let value =
+                valueIsString && rules.mapValues.contains { $0.matches(field, in: message) }
                 ? target(.mapValue, field, of: message.fullName) : nil
             return key == nil && value == nil ? .plain : .mapEntry(key: key, value: value)
         }
@@ -193,7 +200,9 @@ struct WalkCompiler {
                 case .target(let target):
                     actions.append((number, FieldAction(kind: .target, index: target)))
                 case .descend(let child, let gated) where reaches[child]:
-                    actions.append((number, FieldAction(kind: gated ? .descendGated : .descend, index: newIndex[child])))
+                    actions.append(
+                        (number, FieldAction(kind: gated ? .descendGated : .descend, index: newIndex[child]))
+                    )
                 case .descend:
                     break
                 }
@@ -211,7 +220,10 @@ struct WalkCompiler {
         return WalkProgram(program)
     }
 
-    private func appendGate(for rule: EmbeddedMessageRule, to program: inout WalkTables) throws(ProtoSchemaError) -> Int {
+    private func appendGate(
+        for rule: EmbeddedMessageRule,
+        to program: inout WalkTables
+    ) throws(ProtoSchemaError) -> Int {
         guard let container = rule.container, let encodingField = container.encodingField else {
             return -1
         }

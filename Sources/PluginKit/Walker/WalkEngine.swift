@@ -38,8 +38,9 @@ enum WalkEngine {
         bytes: UnsafeRawBufferPointer,
         callback: (WalkTarget) -> String?
     ) throws(ProtoWireError) -> WalkEdits {
-        // The stack takes at most 1 KiB without asking the allocator (stdlib's limit for temporary allocations):
-        // enough for the nesting of ordinary messages; deeper walks move the frames to the heap.
+        // Temporary allocations up to 1 KiB are always on the stack; larger ones may come from the heap (on Linux
+        // they did, once per walk, a third of a small message's cost). 1 KiB holds the nesting of ordinary
+        // messages; a deeper walk moves its frames to the heap when it gets there.
         let stackFrames = min(walker.maximumDepth + 1, 1024 / MemoryLayout<WalkFrame>.stride)
         return try withUnsafeTemporaryAllocation(of: WalkFrame.self, capacity: stackFrames) {
             (frames) throws(ProtoWireError) -> WalkEdits in
@@ -106,7 +107,12 @@ private struct WalkState {
     private var replacementBytes: [UInt8] = []
     private var replacedValueCount = 0
 
-    init(walker: ProtoWalker, bytes: UnsafeRawBufferPointer, frames: UnsafeMutableBufferPointer<WalkFrame>, root: Int32) {
+    init(
+        walker: ProtoWalker,
+        bytes: UnsafeRawBufferPointer,
+        frames: UnsafeMutableBufferPointer<WalkFrame>,
+        root: Int32
+    ) {
         self.walker = walker
         self.program = walker.program
         self.bytes = bytes
@@ -114,8 +120,16 @@ private struct WalkState {
         frames.initializeElement(
             at: 0,
             to: WalkFrame(
-                node: root, fieldNumber: 0, gateOpen: true, encoding: 0, fieldStart: -1, prefixStart: 0,
-                payloadStart: 0, end: bytes.count, delta: 0, spliceIndex: 0
+                node: root,
+                fieldNumber: 0,
+                gateOpen: true,
+                encoding: 0,
+                fieldStart: -1,
+                prefixStart: 0,
+                payloadStart: 0,
+                end: bytes.count,
+                delta: 0,
+                spliceIndex: 0
             )
         )
     }
@@ -156,7 +170,11 @@ private struct WalkState {
     ///
     /// - Returns: whether the walk continues inside the field.
     @inline(never)
-    mutating func enter(_ field: ProtoWireField, action: FieldAction, from node: WalkNode) throws(ProtoWireError) -> Bool {
+    mutating func enter(
+        _ field: ProtoWireField,
+        action: FieldAction,
+        from node: WalkNode
+    ) throws(ProtoWireError) -> Bool {
         if action.kind == .descendGated, !frames[depth].gateOpen {
             if program.gates[node.gate].otherEncodings == .fail {
                 throw ProtoWireError(

@@ -69,7 +69,9 @@ public struct WalkTarget {
         elements.reserveCapacity(frames.count)
         for level in frames.indices.dropFirst() {
             let parent = frames[level - 1]
-            elements.append(element(in: parent, fieldNumber: Int(frames[level].fieldNumber), at: frames[level].fieldStart))
+            elements.append(
+                element(in: parent, fieldNumber: Int(frames[level].fieldNumber), at: frames[level].fieldStart)
+            )
         }
         let innermost = frames[frames.count - 1]
         let leafNumber = kind == .string ? info.fieldNumber : (kind == .mapKey ? 1 : 2)
