@@ -12,7 +12,7 @@ Tests/Integration/requirements.txt`); the schema fixture must come from the same
 
     .venv/bin/python Tests/Fixtures/generate_walker_fixtures.py
 
-It writes into Tests/Fixtures/walker/ (described in its README.md):
+It writes into Tests/Fixtures/walker/ (described in Tests/Fixtures/README.md):
 
 * `messages/<Name>.binpb` — requests this script sent and responses the server returned, with their map entries
   in key order (Go writes map entries in random order; sorting them, also inside history blobs, is what lets the

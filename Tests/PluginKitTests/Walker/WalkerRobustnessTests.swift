@@ -14,12 +14,12 @@ final class WalkerRobustnessTests: XCTestCase {
     }
 
     private func subjects() throws -> [Subject] {
-        let schema = try WalkerFixtures.schema.get()
+        let schema = try TemporalFixtures.schema.get()
         let namespaces = try schema.walker(rules: .temporalNamespaces())
         let strictNamespaces = try schema.walker(rules: .temporalNamespaces(historyBlobs: .fail))
         let searchAttributes = try schema.walker(rules: .temporalSearchAttributes())
         var result: [Subject] = []
-        for (fixture, messageType) in WalkerFixtures.messageTypes.sorted(by: { $0.key < $1.key }) {
+        for (fixture, messageType) in TemporalFixtures.messageTypes.sorted(by: { $0.key < $1.key }) {
             result.append(Subject(fixture: fixture, plan: try namespaces.plan(message: messageType)))
             result.append(Subject(fixture: fixture, plan: try strictNamespaces.plan(message: messageType)))
             result.append(Subject(fixture: fixture, plan: try searchAttributes.plan(message: messageType)))
@@ -85,7 +85,7 @@ final class WalkerRobustnessTests: XCTestCase {
         var outcomes = (succeeded: 0, failed: 0)
         for round in 0..<4_000 {
             let subject = subjects[round % subjects.count]
-            var message = try WalkerFixtures.message(subject.fixture)
+            var message = try TemporalFixtures.message(subject.fixture)
             switch Int.random(in: 0...3, using: &generator) {
             case 0:  // flip bytes
                 for _ in 0..<Int.random(in: 1...3, using: &generator) {
@@ -117,7 +117,7 @@ final class WalkerRobustnessTests: XCTestCase {
 
     func testRenamingAndRenamingBackRestoresRealMessages() throws {
         for subject in try subjects() {
-            let original = try WalkerFixtures.message(subject.fixture)
+            let original = try TemporalFixtures.message(subject.fixture)
             var values: [String] = []
             let renamed = try subject.plan.rewrite(original) { target in
                 values.append(target.value)

@@ -1,10 +1,10 @@
-// The real Temporal schema and messages under Tests/Fixtures (see Tests/Fixtures/walker/README.md), loaded once
+// The real Temporal schema and messages under Tests/Fixtures (see Tests/Fixtures/README.md), loaded once
 // per test run by paths relative to this file.
 
 import Foundation
 import PluginKit
 
-enum WalkerFixtures {
+enum TemporalFixtures {
     static let directory = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent()
         .deletingLastPathComponent()

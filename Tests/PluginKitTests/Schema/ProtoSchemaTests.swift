@@ -8,7 +8,7 @@ final class ProtoSchemaTests: XCTestCase {
     // MARK: The real Temporal schema
 
     func testTemporalSchemaIndexesFilesMessagesAndFields() throws {
-        let schema = try WalkerFixtures.schema.get()
+        let schema = try TemporalFixtures.schema.get()
         XCTAssertEqual(schema.files.count, 92)
         let blobFile = try XCTUnwrap(schema.files.first { $0.name == "temporal/api/common/v1/message.proto" })
         XCTAssertEqual(blobFile.package, "temporal.api.common.v1")
@@ -30,7 +30,7 @@ final class ProtoSchemaTests: XCTestCase {
     }
 
     func testTemporalSchemaResolvesMessageReferencesAndRepeatedFields() throws {
-        let schema = try WalkerFixtures.schema.get()
+        let schema = try TemporalFixtures.schema.get()
         let tasks = try XCTUnwrap(
             schema.message(named: "temporal.server.api.replication.v1.HistoryTaskAttributes")
         )
@@ -42,7 +42,7 @@ final class ProtoSchemaTests: XCTestCase {
     }
 
     func testMapFieldsAndTheirEntryTypesAreRecognised() throws {
-        let schema = try WalkerFixtures.schema.get()
+        let schema = try TemporalFixtures.schema.get()
         let attributes = try XCTUnwrap(schema.message(named: "temporal.api.common.v1.SearchAttributes"))
         let indexedFields = try XCTUnwrap(attributes.field(named: "indexed_fields"))
         XCTAssertTrue(indexedFields.isMap)
@@ -56,7 +56,7 @@ final class ProtoSchemaTests: XCTestCase {
     }
 
     func testOneofMembersKnowTheirOneof() throws {
-        let schema = try WalkerFixtures.schema.get()
+        let schema = try TemporalFixtures.schema.get()
         let event = try XCTUnwrap(schema.message(named: "temporal.api.history.v1.HistoryEvent"))
         let started = try XCTUnwrap(event.field(named: "workflow_execution_started_event_attributes"))
         let oneofIndex = try XCTUnwrap(started.oneofIndex)
@@ -65,7 +65,7 @@ final class ProtoSchemaTests: XCTestCase {
     }
 
     func testMethodPathsLeadToRequestAndResponseTypes() throws {
-        let schema = try WalkerFixtures.schema.get()
+        let schema = try TemporalFixtures.schema.get()
         let start = try XCTUnwrap(
             schema.method(path: "/temporal.api.workflowservice.v1.WorkflowService/StartWorkflowExecution")
         )
@@ -85,9 +85,9 @@ final class ProtoSchemaTests: XCTestCase {
     }
 
     func testBorrowedBufferDecodesLikeAnArray() throws {
-        let bytes = try WalkerFixtures.schemaBytes()
+        let bytes = try TemporalFixtures.schemaBytes()
         let schema = try bytes.withUnsafeBytes { try ProtoSchema(fileDescriptorSet: $0) }
-        XCTAssertEqual(schema.messages.count, try WalkerFixtures.schema.get().messages.count)
+        XCTAssertEqual(schema.messages.count, try TemporalFixtures.schema.get().messages.count)
     }
 
     // MARK: Hand-written descriptors
@@ -219,7 +219,7 @@ final class ProtoSchemaTests: XCTestCase {
     }
 
     func testRandomBytesAndMutatedSchemasNeverTrap() throws {
-        let original = try WalkerFixtures.schemaBytes()
+        let original = try TemporalFixtures.schemaBytes()
         var generator = SeededGenerator(seed: 0x5C4E_3A)
         var outcomes = (decoded: 0, rejected: 0)
         for round in 0..<300 {

@@ -7,34 +7,34 @@ import XCTest
 
 final class WalkerTemporalMessageTests: XCTestCase {
     private func plan(_ rules: WalkRules, _ fixture: String) throws -> WalkPlan {
-        let walker = try WalkerFixtures.schema.get().walker(rules: rules)
-        return try walker.plan(message: try XCTUnwrap(WalkerFixtures.messageTypes[fixture]))
+        let walker = try TemporalFixtures.schema.get().walker(rules: rules)
+        return try walker.plan(message: try XCTUnwrap(TemporalFixtures.messageTypes[fixture]))
     }
 
     func testNamespaceRenameMatchesPythonProtobufOnEveryMessage() throws {
-        let renames = try WalkerFixtures.renames().namespace
-        let walker = try WalkerFixtures.schema.get().walker(rules: .temporalNamespaces())
-        for (fixture, messageType) in WalkerFixtures.messageTypes.sorted(by: { $0.key < $1.key }) {
-            let original = try WalkerFixtures.message(fixture)
+        let renames = try TemporalFixtures.renames().namespace
+        let walker = try TemporalFixtures.schema.get().walker(rules: .temporalNamespaces())
+        for (fixture, messageType) in TemporalFixtures.messageTypes.sorted(by: { $0.key < $1.key }) {
+            let original = try TemporalFixtures.message(fixture)
             let renamed = try walker.plan(message: messageType).rewrite(original) { renames[$0.value] }
-            XCTAssertEqual(renamed, try WalkerFixtures.expected("namespace-renamed", fixture), fixture)
+            XCTAssertEqual(renamed, try TemporalFixtures.expected("namespace-renamed", fixture), fixture)
         }
     }
 
     func testSearchAttributeRenameMatchesPythonProtobufOnEveryMessage() throws {
-        let renames = try WalkerFixtures.renames().searchAttribute
-        let walker = try WalkerFixtures.schema.get().walker(rules: .temporalSearchAttributes())
-        for (fixture, messageType) in WalkerFixtures.messageTypes.sorted(by: { $0.key < $1.key }) {
-            let original = try WalkerFixtures.message(fixture)
+        let renames = try TemporalFixtures.renames().searchAttribute
+        let walker = try TemporalFixtures.schema.get().walker(rules: .temporalSearchAttributes())
+        for (fixture, messageType) in TemporalFixtures.messageTypes.sorted(by: { $0.key < $1.key }) {
+            let original = try TemporalFixtures.message(fixture)
             let renamed = try walker.plan(message: messageType).rewrite(original) { renames[$0.value] }
-            XCTAssertEqual(renamed, try WalkerFixtures.expected("search-attribute-renamed", fixture), fixture)
+            XCTAssertEqual(renamed, try TemporalFixtures.expected("search-attribute-renamed", fixture), fixture)
         }
     }
 
     func testUnchangedMessagesComeBackAsTheSameStorage() throws {
-        let walker = try WalkerFixtures.schema.get().walker(rules: .temporalNamespaces())
-        for (fixture, messageType) in WalkerFixtures.messageTypes {
-            let original = try WalkerFixtures.message(fixture)
+        let walker = try TemporalFixtures.schema.get().walker(rules: .temporalNamespaces())
+        for (fixture, messageType) in TemporalFixtures.messageTypes {
+            let original = try TemporalFixtures.message(fixture)
             let plan = try walker.plan(message: messageType)
             let identity = try plan.rewrite(original) { $0.value }
             let unmatched = try plan.rewrite(original) { _ in nil }
@@ -54,7 +54,7 @@ final class WalkerTemporalMessageTests: XCTestCase {
     func testVisitSeesEveryNamespaceWithItsFieldAndPath() throws {
         let plan = try plan(.temporalNamespaces(), "StreamWorkflowReplicationMessagesResponse")
         var found: [(value: String, message: String, field: String, path: String)] = []
-        try plan.visit(try WalkerFixtures.message("StreamWorkflowReplicationMessagesResponse")) { target in
+        try plan.visit(try TemporalFixtures.message("StreamWorkflowReplicationMessagesResponse")) { target in
             XCTAssertEqual(target.kind, .string)
             found.append((target.value, target.messageName, target.fieldName, target.pathDescription))
         }
@@ -74,7 +74,7 @@ final class WalkerTemporalMessageTests: XCTestCase {
     func testPathElementsNameMessagesFieldsAndRepeatedIndexes() throws {
         let plan = try plan(.temporalNamespaces(), "RespondWorkflowTaskCompletedRequest")
         var paths: [[WalkPathElement]] = []
-        try plan.visit(try WalkerFixtures.message("RespondWorkflowTaskCompletedRequest")) { paths.append($0.path) }
+        try plan.visit(try TemporalFixtures.message("RespondWorkflowTaskCompletedRequest")) { paths.append($0.path) }
         XCTAssertEqual(paths.count, 3, "start-child and signal-external command namespaces, then the request's (#9)")
         XCTAssertEqual(
             paths[2],
@@ -99,42 +99,42 @@ final class WalkerTemporalMessageTests: XCTestCase {
     func testSearchAttributeKeysAreReportedAsMapKeysOfTheirMap() throws {
         let plan = try plan(.temporalSearchAttributes(), "GetWorkflowExecutionRawHistoryV2Response")
         var keys: [String] = []
-        try plan.visit(try WalkerFixtures.message("GetWorkflowExecutionRawHistoryV2Response")) { target in
+        try plan.visit(try TemporalFixtures.message("GetWorkflowExecutionRawHistoryV2Response")) { target in
             XCTAssertEqual(target.kind, .mapKey)
             XCTAssertEqual(target.messageName, "temporal.api.common.v1.SearchAttributes")
             XCTAssertEqual(target.fieldName, "indexed_fields")
             XCTAssertEqual(target.path.last?.fieldName, "key")
             keys.append(target.value)
         }
-        let internalName = try XCTUnwrap(try WalkerFixtures.renames().searchAttribute.keys.first { $0 != "CustomerId" })
+        let internalName = try XCTUnwrap(try TemporalFixtures.renames().searchAttribute.keys.first { $0 != "CustomerId" })
         XCTAssertEqual(keys, [internalName, internalName, internalName], "started, start-child, upsert events")
     }
 
     func testMemoAndHeaderMapsAreNotSearchAttributes() throws {
         let plan = try plan(.temporalSearchAttributes(), "StartWorkflowExecutionRequest")
         var keys: [String] = []
-        try plan.visit(try WalkerFixtures.message("StartWorkflowExecutionRequest")) { keys.append($0.value) }
+        try plan.visit(try TemporalFixtures.message("StartWorkflowExecutionRequest")) { keys.append($0.value) }
         XCTAssertEqual(keys, ["CustomerId"], "memo key owner and header key trace are no targets")
     }
 
     func testNamespaceInfoNameIsATargetOnlyInNamespaceInfo() throws {
         let plan = try plan(.temporalNamespaces(), "GetNamespaceReplicationMessagesResponse")
         var targets: [String] = []
-        try plan.visit(try WalkerFixtures.message("GetNamespaceReplicationMessagesResponse")) { target in
+        try plan.visit(try TemporalFixtures.message("GetNamespaceReplicationMessagesResponse")) { target in
             targets.append("\(target.messageName).\(target.fieldName)=\(target.value)")
         }
         XCTAssertEqual(targets, ["temporal.api.namespace.v1.NamespaceInfo.name=walker-ns"])
     }
 
     func testMethodPlansPickTheRequestOrResponseType() throws {
-        let walker = try WalkerFixtures.schema.get().walker(rules: .temporalNamespaces())
+        let walker = try TemporalFixtures.schema.get().walker(rules: .temporalNamespaces())
         let path = "/temporal.api.workflowservice.v1.WorkflowService/PollActivityTaskQueue"
         let request = try walker.plan(method: path, direction: .request)
         let response = try walker.plan(method: path, direction: .response)
         XCTAssertEqual(request.messageName, "temporal.api.workflowservice.v1.PollActivityTaskQueueRequest")
         XCTAssertEqual(response.messageName, "temporal.api.workflowservice.v1.PollActivityTaskQueueResponse")
         var values: [String] = []
-        try response.visit(try WalkerFixtures.message("PollActivityTaskQueueResponse")) { target in
+        try response.visit(try TemporalFixtures.message("PollActivityTaskQueueResponse")) { target in
             values.append("\(target.fieldName)=\(target.value)")
         }
         XCTAssertEqual(values, ["workflow_namespace=walker-ns"])
@@ -144,7 +144,7 @@ final class WalkerTemporalMessageTests: XCTestCase {
     }
 
     func testMessagesThatCannotHoldATargetAreNotWalked() throws {
-        let walker = try WalkerFixtures.schema.get().walker(rules: .temporalNamespaces())
+        let walker = try TemporalFixtures.schema.get().walker(rules: .temporalNamespaces())
         let plan = try walker.plan(message: "temporal.api.common.v1.Payload")
         XCTAssertFalse(plan.canMatch)
         var called = false
@@ -155,9 +155,9 @@ final class WalkerTemporalMessageTests: XCTestCase {
 
     func testEditsWriteStraightIntoCallerMemory() throws {
         let plan = try plan(.temporalNamespaces(), "StartWorkflowExecutionRequest")
-        let original = try WalkerFixtures.message("StartWorkflowExecutionRequest")
-        let expected = try WalkerFixtures.expected("namespace-renamed", "StartWorkflowExecutionRequest")
-        let renames = try WalkerFixtures.renames().namespace
+        let original = try TemporalFixtures.message("StartWorkflowExecutionRequest")
+        let expected = try TemporalFixtures.expected("namespace-renamed", "StartWorkflowExecutionRequest")
+        let renames = try TemporalFixtures.renames().namespace
         try original.withUnsafeBytes { raw in
             let edits = try plan.edits(raw) { renames[$0.value] }
             XCTAssertEqual(edits.replacedValueCount, 1)
