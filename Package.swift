@@ -25,7 +25,8 @@ let package = Package(
         // The C contract between the host and translator plugins. Its content arrives with the plugin ABI work.
         .target(name: "PluginABI"),
         // The Swift SDK for translator plugins: the `TranslatorPlugin` protocol and its C export (Plugin/, Export/),
-        // typed options (Options/), the protobuf wire walker and in-place message rewriting (Wire/).
+        // typed options (Options/), the protobuf wire layer (Wire/), the schema from a FileDescriptorSet (Schema/)
+        // and the schema-driven walker that reads and rewrites messages by field name (Walker/).
         .target(name: "PluginKit", dependencies: ["PluginABI"]),
         // An example translator plugin written with PluginKit (docs/PLUGINS.md). Nothing may depend on it: it
         // exports `s2s_plugin_entry`, which must appear once per shared object.

