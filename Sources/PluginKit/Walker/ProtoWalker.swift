@@ -1,8 +1,9 @@
 // A rule set compiled against a schema: the entry point of the schema-driven walker.
 //
-// Build one per (schema, rules) when a plugin's configuration is created; it is immutable and shared by every
-// event loop. Asking it for the plan of a message type or of a gRPC method is a dictionary lookup, cheap enough
-// per call; a plan whose message cannot contain any target says so (`canMatch`), and walking with it costs nothing.
+// Build one per (schema, rules) when the schema arrives (a plugin's `schemaReady`); it is immutable and shared by
+// every event loop. Asking it for the plan of a message type or of a gRPC method is a dictionary lookup, cheap
+// enough per call; a plan whose message cannot contain any target says so (`canMatch`), and walking with it costs
+// nothing.
 //
 //     let schema = try ProtoSchema(fileDescriptorSet: bytes)
 //     let walker = try schema.walker(rules: .temporalNamespaces())
