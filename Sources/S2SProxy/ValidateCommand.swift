@@ -43,6 +43,10 @@ struct ValidateCommand: AsyncParsableCommand {
         for line in plugins.describe(connectionNames: loaded.config.clusterConnections.map(\.name)) {
             print(line)
         }
+        for (index, connection) in loaded.config.clusterConnections.enumerated()
+        where connection.schema != nil && !plugins.needsSchema(connection: index) {
+            print("note: clusterConnections[\(index)].schema is set, but no plugin of \(connection.name) needs the Temporal schema; it is not loaded")
+        }
         for origin in pulledAtStart {
             print("note: plugins get the Temporal schema by \(origin) once started; calls they want wait (UNAVAILABLE) until then")
         }

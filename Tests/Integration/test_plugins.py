@@ -345,6 +345,13 @@ def test_validate_notes_a_schema_pulled_at_start(tmp_path, backend, probe_plugin
         in result.stdout
 
 
+def test_validate_notes_a_schema_no_plugin_needs(tmp_path, backend, probe_plugins):
+    result = run_proxy(tmp_path, backend, [probe(probe_plugins)], "validate",
+                       extra={"schema": {"file": str(SCHEMA_FIXTURE)}})
+    assert result.returncode == 0, result.stderr
+    assert "note: clusterConnections[0].schema is set, but no plugin of itest needs the Temporal schema" in result.stdout
+
+
 def test_validate_prints_the_chain_per_side(tmp_path, backend, probe_plugins):
     result = run_proxy(tmp_path, backend, [probe(probe_plugins), probe(probe_plugins, side="inbound",
                                                                        onError="failOpen")], "validate")
