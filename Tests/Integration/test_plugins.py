@@ -156,6 +156,16 @@ def test_large_replacement_and_fragmented_messages(probe_plugins, plugin_proxy, 
     assert summary["sha256"] == hashlib.sha256(b"".join(messages)).hexdigest()
 
 
+def test_a_replacement_over_the_message_limit_ends_the_call(probe_plugins, plugin_proxy, channel_factory):
+    proxy = plugin_proxy([probe(probe_plugins)], max_message_bytes=1_000_000)
+    echo = channel_factory(proxy.inbound()).unary_unary(method("Echo"))
+    with pytest.raises(grpc.RpcError) as error:
+        echo(b"grow:2000000", timeout=TIMEOUT)
+    assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "a plugin made a request message of 2000000 bytes" in error.value.details()
+    assert echo(b"grow:1000", timeout=TIMEOUT) == b"g" * 1000
+
+
 def test_compressed_call_passes_a_plugin_that_leaves_it_alone(probe_plugins, plugin_proxy, channel_factory):
     proxy = plugin_proxy([probe(probe_plugins)])
     echo = channel_factory(proxy.inbound(), compression=grpc.Compression.Gzip).unary_unary(method("Echo"))

@@ -334,6 +334,12 @@ final class ProxyCall {
         for message in messages {
             switch plugins.message(message, direction: direction) {
             case .forward(let translated):
+                if translated.readableBytes - 5 > listener.maxMessageBytes {
+                    return .fail(GRPCStatus(
+                        .resourceExhausted,
+                        "a plugin made a \(name) message of \(translated.readableBytes - 5) bytes, over the proxy's limit of \(listener.maxMessageBytes) bytes (limits.maxMessageBytes)"
+                    ))
+                }
                 output.append(translated)
             case .fail(let status):
                 return .fail(status)
