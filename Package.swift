@@ -12,6 +12,8 @@ let package = Package(
         .library(name: "PluginKit", targets: ["PluginKit"]),
         // Example plugins built as the shared objects the host loads: `libexample-header-stamp.so`.
         .library(name: "example-header-stamp", type: .dynamic, targets: ["ExampleHeaderStampPlugin"]),
+        // Bundled translator plugins, found by name next to the s2s-proxy binary: `libnamespace-rename.so`.
+        .library(name: "namespace-rename", type: .dynamic, targets: ["NamespaceRenameExport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -35,6 +37,9 @@ let package = Package(
             dependencies: ["PluginKit"],
             path: "examples/plugins/swift-header-stamp"
         ),
+        // namespace-rename (namespaceTranslation): the logic, which tests link, and its export as a shared object.
+        .target(name: "NamespaceRename", dependencies: ["PluginKit"], path: "Plugins/NamespaceRename"),
+        .target(name: "NamespaceRenameExport", dependencies: ["NamespaceRename", "PluginKit"], path: "Plugins/NamespaceRenameExport"),
         // The proxy itself: configuration, transports, HTTP/2 + gRPC forwarding, lifecycle.
         .target(
             name: "Host",

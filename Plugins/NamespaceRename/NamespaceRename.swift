@@ -1,0 +1,120 @@
+// namespace-rename: the bundled plugin behind the Go proxy's `namespaceTranslation` key. A 1:1 map of local and
+// remote namespace names; each call's names are renamed toward the cluster the call goes to, and its responses back.
+//
+//     plugins:
+//       - name: namespace-rename
+//         options:
+//           mappings:
+//             - { local: orders, remote: orders.acct123 }
+//
+// Which way a map applies follows the side: on the outbound side (calls the local Temporal makes) requests go
+// local -> remote and responses remote -> local; on the inbound side the reverse. Every namespace-name field is
+// renamed wherever it occurs, by the schema (`WalkRules.temporalNamespaces()`): string fields named `namespace`,
+// `workflow_namespace`, `parent_workflow_namespace`, `NamespaceInfo.name`, also inside the history events that
+// `DataBlob` fields carry; and the `temporal-namespace` request header. Namespace ids are never touched; names not
+// in the map pass unchanged; a message in which nothing matched is forwarded as it came, without a copy.
+//
+// This target holds the logic; `NamespaceRenameExport` exports it as `libnamespace-rename.so`.
+
+import PluginKit
+
+public final class NamespaceRename: TranslatorPlugin {
+    public static let name = "namespace-rename"
+    public static let version = "1.0.0"
+    public static let description = "Renames namespaces between the local and the remote cluster (namespaceTranslation)"
+    public static let needsSchema = true
+
+    /// The only services whose messages carry namespace names the remote side must not see untranslated.
+    static let translatedServices = [
+        "/temporal.api.workflowservice.v1.WorkflowService/",
+        "/temporal.api.operatorservice.v1.OperatorService/",
+        "/temporal.server.api.adminservice.v1.AdminService/",
+    ]
+
+    public struct CallState {
+        var request: WalkPlan?
+        var response: WalkPlan?
+        /// Old name -> new name for requests and for responses of this call.
+        let requestMap: [String: String]
+        let responseMap: [String: String]
+    }
+
+    let localToRemote: [String: String]
+    let remoteToLocal: [String: String]
+    let walker = SchemaDerived<ProtoWalker>()
+    let host: PluginHost
+    let renamed: PluginCounter
+
+    public init(options: PluginOptions, host: PluginHost) throws {
+        self.host = host
+        var localToRemote: [String: String] = [:]
+        var remoteToLocal: [String: String] = [:]
+        var localEntry: [String: Int] = [:]
+        var remoteEntry: [String: Int] = [:]
+        for (index, mapping) in try options.requiredOptionsArray(forKey: "mappings").enumerated() {
+            let local = try mapping.requiredString(forKey: "local")
+            let remote = try mapping.requiredString(forKey: "remote")
+            guard !local.isEmpty, !remote.isEmpty else {
+                throw PluginConfigError("mappings[\(index)]: local and remote must be non-empty namespace names")
+            }
+            if let earlier = localEntry[local] {
+                throw PluginConfigError("mappings[\(earlier)] and mappings[\(index)] both map the local namespace \(local); a mapping is one to one")
+            }
+            if let earlier = remoteEntry[remote] {
+                throw PluginConfigError("mappings[\(earlier)] and mappings[\(index)] both map the remote namespace \(remote); a mapping is one to one")
+            }
+            localEntry[local] = index
+            remoteEntry[remote] = index
+            localToRemote[local] = remote
+            remoteToLocal[remote] = local
+        }
+        self.localToRemote = localToRemote
+        self.remoteToLocal = remoteToLocal
+        renamed = try host.counter(name: "namespace_renames_total", help: "Namespace names renamed in messages and headers")
+    }
+
+    public func schemaReady(_ fileDescriptorSet: UnsafeRawBufferPointer) throws {
+        walker.value = try ProtoSchema(fileDescriptorSet: fileDescriptorSet).walker(rules: .temporalNamespaces())
+    }
+
+    public func wants(method: String, side: CallSide) -> Wants {
+        guard !localToRemote.isEmpty, Self.translatedServices.contains(where: method.hasPrefix) else { return .nothing }
+        return .allMessages
+    }
+
+    public func startCall(_ call: borrowing CallStart) throws -> CallDecision<CallState> {
+        let outbound = call.side == .outbound
+        let requestMap = outbound ? localToRemote : remoteToLocal
+        let responseMap = outbound ? remoteToLocal : localToRemote
+        if let namespace = call.header("temporal-namespace"), let new = requestMap[namespace] {
+            try call.setHeader("temporal-namespace", new)
+            renamed.add()
+        }
+        // A method the schema does not know (a Temporal newer than the schema) passes untouched.
+        let method = call.method
+        return .proceed(with: CallState(
+            request: try? walker.value?.plan(method: method, direction: .request),
+            response: try? walker.value?.plan(method: method, direction: .response),
+            requestMap: requestMap,
+            responseMap: responseMap
+        ))
+    }
+
+    public func message(_ message: borrowing MessageView, state: inout CallState) throws -> MessageDecision {
+        let isRequest = message.direction == .request
+        guard let plan = isRequest ? state.request : state.response, plan.canMatch else { return .unchanged }
+        if message.isCompressed {
+            throw PluginFailure("namespace-rename cannot translate a compressed message; turn off compression between Temporal and the proxy")
+        }
+        let map = isRequest ? state.requestMap : state.responseMap
+        var count = 0
+        let output = try plan.rewrite(message.payload) { target in
+            guard let new = map[target.value] else { return nil }
+            count += 1
+            return new
+        }
+        guard let output else { return .unchanged }
+        renamed.add(Double(count))
+        return .replaced(output)
+    }
+}
