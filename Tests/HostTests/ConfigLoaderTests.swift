@@ -34,7 +34,7 @@ final class ConfigLoaderTests: XCTestCase {
         XCTAssertEqual(loaded.summary, "config OK: 1 cluster connection (inbound-server: tcp/tcp), 2 listeners")
     }
 
-    func testMuxClientSampleListsMuxAndNamespaceTranslationAsUnsupported() throws {
+    func testMuxClientSampleListsMuxAsUnsupported() throws {
         let loaded = try loadGoSample("develop_config_cluster-a-mux-client-proxy.yaml")
         let connection = try XCTUnwrap(loaded.config.clusterConnections.first)
         XCTAssertEqual(connection.remote.connectionType, .muxClient)
@@ -46,7 +46,6 @@ final class ConfigLoaderTests: XCTestCase {
         )
         XCTAssertEqual(locations(of: loaded.unsupported), [
             "10:7 clusterConnections[0].remote.connectionType",
-            "13:5 clusterConnections[0].namespaceTranslation",
         ])
         XCTAssertTrue(loaded.unsupported.allSatisfy { $0.message.contains("is not supported yet by this build") })
         XCTAssertEqual(
@@ -98,7 +97,6 @@ final class ConfigLoaderTests: XCTestCase {
             "16:7 clusterConnections[0].remote.connectionType",
             "20:9 clusterConnections[0].remote.muxAddressInfo.tls",
             "26:5 clusterConnections[0].failoverVersionIncrementTranslation",
-            "29:5 clusterConnections[0].namespaceTranslation",
             "33:5 clusterConnections[0].searchAttributeTranslation",
             "40:5 clusterConnections[0].aclPolicy",
             "60:5 metrics.prometheus.listenAddress",
@@ -125,7 +123,6 @@ final class ConfigLoaderTests: XCTestCase {
             "25:7 clusterConnections[0].remote.connectionType",
             "37:5 clusterConnections[0].replicationEndpoint",
             "39:5 clusterConnections[0].aclPolicy",
-            "59:5 clusterConnections[0].namespaceTranslation",
             "74:5 clusterConnections[0].remoteClusterHealthCheck",
             "84:5 metrics.prometheus.listenAddress",
         ])

@@ -33,13 +33,6 @@ struct ConfigSupportCheck {
     private mutating func assess(_ connection: ClusterConnectionConfig, at path: ConfigKeyPath) {
         assess(connection.local, at: path.appending("local"))
         assess(connection.remote, at: path.appending("remote"))
-        if connection.namespaceTranslation?.mappings.isEmpty == false {
-            notYet(
-                "namespace translation",
-                remedy: "remove the block (namespace names then pass through unchanged)",
-                at: path.appending("namespaceTranslation")
-            )
-        }
         if connection.searchAttributeTranslation?.namespaceMappings.isEmpty == false {
             notYet(
                 "search attribute translation",

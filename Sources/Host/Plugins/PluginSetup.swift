@@ -67,8 +67,9 @@ public final class PluginSetup: Sendable {
         var problems: [String] = []
         for (connectionIndex, connection) in config.clusterConnections.enumerated() {
             var entries: [PluginEntry] = []
-            for (entryIndex, entryConfig) in connection.plugins.enumerated() {
-                let label = "clusterConnections[\(connectionIndex)].plugins[\(entryIndex)]"
+            let prefix = "clusterConnections[\(connectionIndex)]"
+            let explicit = connection.plugins.enumerated().map { ("\(prefix).plugins[\($0.offset)]", $0.element) }
+            for (label, entryConfig) in GoTranslationKeys.chainEntries(of: connection, prefix: prefix) + explicit {
                 do {
                     let library: PluginLibrary
                     switch entryConfig.source {
