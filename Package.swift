@@ -40,11 +40,14 @@ let package = Package(
         // namespace-rename (namespaceTranslation): the logic, which tests link, and its export as a shared object.
         .target(name: "NamespaceRename", dependencies: ["PluginKit"], path: "Plugins/NamespaceRename"),
         .target(name: "NamespaceRenameExport", dependencies: ["NamespaceRename", "PluginKit"], path: "Plugins/NamespaceRenameExport"),
+        // The system zlib, to inflate compressed messages that plugins read.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         // The proxy itself: configuration, transports, HTTP/2 + gRPC forwarding, lifecycle.
         .target(
             name: "Host",
             dependencies: [
                 "PluginABI",
+                "CZlib",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),

@@ -37,3 +37,34 @@ class GreetingWorkflow:
     @workflow.query
     def stage(self) -> str:
         return self._stage
+
+
+@workflow.defn
+class ChildGreetingWorkflow:
+    """The child of `ParentGreetingWorkflow`: waits for a name sent by signal from its parent, greets it."""
+
+    def __init__(self) -> None:
+        self._name: str | None = None
+
+    @workflow.run
+    async def run(self) -> str:
+        await workflow.wait_condition(lambda: self._name is not None)
+        return await workflow.execute_activity(
+            compose_greeting, self._name, start_to_close_timeout=timedelta(seconds=30)
+        )
+
+    @workflow.signal
+    def set_name(self, name: str) -> None:
+        self._name = name
+
+
+@workflow.defn
+class ParentGreetingWorkflow:
+    """Starts a child workflow, signals it as an external workflow, and returns what the child returns."""
+
+    @workflow.run
+    async def run(self, name: str) -> str:
+        child_id = f"{workflow.info().workflow_id}-child"
+        child = await workflow.start_child_workflow(ChildGreetingWorkflow.run, id=child_id)
+        await workflow.get_external_workflow_handle(child_id).signal(ChildGreetingWorkflow.set_name, name)
+        return await child

@@ -58,6 +58,7 @@ class TemporalDevServer:
             "--http-port", str(free_port()),
             "--metrics-port", str(free_port()),
             "--namespace", "default",
+            "--namespace", "orders",  # the local name in the namespace-rename tests
             "--log-level", "warn",
         ]  # fmt: skip
         with open(self.log_path, "wb") as log:

@@ -18,7 +18,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from backend import CALL_ID_HEADER, DETECT_HALF_CLOSE_HEADER, method
+from backend import CALL_ID_HEADER, DETECT_HALF_CLOSE_HEADER, RESPONSE_COMPRESSION_HEADER, method
 from proxy_process import DIRECT, ClusterConnection, proxy_binary, render_config
 
 TIMEOUT = 30
@@ -171,6 +171,23 @@ def test_compressed_call_passes_a_plugin_that_leaves_it_alone(probe_plugins, plu
     echo = channel_factory(proxy.inbound(), compression=grpc.Compression.Gzip).unary_unary(method("Echo"))
     payload = b"compressible " * 10_000
     assert echo(payload, timeout=TIMEOUT) == payload
+
+
+def test_plugins_read_gzip_messages_inflated(probe_plugins, plugin_proxy, channel_factory):
+    """Both directions compressed: the probe sees the plain bytes, and its replacement reaches the client."""
+    proxy = plugin_proxy([probe(probe_plugins)])
+    echo = channel_factory(proxy.inbound(), compression=grpc.Compression.Gzip).unary_unary(method("Echo"))
+    payload = b"upper:" + b"compressible " * 5_000
+    assert echo(payload, timeout=TIMEOUT, metadata=[(RESPONSE_COMPRESSION_HEADER, "gzip")]) == payload.upper()
+
+
+def test_a_compressed_message_that_inflates_past_the_limit_ends_the_call(probe_plugins, plugin_proxy,
+                                                                        channel_factory):
+    proxy = plugin_proxy([probe(probe_plugins)], max_message_bytes=1_000_000)
+    echo = channel_factory(proxy.inbound(), compression=grpc.Compression.Gzip).unary_unary(method("Echo"))
+    with pytest.raises(grpc.RpcError) as error:
+        echo(b"\0" * 900_000 + b"\0" * 200_000, timeout=TIMEOUT)
+    assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 def test_a_plugin_that_wants_nothing_is_skipped(probe_plugins, plugin_proxy, channel_factory):

@@ -37,6 +37,11 @@ final class PluginCallRunner {
     private var requestIndex: UInt64 = 0
     private var responseIndex: UInt64 = 0
     private var ended = false
+    /// The `grpc-encoding` of each direction: compressed messages in gzip or deflate are inflated for the plugins.
+    var requestEncoding: String?
+    var responseEncoding: String?
+    /// The largest message inflated for plugins (`limits.maxMessageBytes`).
+    var maxMessageBytes = Int(Int32.max)
 
     init(plan: PluginCallPlan, method: String, side: PluginSide, connection: String) {
         self.plan = plan
@@ -109,6 +114,28 @@ final class PluginCallRunner {
             responseIndex += 1
         }
         var current = framed
+        // A compressed message is inflated for the plugins; if none replaces it, the compressed original goes on.
+        var compressedOriginal: ByteBuffer?
+        if framed.getInteger(at: framed.readerIndex, as: UInt8.self) == 1,
+           GRPCMessageInflater.canInflate(isRequest ? requestEncoding : responseEncoding) {
+            var payload = framed
+            payload.moveReaderIndex(forwardBy: 5)
+            do {
+                let inflated = try GRPCMessageInflater.inflate(payload, limit: maxMessageBytes)
+                var plain = ByteBufferAllocator().buffer(capacity: 5 + inflated.readableBytes)
+                plain.writeInteger(UInt8(0))
+                plain.writeInteger(UInt32(inflated.readableBytes))
+                plain.writeImmutableBuffer(inflated)
+                current = plain
+                compressedOriginal = framed
+            } catch .tooLarge(let limit) {
+                return .fail(GRPCStatus(.resourceExhausted, "a compressed \(isRequest ? "request" : "response") message inflates to more than the proxy's limit of \(limit) bytes (limits.maxMessageBytes)"))
+            } catch {
+                guard case .corrupt(let reason) = error else { return .fail(GRPCStatus(.internal, "\(error)")) }
+                return .fail(GRPCStatus(.internal, "s2s-proxy could not inflate a compressed \(isRequest ? "request" : "response") message: \(reason)"))
+            }
+        }
+        var anyReplaced = false
         let stepIndices = isRequest ? Array(plan.steps.indices) : plan.steps.indices.reversed()
         for stepIndex in stepIndices where stepIndex < states.count && !skipped.contains(stepIndex) {
             let step = plan.steps[stepIndex]
@@ -140,6 +167,7 @@ final class PluginCallRunner {
             case .replaced(let replacement):
                 current = replacement
                 replaced = true
+                anyReplaced = true
             case .end(let status):
                 return .fail(status)
             }
@@ -149,6 +177,7 @@ final class PluginCallRunner {
                 $0.hookNanoseconds &+= UInt64(max(0, elapsed.nanoseconds))
             }
         }
+        if !anyReplaced, let compressedOriginal { return .forward(compressedOriginal) }
         return .forward(current)
     }
 

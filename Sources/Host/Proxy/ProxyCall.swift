@@ -88,6 +88,8 @@ final class ProxyCall {
         forwarded.headers = HeaderFilter.forwardable(headers)
         if let chain = listener.plugins, let plan = chain.plan(for: method) {
             let runner = PluginCallRunner(plan: plan, method: method, side: chain.side, connection: chain.connectionName)
+            runner.requestEncoding = headers.first(name: "grpc-encoding")
+            runner.maxMessageBytes = listener.maxMessageBytes
             plugins = runner
             if case .fail(let status) = runner.start(headers: &forwarded.headers) {
                 failCall(status)
@@ -160,6 +162,7 @@ final class ProxyCall {
             block.endStream = true
         } else {
             responseHeadersSent = true
+            plugins?.responseEncoding = headers.headers.first(name: "grpc-encoding")
         }
         upstreamEnded = upstreamEnded || headers.endStream
         if block.endStream { recordStatus(block.headers) }
