@@ -195,7 +195,8 @@ typedef struct s2s_message {
     s2s_direction_t direction;
     uint64_t index;                 /* 0-based position of this message among the call's messages in `direction` */
     s2s_bytes_t payload;            /* the message without its 5-byte prefix; _host, valid during on_message */
-    uint32_t compressed;            /* 1: payload is compressed with the call's grpc-encoding (see call metadata) */
+    uint32_t compressed;            /* 1: payload is compressed with the call's grpc-encoding (see call metadata);
+                                     * the host inflates gzip and deflate itself, so only other encodings show here */
 } s2s_message_t;
 
 typedef struct s2s_call_end {
