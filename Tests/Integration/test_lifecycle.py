@@ -129,8 +129,9 @@ UNSUPPORTED = {
     "aclPolicy": minimal_connection_yaml(
         "    aclPolicy:\n      allowedMethods:\n        adminService: [DescribeCluster]\n"
     ),
-    "namespaceTranslation": minimal_connection_yaml(
-        "    namespaceTranslation:\n      mappings:\n        - { local: orders, remote: orders.cloud }\n"
+    "searchAttributeTranslation": minimal_connection_yaml(
+        "    searchAttributeTranslation:\n      namespaceMappings:\n        - name: orders\n"
+        "          mappings:\n            - { localFieldName: CustomerId, remoteFieldName: Keyword01 }\n"
     ),
     "tls": minimal_connection_yaml(
         remote_override="    remote:\n"
