@@ -12,6 +12,8 @@ let package = Package(
         .library(name: "PluginKit", targets: ["PluginKit"]),
         // Example plugins built as the shared objects the host loads: `libexample-header-stamp.so`.
         .library(name: "example-header-stamp", type: .dynamic, targets: ["ExampleHeaderStampPlugin"]),
+        // Bundled plugins, loaded by name (docs/PLUGINS.md, "Bundled plugins"): `libacl.so`.
+        .library(name: "acl", type: .dynamic, targets: ["ACL"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -35,6 +37,10 @@ let package = Package(
             dependencies: ["PluginKit"],
             path: "examples/plugins/swift-header-stamp"
         ),
+        // The bundled `acl` plugin (the Go proxy's aclPolicy): its code, and the target that exports it. Tests
+        // depend on ACLPlugin only, so that the test binary holds no `s2s_plugin_entry`.
+        .target(name: "ACLPlugin", dependencies: ["PluginKit"], path: "Plugins/ACL/Plugin"),
+        .target(name: "ACL", dependencies: ["ACLPlugin", "PluginKit"], path: "Plugins/ACL/Entry"),
         // The proxy itself: configuration, transports, HTTP/2 + gRPC forwarding, lifecycle.
         .target(
             name: "Host",
@@ -85,7 +91,7 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
-        .testTarget(name: "PluginKitTests", dependencies: ["PluginKit", "PluginABI"]),
+        .testTarget(name: "PluginKitTests", dependencies: ["PluginKit", "PluginABI", "ACLPlugin"]),
     ],
     swiftLanguageModes: [.v5]
 )
