@@ -186,24 +186,27 @@ final class ACLPluginTests: XCTestCase {
     }
 
     func testANameDeepInsideARequestIsFound() throws {
-        // RespondWorkflowTaskCompleted whose top-level namespace is allowed but whose signal-external command
-        // names another namespace: the Go proxy's "SignalExternal + StartChild commands" case.
+        // RespondWorkflowTaskCompleted whose top-level namespace is allowed but whose commands (signal-external,
+        // start-child: the Go proxy's case) name another namespace.
         let completed = try TemporalFixtures.message("RespondWorkflowTaskCompletedRequest")
-        let renamed = try TemporalFixtures.expected("namespace-renamed", "RespondWorkflowTaskCompletedRequest")
-        let renamedName = try XCTUnwrap(try TemporalFixtures.renames().namespace["walker-ns"])
         let schema = try TemporalFixtures.schema.get()
         let plan = try schema.walker(rules: ACLPolicy.namespaceRules())
             .plan(message: "temporal.api.workflowservice.v1.RespondWorkflowTaskCompletedRequest")
-        var paths: [String] = []
-        try plan.visit(completed) { paths.append($0.pathDescription) }
-        XCTAssertGreaterThan(paths.count, 1, "the fixture carries namespaces in commands: \(paths)")
-        // Only the top-level field allowed: every deeper name refuses the call.
-        let policy = ACLPolicy(allowedAdminMethods: [], allowedNamespaces: [renamedName])
-        let mixed = try renamed.withUnsafeBytes { try policy.refusedNamespace(in: $0, plan: plan) }
-        XCTAssertNil(mixed, "every name of the renamed fixture is the renamed one")
-        let strict = ACLPolicy(allowedAdminMethods: [], allowedNamespaces: ["walker-ns"])
-        let refused = try renamed.withUnsafeBytes { try strict.refusedNamespace(in: $0, plan: plan) }
-        XCTAssertNotNil(refused)
+        let mixed = try plan.rewrite(completed) { $0.pathDescription == "namespace" ? nil : "billing" }
+        XCTAssertNotEqual(mixed, completed, "the fixture carries namespaces in its commands")
+
+        let method = workflow + "RespondWorkflowTaskCompleted"
+        let result = try send(method, mixed, options: #"{"allowedNamespaces": ["walker-ns"]}"#)
+        XCTAssertEqual(result.outcome, S2S_REJECTED)
+        XCTAssertEqual(
+            result.status,
+            denied("Calling method RespondWorkflowTaskCompleted is not allowed by namespace access control.")
+        )
+        XCTAssertEqual(try send(method, mixed, options: #"{"allowedNamespaces": ["walker-ns", "billing"]}"#).outcome, S2S_OK)
+        let refused = try mixed.withUnsafeBytes {
+            try ACLPolicy(allowedAdminMethods: [], allowedNamespaces: ["walker-ns"]).refusedNamespace(in: $0, plan: plan)
+        }
+        XCTAssertTrue(refused?.hasPrefix("commands") ?? false, String(describing: refused))
     }
 
     func testGoNamespaceObjectCasesAllowDenyAndStayUnmodified() throws {
