@@ -79,7 +79,7 @@ public final class ACLPlugin: TranslatorPlugin {
             let plan = try walker.plan(method: method, direction: .request)
             return .proceed(with: CallState(rule: rule, requestPlan: plan))
         } catch {
-            return deny(rule.namespaceDenial, because: "the Temporal schema lacks \(method), so its namespaces cannot be checked")
+            return deny(rule.namespaceDenial, because: "the Temporal schema lacks \(method): namespaces not checkable")
         }
     }
 

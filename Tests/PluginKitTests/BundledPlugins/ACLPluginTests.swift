@@ -12,6 +12,8 @@ final class ACLPluginTests: XCTestCase {
     private let admin = ACLPolicy.adminService
     private let workflow = ACLPolicy.workflowService
     private var hosts: [FakeHost] = []
+    private let onlyOrders = #"{"allowedNamespaces": ["orders"]}"#
+    private let onlyWalkerNamespace = #"{"allowedNamespaces": ["walker-ns"]}"#
 
     // MARK: Driving the plugin
 
@@ -81,7 +83,7 @@ final class ACLPluginTests: XCTestCase {
         driver.configDestroy(config)
         driver.configDestroy(try driver.configNew("{}", host: FakeHost()).get())
 
-        let path = #"{"allowedMethods": {"adminService": ["/temporal.server.api.adminservice.v1.AdminService/GetShard"]}}"#
+        let path = #"{"allowedMethods": {"adminService": ["\#(admin)GetShard"]}}"#
         let pathError = try XCTUnwrap(driver.configNew(path, host: FakeHost()).failure)
         XCTAssertTrue(pathError.message.contains("bare AdminService method name"), pathError.message)
         let otherService = #"{"allowedMethods": {"workflowService": ["StartWorkflowExecution"]}}"#
@@ -92,7 +94,7 @@ final class ACLPluginTests: XCTestCase {
     }
 
     func testWantsOnlyWhatThePolicyChecks() throws {
-        let (driver, config) = try configured(#"{"allowedNamespaces": ["orders"]}"#)
+        let (driver, config) = try configured(onlyOrders)
         defer { driver.configDestroy(config) }
         XCTAssertEqual(
             driver.wants(config, method: workflow + "StartWorkflowExecution", side: S2S_SIDE_INBOUND),
@@ -130,11 +132,12 @@ final class ACLPluginTests: XCTestCase {
             try send(admin + "GetShard", options: #"{"allowedMethods": {"adminService": []}}"#).outcome,
             S2S_OK
         )
-        XCTAssertEqual(try send("/temporal.api.operatorservice.v1.OperatorService/ListSearchAttributes", options: "{}").outcome, S2S_OK)
+        let operatorMethod = "/temporal.api.operatorservice.v1.OperatorService/ListSearchAttributes"
+        XCTAssertEqual(try send(operatorMethod, options: "{}").outcome, S2S_OK)
     }
 
     func testRegisterAndDeprecateNamespaceAreAlwaysDenied() throws {
-        for options in ["{}", #"{"allowedNamespaces": ["orders"]}"#] {
+        for options in ["{}", onlyOrders] {
             for method in ["RegisterNamespace", "DeprecateNamespace"] {
                 let result = try send(workflow + method, options: options)
                 XCTAssertEqual(result.outcome, S2S_REJECTED)
@@ -145,11 +148,12 @@ final class ACLPluginTests: XCTestCase {
 
     func testMethodsOfUnknownServicesAreDeniedOnceAListIsSet() throws {
         let operatorMethod = "/temporal.api.operatorservice.v1.OperatorService/DeleteNamespace"
-        for options in [#"{"allowedMethods": {"adminService": ["DescribeCluster"]}}"#, #"{"allowedNamespaces": ["orders"]}"#] {
+        for options in [#"{"allowedMethods": {"adminService": ["DescribeCluster"]}}"#, onlyOrders] {
             let result = try send(operatorMethod, options: options)
             XCTAssertEqual(result.outcome, S2S_REJECTED, options)
             XCTAssertEqual(result.status, denied("Calling method DeleteNamespace is not allowed."))
-            XCTAssertEqual(try send("/temporal.api.workflowservice.v2.WorkflowService/Start", options: options).outcome, S2S_REJECTED)
+            let newer = "/temporal.api.workflowservice.v2.WorkflowService/Start"
+            XCTAssertEqual(try send(newer, options: options).outcome, S2S_REJECTED)
         }
     }
 
@@ -157,11 +161,14 @@ final class ACLPluginTests: XCTestCase {
 
     func testNamespaceAllowListAllowsListedNamesAndDeniesOthersWithTheGoMessage() throws {
         let method = admin + "DescribeMutableState"
-        let allowed = try send(method, try describeMutableState(namespace: "orders"), options: #"{"allowedNamespaces": ["orders"]}"#)
+        let allowed = try send(method, try describeMutableState(namespace: "orders"), options: onlyOrders)
         XCTAssertEqual(allowed.outcome, S2S_OK)
-        let other = try send(method, try describeMutableState(namespace: "billing"), options: #"{"allowedNamespaces": ["orders"]}"#)
+        let other = try send(method, try describeMutableState(namespace: "billing"), options: onlyOrders)
         XCTAssertEqual(other.outcome, S2S_REJECTED)
-        XCTAssertEqual(other.status, denied("Calling method DescribeMutableState is not allowed by namespace access control."))
+        XCTAssertEqual(
+            other.status,
+            denied("Calling method DescribeMutableState is not allowed by namespace access control.")
+        )
         let both = #"{"allowedMethods": {"adminService": ["DescribeMutableState"]}, "allowedNamespaces": ["local"]}"#
         XCTAssertEqual(try send(method, try describeMutableState(namespace: "local"), options: both).outcome, S2S_OK)
     }
@@ -169,7 +176,7 @@ final class ACLPluginTests: XCTestCase {
     func testEmptyNamespaceFieldMeansNoNamespace() throws {
         let request = try describeMutableState(namespace: "")
         XCTAssertFalse(request.isEmpty, "the field is on the wire, empty")
-        let result = try send(admin + "DescribeMutableState", request, options: #"{"allowedNamespaces": ["orders"]}"#)
+        let result = try send(admin + "DescribeMutableState", request, options: onlyOrders)
         XCTAssertEqual(result.outcome, S2S_OK)
     }
 
@@ -177,10 +184,11 @@ final class ACLPluginTests: XCTestCase {
         let start = try TemporalFixtures.message("StartWorkflowExecutionRequest")
         let completed = try TemporalFixtures.message("RespondWorkflowTaskCompletedRequest")
         for (method, request) in [("StartWorkflowExecution", start), ("RespondWorkflowTaskCompleted", completed)] {
-            XCTAssertEqual(try send(workflow + method, request, options: #"{"allowedNamespaces": ["walker-ns"]}"#).outcome, S2S_OK)
-            let other = try send(workflow + method, request, options: #"{"allowedNamespaces": ["orders"]}"#)
+            XCTAssertEqual(try send(workflow + method, request, options: onlyWalkerNamespace).outcome, S2S_OK)
+            let other = try send(workflow + method, request, options: onlyOrders)
             XCTAssertEqual(other.outcome, S2S_REJECTED, method)
-            XCTAssertEqual(other.status?.message, "Calling method \(method) is not allowed by namespace access control.")
+            let message = "Calling method \(method) is not allowed by namespace access control."
+            XCTAssertEqual(other.status?.message, message)
             XCTAssertEqual(try send(workflow + method, request, options: "{}").outcome, S2S_OK)
         }
     }
@@ -196,15 +204,17 @@ final class ACLPluginTests: XCTestCase {
         XCTAssertNotEqual(mixed, completed, "the fixture carries namespaces in its commands")
 
         let method = workflow + "RespondWorkflowTaskCompleted"
-        let result = try send(method, mixed, options: #"{"allowedNamespaces": ["walker-ns"]}"#)
+        let result = try send(method, mixed, options: onlyWalkerNamespace)
         XCTAssertEqual(result.outcome, S2S_REJECTED)
         XCTAssertEqual(
             result.status,
             denied("Calling method RespondWorkflowTaskCompleted is not allowed by namespace access control.")
         )
-        XCTAssertEqual(try send(method, mixed, options: #"{"allowedNamespaces": ["walker-ns", "billing"]}"#).outcome, S2S_OK)
+        let both = #"{"allowedNamespaces": ["walker-ns", "billing"]}"#
+        XCTAssertEqual(try send(method, mixed, options: both).outcome, S2S_OK)
         let refused = try mixed.withUnsafeBytes {
-            try ACLPolicy(allowedAdminMethods: [], allowedNamespaces: ["walker-ns"]).refusedNamespace(in: $0, plan: plan)
+            let policy = ACLPolicy(allowedAdminMethods: [], allowedNamespaces: ["walker-ns"])
+            return try policy.refusedNamespace(in: $0, plan: plan)
         }
         XCTAssertTrue(refused?.hasPrefix("commands") ?? false, String(describing: refused))
     }
@@ -239,15 +249,18 @@ final class ACLPluginTests: XCTestCase {
 
     func testMalformedRequestIsDeniedNotPassed() throws {
         let truncated = Array(try TemporalFixtures.message("StartWorkflowExecutionRequest").dropLast(7))
-        let result = try send(workflow + "StartWorkflowExecution", truncated, options: #"{"allowedNamespaces": ["walker-ns"]}"#)
+        let result = try send(workflow + "StartWorkflowExecution", truncated, options: onlyWalkerNamespace)
         XCTAssertEqual(result.outcome, S2S_REJECTED)
         XCTAssertEqual(result.status?.code, 7)
     }
 
     func testMethodTheSchemaLacksIsDeniedWhenNamespacesAreRestricted() throws {
-        let result = try send(workflow + "StartSomethingNew", options: #"{"allowedNamespaces": ["walker-ns"]}"#)
+        let result = try send(workflow + "StartSomethingNew", options: onlyWalkerNamespace)
         XCTAssertEqual(result.outcome, S2S_REJECTED)
-        XCTAssertEqual(result.status, denied("Calling method StartSomethingNew is not allowed by namespace access control."))
+        XCTAssertEqual(
+            result.status,
+            denied("Calling method StartSomethingNew is not allowed by namespace access control.")
+        )
     }
 
     // MARK: ListNamespaces
@@ -258,7 +271,10 @@ final class ACLPluginTests: XCTestCase {
         let namespaces = try fieldNumber("namespaces", of: "temporal.api.workflowservice.v1.ListNamespacesResponse")
         let token = try fieldNumber("next_page_token", of: "temporal.api.workflowservice.v1.ListNamespacesResponse")
         let info = try fieldNumber("namespace_info", of: "temporal.api.workflowservice.v1.DescribeNamespaceResponse")
-        let failover = try fieldNumber("failover_version", of: "temporal.api.workflowservice.v1.DescribeNamespaceResponse")
+        let failover = try fieldNumber(
+            "failover_version",
+            of: "temporal.api.workflowservice.v1.DescribeNamespaceResponse"
+        )
         let name = try fieldNumber("name", of: "temporal.api.namespace.v1.NamespaceInfo")
         let description = try fieldNumber("description", of: "temporal.api.namespace.v1.NamespaceInfo")
         var bytes: [UInt8] = []
@@ -297,7 +313,8 @@ final class ACLPluginTests: XCTestCase {
 
     func testListNamespacesKeepsOtherBytesAndOrder() throws {
         let response = try listNamespacesResponse(["a", "x", "b", nil, "y", "c"], pageToken: [9, 9])
-        let (outcome, replacement) = try filterListNamespaces(response, options: #"{"allowedNamespaces": ["a", "b", "c"]}"#)
+        let abc = #"{"allowedNamespaces": ["a", "b", "c"]}"#
+        let (outcome, replacement) = try filterListNamespaces(response, options: abc)
         XCTAssertEqual(outcome, S2S_REPLACED)
         // The expected bytes keep each kept entry as it was encoded, including its position-derived fields.
         let namespaces = try fieldNumber("namespaces", of: "temporal.api.workflowservice.v1.ListNamespacesResponse")
