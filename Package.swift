@@ -14,6 +14,8 @@ let package = Package(
         .library(name: "example-header-stamp", type: .dynamic, targets: ["ExampleHeaderStampPlugin"]),
         // Bundled translator plugins, found by name next to the s2s-proxy binary: `libnamespace-rename.so`.
         .library(name: "namespace-rename", type: .dynamic, targets: ["NamespaceRenameExport"]),
+        // Bundled plugins, loaded by name (docs/PLUGINS.md, "Bundled plugins"): `libacl.so`.
+        .library(name: "acl", type: .dynamic, targets: ["ACL"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -42,6 +44,10 @@ let package = Package(
         .target(name: "NamespaceRenameExport", dependencies: ["NamespaceRename", "PluginKit"], path: "Plugins/NamespaceRenameExport"),
         // The system zlib, to inflate compressed messages that plugins read.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        // The bundled `acl` plugin (the Go proxy's aclPolicy): its code, and the target that exports it. Tests
+        // depend on ACLPlugin only, so that the test binary holds no `s2s_plugin_entry`.
+        .target(name: "ACLPlugin", dependencies: ["PluginKit"], path: "Plugins/ACL/Plugin"),
+        .target(name: "ACL", dependencies: ["ACLPlugin", "PluginKit"], path: "Plugins/ACL/Entry"),
         // The proxy itself: configuration, transports, HTTP/2 + gRPC forwarding, lifecycle.
         .target(
             name: "Host",
@@ -93,7 +99,7 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
-        .testTarget(name: "PluginKitTests", dependencies: ["PluginKit", "PluginABI"]),
+        .testTarget(name: "PluginKitTests", dependencies: ["PluginKit", "PluginABI", "ACLPlugin"]),
     ],
     swiftLanguageModes: [.v5]
 )

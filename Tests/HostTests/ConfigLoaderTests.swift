@@ -98,7 +98,6 @@ final class ConfigLoaderTests: XCTestCase {
             "20:9 clusterConnections[0].remote.muxAddressInfo.tls",
             "26:5 clusterConnections[0].failoverVersionIncrementTranslation",
             "33:5 clusterConnections[0].searchAttributeTranslation",
-            "40:5 clusterConnections[0].aclPolicy",
             "60:5 metrics.prometheus.listenAddress",
         ])
         XCTAssertEqual(loaded.warnings, [
@@ -122,7 +121,6 @@ final class ConfigLoaderTests: XCTestCase {
         XCTAssertEqual(locations(of: loaded.unsupported), [
             "25:7 clusterConnections[0].remote.connectionType",
             "37:5 clusterConnections[0].replicationEndpoint",
-            "39:5 clusterConnections[0].aclPolicy",
             "74:5 clusterConnections[0].remoteClusterHealthCheck",
             "84:5 metrics.prometheus.listenAddress",
         ])

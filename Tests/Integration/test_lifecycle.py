@@ -126,9 +126,6 @@ def minimal_connection_yaml(extra: str = "", remote_override: str | None = None)
 
 
 UNSUPPORTED = {
-    "aclPolicy": minimal_connection_yaml(
-        "    aclPolicy:\n      allowedMethods:\n        adminService: [DescribeCluster]\n"
-    ),
     "searchAttributeTranslation": minimal_connection_yaml(
         "    searchAttributeTranslation:\n      namespaceMappings:\n        - name: orders\n"
         "          mappings:\n            - { localFieldName: CustomerId, remoteFieldName: Keyword01 }\n"

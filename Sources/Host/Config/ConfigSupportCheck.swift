@@ -40,13 +40,6 @@ struct ConfigSupportCheck {
                 at: path.appending("searchAttributeTranslation")
             )
         }
-        if connection.aclPolicy != nil {
-            notYet(
-                "access control (aclPolicy)",
-                remedy: "remove the block only if the remote side may call every method on every namespace",
-                at: path.appending("aclPolicy")
-            )
-        }
         if let translation = connection.failoverVersionIncrementTranslation,
            translation.local != 0 || translation.remote != 0 {
             notYet(

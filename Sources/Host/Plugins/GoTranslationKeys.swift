@@ -1,7 +1,7 @@
 // The Go proxy's translation and access-control keys as entries of the plugin chain, so that an existing
 // configuration behaves as there and `validate` shows them like any other entry. They come before the explicit
-// `plugins:` list, in this order: namespace renaming first, so that every later entry (and, in responses, which
-// pass the chain in reverse, the renaming last) sees local names.
+// `plugins:` list, in this order: namespace renaming first, so that every later entry sees local names (responses
+// pass the chain in reverse, so the renaming sees them last); then access control, on the inbound side only.
 
 enum GoTranslationKeys {
     /// (label for messages, entry) for each Go key of `connection` that maps to a bundled plugin.
@@ -23,6 +23,26 @@ enum GoTranslationKeys {
                 PluginEntryConfig(source: .bundled("namespace-rename"), side: .both, onError: .failClosed, optionsJSON: options)
             ))
         }
+        if let policy = connection.aclPolicy {
+            var options = "{"
+            if let methods = policy.allowedAdminServiceMethods {
+                options += #""allowedMethods":{"adminService":"# + jsonArray(methods) + "},"
+            }
+            options += #""allowedNamespaces":"# + jsonArray(policy.allowedNamespaces) + "}"
+            entries.append((
+                "\(prefix).aclPolicy",
+                PluginEntryConfig(source: .bundled("acl"), side: .inbound, onError: .failClosed, optionsJSON: options)
+            ))
+        }
         return entries
+    }
+
+    private static func jsonArray(_ strings: [String]) -> String {
+        var text = "["
+        for (index, string) in strings.enumerated() {
+            if index > 0 { text += "," }
+            YAMLNodeReader.appendJSONString(string, to: &text)
+        }
+        return text + "]"
     }
 }
