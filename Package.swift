@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "namespace-rename", type: .dynamic, targets: ["NamespaceRenameExport"]),
         // Bundled plugins, loaded by name (docs/PLUGINS.md, "Bundled plugins"): `libacl.so`.
         .library(name: "acl", type: .dynamic, targets: ["ACL"]),
+        .library(name: "utf8-repair", type: .dynamic, targets: ["UTF8RepairExport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -48,6 +49,9 @@ let package = Package(
         // depend on ACLPlugin only, so that the test binary holds no `s2s_plugin_entry`.
         .target(name: "ACLPlugin", dependencies: ["PluginKit"], path: "Plugins/ACL/Plugin"),
         .target(name: "ACL", dependencies: ["ACLPlugin", "PluginKit"], path: "Plugins/ACL/Entry"),
+        // utf8-repair (the version adapter for Temporal 1.22 peers): the logic, and its export as a shared object.
+        .target(name: "UTF8Repair", dependencies: ["PluginKit"], path: "Plugins/UTF8Repair"),
+        .target(name: "UTF8RepairExport", dependencies: ["UTF8Repair", "PluginKit"], path: "Plugins/UTF8RepairExport"),
         // The proxy itself: configuration, transports, HTTP/2 + gRPC forwarding, lifecycle.
         .target(
             name: "Host",
@@ -99,7 +103,7 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
-        .testTarget(name: "PluginKitTests", dependencies: ["PluginKit", "PluginABI", "ACLPlugin"]),
+        .testTarget(name: "PluginKitTests", dependencies: ["PluginKit", "PluginABI", "ACLPlugin", "UTF8Repair"]),
     ],
     swiftLanguageModes: [.v5]
 )
