@@ -106,7 +106,9 @@ public final class UTF8Repair: TranslatorPlugin {
         let isRequest = message.direction == .request
         guard let plan = isRequest ? state.request : state.response, plan.canMatch else { return .unchanged }
         if message.isCompressed {
-            throw PluginFailure("utf8-repair cannot check a compressed message; turn off compression between Temporal and the proxy")
+            throw PluginFailure(
+                "utf8-repair cannot check a compressed message; turn off compression between Temporal and the proxy"
+            )
         }
         let logsRepairs = host.isLogEnabled(.debug)
         var count = 0
@@ -114,7 +116,8 @@ public final class UTF8Repair: TranslatorPlugin {
             guard let repaired = InvalidUTF8Runs.repaired(target.valueBytes) else { return nil }
             count += 1
             if logsRepairs {
-                host.debug("repaired invalid UTF-8 in \(state.method) \(isRequest ? "request" : "response") at \(target.pathDescription)")
+                let direction = isRequest ? "request" : "response"
+                host.debug("repaired invalid UTF-8 in \(state.method) \(direction) at \(target.pathDescription)")
             }
             return repaired
         }

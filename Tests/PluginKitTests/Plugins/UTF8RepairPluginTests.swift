@@ -34,7 +34,9 @@ final class UTF8RepairPluginTests: XCTestCase {
 
     /// A replication stream response whose second task is a SyncActivity task with a failure chain; `cause` is the
     /// innermost failure's message and `workflowID` the task's workflow id.
-    private func replicationResponse(cause: [UInt8], workflowID: [UInt8], stackTrace: [UInt8]) throws -> [UInt8] {
+    private func replicationResponse(
+        cause: [UInt8], workflowID: [UInt8] = Array("wf".utf8), stackTrace: [UInt8] = Array("t".utf8)
+    ) throws -> [UInt8] {
         let innerFailure = try encode("temporal.api.failure.v1.Failure", [
             ("message", .bytes(cause)), ("stack_trace", .bytes(stackTrace)),
         ])
@@ -49,7 +51,8 @@ final class UTF8RepairPluginTests: XCTestCase {
             ("task_type", .varint(1)), ("source_task_id", .varint(41)),
         ])
         let secondTask = try encode("temporal.server.api.replication.v1.ReplicationTask", [
-            ("task_type", .varint(2)), ("source_task_id", .varint(42)), ("sync_activity_task_attributes", .bytes(syncActivity)),
+            ("task_type", .varint(2)), ("source_task_id", .varint(42)),
+            ("sync_activity_task_attributes", .bytes(syncActivity)),
         ])
         let messages = try encode("temporal.server.api.replication.v1.WorkflowReplicationMessages", [
             ("replication_tasks", .bytes(firstTask)), ("replication_tasks", .bytes(secondTask)),
@@ -73,7 +76,9 @@ final class UTF8RepairPluginTests: XCTestCase {
             ]),
         ]
         let history = try encode("temporal.api.history.v1.History", events.map { ("events", .bytes($0)) })
-        let blob = try encode("temporal.api.common.v1.DataBlob", [("encoding_type", .varint(1)), ("data", .bytes(history))])
+        let blob = try encode("temporal.api.common.v1.DataBlob", [
+            ("encoding_type", .varint(1)), ("data", .bytes(history)),
+        ])
         return try encode("temporal.server.api.adminservice.v1.GetWorkflowExecutionRawHistoryV2Response", [
             ("history_batches", .bytes(blob)), ("history_node_ids", .varint(5)),
         ])
@@ -101,10 +106,13 @@ final class UTF8RepairPluginTests: XCTestCase {
         return Loaded(driver: driver, host: host, config: config)
     }
 
+    /// What one call's message came to: the outcome, the replacement if any, the status message if any.
+    private typealias CallResult = (outcome: s2s_outcome_t, replacement: [UInt8]?, status: String?)
+
     /// One call of `method` carrying `payload` in `direction`: the outcome and the replacement, if any.
     private func run(
         _ loaded: Loaded, method: String, direction: s2s_direction_t, payload: [UInt8], compressed: Bool = false
-    ) -> (outcome: s2s_outcome_t, replacement: [UInt8]?, status: String?) {
+    ) -> CallResult {
         let call = FakeCall()
         XCTAssertEqual(loaded.driver.callStart(loaded.config, call: call, method: method), S2S_OK)
         let outcome = loaded.driver.onMessage(
@@ -112,6 +120,16 @@ final class UTF8RepairPluginTests: XCTestCase {
         )
         loaded.driver.callEnd(loaded.config, call: call, grpcStatus: 0)
         return (outcome, call.replacement, call.status?.message)
+    }
+
+    private func replicationCall(_ loaded: Loaded, _ payload: [UInt8]) -> CallResult {
+        run(loaded, method: adminService + "StreamWorkflowReplicationMessages", direction: S2S_DIRECTION_RESPONSE,
+            payload: payload)
+    }
+
+    private func rawHistoryCall(_ loaded: Loaded, _ payload: [UInt8]) -> CallResult {
+        run(loaded, method: adminService + "GetWorkflowExecutionRawHistoryV2", direction: S2S_DIRECTION_RESPONSE,
+            payload: payload)
     }
 
     private func repairsCounted(_ host: FakeHost) -> Double {
@@ -125,7 +143,11 @@ final class UTF8RepairPluginTests: XCTestCase {
         let loaded = try load()
         defer { loaded.driver.configDestroy(loaded.config) }
         for side in [S2S_SIDE_INBOUND, S2S_SIDE_OUTBOUND] {
-            for method in [workflowService + "StartWorkflowExecution", adminService + "StreamWorkflowReplicationMessages", "/x.Y/Z"] {
+            let methods = [
+                workflowService + "StartWorkflowExecution", adminService + "StreamWorkflowReplicationMessages",
+                "/x.Y/Z",
+            ]
+            for method in methods {
                 XCTAssertEqual(
                     loaded.driver.wants(loaded.config, method: method, side: side),
                     S2S_WANTS_CALL | S2S_WANTS_REQUEST_MESSAGES | S2S_WANTS_RESPONSE_MESSAGES,
@@ -141,17 +163,26 @@ final class UTF8RepairPluginTests: XCTestCase {
         let fixtures: [(String, String, s2s_direction_t)] = [
             ("StartWorkflowExecutionRequest", workflowService + "StartWorkflowExecution", S2S_DIRECTION_REQUEST),
             ("PollWorkflowTaskQueueResponse", workflowService + "PollWorkflowTaskQueue", S2S_DIRECTION_RESPONSE),
-            ("GetWorkflowExecutionHistoryResponse", workflowService + "GetWorkflowExecutionHistory", S2S_DIRECTION_RESPONSE),
-            ("GetWorkflowExecutionRawHistoryV2Response", adminService + "GetWorkflowExecutionRawHistoryV2", S2S_DIRECTION_RESPONSE),
-            ("StreamWorkflowReplicationMessagesResponse", adminService + "StreamWorkflowReplicationMessages", S2S_DIRECTION_RESPONSE),
+            (
+                "GetWorkflowExecutionHistoryResponse", workflowService + "GetWorkflowExecutionHistory",
+                S2S_DIRECTION_RESPONSE
+            ),
+            (
+                "GetWorkflowExecutionRawHistoryV2Response", adminService + "GetWorkflowExecutionRawHistoryV2",
+                S2S_DIRECTION_RESPONSE
+            ),
+            (
+                "StreamWorkflowReplicationMessagesResponse", adminService + "StreamWorkflowReplicationMessages",
+                S2S_DIRECTION_RESPONSE
+            ),
         ]
         for (name, method, direction) in fixtures {
             let result = run(loaded, method: method, direction: direction, payload: try TemporalFixtures.message(name))
             XCTAssertEqual(result.outcome, S2S_OK, name)
             XCTAssertNil(result.replacement, name)
         }
-        let built = try replicationResponse(cause: utf8("all valid: café"), workflowID: utf8("wf"), stackTrace: utf8("t"))
-        let result = run(loaded, method: adminService + "StreamWorkflowReplicationMessages", direction: S2S_DIRECTION_RESPONSE, payload: built)
+        let built = try replicationResponse(cause: utf8("all valid: café"))
+        let result = replicationCall(loaded, built)
         XCTAssertEqual(result.outcome, S2S_OK)
         XCTAssertNil(result.replacement)
         XCTAssertEqual(repairsCounted(loaded.host), 0)
@@ -160,14 +191,16 @@ final class UTF8RepairPluginTests: XCTestCase {
     func testInvalidFailureMessageDeepInAReplicationTaskIsRepaired() throws {
         let loaded = try load()
         defer { loaded.driver.configDestroy(loaded.config) }
-        let input = try replicationResponse(cause: utf8("bad ") + invalid + utf8(" end"), workflowID: utf8("wf"), stackTrace: utf8("t"))
-        let expected = try replicationResponse(cause: utf8("bad ") + replaced + utf8(" end"), workflowID: utf8("wf"), stackTrace: utf8("t"))
-        let result = run(loaded, method: adminService + "StreamWorkflowReplicationMessages", direction: S2S_DIRECTION_RESPONSE, payload: input)
+        let input = try replicationResponse(cause: utf8("bad ") + invalid + utf8(" end"))
+        let expected = try replicationResponse(cause: utf8("bad ") + replaced + utf8(" end"))
+        let result = replicationCall(loaded, input)
         XCTAssertEqual(result.outcome, S2S_REPLACED)
         XCTAssertEqual(result.replacement, expected)
         XCTAssertEqual(repairsCounted(loaded.host), 1)
         XCTAssertTrue(
-            loaded.host.logs.contains { $0.level == S2S_LOG_DEBUG.rawValue && $0.message.contains("last_failure.cause.message") },
+            loaded.host.logs.contains {
+                $0.level == S2S_LOG_DEBUG.rawValue && $0.message.contains("last_failure.cause.message")
+            },
             "\(loaded.host.logs)"
         )
     }
@@ -176,7 +209,7 @@ final class UTF8RepairPluginTests: XCTestCase {
         let loaded = try load()
         defer { loaded.driver.configDestroy(loaded.config) }
         let input = try rawHistoryResponse(failureMessage: utf8("boom ") + invalid)
-        let result = run(loaded, method: adminService + "GetWorkflowExecutionRawHistoryV2", direction: S2S_DIRECTION_RESPONSE, payload: input)
+        let result = rawHistoryCall(loaded, input)
         XCTAssertEqual(result.outcome, S2S_REPLACED)
         XCTAssertEqual(result.replacement, try rawHistoryResponse(failureMessage: utf8("boom ") + replaced))
     }
@@ -185,8 +218,11 @@ final class UTF8RepairPluginTests: XCTestCase {
         let loaded = try load(options: #"{"fields": "all"}"#)
         defer { loaded.driver.configDestroy(loaded.config) }
         let input = try replicationResponse(cause: invalid, workflowID: utf8("wf-") + invalid, stackTrace: invalid)
-        let result = run(loaded, method: adminService + "StreamWorkflowReplicationMessages", direction: S2S_DIRECTION_RESPONSE, payload: input)
-        XCTAssertEqual(result.replacement, try replicationResponse(cause: replaced, workflowID: utf8("wf-") + replaced, stackTrace: replaced))
+        let result = replicationCall(loaded, input)
+        XCTAssertEqual(
+            result.replacement,
+            try replicationResponse(cause: replaced, workflowID: utf8("wf-") + replaced, stackTrace: replaced)
+        )
         XCTAssertEqual(repairsCounted(loaded.host), 3)
     }
 
@@ -194,17 +230,20 @@ final class UTF8RepairPluginTests: XCTestCase {
         let loaded = try load(options: #"{"fields": "failureMessages"}"#)
         defer { loaded.driver.configDestroy(loaded.config) }
         let input = try replicationResponse(cause: invalid, workflowID: utf8("wf-") + invalid, stackTrace: invalid)
-        let result = run(loaded, method: adminService + "StreamWorkflowReplicationMessages", direction: S2S_DIRECTION_RESPONSE, payload: input)
-        XCTAssertEqual(result.replacement, try replicationResponse(cause: replaced, workflowID: utf8("wf-") + invalid, stackTrace: invalid))
+        let result = replicationCall(loaded, input)
+        XCTAssertEqual(
+            result.replacement,
+            try replicationResponse(cause: replaced, workflowID: utf8("wf-") + invalid, stackTrace: invalid)
+        )
         XCTAssertEqual(repairsCounted(loaded.host), 1)
 
         let onlyElsewhere = try replicationResponse(cause: utf8("ok"), workflowID: invalid, stackTrace: invalid)
-        let untouched = run(loaded, method: adminService + "StreamWorkflowReplicationMessages", direction: S2S_DIRECTION_RESPONSE, payload: onlyElsewhere)
+        let untouched = replicationCall(loaded, onlyElsewhere)
         XCTAssertEqual(untouched.outcome, S2S_OK)
         XCTAssertNil(untouched.replacement)
 
         let blob = try rawHistoryResponse(failureMessage: invalid)
-        let repairedBlob = run(loaded, method: adminService + "GetWorkflowExecutionRawHistoryV2", direction: S2S_DIRECTION_RESPONSE, payload: blob)
+        let repairedBlob = rawHistoryCall(loaded, blob)
         XCTAssertEqual(repairedBlob.replacement, try rawHistoryResponse(failureMessage: replaced))
     }
 
@@ -214,18 +253,27 @@ final class UTF8RepairPluginTests: XCTestCase {
         // NamespaceInfo.data is a map<string, string>: both key and value are strings a strict decoder checks.
         func response(key: [UInt8], value: [UInt8]) throws -> [UInt8] {
             let entry = lengthDelimited(1, key) + lengthDelimited(2, value)
-            let info = try encode("temporal.api.namespace.v1.NamespaceInfo", [("name", .bytes(utf8("orders"))), ("data", .bytes(entry))])
-            return try encode("temporal.api.workflowservice.v1.DescribeNamespaceResponse", [("namespace_info", .bytes(info))])
+            let info = try encode("temporal.api.namespace.v1.NamespaceInfo", [
+                ("name", .bytes(utf8("orders"))), ("data", .bytes(entry)),
+            ])
+            return try encode(
+                "temporal.api.workflowservice.v1.DescribeNamespaceResponse", [("namespace_info", .bytes(info))]
+            )
         }
         let input = try response(key: utf8("k") + invalid, value: invalid + utf8("v"))
-        let result = run(loaded, method: workflowService + "DescribeNamespace", direction: S2S_DIRECTION_RESPONSE, payload: input)
+        let result = run(
+            loaded, method: workflowService + "DescribeNamespace", direction: S2S_DIRECTION_RESPONSE, payload: input
+        )
         XCTAssertEqual(result.replacement, try response(key: utf8("k") + replaced, value: replaced + utf8("v")))
     }
 
     func testUnknownMethodsAndCompressedMessages() throws {
         let loaded = try load()
         defer { loaded.driver.configDestroy(loaded.config) }
-        let unknown = run(loaded, method: "/temporal.api.workflowservice.v1.WorkflowService/NotInTheSchema", direction: S2S_DIRECTION_REQUEST, payload: lengthDelimited(1, invalid))
+        let unknown = run(
+            loaded, method: workflowService + "NotInTheSchema", direction: S2S_DIRECTION_REQUEST,
+            payload: lengthDelimited(1, invalid)
+        )
         XCTAssertEqual(unknown.outcome, S2S_OK, "a method the schema does not know passes untouched")
         XCTAssertNil(unknown.replacement)
 
