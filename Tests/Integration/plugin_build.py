@@ -37,3 +37,26 @@ def build_probe_plugins(directory: Path) -> dict[str, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     return {name: build_c_plugin(PROBE_SOURCE, directory / f"lib{name}.so", defines)
             for name, defines in PROBE_VARIANTS.items()}
+
+
+GET_SYSTEM_INFO = "/temporal.api.workflowservice.v1.WorkflowService/GetSystemInfo"
+
+
+def wait_for_plugin_schema(channel, timeout: float = 30) -> bytes:
+    """Calls GetSystemInfo through a proxy whose plugins need the Temporal schema until one passes: until the
+    schema is pulled, such calls are answered UNAVAILABLE ("waiting for the Temporal schema"). Returns the response.
+    """
+    import time
+
+    import grpc
+
+    system_info = channel.unary_unary(GET_SYSTEM_INFO)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return system_info(b"", timeout=10)
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.UNAVAILABLE, error
+            assert "waiting for the Temporal schema" in error.details(), error.details()
+            assert time.monotonic() < deadline, f"the schema did not arrive within {timeout:.0f}s"
+            time.sleep(0.2)

@@ -9,15 +9,14 @@ runs an activity. Read through the proxy, the history says `orders.remote`; read
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 
-import grpc
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from itest_workflows import ChildGreetingWorkflow, ParentGreetingWorkflow, compose_greeting
+from plugin_build import wait_for_plugin_schema
 from proxy_process import DIRECT, ClusterConnection
 
 pytestmark = pytest.mark.skipif(DIRECT, reason="the renaming happens in the proxy")
@@ -33,15 +32,8 @@ def renaming_proxy(temporal_server, proxy_factory, channel_factory):
                                    extra={"namespaceTranslation": MAPPING})
     proxy = proxy_factory.start([connection])
     # The plugin needs the schema, pulled from the dev server by reflection: wait until calls pass.
-    system_info = channel_factory(proxy.inbound()).unary_unary(
-        "/temporal.api.workflowservice.v1.WorkflowService/GetSystemInfo")
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            system_info(b"", timeout=10)
-            return proxy
-        except grpc.RpcError as error:
-            assert error.code() == grpc.StatusCode.UNAVAILABLE and time.monotonic() < deadline, error
+    wait_for_plugin_schema(channel_factory(proxy.inbound()))
+    return proxy
 
 
 def namespace_values(events) -> set[str]:

@@ -19,6 +19,7 @@ import grpc
 import pytest
 
 from backend import CALL_ID_HEADER, DETECT_HALF_CLOSE_HEADER, RESPONSE_COMPRESSION_HEADER, method
+from plugin_build import wait_for_plugin_schema
 from proxy_process import DIRECT, ClusterConnection, proxy_binary, render_config
 
 TIMEOUT = 30
@@ -299,19 +300,7 @@ def test_schema_pulled_from_the_local_temporal_unlocks_the_plugins_calls(probe_p
                                    remote_upstream=temporal_server.address,
                                    plugins=[probe(probe_plugins, "probe-schema")])
     proxy = proxy_factory.start([connection])
-    system_info = channel_factory(proxy.inbound()).unary_unary(
-        "/temporal.api.workflowservice.v1.WorkflowService/GetSystemInfo")
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            response = system_info(b"", timeout=TIMEOUT)
-            break
-        except grpc.RpcError as error:
-            assert error.code() == grpc.StatusCode.UNAVAILABLE, error
-            assert "waiting for the Temporal schema" in error.details()
-            assert time.monotonic() < deadline, f"the schema never arrived:\n{proxy.log()}"
-            time.sleep(0.2)
-    assert len(response) > 0
+    assert len(wait_for_plugin_schema(channel_factory(proxy.inbound()))) > 0
     wait_for_log(proxy, "plugin has the Temporal schema")
     wait_for_log(proxy, "Temporal schema ready")
 
