@@ -56,13 +56,12 @@ enum GRPCMessageInflater {
                     return
                 }
                 var status: Int32 = Z_OK
-                let written = output.writeWithUnsafeMutableBytes(minimumWritableBytes: 0) { space in
+                output.writeWithUnsafeMutableBytes(minimumWritableBytes: 0) { space in
                     stream.next_out = space.bindMemory(to: Bytef.self).baseAddress
                     stream.avail_out = uInt(min(space.count, room))
                     status = CZlib.inflate(&stream, Z_NO_FLUSH)
                     return min(space.count, room) - Int(stream.avail_out)
                 }
-                _ = written
                 switch status {
                 case Z_STREAM_END:
                     return

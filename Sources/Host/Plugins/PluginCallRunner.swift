@@ -136,8 +136,11 @@ final class PluginCallRunner {
             }
         }
         var anyReplaced = false
-        let stepIndices = isRequest ? Array(plan.steps.indices) : plan.steps.indices.reversed()
-        for stepIndex in stepIndices where stepIndex < states.count && !skipped.contains(stepIndex) {
+        let stepCount = plan.steps.count
+        for position in 0..<stepCount {
+            // Requests pass the chain in order, responses in reverse; no index array is built per message.
+            let stepIndex = isRequest ? position : stepCount - 1 - position
+            guard stepIndex < states.count, !skipped.contains(stepIndex) else { continue }
             let step = plan.steps[stepIndex]
             guard isRequest ? step.wantsRequestMessages : step.wantsResponseMessages,
                   let onMessage = step.entry.library.api.pointee.on_message

@@ -92,21 +92,16 @@ public final class PluginEntry: @unchecked Sendable {
         self.context = context
         schemaState = NIOLockedValueBox(library.needsSchema ? .pending("the Temporal schema has not been loaded yet") : .notNeeded)
         let table = library.api.pointee
-        var error = [CChar](repeating: 0, count: 4096)
-        context.definingAllowed.withLockedValue { $0 = true }
         var options = Array(optionsJSON.utf8)
-        let created = options.withUnsafeMutableBufferPointer { bytes in
-            error.withUnsafeMutableBufferPointer { errorBuffer in
+        let (created, message) = Self.configurationHook(context) { error, capacity in
+            options.withUnsafeMutableBufferPointer { bytes in
                 table.config_new(
                     library.api, PluginHostServices.api, context.handle,
-                    s2s_bytes_t(data: UnsafePointer(bytes.baseAddress), len: bytes.count),
-                    errorBuffer.baseAddress, errorBuffer.count - 1
+                    s2s_bytes_t(data: UnsafePointer(bytes.baseAddress), len: bytes.count), error, capacity
                 )
             }
         }
-        context.definingAllowed.withLockedValue { $0 = false }
         guard let created else {
-            let message = String(cString: error)
             throw PluginConfigError(
                 label: label, plugin: library.name,
                 message: message.isEmpty ? "config_new failed without saying why" : message
@@ -166,23 +161,31 @@ public final class PluginEntry: @unchecked Sendable {
     public func deliverSchema(_ fileDescriptorSet: [UInt8]) {
         guard library.needsSchema, let schemaReady = library.api.pointee.schema_ready else { return }
         guard case .pending = currentSchemaState else { return }
-        var error = [CChar](repeating: 0, count: 4096)
-        context.definingAllowed.withLockedValue { $0 = true }
-        let outcome = fileDescriptorSet.withUnsafeBufferPointer { bytes in
-            error.withUnsafeMutableBufferPointer { errorBuffer in
-                schemaReady(config, s2s_bytes_t(data: bytes.baseAddress, len: bytes.count), errorBuffer.baseAddress, errorBuffer.count - 1)
+        let (outcome, message) = Self.configurationHook(context) { error, capacity in
+            fileDescriptorSet.withUnsafeBufferPointer { bytes in
+                schemaReady(config, s2s_bytes_t(data: bytes.baseAddress, len: bytes.count), error, capacity)
             }
         }
-        context.definingAllowed.withLockedValue { $0 = false }
         if outcome == S2S_OK {
             schemaState.withLockedValue { $0 = .ready }
             context.logger.info("plugin has the Temporal schema", metadata: ["entry": "\(label)"])
         } else {
-            let message = String(cString: error)
             let reason = "plugin \(library.name) (\(label)) rejected the Temporal schema: " + (message.isEmpty ? "no reason given" : message)
             schemaState.withLockedValue { $0 = .failed(reason) }
             context.logger.error("\(reason)")
         }
+    }
+
+    /// Runs a configuration hook (config_new, schema_ready): with metric definitions allowed, and an error buffer
+    /// of the size the ABI promises. Returns the hook's result and the message it wrote ("" if none).
+    private static func configurationHook<Result>(
+        _ context: PluginHostContext, _ hook: (UnsafeMutablePointer<CChar>, Int) -> Result
+    ) -> (Result, String) {
+        var error = [CChar](repeating: 0, count: 4096)
+        context.definingAllowed.withLockedValue { $0 = true }
+        defer { context.definingAllowed.withLockedValue { $0 = false } }
+        let result = error.withUnsafeMutableBufferPointer { buffer in hook(buffer.baseAddress!, buffer.count - 1) }
+        return (result, String(cString: error))
     }
 
     /// What the plugin wants of `method` on `side` (S2S_WANTS_* bits), for `plugin inspect`.
