@@ -12,7 +12,8 @@
 // renamed wherever it occurs, by the schema (`WalkRules.temporalNamespaces()`): string fields named `namespace`,
 // `workflow_namespace`, `parent_workflow_namespace`, `NamespaceInfo.name`, also inside the history events that
 // `DataBlob` fields carry; and the `temporal-namespace` request header. Namespace ids are never touched; names not
-// in the map pass unchanged; a message in which nothing matched is forwarded as it came, without a copy.
+// in the map pass unchanged; a message in which nothing matched is forwarded as it came, without a copy. A call
+// whose request carries `s2s-request-translation: false` is left untouched.
 //
 // This target holds the logic; `NamespaceRenameExport` exports it as `libnamespace-rename.so`.
 
@@ -86,6 +87,9 @@ public final class NamespaceRename: TranslatorPlugin {
         let outbound = call.side == .outbound
         let requestMap = outbound ? localToRemote : remoteToLocal
         let responseMap = outbound ? remoteToLocal : localToRemote
+        guard call.translationRequested else {
+            return .proceed(with: CallState(request: nil, response: nil, requestMap: [:], responseMap: [:]))
+        }
         if let namespace = call.header("temporal-namespace"), let new = requestMap[namespace] {
             try call.setHeader("temporal-namespace", new)
             renamed.add()

@@ -67,6 +67,20 @@ public struct CallStart: ~Copyable {
         firstValue(named: name).map { Array($0) }
     }
 
+    /// Whether the caller allows translation of this call: false when the request carries
+    /// `s2s-request-translation` with a value that reads as false (`false`, `False`, `FALSE`, `f`, `F`, `0`), as
+    /// the Go s2s-proxy reads it. Translating plugins (renames, cluster adapters) leave such a call untouched;
+    /// access control does not ask.
+    public var translationRequested: Bool {
+        guard let value = header(Self.translationHeader) else { return true }
+        return !Self.falseValues.contains(value)
+    }
+
+    /// The request header by which a caller opts out of translation for one call.
+    public static let translationHeader = "s2s-request-translation"
+
+    private static let falseValues: Set<String> = ["false", "False", "FALSE", "f", "F", "0"]
+
     // MARK: Editing metadata
 
     /// Replaces every value of header `name` with `value`. Edits apply in order to the metadata that later
