@@ -17,6 +17,7 @@ let package = Package(
         // Bundled plugins, loaded by name (docs/PLUGINS.md, "Bundled plugins"): `libacl.so`.
         .library(name: "acl", type: .dynamic, targets: ["ACL"]),
         .library(name: "utf8-repair", type: .dynamic, targets: ["UTF8RepairExport"]),
+        .library(name: "search-attribute-rename", type: .dynamic, targets: ["SearchAttributeRenameExport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -52,6 +53,13 @@ let package = Package(
         // utf8-repair (the version adapter for Temporal 1.22 peers): the logic, and its export as a shared object.
         .target(name: "UTF8Repair", dependencies: ["PluginKit"], path: "Plugins/UTF8Repair"),
         .target(name: "UTF8RepairExport", dependencies: ["UTF8Repair", "PluginKit"], path: "Plugins/UTF8RepairExport"),
+        // search-attribute-rename (searchAttributeTranslation): the logic, and its export as a shared object.
+        .target(name: "SearchAttributeRename", dependencies: ["PluginKit"], path: "Plugins/SearchAttributeRename"),
+        .target(
+            name: "SearchAttributeRenameExport",
+            dependencies: ["SearchAttributeRename", "PluginKit"],
+            path: "Plugins/SearchAttributeRenameExport"
+        ),
         // The proxy itself: configuration, transports, HTTP/2 + gRPC forwarding, lifecycle.
         .target(
             name: "Host",
@@ -103,7 +111,7 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
-        .testTarget(name: "PluginKitTests", dependencies: ["PluginKit", "PluginABI", "ACLPlugin", "UTF8Repair"]),
+        .testTarget(name: "PluginKitTests", dependencies: ["PluginKit", "PluginABI", "ACLPlugin", "UTF8Repair", "SearchAttributeRename"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -38,7 +38,7 @@ public enum PluginHarness {
     public static func run(
         library: PluginLibrary, optionsJSON: String, schema: [UInt8]?, method: String, side: PluginSide,
         direction: Direction, headers: [(String, String)], message: [UInt8], policy: PluginFailurePolicy = .failClosed,
-        logger: Logger
+        priorRequest: [UInt8]? = nil, logger: Logger
     ) throws -> Result {
         let entry = try PluginEntry(
             library: library, label: "--options", connectionName: "harness", sides: .both, policy: policy,
@@ -73,10 +73,13 @@ public enum PluginHarness {
             result.outcome = .messageNotWanted
             return result
         }
-        var framed = ByteBufferAllocator().buffer(capacity: 5 + message.count)
-        framed.writeInteger(UInt8(0))
-        framed.writeInteger(UInt32(message.count))
-        framed.writeBytes(message)
+        // A response can depend on the call's request (a plugin remembers what it named): pass that one first.
+        if direction == .response, let priorRequest, runner.wantsRequestMessages,
+           case .fail(let status) = runner.message(grpcFramed(priorRequest), direction: S2S_DIRECTION_REQUEST) {
+            result.outcome = .messageEnded(code: status.code.rawValue, message: status.message)
+            return result
+        }
+        let framed = grpcFramed(message)
         switch runner.message(framed, direction: direction == .request ? S2S_DIRECTION_REQUEST : S2S_DIRECTION_RESPONSE) {
         case .fail(let status):
             result.outcome = .messageEnded(code: status.code.rawValue, message: status.message)
@@ -87,6 +90,14 @@ public enum PluginHarness {
             result.output = bytes
         }
         return result
+    }
+
+    private static func grpcFramed(_ message: [UInt8]) -> ByteBuffer {
+        var framed = ByteBufferAllocator().buffer(capacity: 5 + message.count)
+        framed.writeInteger(UInt8(0))
+        framed.writeInteger(UInt32(message.count))
+        framed.writeBytes(message)
+        return framed
     }
 
     public struct HarnessError: Error, CustomStringConvertible {

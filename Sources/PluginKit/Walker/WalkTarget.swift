@@ -62,6 +62,15 @@ public struct WalkTarget {
         info.fieldNumber
     }
 
+    /// Where the payload of the message that holds this value lies in the walked buffer: the declaring message for
+    /// a string field, the map entry for a map key or value. Two targets are in the same message, or one's message
+    /// encloses the other's value, exactly when these ranges contain the other's ``valueOffset``; plugins use it to
+    /// find the context of a value (the namespace id beside a search attribute) wherever in the message it comes.
+    public var enclosingMessageRange: Range<Int> {
+        let innermost = frames[frames.count - 1]
+        return innermost.payloadStart..<innermost.end
+    }
+
     /// The fields from the walked message down to this value, one element per level, with the index of the
     /// occurrence within repeated fields; messages inside `bytes` fields continue the path below that field.
     public var path: [WalkPathElement] {

@@ -1,0 +1,182 @@
+// search-attribute-rename: the bundled plugin behind the Go proxy's `searchAttributeTranslation` key. Renames
+// search attributes between the names the local cluster uses and those of the remote one, per namespace; the
+// typical use is a self-hosted cluster whose custom attributes (`CustomerId`) become the pre-allocated fields of a
+// hosted service (`Keyword01`) on the way there.
+//
+//     plugins:
+//       - name: search-attribute-rename
+//         options:
+//           namespaceMappings:
+//             - namespaceId: 5f3c0b4e-7a8e-4a55-9d8c-0d1b2e3f4a5b
+//               mappings:
+//                 - { localFieldName: CustomerId, remoteFieldName: Keyword01 }
+//
+// What is renamed: the keys of `SearchAttributes.indexed_fields` and of `map<string, Payload>` fields named
+// `search_attributes` (mutable state in replication tasks), also inside the history events that `DataBlob`
+// fields carry (`WalkRules.temporalSearchAttributes()`); never the values, never `memo` or other maps of the same
+// shape. Which way: as namespace-rename, toward the cluster a message goes to (outbound requests and inbound
+// responses local -> remote, the others back).
+//
+// Which namespace's mapping: the Go proxy applies its single mapping to everything and refuses more than one. Here
+// each search-attributes map takes the mapping of the namespace it belongs to: the namespace id or name in the
+// innermost message around it (a replication task's `namespace_id`, a child workflow's `namespace` beside the
+// child's attributes), else the namespace of the call's request (its top-level `namespace_id` or `namespace`, or
+// the `temporal-namespace` header), else the entry that names no namespace. A map whose namespace has no entry is
+// left alone, and one whose namespace cannot be told while no entry covers every namespace is left alone and
+// counted (`search_attribute_unscoped_total`), because renaming it with a guess would corrupt it.
+//
+// Where: by default only AdminService (its RPCs and the replication stream), as the Go proxy: WorkflowService
+// callers already speak the names of the cluster they call. The `services` option changes the list. A call whose
+// request carries `s2s-request-translation: false` is left untouched.
+//
+// This target holds the logic; `SearchAttributeRenameExport` exports it as `libsearch-attribute-rename.so`.
+
+import PluginKit
+
+public final class SearchAttributeRename: TranslatorPlugin {
+    public static let name = "search-attribute-rename"
+    public static let version = "1.0.0"
+    public static let description =
+        "Renames search attributes between the local and the remote cluster, per namespace (searchAttributeTranslation)"
+    public static let needsSchema = true
+
+    /// The namespace a call's request named, for its responses.
+    struct CallNamespace {
+        var id: String?
+        var name: String?
+    }
+
+    public struct CallState {
+        var request: WalkPlan?
+        var response: WalkPlan?
+        let outbound: Bool
+        var namespace: CallNamespace
+    }
+
+    /// A namespace id or name found in a message, and the payload range of the message that holds it.
+    private struct Scope {
+        let range: Range<Int>
+        let value: String
+        let isID: Bool
+    }
+
+    let mappings: SearchAttributeMappings
+    let walker = SchemaDerived<ProtoWalker>()
+    let renamed: PluginCounter
+    let unscoped: PluginCounter
+
+    public init(options: PluginOptions, host: PluginHost) throws {
+        mappings = try SearchAttributeMappings(options: options)
+        renamed = try host.counter(name: "search_attribute_renames_total", help: "Search attribute names renamed")
+        unscoped = try host.counter(
+            name: "search_attribute_unscoped_total",
+            help: "Search attribute names left as they were because the namespace they belong to could not be told"
+        )
+    }
+
+    /// Search-attribute keys, plus the namespace ids and names that tell which mapping applies to them.
+    static let rules: WalkRules = {
+        var rules = WalkRules.temporalSearchAttributes()
+        rules.strings = [.named(["namespace_id", "namespace"])]
+        return rules
+    }()
+
+    public func schemaReady(_ fileDescriptorSet: UnsafeRawBufferPointer) throws {
+        walker.value = try ProtoSchema(fileDescriptorSet: fileDescriptorSet).walker(rules: Self.rules)
+    }
+
+    public func wants(method: String, side: CallSide) -> Wants {
+        guard !mappings.isEmpty, mappings.methodPrefixes.contains(where: method.hasPrefix) else { return .nothing }
+        return .allMessages
+    }
+
+    public func startCall(_ call: borrowing CallStart) throws -> CallDecision<CallState> {
+        let outbound = call.side == .outbound
+        guard call.translationRequested else {
+            return .proceed(with: CallState(request: nil, response: nil, outbound: outbound, namespace: .init()))
+        }
+        // A method the schema does not know (a Temporal newer than the schema) passes untouched.
+        let method = call.method
+        return .proceed(with: CallState(
+            request: try? walker.value?.plan(method: method, direction: .request),
+            response: try? walker.value?.plan(method: method, direction: .response),
+            outbound: outbound,
+            namespace: CallNamespace(id: nil, name: call.header("temporal-namespace"))
+        ))
+    }
+
+    public func message(_ message: borrowing MessageView, state: inout CallState) throws -> MessageDecision {
+        let isRequest = message.direction == .request
+        guard let plan = isRequest ? state.request : state.response, plan.canMatch else { return .unchanged }
+        if message.isCompressed {
+            throw PluginFailure(
+                "search-attribute-rename cannot translate a compressed message; turn off compression between "
+                    + "Temporal and the proxy")
+        }
+        let payload = message.payload
+        // First read: where the namespaces are, and whether any key is a name some mapping renames.
+        var scopes: [Scope] = []
+        var renamable = false
+        try plan.visit(payload) { target in
+            if target.kind == .string {
+                if !target.valueBytes.isEmpty {
+                    let isID = target.fieldName == "namespace_id"
+                    scopes.append(Scope(range: target.enclosingMessageRange, value: target.value, isID: isID))
+                }
+            } else if !renamable, mappings.knownFieldNames.contains(target.value) {
+                renamable = true
+            }
+        }
+        if isRequest {
+            for scope in scopes where scope.range == 0..<payload.count {
+                if scope.isID { state.namespace.id = scope.value } else { state.namespace.name = scope.value }
+            }
+        }
+        guard renamable else { return .unchanged }
+        // Second: rename each key with the mapping of the namespace it belongs to.
+        let localToRemote = isRequest == state.outbound
+        let callNamespace = state.namespace
+        var renamedCount = 0
+        var unscopedCount = 0
+        let output = try plan.rewrite(payload) { target in
+            guard target.kind == .mapKey else { return nil }
+            guard let entry = entry(at: target.valueOffset, scopes: scopes, call: callNamespace) else {
+                if mappings.knownFieldNames.contains(target.value) { unscopedCount += 1 }
+                return nil
+            }
+            let mapping = mappings.mappings[entry]
+            guard let new = (localToRemote ? mapping.localToRemote : mapping.remoteToLocal)[target.value] else {
+                return nil
+            }
+            renamedCount += 1
+            return new
+        }
+        if unscopedCount > 0 {
+            unscoped.add(Double(unscopedCount))
+        }
+        guard let output else { return .unchanged }
+        renamed.add(Double(renamedCount))
+        return .replaced(output)
+    }
+
+    /// The mapping entry for a search attribute at `offset`: by the namespace of the innermost message around it
+    /// that names one, else the call's namespace, else the entry for every namespace.
+    private func entry(at offset: Int, scopes: [Scope], call: CallNamespace) -> Int? {
+        var innermost: Range<Int>?
+        for scope in scopes where scope.range.contains(offset) {
+            if innermost == nil || scope.range.count < innermost!.count {
+                innermost = scope.range
+            }
+        }
+        guard let innermost else {
+            if call.id == nil, call.name == nil, mappings.fallback == nil { return nil }
+            return mappings.entry(namespaceID: call.id, name: call.name)
+        }
+        var id: String?
+        var name: String?
+        for scope in scopes where scope.range == innermost {
+            if scope.isID { id = scope.value } else { name = scope.value }
+        }
+        return mappings.entry(namespaceID: id, name: name)
+    }
+}
