@@ -20,8 +20,9 @@
 // Which namespace's mapping: the Go proxy applies its single mapping to everything and refuses more than one. Here
 // each search-attributes map takes the mapping of the namespace it belongs to: the namespace id or name in the
 // innermost message around it (a replication task's `namespace_id`, a child workflow's `namespace` beside the
-// child's attributes), else the namespace of the call's request (its top-level `namespace_id` or `namespace`, or
-// the `temporal-namespace` header), else the entry that names no namespace. A map whose namespace has no entry is
+// child's attributes), completed or replaced by the namespace of the call's request (its top-level `namespace_id`
+// or `namespace`, or the `temporal-namespace` header) where that message says nothing, else the entry that names no
+// namespace. A map whose namespace has no entry is
 // left alone, and one whose namespace cannot be told while no entry covers every namespace is left alone and
 // counted (`search_attribute_unscoped_total`), because renaming it with a guess would corrupt it.
 //
@@ -177,6 +178,8 @@ public final class SearchAttributeRename: TranslatorPlugin {
         for scope in scopes where scope.range == innermost {
             if scope.isID { id = scope.value } else { name = scope.value }
         }
-        return mappings.entry(namespaceID: id, name: name)
+        // A message that names its namespace one way only (mutable state has the id) takes the other from the
+        // call, so that an entry keyed by name still finds the mutable state a request by that name returns.
+        return mappings.entry(namespaceID: id ?? call.id, name: name ?? call.name)
     }
 }

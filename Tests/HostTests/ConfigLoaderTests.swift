@@ -97,7 +97,6 @@ final class ConfigLoaderTests: XCTestCase {
             "16:7 clusterConnections[0].remote.connectionType",
             "20:9 clusterConnections[0].remote.muxAddressInfo.tls",
             "26:5 clusterConnections[0].failoverVersionIncrementTranslation",
-            "33:5 clusterConnections[0].searchAttributeTranslation",
             "60:5 metrics.prometheus.listenAddress",
         ])
         XCTAssertEqual(loaded.warnings, [

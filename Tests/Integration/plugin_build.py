@@ -42,19 +42,22 @@ def build_probe_plugins(directory: Path) -> dict[str, Path]:
 GET_SYSTEM_INFO = "/temporal.api.workflowservice.v1.WorkflowService/GetSystemInfo"
 
 
-def wait_for_plugin_schema(channel, timeout: float = 30) -> bytes:
-    """Calls GetSystemInfo through a proxy whose plugins need the Temporal schema until one passes: until the
-    schema is pulled, such calls are answered UNAVAILABLE ("waiting for the Temporal schema"). Returns the response.
+def wait_for_plugin_schema(channel, timeout: float = 30, call=None):
+    """Makes a call through a proxy whose plugins need the Temporal schema until one passes: until the schema is
+    pulled, such calls are answered UNAVAILABLE ("waiting for the Temporal schema"). The call is GetSystemInfo, or
+    `call(channel)` for plugins that do not want that method. Returns the response.
     """
     import time
 
     import grpc
 
-    system_info = channel.unary_unary(GET_SYSTEM_INFO)
+    if call is None:
+        system_info = channel.unary_unary(GET_SYSTEM_INFO)
+        call = lambda _: system_info(b"", timeout=10)  # noqa: E731
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return system_info(b"", timeout=10)
+            return call(channel)
         except grpc.RpcError as error:
             assert error.code() == grpc.StatusCode.UNAVAILABLE, error
             assert "waiting for the Temporal schema" in error.details(), error.details()

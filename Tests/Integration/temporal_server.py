@@ -59,6 +59,8 @@ class TemporalDevServer:
             "--metrics-port", str(free_port()),
             "--namespace", "default",
             "--namespace", "orders",  # the local name in the namespace-rename tests
+            "--namespace", "billing",  # a second namespace with its own search attribute mapping
+            "--search-attribute", "CustomerId=Keyword",
             "--log-level", "warn",
         ]  # fmt: skip
         with open(self.log_path, "wb") as log:

@@ -126,10 +126,6 @@ def minimal_connection_yaml(extra: str = "", remote_override: str | None = None)
 
 
 UNSUPPORTED = {
-    "searchAttributeTranslation": minimal_connection_yaml(
-        "    searchAttributeTranslation:\n      namespaceMappings:\n        - name: orders\n"
-        "          mappings:\n            - { localFieldName: CustomerId, remoteFieldName: Keyword01 }\n"
-    ),
     "tls": minimal_connection_yaml(
         remote_override="    remote:\n"
         "      connectionType: tcp\n"

@@ -33,13 +33,6 @@ struct ConfigSupportCheck {
     private mutating func assess(_ connection: ClusterConnectionConfig, at path: ConfigKeyPath) {
         assess(connection.local, at: path.appending("local"))
         assess(connection.remote, at: path.appending("remote"))
-        if connection.searchAttributeTranslation?.namespaceMappings.isEmpty == false {
-            notYet(
-                "search attribute translation",
-                remedy: "remove the block (search attribute names then pass through unchanged)",
-                at: path.appending("searchAttributeTranslation")
-            )
-        }
         if let translation = connection.failoverVersionIncrementTranslation,
            translation.local != 0 || translation.remote != 0 {
             notYet(

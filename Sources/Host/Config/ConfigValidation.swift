@@ -183,13 +183,31 @@ struct ConfigValidation {
         at path: ConfigKeyPath
     ) {
         let listPath = path.appending("namespaceMappings")
+        // One entry applies to every namespace, as in the Go proxy; with several (which the Go proxy refuses),
+        // each is for the namespace whose id it names, once: replication tasks name namespaces by id only.
         if translation.namespaceMappings.count > 1 {
-            report(
-                "\(translation.namespaceMappings.count) entries, but only one is supported: the Go proxy applies "
-                    + "a single entry to every namespace and refuses to start with more; merge the field "
-                    + "mappings into one entry",
-                at: listPath.appending(index: 1)
-            )
+            var entryOfID: [String: Int] = [:]
+            for (index, namespace) in translation.namespaceMappings.enumerated() {
+                let idPath = listPath.appending(index: index).appending("namespaceId")
+                if namespace.namespaceId.isEmpty {
+                    if !sourceMap.isRejected(idPath) {
+                        report(
+                            "missing; with several entries each must give the id of its namespace (the id both "
+                                + "clusters share; replication tasks name namespaces by id only)",
+                            at: idPath
+                        )
+                    }
+                    continue
+                }
+                if let earlier = entryOfID[namespace.namespaceId] {
+                    report(
+                        "namespace id \(namespace.namespaceId) already has \(listPath.appending(index: earlier)); "
+                            + "merge their field mappings into one entry",
+                        at: idPath
+                    )
+                }
+                entryOfID[namespace.namespaceId] = index
+            }
         }
         for (namespaceIndex, namespace) in translation.namespaceMappings.enumerated() {
             let fieldsPath = listPath.appending(index: namespaceIndex).appending("mappings")

@@ -1,7 +1,13 @@
 // The Go proxy's translation and access-control keys as entries of the plugin chain, so that an existing
 // configuration behaves as there and `validate` shows them like any other entry. They come before the explicit
 // `plugins:` list, in this order: namespace renaming first, so that every later entry sees local names (responses
-// pass the chain in reverse, so the renaming sees them last); then access control, on the inbound side only.
+// pass the chain in reverse, so the renaming sees them last); then access control, on the inbound side only; then
+// search attribute renaming, so that a call access control refuses costs no walk.
+//
+// `searchAttributeTranslation` with one entry becomes a search-attribute-rename entry for every namespace, as the Go
+// proxy applies it (it never reads the entry's namespaceId). With several (which the Go proxy refuses), each entry is
+// for its `namespaceId`, and for its `name` on either side of `namespaceTranslation`: the plugin sees remote names
+// on one side of the renaming and local ones on the other.
 
 enum GoTranslationKeys {
     /// (label for messages, entry) for each Go key of `connection` that maps to a bundled plugin.
@@ -34,7 +40,54 @@ enum GoTranslationKeys {
                 PluginEntryConfig(source: .bundled("acl"), side: .inbound, onError: .failClosed, optionsJSON: options)
             ))
         }
+        if let translation = connection.searchAttributeTranslation, !translation.namespaceMappings.isEmpty {
+            entries.append((
+                "\(prefix).searchAttributeTranslation",
+                PluginEntryConfig(
+                    source: .bundled("search-attribute-rename"), side: .both, onError: .failClosed,
+                    optionsJSON: searchAttributeOptions(translation, namespaces: connection.namespaceTranslation)
+                )
+            ))
+        }
         return entries
+    }
+
+    private static func searchAttributeOptions(
+        _ translation: SearchAttributeTranslationConfig,
+        namespaces: NamespaceTranslationConfig?
+    ) -> String {
+        let perNamespace = translation.namespaceMappings.count > 1
+        var options = #"{"namespaceMappings":["#
+        for (index, entry) in translation.namespaceMappings.enumerated() {
+            if index > 0 { options += "," }
+            options += "{"
+            if perNamespace {
+                if !entry.namespaceId.isEmpty {
+                    options += #""namespaceId":"#
+                    YAMLNodeReader.appendJSONString(entry.namespaceId, to: &options)
+                    options += ","
+                }
+                if !entry.name.isEmpty {
+                    var names = [entry.name]
+                    for mapping in namespaces?.mappings ?? [] {
+                        if mapping.local == entry.name { names.append(mapping.remote) }
+                        if mapping.remote == entry.name { names.append(mapping.local) }
+                    }
+                    options += #""namespaces":"# + jsonArray(names) + ","
+                }
+            }
+            options += #""mappings":["#
+            for (fieldIndex, field) in entry.mappings.enumerated() {
+                if fieldIndex > 0 { options += "," }
+                options += #"{"localFieldName":"#
+                YAMLNodeReader.appendJSONString(field.localFieldName, to: &options)
+                options += #","remoteFieldName":"#
+                YAMLNodeReader.appendJSONString(field.remoteFieldName, to: &options)
+                options += "}"
+            }
+            options += "]}"
+        }
+        return options + "]}"
     }
 
     private static func jsonArray(_ strings: [String]) -> String {
