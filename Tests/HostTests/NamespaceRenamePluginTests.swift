@@ -90,6 +90,18 @@ final class NamespaceRenamePluginTests: XCTestCase {
         XCTAssertTrue(back.headers.contains { $0.name == "temporal-namespace" && $0.value == local })
     }
 
+    func testTheOptOutHeaderLeavesMessagesAndTheNamespaceHeaderAlone() throws {
+        for (name, method, direction) in cases {
+            let original = try bytes("walker/messages/\(name).binpb")
+            let result = try run(original, method: method, side: direction == .request ? .outbound : .inbound,
+                                 direction: direction,
+                                 headers: [("s2s-request-translation", "false"), ("temporal-namespace", local)])
+            XCTAssertNotEqual(result.outcome, .replaced, name)
+            XCTAssertTrue(result.output == original, name)
+            XCTAssertTrue(result.headers.contains { $0.name == "temporal-namespace" && $0.value == local }, name)
+        }
+    }
+
     func testMappingsMustBeOneToOne() throws {
         XCTAssertThrowsError(try run([], method: "/a.B/C", side: .outbound, direction: .request,
                                      options: #"{"mappings":[{"local":"a","remote":"x"},{"local":"b","remote":"x"}]}"#)) { error in
