@@ -2,7 +2,8 @@
 // configuration behaves as there and `validate` shows them like any other entry. They come before the explicit
 // `plugins:` list, in this order: namespace renaming first, so that every later entry sees local names (responses
 // pass the chain in reverse, so the renaming sees them last); then access control, on the inbound side only; then
-// search attribute renaming, so that a call access control refuses costs no walk.
+// search attribute renaming, so that a call access control refuses costs no walk; then, with either renaming,
+// UTF-8 repair of Failure messages, which the Go proxy does as it decodes.
 //
 // `searchAttributeTranslation` with one entry becomes a search-attribute-rename entry for every namespace, as the Go
 // proxy applies it (it never reads the entry's namespaceId). With several (which the Go proxy refuses), each entry is
@@ -46,6 +47,21 @@ enum GoTranslationKeys {
                 PluginEntryConfig(
                     source: .bundled("search-attribute-rename"), side: .both, onError: .failClosed,
                     optionsJSON: searchAttributeOptions(translation, namespaces: connection.namespaceTranslation)
+                )
+            ))
+        }
+        // The Go proxy repairs invalid UTF-8 in Failure messages as it decodes (messages from Temporal 1.22 peers),
+        // and inside history blobs when it translates names; a connection that translates names gets the same
+        // repair here, last in the chain so that responses meet it first, unless `plugins:` places it already.
+        let translates = entries.contains { _, entry in
+            entry.source == .bundled("namespace-rename") || entry.source == .bundled("search-attribute-rename")
+        }
+        if translates, !connection.plugins.contains(where: { $0.source == .bundled("utf8-repair") }) {
+            entries.append((
+                "\(prefix) (UTF-8 repair, implied by name translation)",
+                PluginEntryConfig(
+                    source: .bundled("utf8-repair"), side: .both, onError: .failClosed,
+                    optionsJSON: #"{"fields":"failureMessages"}"#
                 )
             ))
         }
