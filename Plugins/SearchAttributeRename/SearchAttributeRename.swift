@@ -54,10 +54,11 @@ public final class SearchAttributeRename: TranslatorPlugin {
         var namespace: CallNamespace
     }
 
-    /// A namespace id or name found in a message, and the payload range of the message that holds it.
+    /// A namespace id or name found in a message (where its bytes are), and the payload range of the message that
+    /// holds it. Kept as offsets: most messages need no lookup, and those that do make the string then.
     private struct Scope {
         let range: Range<Int>
-        let value: String
+        let value: Range<Int>
         let isID: Bool
     }
 
@@ -121,8 +122,9 @@ public final class SearchAttributeRename: TranslatorPlugin {
         try plan.visit(payload) { target in
             if target.kind == .string {
                 if !target.valueBytes.isEmpty {
+                    let value = target.valueOffset..<(target.valueOffset + target.valueBytes.count)
                     let isID = target.fieldName == "namespace_id"
-                    scopes.append(Scope(range: target.enclosingMessageRange, value: target.value, isID: isID))
+                    scopes.append(Scope(range: target.enclosingMessageRange, value: value, isID: isID))
                 }
             } else if !renamable, mappings.knownFieldNames.contains(target.value) {
                 renamable = true
@@ -130,7 +132,8 @@ public final class SearchAttributeRename: TranslatorPlugin {
         }
         if isRequest {
             for scope in scopes where scope.range == 0..<payload.count {
-                if scope.isID { state.namespace.id = scope.value } else { state.namespace.name = scope.value }
+                let value = String(decoding: payload[scope.value], as: UTF8.self)
+                if scope.isID { state.namespace.id = value } else { state.namespace.name = value }
             }
         }
         guard renamable else { return .unchanged }
@@ -141,7 +144,7 @@ public final class SearchAttributeRename: TranslatorPlugin {
         var unscopedCount = 0
         let output = try plan.rewrite(payload) { target in
             guard target.kind == .mapKey else { return nil }
-            guard let entry = entry(at: target.valueOffset, scopes: scopes, call: callNamespace) else {
+            guard let entry = entry(at: target.valueOffset, scopes: scopes, in: payload, call: callNamespace) else {
                 if mappings.knownFieldNames.contains(target.value) { unscopedCount += 1 }
                 return nil
             }
@@ -162,7 +165,12 @@ public final class SearchAttributeRename: TranslatorPlugin {
 
     /// The mapping entry for a search attribute at `offset`: by the namespace of the innermost message around it
     /// that names one, else the call's namespace, else the entry for every namespace.
-    private func entry(at offset: Int, scopes: [Scope], call: CallNamespace) -> Int? {
+    private func entry(
+        at offset: Int,
+        scopes: [Scope],
+        in payload: UnsafeRawBufferPointer,
+        call: CallNamespace
+    ) -> Int? {
         var innermost: Range<Int>?
         for scope in scopes where scope.range.contains(offset) {
             if innermost == nil || scope.range.count < innermost!.count {
@@ -176,7 +184,8 @@ public final class SearchAttributeRename: TranslatorPlugin {
         var id: String?
         var name: String?
         for scope in scopes where scope.range == innermost {
-            if scope.isID { id = scope.value } else { name = scope.value }
+            let value = String(decoding: payload[scope.value], as: UTF8.self)
+            if scope.isID { id = value } else { name = value }
         }
         // A message that names its namespace one way only (mutable state has the id) takes the other from the
         // call, so that an entry keyed by name still finds the mutable state a request by that name returns.
