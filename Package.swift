@@ -17,6 +17,7 @@ let package = Package(
         // Bundled plugins, loaded by name (docs/PLUGINS.md, "Bundled plugins"): `libacl.so`.
         .library(name: "acl", type: .dynamic, targets: ["ACL"]),
         .library(name: "utf8-repair", type: .dynamic, targets: ["UTF8RepairExport"]),
+        .library(name: "cluster-adapter", type: .dynamic, targets: ["ClusterAdapterExport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -52,6 +53,14 @@ let package = Package(
         // utf8-repair (the version adapter for Temporal 1.22 peers): the logic, and its export as a shared object.
         .target(name: "UTF8Repair", dependencies: ["PluginKit"], path: "Plugins/UTF8Repair"),
         .target(name: "UTF8RepairExport", dependencies: ["UTF8Repair", "PluginKit"], path: "Plugins/UTF8RepairExport"),
+        // cluster-adapter (replicationEndpoint, failoverVersionIncrementTranslation, shardCount lcm): the logic,
+        // and its export as a shared object.
+        .target(name: "ClusterAdapter", dependencies: ["PluginKit"], path: "Plugins/ClusterAdapter"),
+        .target(
+            name: "ClusterAdapterExport",
+            dependencies: ["ClusterAdapter", "PluginKit"],
+            path: "Plugins/ClusterAdapterExport"
+        ),
         // The proxy itself: configuration, transports, HTTP/2 + gRPC forwarding, lifecycle.
         .target(
             name: "Host",
@@ -103,7 +112,9 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
-        .testTarget(name: "PluginKitTests", dependencies: ["PluginKit", "PluginABI", "ACLPlugin", "UTF8Repair"]),
+        .testTarget(name: "PluginKitTests", dependencies: [
+            "PluginKit", "PluginABI", "ACLPlugin", "UTF8Repair", "ClusterAdapter",
+        ]),
     ],
     swiftLanguageModes: [.v5]
 )
