@@ -100,7 +100,8 @@ public final class ClusterAdapter: TranslatorPlugin {
                 overrides.set(fieldNumber: number, to: .varint(UInt64(increment)))
             }
             if let shards = options.shardCount {
-                let number = try Self.fieldNumber("history_shard_count", of: .response, Self.describeCluster, in: schema)
+                let number = try Self.fieldNumber(
+                    "history_shard_count", of: .response, Self.describeCluster, in: schema)
                 overrides.set(fieldNumber: number, to: .varint(UInt64(shards.sharedShardCount)))
             }
             if side == .inbound {
@@ -143,7 +144,8 @@ public final class ClusterAdapter: TranslatorPlugin {
             throw PluginFailure("cluster-adapter got a call before the Temporal schema")
         }
         if method == Self.describeCluster {
-            return .proceed(with: call.side == .inbound ? rewrites.describeClusterInbound : rewrites.describeClusterOutbound)
+            let inbound = call.side == .inbound
+            return .proceed(with: inbound ? rewrites.describeClusterInbound : rewrites.describeClusterOutbound)
         }
         return .proceed(with: call.side == .inbound ? rewrites.addOrUpdateRemoteCluster[method] : nil)
     }
@@ -152,7 +154,8 @@ public final class ClusterAdapter: TranslatorPlugin {
         guard let overrides = state, !overrides.isEmpty else { return .unchanged }
         if message.isCompressed {
             throw PluginFailure(
-                "cluster-adapter cannot rewrite a compressed message; turn off compression between Temporal and the proxy"
+                "cluster-adapter cannot rewrite a compressed message; turn off compression between Temporal and "
+                    + "the proxy"
             )
         }
         guard let output = try overrides.apply(to: message.payload) else { return .unchanged }
