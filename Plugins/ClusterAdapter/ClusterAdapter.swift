@@ -34,10 +34,10 @@
 // Since targetCount divides LCM, every workflow hashing to s in LCM space hashes to t in the target's real space,
 // so the tasks the stream carries belong on the shard that opened it. The source of a stream that arrives on the
 // inbound side is the local cluster (the remote one opened it), of one on the outbound side the remote cluster.
-// The reference (s2s-proxy-behaviour.md 2.5) writes the reduction as "mod target"; read with the roles above the
-// divisor has to be the count of the cluster that serves the stream, the only count for which the result is one
-// of its shards. As in the Go proxy, configure lcm on one proxy of a pair only: a second remap would move ids
-// that are already real.
+// The reference (s2s-proxy-behaviour.md 2.5) writes the reduction as `((id-1) mod target)+1`. Its "target" is the
+// count the id is mapped onto, not the replication target: for the server shard id that is the cluster serving
+// the stream (the replication source), the only count for which the result is one of its shards. As in the Go
+// proxy, configure lcm on one proxy of a pair only: a second remap would move ids that are already real.
 //
 // This target holds the logic; `ClusterAdapterExport` exports it as `libcluster-adapter.so`.
 
