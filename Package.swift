@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "acl", type: .dynamic, targets: ["ACL"]),
         .library(name: "utf8-repair", type: .dynamic, targets: ["UTF8RepairExport"]),
         .library(name: "search-attribute-rename", type: .dynamic, targets: ["SearchAttributeRenameExport"]),
+        .library(name: "cluster-adapter", type: .dynamic, targets: ["ClusterAdapterExport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -59,6 +60,14 @@ let package = Package(
             name: "SearchAttributeRenameExport",
             dependencies: ["SearchAttributeRename", "PluginKit"],
             path: "Plugins/SearchAttributeRenameExport"
+        ),
+        // cluster-adapter (replicationEndpoint, failoverVersionIncrementTranslation, shardCount lcm): the logic,
+        // and its export as a shared object.
+        .target(name: "ClusterAdapter", dependencies: ["PluginKit"], path: "Plugins/ClusterAdapter"),
+        .target(
+            name: "ClusterAdapterExport",
+            dependencies: ["ClusterAdapter", "PluginKit"],
+            path: "Plugins/ClusterAdapterExport"
         ),
         // The proxy itself: configuration, transports, HTTP/2 + gRPC forwarding, lifecycle.
         .target(
@@ -111,7 +120,9 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
-        .testTarget(name: "PluginKitTests", dependencies: ["PluginKit", "PluginABI", "ACLPlugin", "UTF8Repair", "SearchAttributeRename"]),
+        .testTarget(name: "PluginKitTests", dependencies: [
+            "PluginKit", "PluginABI", "ACLPlugin", "UTF8Repair", "ClusterAdapter", "SearchAttributeRename",
+        ]),
     ],
     swiftLanguageModes: [.v5]
 )

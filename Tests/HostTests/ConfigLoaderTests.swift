@@ -96,7 +96,6 @@ final class ConfigLoaderTests: XCTestCase {
         XCTAssertEqual(locations(of: loaded.unsupported), [
             "16:7 clusterConnections[0].remote.connectionType",
             "20:9 clusterConnections[0].remote.muxAddressInfo.tls",
-            "26:5 clusterConnections[0].failoverVersionIncrementTranslation",
             "60:5 metrics.prometheus.listenAddress",
         ])
         XCTAssertEqual(loaded.warnings, [
@@ -119,7 +118,6 @@ final class ConfigLoaderTests: XCTestCase {
         XCTAssertNil(connection.localClusterHealthCheck)
         XCTAssertEqual(locations(of: loaded.unsupported), [
             "25:7 clusterConnections[0].remote.connectionType",
-            "37:5 clusterConnections[0].replicationEndpoint",
             "74:5 clusterConnections[0].remoteClusterHealthCheck",
             "84:5 metrics.prometheus.listenAddress",
         ])

@@ -33,25 +33,14 @@ struct ConfigSupportCheck {
     private mutating func assess(_ connection: ClusterConnectionConfig, at path: ConfigKeyPath) {
         assess(connection.local, at: path.appending("local"))
         assess(connection.remote, at: path.appending("remote"))
-        if let translation = connection.failoverVersionIncrementTranslation,
-           translation.local != 0 || translation.remote != 0 {
+        // failoverVersionIncrementTranslation, replicationEndpoint and shardCount mode lcm run as the bundled
+        // cluster-adapter plugin (GoTranslationKeys). Routing mode terminates replication streams in the proxy, which
+        // a translator plugin cannot do.
+        if connection.shardCount?.mode == "routing" {
             notYet(
-                "failover version increment translation",
-                remedy: "remove the block (DescribeCluster responses then pass through unchanged)",
-                at: path.appending("failoverVersionIncrementTranslation")
-            )
-        }
-        if !connection.replicationEndpoint.isEmpty {
-            notYet(
-                "rewriting the frontend address of AddOrUpdateRemoteCluster (replicationEndpoint)",
-                remedy: "remove the key (the address then passes through unchanged)",
-                at: path.appending("replicationEndpoint")
-            )
-        }
-        if let mode = connection.shardCount?.mode, !mode.isEmpty {
-            notYet(
-                "shard-count adaptation (mode \"\(mode)\")",
-                remedy: "remove the mode (shard ids then pass through unchanged, which needs equal shard counts)",
+                "shard-count adaptation (mode \"routing\")",
+                remedy: "use mode lcm, or remove the mode (shard ids then pass through unchanged, which needs equal "
+                    + "shard counts)",
                 at: path.appending("shardCount", "mode")
             )
         }

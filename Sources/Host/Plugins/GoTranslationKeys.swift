@@ -2,8 +2,11 @@
 // configuration behaves as there and `validate` shows them like any other entry. They come before the explicit
 // `plugins:` list, in this order: namespace renaming first, so that every later entry sees local names (responses
 // pass the chain in reverse, so the renaming sees them last); then access control, on the inbound side only; then
-// search attribute renaming, so that a call access control refuses costs no walk; then, with either renaming,
-// UTF-8 repair of Failure messages, which the Go proxy does as it decodes.
+// search attribute renaming, so that a call access control refuses costs no walk; then the cluster adapters
+// (`replicationEndpoint`, `failoverVersionIncrementTranslation`, `shardCount` in mode lcm) as one `cluster-adapter`
+// entry on both sides, labelled with the keys it came from (shard-count mode `routing` has no plugin:
+// ConfigSupportCheck refuses it); last, with either renaming, UTF-8 repair of Failure messages, which the Go proxy
+// does as it decodes.
 //
 // `searchAttributeTranslation` with one entry becomes a search-attribute-rename entry for every namespace, as the Go
 // proxy applies it (it never reads the entry's namespaceId). With several (which the Go proxy refuses), each entry is
@@ -49,6 +52,9 @@ enum GoTranslationKeys {
                     optionsJSON: searchAttributeOptions(translation, namespaces: connection.namespaceTranslation)
                 )
             ))
+        }
+        if let adapter = clusterAdapterEntry(of: connection, prefix: prefix) {
+            entries.append(adapter)
         }
         // The Go proxy repairs invalid UTF-8 in Failure messages as it decodes (messages from Temporal 1.22 peers),
         // and inside history blobs when it translates names; a connection that translates names gets the same
@@ -104,6 +110,41 @@ enum GoTranslationKeys {
             options += "]}"
         }
         return options + "]}"
+    }
+
+    /// The `cluster-adapter` entry for the connection's cluster-adapter keys, or nil if none is set.
+    private static func clusterAdapterEntry(
+        of connection: ClusterConnectionConfig, prefix: String
+    ) -> (String, PluginEntryConfig)? {
+        var keys: [String] = []
+        var members: [String] = []
+        if let increments = connection.failoverVersionIncrementTranslation,
+           increments.local != 0 || increments.remote != 0 {
+            keys.append("failoverVersionIncrementTranslation")
+            members.append(#""failoverVersionIncrement":{"local":\#(increments.local),"remote":\#(increments.remote)}"#)
+        }
+        if !connection.replicationEndpoint.isEmpty {
+            keys.append("replicationEndpoint")
+            var member = #""replicationEndpoint":"#
+            YAMLNodeReader.appendJSONString(connection.replicationEndpoint, to: &member)
+            members.append(member)
+        }
+        if let shards = connection.shardCount, shards.mode == "lcm" {
+            keys.append("shardCount")
+            members.append(
+                #""shardCount":{"mode":"lcm","localShardCount":\#(shards.localShardCount),"#
+                    + #""remoteShardCount":\#(shards.remoteShardCount)}"#
+            )
+        }
+        guard !keys.isEmpty else { return nil }
+        let label = keys.count == 1 ? "\(prefix).\(keys[0])" : "\(prefix).{\(keys.joined(separator: ","))}"
+        return (
+            label,
+            PluginEntryConfig(
+                source: .bundled("cluster-adapter"), side: .both, onError: .failClosed,
+                optionsJSON: "{" + members.joined(separator: ",") + "}"
+            )
+        )
     }
 
     private static func jsonArray(_ strings: [String]) -> String {
