@@ -69,6 +69,9 @@ let package = Package(
             dependencies: ["ClusterAdapter", "PluginKit"],
             path: "Plugins/ClusterAdapterExport"
         ),
+        // The yamux multiplexer (hashicorp/yamux's protocol, as the Go s2s-proxy's mux mode speaks it): frames,
+        // sessions, and each stream as a NIO child channel.
+        .target(name: "Mux", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
         // The proxy itself: configuration, transports, HTTP/2 + gRPC forwarding, lifecycle.
         .target(
             name: "Host",
@@ -118,6 +121,15 @@ let package = Package(
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
                 .product(name: "NIOHPACK", package: "swift-nio-http2"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+        .testTarget(
+            name: "MuxTests",
+            dependencies: [
+                "Mux",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .testTarget(name: "PluginKitTests", dependencies: [
