@@ -41,6 +41,7 @@ final class GoObjectCaseTests: XCTestCase {
     private static let namespaceCases: [GoCase] = [
         workflow("ns-respond-workflow-task-completed", "RespondWorkflowTaskCompleted", .request),
         workflow("ns-poll-workflow-task-queue", "PollWorkflowTaskQueue", .response),
+        workflow("ns-poll-activity-task-queue", "PollActivityTaskQueue", .response),
         admin("ns-raw-history-two-blobs", "GetWorkflowExecutionRawHistoryV2"),
         workflow("ns-describe-namespace", "DescribeNamespace", .response),
         workflow("ns-update-namespace", "UpdateNamespace", .response),

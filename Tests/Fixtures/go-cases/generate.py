@@ -147,6 +147,17 @@ def ns_poll_workflow_task_queue(namespace):
     return serialize(response)
 
 
+def ns_poll_activity_task_queue(namespace):
+    """PollActivityTaskQueueResponse: a field named WorkflowNamespace (Go: the plain structs with a
+    WorkflowNamespace field)."""
+    response = new(WORKFLOW + "PollActivityTaskQueueResponse")
+    response.task_token = b"token"
+    response.workflow_namespace = namespace
+    response.workflow_type.name = "ShipOrder"
+    response.activity_id = "1"
+    return serialize(response)
+
+
 def ns_raw_history_two_blobs(namespace):
     """GetWorkflowExecutionRawHistoryV2Response with two event blobs."""
     response = new(ADMIN + "GetWorkflowExecutionRawHistoryV2Response")
@@ -314,6 +325,7 @@ def ns_history_event_links(namespace):
 NAMESPACE_CASES = [
     ns_respond_workflow_task_completed,
     ns_poll_workflow_task_queue,
+    ns_poll_activity_task_queue,
     ns_raw_history_two_blobs,
     ns_describe_namespace,
     ns_update_namespace,
