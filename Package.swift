@@ -76,6 +76,7 @@ let package = Package(
         .target(
             name: "Host",
             dependencies: [
+                "Mux",
                 "PluginABI",
                 "CZlib",
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -21,6 +21,8 @@ import NIOCore
 
 /// What a session reports to its owner.
 public protocol YamuxSessionDelegate: AnyObject {
+    /// The connection is up (active, and the session added to it): frames can go out. Called once.
+    func yamuxSessionBecameActive(_ session: YamuxSession)
     /// The session ended: the connection closed, or the session closed it. `error` says why (nil: a clean close).
     func yamuxSessionEnded(_ session: YamuxSession, error: Error?)
     /// The peer sent go-away: it accepts no new streams; those open go on.
@@ -28,6 +30,7 @@ public protocol YamuxSessionDelegate: AnyObject {
 }
 
 extension YamuxSessionDelegate {
+    public func yamuxSessionBecameActive(_ session: YamuxSession) {}
     public func yamuxSessionReceivedGoAway(_ session: YamuxSession, code: UInt32) {}
 }
 
@@ -74,6 +77,7 @@ public final class YamuxSession: ChannelInboundHandler, @unchecked Sendable {
     private var nextPingID: UInt32 = 1
     private var pings: [UInt32: (promise: EventLoopPromise<TimeAmount>, sent: NIODeadline, timeout: Scheduled<Void>)] = [:]
     private var keepalive: RepeatedTask?
+    private var announcedActive = false
 
     /// - Parameters:
     ///   - eventLoop: the event loop of the connection the session will be added to.
@@ -102,13 +106,20 @@ public final class YamuxSession: ChannelInboundHandler, @unchecked Sendable {
     public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         if context.channel.isActive {
-            startKeepalive(context: context)
+            becameActive(context: context)
         }
     }
 
     public func channelActive(context: ChannelHandlerContext) {
-        startKeepalive(context: context)
+        becameActive(context: context)
         context.fireChannelActive()
+    }
+
+    private func becameActive(context: ChannelHandlerContext) {
+        guard !announcedActive else { return }
+        announcedActive = true
+        startKeepalive(context: context)
+        delegate?.yamuxSessionBecameActive(self)
     }
 
     public func handlerRemoved(context: ChannelHandlerContext) {

@@ -55,6 +55,36 @@ class ClusterConnection:
     plugins: list = field(default_factory=list)
     # Extra keys of the connection, as a dict rendered into YAML (e.g. {"schema": {"file": "..."}}).
     extra: dict = field(default_factory=dict)
+    # The remote side as a mux tunnel instead of TCP: "mux-client" (dials `mux_address`) or "mux-server" (listens
+    # there); `remote_upstream` and `inbound_listen` are then unused.
+    mux: str | None = None
+    mux_address: str = field(default_factory=free_address)
+    mux_count: int = 2
+
+    def remote_yaml(self) -> str:
+        if self.mux:
+            return (
+                f"    remote:\n"
+                f"      connectionType: {self.mux}\n"
+                f"      muxCount: {self.mux_count}\n"
+                f"      muxAddressInfo:\n"
+                f"        address: {q(self.mux_address)}\n"
+            )
+        return (
+            f"    remote:\n"
+            f"      connectionType: tcp\n"
+            f"      tcpClient:\n"
+            f"        address: {q(self.remote_upstream)}\n"
+            f"      tcpServer:\n"
+            f"        address: {q(self.inbound_listen)}\n"
+        )
+
+    def listen_addresses(self) -> list[str]:
+        if self.mux == "mux-client":
+            return [self.outbound_listen]
+        if self.mux == "mux-server":
+            return [self.outbound_listen, self.mux_address]
+        return [self.outbound_listen, self.inbound_listen]
 
     def yaml(self) -> str:
         return (
@@ -65,12 +95,7 @@ class ClusterConnection:
             f"        address: {q(self.local_upstream)}\n"
             f"      tcpServer:\n"
             f"        address: {q(self.outbound_listen)}\n"
-            f"    remote:\n"
-            f"      connectionType: tcp\n"
-            f"      tcpClient:\n"
-            f"        address: {q(self.remote_upstream)}\n"
-            f"      tcpServer:\n"
-            f"        address: {q(self.inbound_listen)}\n"
+            + self.remote_yaml()
             + (f"    plugins: {json.dumps(self.plugins)}\n" if self.plugins else "")
             + "".join(f"    {key}: {json.dumps(value)}\n" for key, value in self.extra.items())
         )
@@ -202,7 +227,7 @@ class ProxyProcess:
     # addresses ---------------------------------------------------------------------------------------------------
 
     def listen_addresses(self) -> list[str]:
-        return [a for c in self.connections.values() for a in (c.outbound_listen, c.inbound_listen)]
+        return [a for c in self.connections.values() for a in c.listen_addresses()]
 
     def outbound(self, name: str | None = None) -> str:
         """Address of `local.tcpServer` (forwards to `remote.tcpClient`)."""

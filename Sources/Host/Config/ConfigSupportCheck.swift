@@ -31,8 +31,8 @@ struct ConfigSupportCheck {
     }
 
     private mutating func assess(_ connection: ClusterConnectionConfig, at path: ConfigKeyPath) {
-        assess(connection.local, at: path.appending("local"))
-        assess(connection.remote, at: path.appending("remote"))
+        assess(connection.local, at: path.appending("local"), remote: false)
+        assess(connection.remote, at: path.appending("remote"), remote: true)
         // failoverVersionIncrementTranslation, replicationEndpoint and shardCount mode lcm run as the bundled
         // cluster-adapter plugin (GoTranslationKeys). Routing mode terminates replication streams in the proxy, which
         // a translator plugin cannot do.
@@ -68,11 +68,13 @@ struct ConfigSupportCheck {
         }
     }
 
-    private mutating func assess(_ side: ClusterDefinition, at path: ConfigKeyPath) {
-        if side.connectionType != .tcp {
+    private mutating func assess(_ side: ClusterDefinition, at path: ConfigKeyPath, remote: Bool) {
+        // The mux tunnel joins this proxy to its peer, which is the remote side; the local Temporal is reached
+        // and reaches us over TCP.
+        if side.connectionType != .tcp, !remote {
             notYet(
-                "connectionType \"\(side.connectionType.rawValue)\"",
-                remedy: "use tcp on both sides",
+                "connectionType \"\(side.connectionType.rawValue)\" for the local side",
+                remedy: "use tcp for local; mux-client and mux-server belong to remote",
                 at: path.appending("connectionType")
             )
         }

@@ -13,23 +13,35 @@ final class ProxyListener: Sendable {
     let context: ListenerContext
     let bindTarget: HostAndPort
     private let tuning: HTTP2Tuning
+    /// Picks the loop of each accepted connection; nil: the proxy's group, round-robin. A mux connection's
+    /// outbound listener hands them to loops that have a mux session (through a `BalancedAcceptor`).
+    private let chooseLoop: (@Sendable () -> EventLoop)?
     private let state = NIOLockedValueBox(State())
 
     private struct State {
         var serverChannel: Channel?
+        var acceptor: BalancedAcceptor?
         var connections: [ObjectIdentifier: Channel] = [:]
     }
 
-    init(context: ListenerContext, bindTarget: HostAndPort, tuning: HTTP2Tuning) {
+    init(
+        context: ListenerContext, bindTarget: HostAndPort, tuning: HTTP2Tuning,
+        chooseLoop: (@Sendable () -> EventLoop)? = nil
+    ) {
         self.context = context
         self.bindTarget = bindTarget
         self.tuning = tuning
+        self.chooseLoop = chooseLoop
     }
 
     /// Binds the socket and starts accepting.
     func start(group: EventLoopGroup) async throws {
         let context = self.context
         let tuning = self.tuning
+        if let chooseLoop {
+            try startBalanced(chooseLoop: chooseLoop)
+            return
+        }
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 1024)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
@@ -49,6 +61,25 @@ final class ProxyListener: Sendable {
         }
         state.withLockedValue { $0.serverChannel = channel }
         context.logger.info("listening", metadata: ["address": "\(channel.localAddress?.endpointDescription ?? "\(bindTarget)")", "upstream": "\(context.upstream.target)"])
+    }
+
+    private func startBalanced(chooseLoop: @escaping @Sendable () -> EventLoop) throws {
+        let context = self.context
+        let tuning = self.tuning
+        let acceptor = BalancedAcceptor(logger: context.logger, chooseLoop: chooseLoop) { channel in
+            self.track(channel)
+            return channel.eventLoop.makeCompletedFuture {
+                try ProxyListener.configureConnection(channel, context: context, tuning: tuning)
+            }
+        }
+        let bound: SocketAddress
+        do {
+            bound = try acceptor.start(host: bindTarget.host, port: bindTarget.port)
+        } catch {
+            throw ListenerBindError(listener: context.name, address: bindTarget, underlying: error)
+        }
+        state.withLockedValue { $0.acceptor = acceptor }
+        context.logger.info("listening", metadata: ["address": "\(bound.endpointDescription)", "upstream": "\(context.upstream.target)"])
     }
 
     /// Sets up an accepted connection: HTTP/2 server side, then the handler that turns each stream into a `ProxyCall`.
@@ -71,8 +102,11 @@ final class ProxyListener: Sendable {
 
     /// Stops accepting and asks every open connection's client to open no new streams.
     func stopAccepting() async {
-        let (server, connections) = state.withLockedValue { ($0.serverChannel, Array($0.connections.values)) }
+        let (server, acceptor, connections) = state.withLockedValue {
+            ($0.serverChannel, $0.acceptor, Array($0.connections.values))
+        }
         try? await server?.close()
+        acceptor?.stop()
         for connection in connections {
             connection.pipeline.fireUserInboundEventTriggered(DrainRequest())
         }

@@ -2,6 +2,10 @@
 //
 //   outbound  local.tcpServer  -> remote.tcpClient   (calls from the local Temporal to the remote side)
 //   inbound   remote.tcpServer -> local.tcpClient    (calls from the remote side to the local Temporal)
+//
+// With `remote.connectionType` mux-client or mux-server, the remote side is `muxCount` yamux sessions on
+// `remote.muxAddressInfo` (MuxTransport) instead: outbound calls go out over new streams of the sessions
+// (MuxUpstream), and the streams the peer opens are the inbound listener's connections.
 
 import Logging
 import NIOCore
@@ -11,10 +15,11 @@ import NIOPosix
 public final class ProxyServer: Sendable {
     private let listeners: [ProxyListener]
     private let upstreams: [Upstream]
+    private let muxTransports: [MuxTransport]
     private let group: MultiThreadedEventLoopGroup
     private let logger: Logger
     /// Calls in flight across all listeners.
-    public let activeCalls = ActiveCallCounter()
+    public let activeCalls: ActiveCallCounter
 
     /// Builds listeners and upstream pools for every cluster connection; binds nothing yet.
     ///
@@ -25,6 +30,8 @@ public final class ProxyServer: Sendable {
     ) throws {
         self.group = group
         self.logger = logger
+        let activeCalls = ActiveCallCounter()
+        self.activeCalls = activeCalls
         let loops = Array(group.makeIterator())
         let resolver = AddressResolver(threadPool: threadPool)
         let settings = UpstreamPoolSettings(
@@ -35,54 +42,103 @@ public final class ProxyServer: Sendable {
         )
         var listeners: [ProxyListener] = []
         var upstreams: [Upstream] = []
+        var muxTransports: [MuxTransport] = []
         for (connectionIndex, connection) in config.clusterConnections.enumerated() {
-            let routes: [(side: PluginSide, listen: EndpointConfig?, forward: EndpointConfig?)] = [
-                (.outbound, connection.local.tcpServer, connection.remote.tcpClient),
-                (.inbound, connection.remote.tcpServer, connection.local.tcpClient),
-            ]
-            for route in routes {
-                let name = "\(connection.name)/\(route.side.rawValue)"
-                guard let listenText = route.listen?.address, let listen = HostAndPort(parsing: listenText),
-                      let forwardText = route.forward?.address, let forward = HostAndPort(parsing: forwardText)
-                else {
-                    throw ProxyStartError(message: "\(name): listener and upstream need host:port addresses")
-                }
-                var routeLogger = logger
-                routeLogger[metadataKey: "connection"] = "\(connection.name)"
-                routeLogger[metadataKey: "direction"] = "\(route.side.rawValue)"
-                let upstream = Upstream(target: forward, eventLoops: loops, settings: settings, resolver: resolver, logger: routeLogger)
-                let context = ListenerContext(
-                    name: name,
+            var connectionLogger = logger
+            connectionLogger[metadataKey: "connection"] = "\(connection.name)"
+            func context(_ side: PluginSide, upstream: UpstreamConnecting) -> ListenerContext {
+                var routeLogger = connectionLogger
+                routeLogger[metadataKey: "direction"] = "\(side.rawValue)"
+                return ListenerContext(
+                    name: "\(connection.name)/\(side.rawValue)",
                     upstream: upstream,
                     maxMessageBytes: config.limits.maxMessageBytes,
                     tuning: settings.tuning,
                     logger: routeLogger,
                     activeCalls: activeCalls,
-                    plugins: plugins.chain(connection: connectionIndex, side: route.side)
+                    plugins: plugins.chain(connection: connectionIndex, side: side)
+                )
+            }
+            func address(_ endpoint: EndpointConfig?, _ role: String) throws -> HostAndPort {
+                guard let text = endpoint?.address, let parsed = HostAndPort(parsing: text) else {
+                    throw ProxyStartError(message: "\(connection.name): the \(role) needs a host:port address")
+                }
+                return parsed
+            }
+            func tcpUpstream(_ endpoint: EndpointConfig?, _ role: String) throws -> Upstream {
+                let upstream = Upstream(
+                    target: try address(endpoint, role), eventLoops: loops, settings: settings, resolver: resolver,
+                    logger: connectionLogger
                 )
                 upstreams.append(upstream)
-                listeners.append(ProxyListener(context: context, bindTarget: listen, tuning: settings.tuning))
+                return upstream
+            }
+
+            // Inbound: calls from the remote side into the local Temporal.
+            let inbound = context(.inbound, upstream: try tcpUpstream(connection.local.tcpClient, "local Temporal"))
+            // Outbound: calls from the local Temporal to the remote side, over TCP or the mux sessions.
+            switch connection.remote.connectionType {
+            case .tcp:
+                let outbound = context(.outbound, upstream: try tcpUpstream(connection.remote.tcpClient, "remote side"))
+                listeners.append(ProxyListener(
+                    context: outbound, bindTarget: try address(connection.local.tcpServer, "outbound listener"),
+                    tuning: settings.tuning
+                ))
+                listeners.append(ProxyListener(
+                    context: inbound, bindTarget: try address(connection.remote.tcpServer, "inbound listener"),
+                    tuning: settings.tuning
+                ))
+            case .muxClient, .muxServer:
+                let muxAddress = try address(connection.remote.muxAddressInfo, "mux address (muxAddressInfo)")
+                let pool = MuxSessionPool(
+                    name: "\(connection.name)/mux", wanted: connection.remote.muxCount > 0 ? connection.remote.muxCount : 10,
+                    loops: loops
+                )
+                var muxLogger = connectionLogger
+                muxLogger[metadataKey: "direction"] = "mux"
+                let upstream = MuxUpstream(
+                    target: muxAddress, pool: pool, tuning: settings.tuning, firstSessionWait: .seconds(60),
+                    logger: muxLogger
+                )
+                listeners.append(ProxyListener(
+                    context: context(.outbound, upstream: upstream),
+                    bindTarget: try address(connection.local.tcpServer, "outbound listener"),
+                    tuning: settings.tuning, chooseLoop: { pool.loopForConnection() }
+                ))
+                let tuning = settings.tuning
+                muxTransports.append(MuxTransport(
+                    mode: connection.remote.connectionType == .muxClient ? .client : .server,
+                    address: muxAddress, pool: pool, logger: muxLogger
+                ) { stream in
+                    try ProxyListener.configureConnection(stream, context: inbound, tuning: tuning)
+                })
             }
         }
         self.listeners = listeners
         self.upstreams = upstreams
+        self.muxTransports = muxTransports
     }
 
     /// Binds every listener; if one fails, the ones already bound are closed and the error names the address.
     public func start() async throws {
-        for listener in listeners {
-            do {
+        do {
+            for listener in listeners {
                 try await listener.start(group: group)
-            } catch {
-                for started in listeners { await started.stopAccepting() }
-                throw error
             }
+            for transport in muxTransports {
+                try await transport.start()
+            }
+        } catch {
+            for started in listeners { await started.stopAccepting() }
+            for transport in muxTransports { await transport.stop() }
+            throw error
         }
     }
 
     /// Graceful shutdown: stop accepting, let calls in flight finish for up to `drainTimeout`, then close the rest.
     public func shutdown(drainTimeout: TimeAmount) async {
         for listener in listeners { await listener.stopAccepting() }
+        for transport in muxTransports { await transport.stop() }
         let deadline = NIODeadline.now() + drainTimeout
         var inFlight = activeCalls.value
         if inFlight > 0 {
@@ -96,6 +152,7 @@ public final class ProxyServer: Sendable {
             logger.warning("drain timeout reached; closing remaining calls", metadata: ["calls": "\(inFlight)"])
         }
         for listener in listeners { await listener.closeConnections() }
+        for transport in muxTransports { transport.closeSessions() }
         for upstream in upstreams { try? await upstream.close()?.get() }
     }
 }

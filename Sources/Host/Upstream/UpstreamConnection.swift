@@ -30,6 +30,8 @@ final class UpstreamConnection: ChannelInboundHandler {
     /// Succeeds once the HTTP/2 handler has sent its preface: only then may streams be opened.
     private let active: EventLoopPromise<Void>
     private var activeSettled = false
+    /// Succeeds once the connection may open streams (its HTTP/2 preface is out).
+    var activeFuture: EventLoopFuture<Void> { active.futureResult }
     /// Liveness checks (see `HTTP2Tuning.upstreamKeepaliveInterval`).
     private var keepalive: RepeatedTask?
     private var readSinceLastCheck = false

@@ -1,0 +1,130 @@
+// The live yamux sessions of one cluster connection in mux mode, by event loop.
+//
+// A session lives on the event loop of its TCP connection, and so do the streams on it; a call can only use an
+// upstream connection on its own loop (see ProxyCall). So the pool answers "which sessions are on this loop", and
+// helps keep every loop supplied: dialing and accepting pick the loop with the fewest sessions, and the outbound
+// listener hands local Temporal's connections to loops that have one (through a `BalancedAcceptor`).
+//
+// Thread-safe: sessions are added and removed from their own loops, read from any.
+
+import Logging
+import Mux
+import NIOConcurrencyHelpers
+import NIOCore
+
+final class MuxSessionPool: Sendable {
+    /// e.g. `itest/mux`.
+    let name: String
+    /// How many sessions the configuration asks for (`muxCount`).
+    let wanted: Int
+    let loops: [EventLoop]
+    private let state = NIOLockedValueBox(State())
+    private let roundRobin = NIOLockedValueBox(0)
+
+    private struct State {
+        var sessions: [ObjectIdentifier: [YamuxSession]] = [:]
+        var count = 0
+        var everConnected = false
+        var waiters: [ObjectIdentifier: [EventLoopPromise<Void>]] = [:]
+        var closed = false
+    }
+
+    init(name: String, wanted: Int, loops: [EventLoop]) {
+        self.name = name
+        self.wanted = wanted
+        self.loops = loops
+    }
+
+    /// Sessions established now.
+    var count: Int { state.withLockedValue { $0.count } }
+
+    /// Whether any session was ever established (before the first, calls wait; after the last is lost, they fail).
+    var everConnected: Bool { state.withLockedValue { $0.everConnected } }
+
+    func add(_ session: YamuxSession) {
+        let key = ObjectIdentifier(session.eventLoop)
+        let waiters = state.withLockedValue { state -> [EventLoopPromise<Void>] in
+            state.sessions[key, default: []].append(session)
+            state.count += 1
+            state.everConnected = true
+            // A session on any loop wakes every waiter: one on another loop may now be handed a connection.
+            let all = state.waiters.values.flatMap { $0 }
+            state.waiters = [:]
+            return all
+        }
+        for waiter in waiters { waiter.succeed(()) }
+    }
+
+    func remove(_ session: YamuxSession) {
+        let key = ObjectIdentifier(session.eventLoop)
+        state.withLockedValue { state in
+            guard var list = state.sessions[key], let index = list.firstIndex(where: { $0 === session }) else { return }
+            list.remove(at: index)
+            state.sessions[key] = list
+            state.count -= 1
+        }
+    }
+
+    /// The sessions on `loop` that can open streams.
+    func sessions(on loop: EventLoop) -> [YamuxSession] {
+        state.withLockedValue { $0.sessions[ObjectIdentifier(loop)] ?? [] }
+    }
+
+    /// Succeeds when a session is added (or fails when the pool closes); made on `loop`.
+    func waitForSession(on loop: EventLoop) -> EventLoopFuture<Void> {
+        let promise = loop.makePromise(of: Void.self)
+        let closed = state.withLockedValue { state -> Bool in
+            if state.closed { return true }
+            state.waiters[ObjectIdentifier(loop), default: []].append(promise)
+            return false
+        }
+        if closed { promise.fail(MuxUnavailableError(reason: "the proxy is shutting down")) }
+        return promise.futureResult
+    }
+
+    /// The loop with the fewest sessions (ties: the earliest), for the next dial or accepted connection.
+    func leastLoadedLoop() -> EventLoop {
+        state.withLockedValue { state in
+            loops.min { (state.sessions[ObjectIdentifier($0)]?.count ?? 0) < (state.sessions[ObjectIdentifier($1)]?.count ?? 0) }!
+        }
+    }
+
+    /// The loop for a new connection of local Temporal's: round-robin over the loops that have a session (all
+    /// loops while none has).
+    func loopForConnection() -> EventLoop {
+        let candidates = loopsWithSessions()
+        let choices = candidates.isEmpty ? loops : candidates
+        let index = roundRobin.withLockedValue { value -> Int in
+            value &+= 1
+            return value
+        }
+        return choices[index % choices.count]
+    }
+
+    /// The loops that have a session now.
+    func loopsWithSessions() -> [EventLoop] {
+        state.withLockedValue { state in loops.filter { !(state.sessions[ObjectIdentifier($0)]?.isEmpty ?? true) } }
+    }
+
+    /// Every session, for shutdown.
+    func all() -> [YamuxSession] {
+        state.withLockedValue { $0.sessions.values.flatMap { $0 } }
+    }
+
+    /// Fails waiters; no more waiting.
+    func close() {
+        let waiters = state.withLockedValue { state -> [EventLoopPromise<Void>] in
+            state.closed = true
+            let all = state.waiters.values.flatMap { $0 }
+            state.waiters = [:]
+            return all
+        }
+        for waiter in waiters { waiter.fail(MuxUnavailableError(reason: "the proxy is shutting down")) }
+    }
+}
+
+/// No mux session can carry a call.
+struct MuxUnavailableError: Error, CustomStringConvertible {
+    var reason: String
+    var description: String { reason }
+}

@@ -1,0 +1,252 @@
+// The mux side of a cluster connection (`remote.connectionType: mux-client` or `mux-server`): keeps `muxCount`
+// yamux sessions with the peer proxy — dialing them, or accepting them — and gives each session its two roles:
+// streams the peer opens carry calls into the local Temporal (the inbound listener's work, on the session), and
+// the outbound listener's calls go out over new streams (`MuxUpstream`).
+//
+// mux-client dials each missing session again after its connection fails or ends, backing off from 1 s by 1.5 up to
+// 30 s (the Go proxy's schedule); a session that lived a minute resets the back-off. mux-server accepts while it has
+// fewer than `muxCount` sessions and closes the connections beyond, saying so in the log. Each new session is
+// pinged before it is used, as the Go proxy does; a session whose peer does not answer is closed and replaced.
+// Neither waits for sessions to start: the outbound listener serves at once, its calls waiting for the first
+// session.
+
+import Logging
+import Mux
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+final class MuxTransport: Sendable {
+    enum Mode: Sendable {
+        case client
+        case server
+    }
+
+    let mode: Mode
+    let address: HostAndPort
+    let pool: MuxSessionPool
+    private let configuration: YamuxConfiguration
+    /// Sets up a stream the peer opened: the inbound listener's HTTP/2 server and call handling.
+    private let inboundStream: @Sendable (Channel) throws -> Void
+    private let logger: Logger
+    private let state = NIOLockedValueBox(State())
+
+    private struct State {
+        var stopped = false
+        var acceptor: BalancedAcceptor?
+        var retries: [Int: Scheduled<Void>] = [:]
+        var pendingAccepts = 0
+    }
+
+    init(
+        mode: Mode, address: HostAndPort, pool: MuxSessionPool, configuration: YamuxConfiguration = YamuxConfiguration(),
+        logger: Logger, inboundStream: @escaping @Sendable (Channel) throws -> Void
+    ) {
+        self.mode = mode
+        self.address = address
+        self.pool = pool
+        self.configuration = configuration
+        self.logger = logger
+        self.inboundStream = inboundStream
+    }
+
+    /// mux-client: starts dialing (returns at once). mux-server: binds the mux address (throws if it cannot).
+    func start() async throws {
+        switch mode {
+        case .client:
+            for slot in 0..<pool.wanted {
+                dial(slot: slot, attempt: 0)
+            }
+            logger.info("dialing mux sessions", metadata: ["address": "\(address)", "sessions": "\(pool.wanted)"])
+        case .server:
+            let pool = self.pool
+            let acceptor = BalancedAcceptor(logger: logger, chooseLoop: { pool.leastLoadedLoop() }) { channel in
+                channel.eventLoop.makeCompletedFuture { try self.accepted(channel) }
+            }
+            let bound: SocketAddress
+            do {
+                bound = try acceptor.start(host: address.host, port: address.port, backlog: 256)
+            } catch {
+                throw ListenerBindError(listener: pool.name, address: address, underlying: error)
+            }
+            state.withLockedValue { $0.acceptor = acceptor }
+            logger.info("accepting mux sessions", metadata: [
+                "address": "\(bound.endpointDescription)", "sessions": "\(pool.wanted)",
+            ])
+        }
+    }
+
+    /// Stops dialing and accepting, and ends every session with go-away once its streams are done.
+    func stop() async {
+        let (acceptor, retries) = state.withLockedValue { state -> (BalancedAcceptor?, [Scheduled<Void>]) in
+            state.stopped = true
+            return (state.acceptor, Array(state.retries.values))
+        }
+        for retry in retries { retry.cancel() }
+        acceptor?.stop()
+        pool.close()
+        for session in pool.all() {
+            session.close(code: .normal)
+        }
+    }
+
+    /// Ends every session at once (after the drain).
+    func closeSessions() {
+        for session in pool.all() {
+            session.close(code: .normal, immediately: true)
+        }
+    }
+
+    // MARK: Sessions
+
+    /// Installs a session on `channel` and pings it; `settled` runs once the ping is answered or failed, `onEnd`
+    /// when the session ends.
+    private func makeSession(
+        role: YamuxRole, on channel: Channel, settled: @escaping @Sendable () -> Void = {},
+        onEnd: @escaping @Sendable () -> Void
+    ) throws {
+        let inboundStream = self.inboundStream
+        let session = YamuxSession(role: role, eventLoop: channel.eventLoop, configuration: configuration) { stream in
+            stream.eventLoop.makeCompletedFuture { try inboundStream(stream) }
+        }
+        let observer = SessionObserver(transport: self, peer: channel.remoteAddress, settled: settled, onEnd: onEnd)
+        session.delegate = observer
+        try channel.pipeline.syncOperations.addHandlers([
+            ByteToMessageHandler(YamuxFrameDecoder(maximumPayload: max(configuration.receiveWindow, 1 << 20))),
+            session,
+        ])
+        // Keeps the observer alive as long as the connection.
+        channel.closeFuture.whenComplete { _ in _ = observer }
+    }
+
+    /// The Go proxy pings a new session before using it: a peer that accepted the TCP connection but is not
+    /// serving (a connection queued beyond its muxCount) answers nothing and is dropped.
+    fileprivate func checkNewSession(_ session: YamuxSession, observer: SessionObserver) {
+        let peer = observer.peer?.endpointDescription ?? "?"
+        session.ping().whenComplete { result in
+            defer { observer.settled() }
+            switch result {
+            case .success(let rtt):
+                observer.established = true
+                self.pool.add(session)
+                self.logger.info("mux session established", metadata: [
+                    "peer": "\(peer)", "rtt_us": "\(rtt.nanoseconds / 1000)", "sessions": "\(self.pool.count)",
+                ])
+            case .failure(let error):
+                self.logger.warning("mux session did not answer its first ping; closing it", metadata: [
+                    "peer": "\(peer)", "error": "\(error)",
+                ])
+                session.close(code: .normal, immediately: true)
+            }
+        }
+    }
+
+    final class SessionObserver: YamuxSessionDelegate, @unchecked Sendable {
+        let transport: MuxTransport
+        let peer: SocketAddress?
+        let settled: @Sendable () -> Void
+        let onEnd: @Sendable () -> Void
+        var established = false
+
+        init(
+            transport: MuxTransport, peer: SocketAddress?, settled: @escaping @Sendable () -> Void,
+            onEnd: @escaping @Sendable () -> Void
+        ) {
+            self.transport = transport
+            self.peer = peer
+            self.settled = settled
+            self.onEnd = onEnd
+        }
+
+        func yamuxSessionBecameActive(_ session: YamuxSession) {
+            transport.checkNewSession(session, observer: self)
+        }
+
+        func yamuxSessionEnded(_ session: YamuxSession, error: Error?) {
+            if established {
+                transport.pool.remove(session)
+                var metadata: Logger.Metadata = [
+                    "peer": "\(peer?.endpointDescription ?? "?")", "sessions": "\(transport.pool.count)",
+                ]
+                if let error { metadata["error"] = "\(error)" }
+                transport.logger.warning("mux session ended", metadata: metadata)
+            }
+            onEnd()
+        }
+
+        func yamuxSessionReceivedGoAway(_ session: YamuxSession, code: UInt32) {
+            transport.logger.info("mux peer sent go-away; its session takes no new calls", metadata: [
+                "peer": "\(peer?.endpointDescription ?? "?")", "code": "\(code)",
+            ])
+        }
+    }
+
+    // MARK: mux-client
+
+    private func dial(slot: Int, attempt: Int) {
+        guard !state.withLockedValue({ $0.stopped }) else { return }
+        let loop = pool.leastLoadedLoop()
+        let started = NIODeadline.now()
+        let bootstrap = ClientBootstrap(group: loop)
+            .connectTimeout(.seconds(5))
+            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try self.makeSession(role: .client, on: channel) {
+                        // A session that lived a minute starts the back-off afresh.
+                        let lived = NIODeadline.now() - started > .seconds(60)
+                        self.redial(slot: slot, attempt: lived ? 0 : attempt + 1)
+                    }
+                }
+            }
+        let host = address.host.isEmpty ? "127.0.0.1" : address.host
+        bootstrap.connect(host: host, port: address.port).whenFailure { error in
+            if attempt == 0 {
+                self.logger.warning("cannot reach the mux peer; retrying", metadata: [
+                    "address": "\(self.address)", "error": "\(NetworkErrorDescription.describe(error))",
+                ])
+            }
+            self.redial(slot: slot, attempt: attempt + 1)
+        }
+    }
+
+    private func redial(slot: Int, attempt: Int) {
+        let delay = Self.backoff(attempt: attempt)
+        let loop = pool.loops[slot % pool.loops.count]
+        state.withLockedValue { state in
+            guard !state.stopped else { return }
+            state.retries[slot]?.cancel()
+            state.retries[slot] = loop.scheduleTask(in: delay) { self.dial(slot: slot, attempt: attempt) }
+        }
+    }
+
+    /// 0 for the first attempt after a session that lived, then 1 s, ×1.5 per failure, at most 30 s.
+    static func backoff(attempt: Int) -> TimeAmount {
+        guard attempt > 0 else { return .zero }
+        var seconds = 1.0
+        for _ in 1..<attempt { seconds = min(seconds * 1.5, 30) }
+        return .nanoseconds(Int64(seconds * 1e9))
+    }
+
+    // MARK: mux-server
+
+    private func accepted(_ channel: Channel) throws {
+        let admitted = state.withLockedValue { state -> Bool in
+            guard !state.stopped, pool.count + state.pendingAccepts < pool.wanted else { return false }
+            state.pendingAccepts += 1
+            return true
+        }
+        guard admitted else {
+            logger.warning("mux connection refused: all sessions are up", metadata: [
+                "peer": "\(channel.remoteAddress?.endpointDescription ?? "?")", "sessions": "\(pool.wanted)",
+            ])
+            // Not from inside the initializer: the channel is registered after it.
+            channel.eventLoop.execute { channel.close(promise: nil) }
+            return
+        }
+        // Counted as pending until its first ping settles: then it is in the pool, or closed.
+        try makeSession(role: .server, on: channel, settled: {
+            self.state.withLockedValue { $0.pendingAccepts -= 1 }
+        }, onEnd: {})
+    }
+}
