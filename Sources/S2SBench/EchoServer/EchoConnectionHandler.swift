@@ -4,8 +4,8 @@
 // are answered with that file's message instead: once per request message, so one response for a unary call and
 // one per message received for a stream, which lets the benchmark replay real Temporal traffic. When the
 // connection closes it prints one summary line (calls served, RST_STREAM frames received) that scripts/bench reads
-// to show what a proxy sends upstream. It owns per-stream echo state only; accepting connections and the HTTP/2 codec belong to
-// EchoServerCommand and NIOHTTP2Handler.
+// to show what a proxy sends upstream. It owns per-stream echo state only; accepting connections and the HTTP/2
+// codec belong to EchoServerCommand and NIOHTTP2Handler.
 
 import NIOCore
 import NIOHPACK
@@ -181,8 +181,8 @@ final class EchoConnectionHandler: ChannelInboundHandler {
             }
         case .answering(requests: _, response: _, headersSent: false):
             // No request message arrived: nothing was answered, and the status alone ends the call.
-            let trailersOnly = HTTP2Frame.FramePayload.Headers(headers: BenchGRPCHeaders.okTrailersOnly, endStream: true)
-            self.write(streamID, .headers(trailersOnly), context: context)
+            let status = HTTP2Frame.FramePayload.Headers(headers: BenchGRPCHeaders.okTrailersOnly, endStream: true)
+            self.write(streamID, .headers(status), context: context)
             return
         case .stream, .answering:
             break
