@@ -1,9 +1,11 @@
 // EchoConnectionHandler: serves the `bench.Echo` gRPC service on one HTTP/2 connection, reading and writing HTTP/2
 // frames directly (no per-stream child channels). Request DATA payloads are already gRPC-framed, so echoing them
-// verbatim answers each message without parsing or re-framing it. When the connection closes it prints one
-// summary line (calls served, RST_STREAM frames received) that scripts/bench reads to show what a proxy sends
-// upstream. It owns per-stream echo state only; accepting connections and the HTTP/2 codec belong to
-// EchoServerCommand and NIOHTTP2Handler.
+// verbatim answers each message without parsing or re-framing it. Methods given a response file (`--response-file`)
+// are answered with that file's message instead: once per request message, so one response for a unary call and
+// one per message received for a stream, which lets the benchmark replay real Temporal traffic. When the
+// connection closes it prints one summary line (calls served, RST_STREAM frames received) that scripts/bench reads
+// to show what a proxy sends upstream. It owns per-stream echo state only; accepting connections and the HTTP/2
+// codec belong to EchoServerCommand and NIOHTTP2Handler.
 
 import NIOCore
 import NIOHPACK
@@ -13,7 +15,8 @@ import NIOHTTP2
 import Glibc
 #endif
 
-/// Answers `bench.Echo/Unary` and `bench.Echo/Stream` calls on one connection.
+/// Answers `bench.Echo/Unary` and `bench.Echo/Stream` calls, and those of the methods with a response file, on one
+/// connection.
 final class EchoConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = HTTP2Frame
     typealias OutboundOut = HTTP2Frame
@@ -25,16 +28,24 @@ final class EchoConnectionHandler: ChannelInboundHandler {
         case unary(requestBytes: ByteBuffer?)
         /// A bidirectional call whose response headers are sent: every DATA payload is echoed as it arrives.
         case stream
+        /// A call of a method with a response file: every complete request message (counted as DATA arrives, however
+        /// it is split) is answered with `response`, a whole gRPC message; the response headers go out with the
+        /// first answer.
+        case answering(requests: GRPCMessageCounter, response: ByteBuffer, headersSent: Bool)
     }
 
     private var calls: [HTTP2StreamID: EchoCall] = [:]
     private var hasUnflushedWrites = false
     private var callsServed = 0
     private let resetCounter: InboundResetCounter
+    /// The response message (a whole gRPC message) of each method path that is answered from a file.
+    private let responses: [String: ByteBuffer]
 
-    /// A handler for a connection whose inbound bytes `resetCounter` watches.
-    init(resetCounter: InboundResetCounter) {
+    /// A handler for a connection whose inbound bytes `resetCounter` watches, answering the paths of `responses`
+    /// with their message.
+    init(resetCounter: InboundResetCounter, responses: [String: ByteBuffer] = [:]) {
         self.resetCounter = resetCounter
+        self.responses = responses
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -101,6 +112,13 @@ final class EchoConnectionHandler: ChannelInboundHandler {
         }
         let path = headers.headers.first(name: ":path") ?? ""
         self.callsServed += 1
+        if let response = self.responses[path] {
+            self.calls[streamID] = .answering(requests: GRPCMessageCounter(), response: response, headersSent: false)
+            if headers.endStream {
+                self.finish(streamID, context: context)
+            }
+            return
+        }
         switch BenchEchoMethod(rawValue: path) {
         case .unary:
             self.calls[streamID] = .unary(requestBytes: nil)
@@ -134,6 +152,16 @@ final class EchoConnectionHandler: ChannelInboundHandler {
             var appendedBytes = bytes
             held.writeBuffer(&appendedBytes)
             self.calls[streamID] = .unary(requestBytes: held)
+        case .answering(var requests, let response, var headersSent):
+            let answers = requests.consume(bytes)
+            if answers > 0 && !headersSent {
+                headersSent = true
+                self.write(streamID, .headers(.init(headers: BenchGRPCHeaders.responseStart)), context: context)
+            }
+            for _ in 0..<answers {
+                self.write(streamID, .data(.init(data: .byteBuffer(response))), context: context)
+            }
+            self.calls[streamID] = .answering(requests: requests, response: response, headersSent: headersSent)
         }
         if data.endStream {
             self.finish(streamID, context: context)
@@ -145,11 +173,19 @@ final class EchoConnectionHandler: ChannelInboundHandler {
         guard let call = self.calls.removeValue(forKey: streamID) else {
             return
         }
-        if case .unary(let requestBytes) = call {
+        switch call {
+        case .unary(let requestBytes):
             self.write(streamID, .headers(.init(headers: BenchGRPCHeaders.responseStart)), context: context)
             if let requestBytes {
                 self.write(streamID, .data(.init(data: .byteBuffer(requestBytes))), context: context)
             }
+        case .answering(requests: _, response: _, headersSent: false):
+            // No request message arrived: nothing was answered, and the status alone ends the call.
+            let status = HTTP2Frame.FramePayload.Headers(headers: BenchGRPCHeaders.okTrailersOnly, endStream: true)
+            self.write(streamID, .headers(status), context: context)
+            return
+        case .stream, .answering:
+            break
         }
         self.write(streamID, .headers(.init(headers: BenchGRPCHeaders.okTrailers, endStream: true)), context: context)
     }

@@ -1,6 +1,6 @@
 // EchoServerCommand: `s2s-bench echo-server`, the gRPC backend every benchmark peer forwards to. It binds a
 // cleartext HTTP/2 (prior knowledge) listener and gives each accepted connection an HTTP/2 codec and an
-// EchoConnectionHandler; it runs until the process is stopped.
+// EchoConnectionHandler (with the response files read once at start); it runs until the process is stopped.
 
 import ArgumentParser
 import NIOCore
@@ -35,15 +35,44 @@ struct EchoServerCommand: AsyncParsableCommand {
     )
     var tolerateResets = false
 
+    @Option(
+        name: .customLong("response-file"),
+        help: """
+            PATH=FILE: answer calls of the method PATH (/package.Service/Method) with FILE's bytes, a serialized \
+            protobuf message without the gRPC prefix, instead of echoing: once per request message, so unary calls \
+            get one response and each message on a stream gets one (repeatable).
+            """
+    )
+    var responseFiles: [KeyValueArgument] = []
+
     func validate() throws {
         guard self.threads > 0 else {
             throw ValidationError("--threads must be at least 1")
         }
+        _ = try self.responseBodies()
+    }
+
+    /// The response message body of each path given a response file.
+    private func responseBodies() throws -> [String: [UInt8]] {
+        var bodies: [String: [UInt8]] = [:]
+        for entry in self.responseFiles {
+            guard entry.key.hasPrefix("/"), entry.key.dropFirst().contains("/") else {
+                throw ValidationError("--response-file \(entry.key): the path must look like /package.Service/Method")
+            }
+            guard bodies[entry.key] == nil else {
+                throw ValidationError("--response-file \(entry.key) is given twice")
+            }
+            bodies[entry.key] = try MessageFile.body(atPath: entry.value)
+        }
+        return bodies
     }
 
     func run() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: self.threads)
         let toleratingResets = self.tolerateResets
+        let responses = try self.responseBodies().mapValues {
+            GRPCMessageCounter.makeMessage(body: $0, allocator: ByteBufferAllocator())
+        }
         let listener = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -53,7 +82,7 @@ struct EchoServerCommand: AsyncParsableCommand {
                     let codec = BenchHTTP2Tuning.codec(mode: .server, toleratingResets: toleratingResets)
                     let resetCounter = InboundResetCounter(side: .server)
                     try channel.pipeline.syncOperations.addHandlers([
-                        resetCounter, codec, EchoConnectionHandler(resetCounter: resetCounter),
+                        resetCounter, codec, EchoConnectionHandler(resetCounter: resetCounter, responses: responses),
                     ])
                 }
             }

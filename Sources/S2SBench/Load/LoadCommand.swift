@@ -4,7 +4,9 @@
 import ArgumentParser
 import NIOCore
 
-/// Generates unary or streaming gRPC load against a `bench.Echo` server, directly or through a proxy.
+/// Generates unary or streaming gRPC load against a `bench.Echo` server, directly or through a proxy; with `--path`
+/// and `--request-file`, calls of any method with a real message (the echo server answers them with
+/// `--response-file`).
 struct LoadCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "load",
@@ -32,8 +34,25 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(help: "Seconds of load before measuring.")
     var warmup = 2.0
 
-    @Option(help: "gRPC message body size in bytes.")
+    @Option(help: "gRPC message body size in bytes (a fixed pattern; --request-file replaces it).")
     var messageSize = 100
+
+    @Option(help: "The gRPC method to call, /package.Service/Method (default: bench.Echo/Unary or bench.Echo/Stream).")
+    var path: String?
+
+    @Option(
+        help: """
+            Send this file's bytes as the request message body instead of --message-size bytes: a serialized \
+            protobuf message, without the 5-byte gRPC prefix.
+            """
+    )
+    var requestFile: String?
+
+    @Option(
+        name: .customLong("header"),
+        help: "Request metadata NAME=VALUE sent with every call (repeatable), e.g. temporal-namespace=orders."
+    )
+    var headers: [KeyValueArgument] = []
 
     @Option(help: "Event-loop threads (default: one per connection, at most one per core).")
     var threads: Int?
@@ -69,6 +88,19 @@ struct LoadCommand: AsyncParsableCommand {
         guard self.streamWindow >= 1, self.messageSize >= 0, self.messageSize <= 4 << 20 else {
             throw ValidationError("--stream-window must be at least 1 and --message-size between 0 and 4 MiB")
         }
+        let path = self.path ?? self.mode.echoMethod.rawValue
+        guard path.hasPrefix("/"), path.dropFirst().contains("/") else {
+            throw ValidationError("--path must look like /package.Service/Method, got '\(path)'")
+        }
+        for header in self.headers where header.key != header.key.lowercased() || header.key.hasPrefix(":") {
+            throw ValidationError("--header \(header.key): metadata names are lower case and not pseudo-headers")
+        }
+        let requestBody: [UInt8]
+        if let requestFile = self.requestFile {
+            requestBody = try MessageFile.body(atPath: requestFile)
+        } else {
+            requestBody = [UInt8](repeating: UInt8(ascii: "x"), count: self.messageSize)
+        }
         guard self.duration > 0, self.warmup >= 0 else {
             throw ValidationError("--duration must be positive and --warmup not negative")
         }
@@ -83,7 +115,9 @@ struct LoadCommand: AsyncParsableCommand {
             connections: self.connections,
             concurrency: self.concurrency,
             messagesInFlightPerStream: self.streamWindow,
-            messageSize: self.messageSize,
+            path: path,
+            metadata: self.headers.map { (name: $0.key, value: $0.value) },
+            requestBody: requestBody,
             warmupSeconds: self.warmup,
             durationSeconds: self.duration,
             threads: threads

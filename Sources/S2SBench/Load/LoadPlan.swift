@@ -9,6 +9,14 @@ enum LoadMode: String, ExpressibleByArgument, Codable, Sendable {
     case unary
     /// Long-lived bidirectional streams, each keeping a fixed number of echoed messages in flight.
     case stream
+
+    /// The `bench.Echo` method this pattern calls unless told otherwise.
+    var echoMethod: BenchEchoMethod {
+        switch self {
+        case .unary: .unary
+        case .stream: .stream
+        }
+    }
 }
 
 /// The parameters of one load run.
@@ -24,14 +32,21 @@ struct LoadPlan: Sendable {
     var concurrency: Int
     /// Messages each stream keeps in flight in stream mode.
     var messagesInFlightPerStream: Int
-    /// gRPC message body size in bytes (the 5-byte gRPC prefix comes on top).
-    var messageSize: Int
+    /// The gRPC method the calls go to (`/package.Service/Method`).
+    var path: String
+    /// Custom request metadata sent with every call, after the standard gRPC headers.
+    var metadata: [(name: String, value: String)]
+    /// The request message body (the 5-byte gRPC prefix comes on top): a file's bytes, or a fixed pattern.
+    var requestBody: [UInt8]
     /// Seconds of load before measuring starts, so connections, caches and the peer's pools are warm.
     var warmupSeconds: Double
     /// Seconds measured.
     var durationSeconds: Double
     /// Event-loop threads of the load generator.
     var threads: Int
+
+    /// Request message body size in bytes.
+    var messageSize: Int { self.requestBody.count }
 
     /// `host:port`, as sent in `:authority` and printed in reports.
     var target: String { "\(self.host):\(self.port)" }

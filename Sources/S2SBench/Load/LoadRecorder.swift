@@ -8,6 +8,9 @@ import NIOCore
 struct LoadTally: Sendable {
     /// Calls (unary) or echoed messages (stream) completed successfully while recording.
     var completed: UInt64 = 0
+    /// Response message body bytes received while recording: of completed calls (unary), or as they arrived
+    /// (stream).
+    var responseBytes: UInt64 = 0
     /// Their latencies.
     var latency = LatencyHistogram()
     /// How long recording lasted on this connection, in nanoseconds (summed when merged).
@@ -18,6 +21,7 @@ struct LoadTally: Sendable {
     /// Adds another connection's tally to this one.
     mutating func merge(_ other: LoadTally) {
         self.completed += other.completed
+        self.responseBytes += other.responseBytes
         self.latency.merge(other.latency)
         self.recordedNanoseconds += other.recordedNanoseconds
         self.connections += other.connections
@@ -62,6 +66,14 @@ final class LoadRecorder {
         }
         self.tally.completed += 1
         self.tally.latency.record(nanoseconds: finishedAt &- startedAt)
+    }
+
+    /// Records `count` bytes of response message bodies.
+    func recordResponseBytes(_ count: Int) {
+        guard self.recordingStartedAt != nil else {
+            return
+        }
+        self.tally.responseBytes += UInt64(count)
     }
 
     /// Records `count` failed calls or messages.

@@ -12,7 +12,9 @@ struct LoadResult: Codable, Sendable {
     var concurrency: Int
     /// Messages each stream keeps in flight; absent for unary runs.
     var messagesInFlightPerStream: Int?
-    /// gRPC message body size in bytes.
+    /// The gRPC method called.
+    var path: String
+    /// Request message body size in bytes.
     var messageSize: Int
     var warmupSeconds: Double
     /// Length of the measured window, averaged over connections.
@@ -21,7 +23,7 @@ struct LoadResult: Codable, Sendable {
     var completed: UInt64
     /// `completed` per second.
     var perSecond: Double
-    /// Message bodies echoed per second, one direction, in MB (10^6 bytes).
+    /// Response message bodies received per second, in MB (10^6 bytes); for echoed calls, also the request rate.
     var megabytesPerSecond: Double
     var p50Micros: Double
     var p90Micros: Double
@@ -47,13 +49,15 @@ struct LoadResult: Codable, Sendable {
         self.connections = plan.connections
         self.concurrency = plan.concurrency
         self.messagesInFlightPerStream = plan.mode == .stream ? plan.messagesInFlightPerStream : nil
+        self.path = plan.path
         self.messageSize = plan.messageSize
         self.warmupSeconds = plan.warmupSeconds
         let connections = max(tally.connections, 1)
         self.measuredSeconds = Double(tally.recordedNanoseconds) / Double(connections) / 1e9
         self.completed = tally.completed
         self.perSecond = self.measuredSeconds > 0 ? Double(tally.completed) / self.measuredSeconds : 0
-        self.megabytesPerSecond = self.perSecond * Double(plan.messageSize) / 1e6
+        self.megabytesPerSecond =
+            self.measuredSeconds > 0 ? Double(tally.responseBytes) / self.measuredSeconds / 1e6 : 0
         self.p50Micros = Self.micros(tally.latency.percentile(0.50))
         self.p90Micros = Self.micros(tally.latency.percentile(0.90))
         self.p99Micros = Self.micros(tally.latency.percentile(0.99))
@@ -68,7 +72,8 @@ struct LoadResult: Codable, Sendable {
         let window = self.messagesInFlightPerStream.map { ", \($0) messages in flight each" } ?? ""
         return """
             \(self.mode.rawValue) load on \(self.target): \(self.connections) connections, \(self.concurrency) \
-            \(self.mode == .unary ? "calls in flight" : "streams")\(window), \(self.messageSize)-byte messages
+            \(self.mode == .unary ? "calls in flight" : "streams")\(window), \(self.messageSize)-byte requests to \
+            \(self.path)
             measured     \(Self.format(self.measuredSeconds)) s after \(Self.format(self.warmupSeconds)) s warm-up
             throughput   \(Self.format(self.perSecond)) \(unit)/s, \(Self.format(self.megabytesPerSecond)) MB/s
             latency µs   p50 \(Self.format(self.p50Micros))  p90 \(Self.format(self.p90Micros))  \

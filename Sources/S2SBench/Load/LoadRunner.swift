@@ -133,17 +133,18 @@ struct LoadRunner {
         connectionIndex: Int,
         channel: Channel
     ) -> any LoadConnectionControl & ChannelHandler {
-        let message = GRPCMessageCounter.makeMessage(bodySize: plan.messageSize, allocator: channel.allocator)
+        let message = GRPCMessageCounter.makeMessage(body: plan.requestBody, allocator: channel.allocator)
+        let headers = BenchGRPCHeaders.request(path: plan.path, authority: plan.target, metadata: plan.metadata)
         let share = plan.concurrency(ofConnection: connectionIndex)
         switch plan.mode {
         case .unary:
-            let workload = UnaryWorkload(callsInFlight: share, authority: plan.target, requestMessage: message)
+            let workload = UnaryWorkload(callsInFlight: share, requestHeaders: headers, requestMessage: message)
             return LoadConnectionHandler(workload: workload, eventLoop: channel.eventLoop)
         case .stream:
             let workload = StreamWorkload(
                 streamCount: share,
                 messagesInFlightPerStream: plan.messagesInFlightPerStream,
-                authority: plan.target,
+                requestHeaders: headers,
                 message: message
             )
             return LoadConnectionHandler(workload: workload, eventLoop: channel.eventLoop)

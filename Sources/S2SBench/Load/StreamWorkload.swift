@@ -1,6 +1,7 @@
-// StreamWorkload: opens a fixed set of `bench.Echo/Stream` bidirectional streams on one connection and keeps a
-// fixed window of messages in flight on each: every echoed message is timed against its send time (the echo is
-// in order, so the oldest outstanding send matches) and immediately replaced by a new one. Draining half-closes
+// StreamWorkload: opens a fixed set of bidirectional streams (`bench.Echo/Stream` or the method given) on one
+// connection and keeps a fixed window of messages in flight on each: every answer (an echo, or the echo server's
+// response file) is timed against the send time of the request it answers (answers come in order, so the oldest
+// outstanding send matches) and immediately replaced by a new request. Draining half-closes
 // each stream and waits for its trailers.
 
 import NIOCore
@@ -53,12 +54,12 @@ struct StreamWorkload: LoadWorkload {
     private var streams: [EchoStream] = []
     private var openStreams = 0
 
-    /// A workload of `streamCount` streams, each keeping `messagesInFlightPerStream` copies of `message` (a whole
-    /// gRPC message, prefix included) in flight against the server known as `authority`.
-    init(streamCount: Int, messagesInFlightPerStream: Int, authority: String, message: ByteBuffer) {
+    /// A workload of `streamCount` streams opened with `requestHeaders`, each keeping `messagesInFlightPerStream`
+    /// copies of `message` (a whole gRPC message, prefix included) in flight.
+    init(streamCount: Int, messagesInFlightPerStream: Int, requestHeaders: HPACKHeaders, message: ByteBuffer) {
         self.streamCount = streamCount
         self.messagesInFlightPerStream = messagesInFlightPerStream
-        self.requestHeaders = BenchGRPCHeaders.request(method: .stream, authority: authority)
+        self.requestHeaders = requestHeaders
         self.message = message
     }
 
@@ -92,7 +93,9 @@ struct StreamWorkload: LoadWorkload {
             guard case .byteBuffer(let bytes) = data.data else {
                 return
             }
+            let bytesBefore = self.streams[index].echoedMessages.bodyBytesConsumed
             let echoed = self.streams[index].echoedMessages.consume(bytes)
+            connection.recorder.recordResponseBytes(self.streams[index].echoedMessages.bodyBytesConsumed - bytesBefore)
             guard echoed > 0 else {
                 return
             }

@@ -1,4 +1,5 @@
-// UnaryWorkload: keeps a fixed number of `bench.Echo/Unary` calls in flight on one connection. Each call is a new
+// UnaryWorkload: keeps a fixed number of unary calls (`bench.Echo/Unary` or the method given) in flight on one
+// connection. Each call is a new
 // HTTP/2 stream carrying HEADERS and one DATA frame (request message, END_STREAM); it succeeds when the trailers
 // say `grpc-status: 0` after exactly one response message, and its latency runs from writing the request to
 // reading the trailers. A finished call immediately starts the next one (closed loop).
@@ -19,6 +20,9 @@ struct UnaryWorkload: LoadWorkload {
             self.startedAt = startedAt
         }
 
+        /// Response body bytes received so far.
+        var responseBytesReceived: Int { self.responseMessages.bodyBytesConsumed }
+
         mutating func receive(_ bytes: ByteBuffer) {
             self.responseMessagesReceived += self.responseMessages.consume(bytes)
         }
@@ -31,11 +35,11 @@ struct UnaryWorkload: LoadWorkload {
     /// Client streams are odd and must be opened in increasing order.
     private var nextStreamID: Int32 = 1
 
-    /// A workload keeping `callsInFlight` calls of `requestMessage` (a whole gRPC message, prefix included) going
-    /// against the server known as `authority`.
-    init(callsInFlight: Int, authority: String, requestMessage: ByteBuffer) {
+    /// A workload keeping `callsInFlight` calls going, each opened with `requestHeaders` and sending
+    /// `requestMessage` (a whole gRPC message, prefix included).
+    init(callsInFlight: Int, requestHeaders: HPACKHeaders, requestMessage: ByteBuffer) {
         self.callsToKeepInFlight = callsInFlight
-        self.requestHeaders = BenchGRPCHeaders.request(method: .unary, authority: authority)
+        self.requestHeaders = requestHeaders
         self.requestMessage = requestMessage
         self.calls.reserveCapacity(callsInFlight)
     }
@@ -64,6 +68,7 @@ struct UnaryWorkload: LoadWorkload {
                 && call.responseMessagesReceived == 1
             if succeeded {
                 connection.recorder.recordCompletion(startedAt: call.startedAt, finishedAt: LoadRecorder.now())
+                connection.recorder.recordResponseBytes(call.responseBytesReceived)
             } else {
                 connection.recorder.recordErrors()
             }

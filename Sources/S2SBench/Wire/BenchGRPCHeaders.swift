@@ -18,16 +18,25 @@ enum BenchGRPCHeaders {
     /// gRPC status code UNIMPLEMENTED, returned for unknown methods.
     static let statusUnimplemented = 12
 
-    /// Request headers of a call to `method` on the server known as `authority` (`host:port`).
-    static func request(method: BenchEchoMethod, authority: String) -> HPACKHeaders {
-        [
+    /// Request headers of a call to the method at `path` (`/package.Service/Method`) on the server known as
+    /// `authority` (`host:port`), followed by the custom `metadata` (lower-case names), in order.
+    static func request(
+        path: String,
+        authority: String,
+        metadata: [(name: String, value: String)] = []
+    ) -> HPACKHeaders {
+        var headers: HPACKHeaders = [
             ":method": "POST",
             ":scheme": "http",
-            ":path": method.rawValue,
+            ":path": path,
             ":authority": authority,
             "content-type": "application/grpc",
             "te": "trailers",
         ]
+        for entry in metadata {
+            headers.add(name: entry.name, value: entry.value)
+        }
+        return headers
     }
 
     /// Response headers that open a successful gRPC response.
@@ -35,6 +44,9 @@ enum BenchGRPCHeaders {
 
     /// Trailers that close a successful gRPC response.
     static let okTrailers: HPACKHeaders = ["grpc-status": "0"]
+
+    /// A trailers-only successful response: a call that ends before any response message.
+    static let okTrailersOnly: HPACKHeaders = [":status": "200", "content-type": "application/grpc", "grpc-status": "0"]
 
     /// A trailers-only response (headers and status in one block) telling the caller the method does not exist.
     static func unimplemented(path: String) -> HPACKHeaders {

@@ -1,6 +1,7 @@
 // GRPCMessageCounter: counts complete gRPC length-prefixed messages in a byte stream that arrives in arbitrary
 // pieces (HTTP/2 DATA frames that a proxy may have split or merged). It reads only the 5-byte prefixes and skips
-// message bodies without copying them; it never decodes or keeps message contents.
+// message bodies without copying them; it never decodes or keeps message contents. It also adds up the body bytes
+// it has seen, for the throughput of responses whose size the caller does not know in advance.
 
 import NIOCore
 
@@ -21,6 +22,9 @@ struct GRPCMessageCounter {
     /// True while the counter is inside a message body.
     private var insideBody = false
 
+    /// Message body bytes consumed so far (prefixes not included), of finished messages and the current one.
+    private(set) var bodyBytesConsumed = 0
+
     /// Consumes one piece of the stream and returns how many messages it completed.
     mutating func consume(_ piece: ByteBuffer) -> Int {
         var remaining = piece
@@ -30,6 +34,7 @@ struct GRPCMessageCounter {
                 let skipped = min(self.bodyBytesLeft, remaining.readableBytes)
                 remaining.moveReaderIndex(forwardBy: skipped)
                 self.bodyBytesLeft -= skipped
+                self.bodyBytesConsumed += skipped
                 if self.bodyBytesLeft == 0 {
                     self.insideBody = false
                     completed += 1
@@ -58,10 +63,15 @@ struct GRPCMessageCounter {
 
     /// Builds one gRPC message (uncompressed) whose body is `bodySize` bytes of a fixed pattern.
     static func makeMessage(bodySize: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
-        var message = allocator.buffer(capacity: Self.prefixLength + bodySize)
+        self.makeMessage(body: [UInt8](repeating: UInt8(ascii: "x"), count: bodySize), allocator: allocator)
+    }
+
+    /// Builds one gRPC message (uncompressed) whose body is `body`, such as a protobuf message read from a file.
+    static func makeMessage(body: [UInt8], allocator: ByteBufferAllocator) -> ByteBuffer {
+        var message = allocator.buffer(capacity: Self.prefixLength + body.count)
         message.writeInteger(UInt8(0))
-        message.writeInteger(UInt32(bodySize))
-        message.writeRepeatingByte(UInt8(ascii: "x"), count: bodySize)
+        message.writeInteger(UInt32(body.count))
+        message.writeBytes(body)
         return message
     }
 }
