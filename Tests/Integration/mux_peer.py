@@ -43,7 +43,14 @@ class YamuxPeer:
         self.process = subprocess.Popen([str(peer_binary()), *args], stdout=subprocess.PIPE, stderr=self.log,
                                         stdin=subprocess.DEVNULL, text=True, start_new_session=True)
         self.address = self._line("READY ")
-        self.listening = self._line("LISTENING ") if "-listen" in args else None
+        self._listening: str | None = None
+
+    @property
+    def listening(self) -> str:
+        """The -listen address; printed once every session is up, so this waits for them."""
+        if self._listening is None:
+            self._listening = self._line("LISTENING ")
+        return self._listening
 
     def _line(self, prefix: str) -> str:
         line = self.process.stdout.readline().strip()
