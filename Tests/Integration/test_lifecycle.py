@@ -133,11 +133,9 @@ UNSUPPORTED = {
         "        tls: { certificatePath: /nonexistent/c.pem, keyPath: /nonexistent/k.pem, caServerName: peer }\n"
         f"      tcpServer: {{ address: {free_address()} }}\n"
     ),
-    "mux": minimal_connection_yaml(
-        remote_override="    remote:\n"
-        "      connectionType: mux-client\n"
-        "      muxCount: 2\n"
-        f"      muxAddressInfo: {{ address: {free_address()} }}\n"
+    "connectionType": minimal_connection_yaml().replace(
+        "    local:\n      connectionType: tcp\n",
+        f"    local:\n      connectionType: mux-server\n      muxAddressInfo: {{ address: {free_address()} }}\n", 1,
     ),
     "remoteClusterHealthCheck": minimal_connection_yaml(
         f"    remoteClusterHealthCheck: {{ protocol: http, listenAddress: {free_address()} }}\n"
