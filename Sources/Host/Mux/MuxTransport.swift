@@ -5,7 +5,8 @@
 //
 // mux-client dials each missing session again after its connection fails or ends, backing off from 1 s by 1.5 up to
 // 30 s (the Go proxy's schedule); a session that lived a minute resets the back-off. mux-server accepts while it has
-// fewer than `muxCount` sessions and closes the connections beyond, saying so in the log. Each new session is
+// fewer than `muxCount` sessions and closes the connections beyond, saying so in the log (counted when established:
+// a port probe must not keep a session out). Each new session is
 // pinged before it is used, as the Go proxy does; a session whose peer does not answer is closed and replaced.
 // Neither waits for sessions to start: the outbound listener serves at once, its calls waiting for the first
 // session.
@@ -35,7 +36,6 @@ final class MuxTransport: Sendable {
         var stopped = false
         var acceptor: BalancedAcceptor?
         var retries: [Int: Scheduled<Void>] = [:]
-        var pendingAccepts = 0
     }
 
     init(
@@ -99,17 +99,13 @@ final class MuxTransport: Sendable {
 
     // MARK: Sessions
 
-    /// Installs a session on `channel` and pings it; `settled` runs once the ping is answered or failed, `onEnd`
-    /// when the session ends.
-    private func makeSession(
-        role: YamuxRole, on channel: Channel, settled: @escaping @Sendable () -> Void = {},
-        onEnd: @escaping @Sendable () -> Void
-    ) throws {
+    /// Installs a session on `channel`, to be pinged once active; `onEnd` runs when the session ends.
+    private func makeSession(role: YamuxRole, on channel: Channel, onEnd: @escaping @Sendable () -> Void) throws {
         let inboundStream = self.inboundStream
         let session = YamuxSession(role: role, eventLoop: channel.eventLoop, configuration: configuration) { stream in
             stream.eventLoop.makeCompletedFuture { try inboundStream(stream) }
         }
-        let observer = SessionObserver(transport: self, peer: channel.remoteAddress, settled: settled, onEnd: onEnd)
+        let observer = SessionObserver(transport: self, peer: channel.remoteAddress, onEnd: onEnd)
         session.delegate = observer
         try channel.pipeline.syncOperations.addHandlers([
             ByteToMessageHandler(YamuxFrameDecoder(maximumPayload: max(configuration.receiveWindow, 1 << 20))),
@@ -124,9 +120,15 @@ final class MuxTransport: Sendable {
     fileprivate func checkNewSession(_ session: YamuxSession, observer: SessionObserver) {
         let peer = observer.peer?.endpointDescription ?? "?"
         session.ping().whenComplete { result in
-            defer { observer.settled() }
             switch result {
             case .success(let rtt):
+                if self.mode == .server, self.pool.count >= self.pool.wanted {
+                    self.logger.warning("mux session refused: all sessions are up", metadata: [
+                        "peer": "\(peer)", "sessions": "\(self.pool.wanted)",
+                    ])
+                    session.close(code: .normal, immediately: true)
+                    return
+                }
                 observer.established = true
                 self.pool.add(session)
                 self.logger.info("mux session established", metadata: [
@@ -144,17 +146,12 @@ final class MuxTransport: Sendable {
     final class SessionObserver: YamuxSessionDelegate, @unchecked Sendable {
         let transport: MuxTransport
         let peer: SocketAddress?
-        let settled: @Sendable () -> Void
         let onEnd: @Sendable () -> Void
         var established = false
 
-        init(
-            transport: MuxTransport, peer: SocketAddress?, settled: @escaping @Sendable () -> Void,
-            onEnd: @escaping @Sendable () -> Void
-        ) {
+        init(transport: MuxTransport, peer: SocketAddress?, onEnd: @escaping @Sendable () -> Void) {
             self.transport = transport
             self.peer = peer
-            self.settled = settled
             self.onEnd = onEnd
         }
 
@@ -231,22 +228,20 @@ final class MuxTransport: Sendable {
     // MARK: mux-server
 
     private func accepted(_ channel: Channel) throws {
-        let admitted = state.withLockedValue { state -> Bool in
-            guard !state.stopped, pool.count + state.pendingAccepts < pool.wanted else { return false }
-            state.pendingAccepts += 1
-            return true
-        }
-        guard admitted else {
-            logger.warning("mux connection refused: all sessions are up", metadata: [
-                "peer": "\(channel.remoteAddress?.endpointDescription ?? "?")", "sessions": "\(pool.wanted)",
-            ])
-            // Not from inside the initializer: the channel is registered after it.
-            channel.eventLoop.execute { channel.close(promise: nil) }
+        // Counted when established, not when accepted: a connection that never becomes a session (a port probe, a
+        // peer that is not yamux) must not keep a real one out.
+        guard !state.withLockedValue({ $0.stopped }), pool.count < pool.wanted else {
+            refuse(channel)
             return
         }
-        // Counted as pending until its first ping settles: then it is in the pool, or closed.
-        try makeSession(role: .server, on: channel, settled: {
-            self.state.withLockedValue { $0.pendingAccepts -= 1 }
-        }, onEnd: {})
+        try makeSession(role: .server, on: channel, onEnd: {})
+    }
+
+    private func refuse(_ channel: Channel) {
+        logger.warning("mux connection refused: all sessions are up", metadata: [
+            "peer": "\(channel.remoteAddress?.endpointDescription ?? "?")", "sessions": "\(pool.wanted)",
+        ])
+        // Not from inside the initializer: the channel is registered after it.
+        channel.eventLoop.execute { channel.close(promise: nil) }
     }
 }
