@@ -10,6 +10,7 @@ import Darwin
 import NIOCore
 import NIOHTTP2
 import NIOPosix
+import NIOSSL
 
 extension SocketAddress {
     /// `127.0.0.1:7233` or `[::1]:7233`, without NIO's `[IPv4]host/ip:` decoration.
@@ -42,6 +43,9 @@ enum NetworkErrorDescription {
                 return describe(first.error)
             }
             return "cannot resolve \(connection.host)"
+        }
+        if error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError {
+            return TLSFailureDescription.describe(error)
         }
         if error is NIOHTTP2Errors.BadClientMagic {
             return "the client did not start with the HTTP/2 connection preface (not gRPC over HTTP/2?)"
