@@ -1,5 +1,5 @@
 // TLS blocks turned into setups: the Go proxy's enablement matrix, the CA bundle rules, the errors that name the key
-// at fault, and real handshakes over loopback between the two setups.
+// at fault, what `validate` says, and real handshakes over loopback between the two setups.
 //
 // Certificates come from Tests/Fixtures/tls/generate.sh (the openssl command line), run once into a temporary
 // directory for the whole class.
@@ -300,6 +300,56 @@ final class TLSSetupTests: XCTestCase {
             AAEC
             """
         XCTAssertEqual(PEMBlock.blocks(in: text), [PEMBlock(label: "CERTIFICATE", der: [0, 1, 2])])
+    }
+
+    // MARK: - validate
+
+    private func config(server tls: String, client clientTLS: String = "") -> String {
+        """
+        clusterConnections:
+          - name: a
+            local:
+              connectionType: tcp
+              tcpClient: {address: "a:1"\(clientTLS)}
+              tcpServer: {address: ":2"}
+            remote:
+              connectionType: tcp
+              tcpClient: {address: "b:1"}
+              tcpServer:
+                address: ":3"
+                tls: \(tls)
+        """
+    }
+
+    func testValidateReportsTLSProblemsAtTheirKeyAndLine() throws {
+        let yaml = config(server: "{certificatePath: /nonexistent/c.pem, keyPath: /nonexistent/k.pem}")
+        XCTAssertThrowsError(try ConfigLoader.parse(yaml: yaml, sourceName: "config.yaml")) { error in
+            let errors = (error as? ConfigErrors)?.errors ?? []
+            XCTAssertEqual(errors.map(\.keyPath), ["clusterConnections[0].remote.tcpServer.tls.certificatePath"])
+            XCTAssertEqual(errors.first?.line, 12)
+            XCTAssertTrue(errors.first?.message.contains("no such file") ?? false)
+        }
+    }
+
+    func testValidateAcceptsWorkingTLSAndNoLongerCallsItUnsupported() throws {
+        let server = "{certificatePath: \(try file("server.pem")), keyPath: \(try file("server.key")), "
+            + "remoteCAPath: \(try file("ca.pem"))}"
+        let client = ", tls: {remoteCAPath: \(try file("ca.pem")), caServerName: localhost}"
+        let loaded = try ConfigLoader.parse(yaml: config(server: server, client: client), sourceName: "config.yaml")
+        XCTAssertEqual(loaded.unsupported, [])
+        XCTAssertEqual(loaded.warnings, [])
+    }
+
+    func testValidateWarnsWhenABlockLeavesTLSOff() throws {
+        let loaded = try ConfigLoader.parse(
+            yaml: config(server: "{remoteCAPath: \(try file("ca.pem"))}"), sourceName: "config.yaml"
+        )
+        XCTAssertEqual(loaded.unsupported, [])
+        XCTAssertEqual(loaded.warnings.count, 1)
+        XCTAssertTrue(
+            loaded.warnings.first?.hasPrefix("config.yaml:12:") ?? false, "\(loaded.warnings)"
+        )
+        XCTAssertTrue(loaded.warnings.first?.contains("TLS stays off") ?? false)
     }
 
     // MARK: - Handshakes over loopback

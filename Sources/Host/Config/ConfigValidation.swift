@@ -2,7 +2,8 @@
 //
 // Owns `ConfigValidation`: required addresses per connection type, address syntax, listener collisions, unique
 // names and namespace mappings, health-check protocol, shard-count mode, the schema source (one of a file that
-// exists or a reflection address), and the ranges of numbers. Where the Go
+// exists or a reflection address), TLS blocks (built as `start` builds them, files read and checked), and the
+// ranges of numbers. Where the Go
 // proxy accepts a file but then misbehaves (duplicate connection names silently shadow each other), we refuse it.
 // It reads positions from the `ConfigSourceMap` and stays quiet about values the decoder already rejected, so a
 // single mistake gives a single error. Whether this build can run a valid setting is `ConfigSupportCheck`'s job.
@@ -109,6 +110,12 @@ struct ConfigValidation {
         case .tcp:
             requireAddress(side.tcpClient, at: path.appending("tcpClient"), purpose: "the address this side dials")
             requireAddress(side.tcpServer, at: path.appending("tcpServer"), purpose: "the address this side listens on")
+            checkTLS(side.tcpClient?.tls, at: path.appending("tcpClient", "tls")) { tls, label throws(TLSSetupError) in
+                _ = try TLSClientSetup(config: tls, label: label)
+            }
+            checkTLS(side.tcpServer?.tls, at: path.appending("tcpServer", "tls")) { tls, label throws(TLSSetupError) in
+                _ = try TLSServerSetup(config: tls, label: label)
+            }
         case .muxClient:
             requireAddress(
                 side.muxAddressInfo, at: path.appending("muxAddressInfo"), purpose: "the mux server this side dials"
@@ -127,6 +134,21 @@ struct ConfigValidation {
                 "\(side.muxCount) is negative; use 0 for the default of 10 sessions, or a positive count",
                 at: path.appending("muxCount")
             )
+        }
+    }
+
+    /// Builds the TLS setup of an enabled block as `start` will, so that a config that validates also starts:
+    /// files exist and parse, the key matches its certificate, CA bundles hold a CA.
+    private mutating func checkTLS(
+        _ tls: TLSConfig?,
+        at path: ConfigKeyPath,
+        build: (TLSConfig, String) throws(TLSSetupError) -> Void
+    ) {
+        guard let tls, tls.isEnabled, !sourceMap.isRejected(path) else { return }
+        do {
+            try build(tls, path.description)
+        } catch {
+            report(error.message, at: error.key.isEmpty ? path : path.appending(error.key))
         }
     }
 
