@@ -1,7 +1,7 @@
 // One listening socket of a cluster connection (outbound: `local.tcpServer`; inbound: `remote.tcpServer`).
 //
-// Every accepted connection speaks HTTP/2 (prior knowledge, as gRPC does in cleartext); every stream on it becomes
-// a `ProxyCall` to this listener's upstream.
+// Every accepted connection speaks HTTP/2 (prior knowledge, as gRPC does in cleartext; inside TLS when the listener's
+// `tls:` block enables it); every stream on it becomes a `ProxyCall` to this listener's upstream.
 
 import Logging
 import NIOConcurrencyHelpers
@@ -16,6 +16,8 @@ final class ProxyListener: Sendable {
     /// Picks the loop of each accepted connection; nil: the proxy's group, round-robin. A mux connection's
     /// outbound listener hands them to loops that have a mux session (through a `BalancedAcceptor`).
     private let chooseLoop: (@Sendable () -> EventLoop)?
+    /// TLS for accepted connections; nil for plain TCP.
+    private let tls: TLSServerSetup?
     private let state = NIOLockedValueBox(State())
 
     private struct State {
@@ -26,18 +28,20 @@ final class ProxyListener: Sendable {
 
     init(
         context: ListenerContext, bindTarget: HostAndPort, tuning: HTTP2Tuning,
-        chooseLoop: (@Sendable () -> EventLoop)? = nil
+        chooseLoop: (@Sendable () -> EventLoop)? = nil, tls: TLSServerSetup? = nil
     ) {
         self.context = context
         self.bindTarget = bindTarget
         self.tuning = tuning
         self.chooseLoop = chooseLoop
+        self.tls = tls
     }
 
     /// Binds the socket and starts accepting.
     func start(group: EventLoopGroup) async throws {
         let context = self.context
         let tuning = self.tuning
+        let tls = self.tls
         if let chooseLoop {
             try startBalanced(chooseLoop: chooseLoop)
             return
@@ -49,7 +53,7 @@ final class ProxyListener: Sendable {
             .childChannelInitializer { channel in
                 self.track(channel)
                 return channel.eventLoop.makeCompletedFuture {
-                    try ProxyListener.configureConnection(channel, context: context, tuning: tuning)
+                    try ProxyListener.configureConnection(channel, context: context, tuning: tuning, tls: tls)
                 }
             }
         let host = bindTarget.host.isEmpty ? "0.0.0.0" : bindTarget.host
@@ -60,16 +64,17 @@ final class ProxyListener: Sendable {
             throw ListenerBindError(listener: context.name, address: bindTarget, underlying: error)
         }
         state.withLockedValue { $0.serverChannel = channel }
-        context.logger.info("listening", metadata: ["address": "\(channel.localAddress?.endpointDescription ?? "\(bindTarget)")", "upstream": "\(context.upstream.target)"])
+        logListening(at: channel.localAddress?.endpointDescription ?? "\(bindTarget)")
     }
 
     private func startBalanced(chooseLoop: @escaping @Sendable () -> EventLoop) throws {
         let context = self.context
         let tuning = self.tuning
+        let tls = self.tls
         let acceptor = BalancedAcceptor(logger: context.logger, chooseLoop: chooseLoop) { channel in
             self.track(channel)
             return channel.eventLoop.makeCompletedFuture {
-                try ProxyListener.configureConnection(channel, context: context, tuning: tuning)
+                try ProxyListener.configureConnection(channel, context: context, tuning: tuning, tls: tls)
             }
         }
         let bound: SocketAddress
@@ -79,14 +84,25 @@ final class ProxyListener: Sendable {
             throw ListenerBindError(listener: context.name, address: bindTarget, underlying: error)
         }
         state.withLockedValue { $0.acceptor = acceptor }
-        context.logger.info("listening", metadata: ["address": "\(bound.endpointDescription)", "upstream": "\(context.upstream.target)"])
+        logListening(at: bound.endpointDescription)
     }
 
-    /// Sets up an accepted connection: HTTP/2 server side, then the handler that turns each stream into a `ProxyCall`.
-    /// Must run on the channel's event loop.
-    static func configureConnection(_ channel: Channel, context: ListenerContext, tuning: HTTP2Tuning) throws {
+    private func logListening(at address: String) {
+        context.logger.info("listening", metadata: [
+            "address": "\(address)",
+            "upstream": "\(context.upstream.target)",
+            "tls": "\(tls.map { $0.verifiesClients ? "on, client certificates verified" : "on" } ?? "off")",
+        ])
+    }
+
+    /// Sets up an accepted connection: TLS when `tls` is set, HTTP/2 server side, then the handler that turns each
+    /// stream into a `ProxyCall`. Must run on the channel's event loop.
+    static func configureConnection(
+        _ channel: Channel, context: ListenerContext, tuning: HTTP2Tuning, tls: TLSServerSetup? = nil
+    ) throws {
         var logger = context.logger
         logger[metadataKey: "peer"] = "\(channel.remoteAddress?.endpointDescription ?? "?")"
+        try tls?.addHandler(to: channel, logger: logger)
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(NIOHTTP2Handler(mode: .server, initialSettings: tuning.initialSettings))
         try sync.addHandler(DownstreamConnectionHandler(listener: context, logger: logger, tuning: tuning))

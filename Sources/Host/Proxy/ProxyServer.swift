@@ -65,28 +65,55 @@ public final class ProxyServer: Sendable {
                 }
                 return parsed
             }
-            func tcpUpstream(_ endpoint: EndpointConfig?, _ role: String) throws -> Upstream {
+            let connectionPath = "clusterConnections[\(connectionIndex)]"
+            /// The TLS setups of `side`'s tcpServer and tcpClient blocks (validation has built them once already).
+            func serverTLS(_ side: String, _ endpoint: EndpointConfig?) throws -> TLSServerSetup? {
+                do {
+                    return try TLSServerSetup(
+                        config: endpoint?.tls ?? TLSConfig(), label: "\(connectionPath).\(side).tcpServer.tls"
+                    )
+                } catch {
+                    throw ProxyStartError(message: "\(error)")
+                }
+            }
+            func clientTLS(_ side: String, _ endpoint: EndpointConfig?) throws -> TLSClientSetup? {
+                do {
+                    return try TLSClientSetup(
+                        config: endpoint?.tls ?? TLSConfig(), label: "\(connectionPath).\(side).tcpClient.tls"
+                    )
+                } catch {
+                    throw ProxyStartError(message: "\(error)")
+                }
+            }
+            func tcpUpstream(_ side: String, _ endpoint: EndpointConfig?, _ role: String) throws -> Upstream {
+                var upstreamSettings = settings
+                upstreamSettings.tls = try clientTLS(side, endpoint)
                 let upstream = Upstream(
-                    target: try address(endpoint, role), eventLoops: loops, settings: settings, resolver: resolver,
-                    logger: connectionLogger
+                    target: try address(endpoint, role), eventLoops: loops, settings: upstreamSettings,
+                    resolver: resolver, logger: connectionLogger
                 )
                 upstreams.append(upstream)
                 return upstream
             }
 
             // Inbound: calls from the remote side into the local Temporal.
-            let inbound = context(.inbound, upstream: try tcpUpstream(connection.local.tcpClient, "local Temporal"))
+            let inbound = context(
+                .inbound, upstream: try tcpUpstream("local", connection.local.tcpClient, "local Temporal")
+            )
+            let outboundTLS = try serverTLS("local", connection.local.tcpServer)
             // Outbound: calls from the local Temporal to the remote side, over TCP or the mux sessions.
             switch connection.remote.connectionType {
             case .tcp:
-                let outbound = context(.outbound, upstream: try tcpUpstream(connection.remote.tcpClient, "remote side"))
+                let outbound = context(
+                    .outbound, upstream: try tcpUpstream("remote", connection.remote.tcpClient, "remote side")
+                )
                 listeners.append(ProxyListener(
                     context: outbound, bindTarget: try address(connection.local.tcpServer, "outbound listener"),
-                    tuning: settings.tuning
+                    tuning: settings.tuning, tls: outboundTLS
                 ))
                 listeners.append(ProxyListener(
                     context: inbound, bindTarget: try address(connection.remote.tcpServer, "inbound listener"),
-                    tuning: settings.tuning
+                    tuning: settings.tuning, tls: try serverTLS("remote", connection.remote.tcpServer)
                 ))
             case .muxClient, .muxServer:
                 let muxAddress = try address(connection.remote.muxAddressInfo, "mux address (muxAddressInfo)")
@@ -103,7 +130,7 @@ public final class ProxyServer: Sendable {
                 listeners.append(ProxyListener(
                     context: context(.outbound, upstream: upstream),
                     bindTarget: try address(connection.local.tcpServer, "outbound listener"),
-                    tuning: settings.tuning, chooseLoop: { pool.loopForConnection() }
+                    tuning: settings.tuning, chooseLoop: { pool.loopForConnection() }, tls: outboundTLS
                 ))
                 let tuning = settings.tuning
                 muxTransports.append(MuxTransport(

@@ -1,6 +1,8 @@
 // One HTTP/2 client connection to one upstream address, carrying the upstream halves of many calls.
 //
-// Frames are handled without a stream multiplexer: the connection allocates client stream ids itself, hands each
+// Over TLS when the upstream's `tls:` block enables it: the connection counts as established only once the handshake
+// has completed, so a refused certificate fails the connect with its reason. Frames are handled without a stream
+// multiplexer: the connection allocates client stream ids itself, hands each
 // inbound frame to the call that owns its stream, and grants flow-control credit back to the upstream when a call
 // says the bytes were forwarded to its client. It tells its pool when the upstream says GOAWAY and when the
 // connection is gone; it never retries anything itself: that is the pool's job.
@@ -11,6 +13,7 @@ import Logging
 import NIOCore
 import NIOHTTP2
 import NIOPosix
+import NIOTLS
 
 final class UpstreamConnection: ChannelInboundHandler {
     typealias InboundIn = HTTP2Frame
@@ -27,25 +30,33 @@ final class UpstreamConnection: ChannelInboundHandler {
     private var nextStreamID = HTTP2StreamID(1)
     /// Set once the upstream sent GOAWAY (or stream ids run out): calls in flight finish, new ones go elsewhere.
     private(set) var isDraining = false
-    /// Succeeds once the HTTP/2 handler has sent its preface: only then may streams be opened.
+    /// Succeeds once the HTTP/2 handler has sent its preface (over TLS: once the handshake has completed): only
+    /// then may streams be opened.
     private let active: EventLoopPromise<Void>
     private var activeSettled = false
     /// Succeeds once the connection may open streams (its HTTP/2 preface is out).
     var activeFuture: EventLoopFuture<Void> { active.futureResult }
+    /// TLS for this connection, added in front of HTTP/2; nil for plain TCP.
+    private let tls: (setup: TLSClientSetup, logger: Logger)?
     /// Liveness checks (see `HTTP2Tuning.upstreamKeepaliveInterval`).
     private var keepalive: RepeatedTask?
     private var readSinceLastCheck = false
     private var pingOutstanding = false
 
-    private init(address: SocketAddress, eventLoop: EventLoop, tuning: HTTP2Tuning, onGoAway: @escaping (UpstreamConnection) -> Void) {
+    private init(
+        address: SocketAddress, eventLoop: EventLoop, tuning: HTTP2Tuning,
+        tls: (setup: TLSClientSetup, logger: Logger)? = nil, onGoAway: @escaping (UpstreamConnection) -> Void
+    ) {
         self.address = address
+        self.tls = tls
         self.active = eventLoop.makePromise()
         self.writer = HTTP2FrameWriter(tuning: tuning)
         self.tuning = tuning
         self.onGoAway = onGoAway
     }
 
-    /// Connects to `address` on `eventLoop` and speaks HTTP/2 with prior knowledge.
+    /// Connects to `address` on `eventLoop` and speaks HTTP/2 with prior knowledge, inside TLS when `tls` is set
+    /// (its handshake failures are logged to `logger`).
     ///
     /// `onGoAway` runs on the event loop when the upstream announces it will accept no new streams.
     static func connect(
@@ -53,9 +64,12 @@ final class UpstreamConnection: ChannelInboundHandler {
         on eventLoop: EventLoop,
         connectTimeout: TimeAmount,
         tuning: HTTP2Tuning,
+        tls: (setup: TLSClientSetup, logger: Logger)? = nil,
         onGoAway: @escaping (UpstreamConnection) -> Void
     ) -> EventLoopFuture<UpstreamConnection> {
-        let connection = UpstreamConnection(address: address, eventLoop: eventLoop, tuning: tuning, onGoAway: onGoAway)
+        let connection = UpstreamConnection(
+            address: address, eventLoop: eventLoop, tuning: tuning, tls: tls, onGoAway: onGoAway
+        )
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
@@ -69,10 +83,7 @@ final class UpstreamConnection: ChannelInboundHandler {
             connection.channel = channel
             return connection.active.futureResult.map { connection }
         }.flatMapErrorThrowing { error in
-            if !connection.activeSettled {
-                connection.activeSettled = true
-                connection.active.fail(error)
-            }
+            connection.settleActive(.failure(error))
             throw error
         }
     }
@@ -87,6 +98,9 @@ final class UpstreamConnection: ChannelInboundHandler {
     }
 
     private func installHandlers(on channel: Channel) throws {
+        if let tls {
+            try tls.setup.addHandler(to: channel, logger: tls.logger)
+        }
         let sync = channel.pipeline.syncOperations
         // Header blocks sent upstream were validated when they arrived from the client.
         try sync.addHandler(NIOHTTP2Handler(
@@ -102,8 +116,9 @@ final class UpstreamConnection: ChannelInboundHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        activeSettled = true
-        active.succeed(())
+        if tls == nil {
+            settleActive(.success(()))
+        }
         if let interval = tuning.upstreamKeepaliveInterval {
             keepalive = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
                 self.checkLiveness()
@@ -117,10 +132,7 @@ final class UpstreamConnection: ChannelInboundHandler {
         keepalive = nil
         // A read batch can end in the connection closing, without channelReadComplete.
         defer { writer.endReadBatch() }
-        if !activeSettled {
-            activeSettled = true
-            active.fail(ChannelError.ioOnClosedChannel)
-        }
+        settleActive(.failure(ChannelError.ioOnClosedChannel))
         self.context = nil
         writer.detach()
         let open = calls
@@ -165,6 +177,9 @@ final class UpstreamConnection: ChannelInboundHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         // Window updates come with every DATA frame and nobody after this handler needs them.
         if event is NIOHTTP2WindowUpdatedEvent { return }
+        if case TLSUserEvent.handshakeCompleted = event {
+            settleActive(.success(()))
+        }
         if let closed = event as? StreamClosedEvent {
             calls.removeValue(forKey: closed.streamID)?.upstreamClosed(reason: closed.reason)
             return
@@ -179,6 +194,8 @@ final class UpstreamConnection: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         if error is NIOHTTP2Errors.StreamError { return }
+        // Before the connection is established (a failed TLS handshake) the error is the reason the connect failed.
+        settleActive(.failure(error))
         // A connection-level protocol error: the connection is unusable. Closing it lets the pool reconnect.
         context.close(promise: nil)
     }
@@ -218,6 +235,13 @@ final class UpstreamConnection: ChannelInboundHandler {
     /// The call on `streamID` no longer wants its frames.
     func forget(_ streamID: HTTP2StreamID) {
         calls.removeValue(forKey: streamID)
+    }
+
+    /// Completes `active` once: with success when streams may be opened, or with the reason they never can.
+    private func settleActive(_ result: Result<Void, Error>) {
+        guard !activeSettled else { return }
+        activeSettled = true
+        active.completeWith(result)
     }
 
     private func drain() {

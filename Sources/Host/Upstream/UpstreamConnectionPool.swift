@@ -29,12 +29,18 @@ public struct UpstreamPoolSettings: Sendable {
     public var backoffMax: TimeAmount
     public var backoffMultiplier: Double = 1.6
     public var tuning: HTTP2Tuning
+    /// TLS for every connection to the upstream (`tcpClient.tls`); nil for plain TCP.
+    public var tls: TLSClientSetup?
 
-    public init(connectTimeout: TimeAmount, backoffInitial: TimeAmount, backoffMax: TimeAmount, tuning: HTTP2Tuning) {
+    public init(
+        connectTimeout: TimeAmount, backoffInitial: TimeAmount, backoffMax: TimeAmount, tuning: HTTP2Tuning,
+        tls: TLSClientSetup? = nil
+    ) {
         self.connectTimeout = connectTimeout
         self.backoffInitial = backoffInitial
         self.backoffMax = backoffMax
         self.tuning = tuning
+        self.tls = tls
     }
 }
 
@@ -200,6 +206,7 @@ final class UpstreamConnectionPool {
             on: eventLoop,
             connectTimeout: settings.connectTimeout,
             tuning: settings.tuning,
+            tls: settings.tls.map { ($0, logger) },
             onGoAway: { [weak self, weak endpoint] _ in
                 guard let self, let endpoint else { return }
                 self.goAwayReceived(endpoint)
