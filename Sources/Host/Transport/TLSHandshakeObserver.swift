@@ -1,7 +1,8 @@
 // The handler right behind the TLS handler of every TLS connection: it reports how the handshake went.
 //
 // Owns `TLSHandshakeObserver`. A failed handshake (wrong CA, no client certificate, a peer that does not speak TLS)
-// is logged once at warning with the reason; the connection is closed and, on an accepted connection, the error
+// is logged once at warning with the reason (at info when the peer only closed the connection before the
+// handshake finished); the connection is closed and, on an accepted connection, the error
 // goes no further, so the HTTP/2 or yamux handlers behind never see a connection that did not start. On a dialled
 // connection the error is passed on: the dialler reports it as the reason the connect failed. It does not
 // decide anything about certificates: NIOSSL and the `TLSConfiguration` built by `TLSServerSetup`/`TLSClientSetup`
@@ -50,7 +51,10 @@ final class TLSHandshakeObserver: ChannelInboundHandler, RemovableChannelHandler
         guard handshakeCompleted else {
             if !reportedFailure {
                 reportedFailure = true
-                logger.warning("TLS handshake failed", metadata: [
+                // A peer that connects and leaves without a word (a TCP health probe, a port scan) refused nothing
+                // and was refused nothing: worth a line, not a warning.
+                let level: Logger.Level = Self.closedBeforeHandshake(error) ? .info : .warning
+                logger.log(level: level, "TLS handshake failed", metadata: [
                     "tls": "\(label)",
                     "role": "\(role.rawValue)",
                     "peer": "\(context.channel.remoteAddress?.endpointDescription ?? "?")",
@@ -71,5 +75,12 @@ final class TLSHandshakeObserver: ChannelInboundHandler, RemovableChannelHandler
             return
         }
         context.fireErrorCaught(error)
+    }
+
+    private static func closedBeforeHandshake(_ error: Error) -> Bool {
+        if case NIOSSLError.handshakeFailed(.sslError(let stack)) = error {
+            return stack == [.eofDuringHandshake]
+        }
+        return false
     }
 }

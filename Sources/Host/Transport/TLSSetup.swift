@@ -16,6 +16,10 @@ import NIOSSL
 /// The ALPN protocol both sides offer: gRPC needs HTTP/2, and the Go proxy advertises `h2` even on mux connections.
 private let applicationProtocols = ["h2"]
 
+/// How long a closing connection waits for the peer's TLS close_notify. Many peers (grpc-core among them) never
+/// send one; HTTP/2 has said goodbye with GOAWAY by then, so a long wait only delays shutdown.
+private let closeNotifyTimeout = TimeAmount.seconds(1)
+
 /// TLS for the connections a listener accepts.
 public struct TLSServerSetup: Sendable {
     /// The `tls:` block's key path, for logs and errors.
@@ -47,6 +51,7 @@ public struct TLSServerSetup: Sendable {
         )
         tls.minimumTLSVersion = .tlsv12
         tls.applicationProtocols = applicationProtocols
+        tls.shutdownTimeout = closeNotifyTimeout
         if config.skipCAVerification {
             tls.certificateVerification = .none
         } else {
@@ -100,6 +105,7 @@ public struct TLSClientSetup: Sendable {
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.minimumTLSVersion = .tlsv12
         tls.applicationProtocols = applicationProtocols
+        tls.shutdownTimeout = closeNotifyTimeout
         if config.skipCAVerification {
             tls.certificateVerification = .none
         } else {
