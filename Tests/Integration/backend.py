@@ -74,13 +74,23 @@ class CallRecord:
 class Backend:
     """The in-process backend: a grpcio server on a free loopback port with the `itest.Backend` service."""
 
-    def __init__(self, name: str = "backend", port: int = 0, max_workers: int = 64):
+    def __init__(
+        self,
+        name: str = "backend",
+        port: int = 0,
+        max_workers: int = 64,
+        credentials: grpc.ServerCredentials | None = None,
+    ):
+        """`credentials` (e.g. `grpc.ssl_server_credentials`) serve TLS instead of plain HTTP/2."""
         self.name = name
         self._records: dict[str, CallRecord] = {}
         self._lock = threading.Lock()
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers), options=SERVER_OPTIONS)
         self._server.add_generic_rpc_handlers((self._handlers(),))
-        bound = self._server.add_insecure_port(f"127.0.0.1:{port}")
+        if credentials is None:
+            bound = self._server.add_insecure_port(f"127.0.0.1:{port}")
+        else:
+            bound = self._server.add_secure_port(f"127.0.0.1:{port}", credentials)
         self.address = f"127.0.0.1:{bound}"
         self.call_count = 0
 

@@ -60,6 +60,12 @@ class ClusterConnection:
     mux: str | None = None
     mux_address: str = field(default_factory=free_address)
     mux_count: int = 2
+    # `tls:` blocks by endpoint ("local.tcpClient", "local.tcpServer", "remote.tcpClient", "remote.tcpServer").
+    tls: dict = field(default_factory=dict)
+
+    def _tls(self, endpoint: str) -> str:
+        block = self.tls.get(endpoint)
+        return f"        tls: {json.dumps(block)}\n" if block is not None else ""
 
     def remote_yaml(self) -> str:
         if self.mux:
@@ -74,9 +80,9 @@ class ClusterConnection:
             f"    remote:\n"
             f"      connectionType: tcp\n"
             f"      tcpClient:\n"
-            f"        address: {q(self.remote_upstream)}\n"
+            f"        address: {q(self.remote_upstream)}\n" + self._tls("remote.tcpClient") +
             f"      tcpServer:\n"
-            f"        address: {q(self.inbound_listen)}\n"
+            f"        address: {q(self.inbound_listen)}\n" + self._tls("remote.tcpServer")
         )
 
     def listen_addresses(self) -> list[str]:
@@ -92,9 +98,9 @@ class ClusterConnection:
             f"    local:\n"
             f"      connectionType: tcp\n"
             f"      tcpClient:\n"
-            f"        address: {q(self.local_upstream)}\n"
+            f"        address: {q(self.local_upstream)}\n" + self._tls("local.tcpClient") +
             f"      tcpServer:\n"
-            f"        address: {q(self.outbound_listen)}\n"
+            f"        address: {q(self.outbound_listen)}\n" + self._tls("local.tcpServer")
             + self.remote_yaml()
             + (f"    plugins: {json.dumps(self.plugins)}\n" if self.plugins else "")
             + "".join(f"    {key}: {json.dumps(value)}\n" for key, value in self.extra.items())

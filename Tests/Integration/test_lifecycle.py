@@ -126,12 +126,12 @@ def minimal_connection_yaml(extra: str = "", remote_override: str | None = None)
 
 
 UNSUPPORTED = {
+    # TLS on tcpClient/tcpServer is built (test_tls.py); on the mux connection it is not yet.
     "tls": minimal_connection_yaml(
         remote_override="    remote:\n"
-        "      connectionType: tcp\n"
-        f"      tcpClient:\n        address: {free_address()}\n"
+        "      connectionType: mux-client\n"
+        f"      muxAddressInfo:\n        address: {free_address()}\n"
         "        tls: { certificatePath: /nonexistent/c.pem, keyPath: /nonexistent/k.pem, caServerName: peer }\n"
-        f"      tcpServer: {{ address: {free_address()} }}\n"
     ),
     "connectionType": minimal_connection_yaml().replace(
         "    local:\n      connectionType: tcp\n",
