@@ -232,6 +232,26 @@ def test_upstream_with_a_certificate_from_an_untrusted_ca_fails_calls_with_the_r
     assert f"peer={tls_backend.address}" in line, line
 
 
+def test_upstream_that_requires_a_client_certificate_the_proxy_does_not_send_fails_calls(
+    certs, tls_backend, proxy_factory, channel_factory
+):
+    without_certificate = {"remoteCAPath": certs.path("ca.pem"), "caServerName": "localhost"}
+    proxy = proxy_factory.start(
+        [
+            ClusterConnection(
+                "itest", local_upstream=tls_backend.address, remote_upstream=tls_backend.address,
+                tls={"local.tcpClient": without_certificate},
+            )
+        ]
+    )  # fmt: skip
+    # Under TLS 1.3 the server judges the client certificate after the proxy's side of the handshake has ended, and
+    # grpc-core closes without an alert: the proxy must not take that connection for established.
+    error = refused(channel_factory(proxy.inbound()))
+    assert error.code() == grpc.StatusCode.UNAVAILABLE, error
+    assert "closed the connection right after the TLS handshake" in error.details(), error.details()
+    wait_for_log(proxy, "upstream unavailable", "client certificate")
+
+
 def test_two_proxies_speak_mutual_tls_to_each_other(certs, backend_factory, proxy_factory, channel_factory):
     """The s2s shape: proxy A's remote.tcpClient dials proxy B's remote.tcpServer, both sides authenticated."""
     a_local, b_local = backend_factory("a-local"), backend_factory("b-local")

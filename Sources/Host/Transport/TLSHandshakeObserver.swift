@@ -74,6 +74,16 @@ final class TLSHandshakeObserver: ChannelInboundHandler, RemovableChannelHandler
             logger.debug("TLS peer closed without close_notify", metadata: ["tls": "\(label)"])
             return
         }
+        if error is BoringSSLError || error is NIOSSLError {
+            // Under TLS 1.3 a server refuses a client certificate only after the client's side of the handshake
+            // has ended: the refusal arrives here, as an alert on the first read.
+            logger.warning("TLS connection failed", metadata: [
+                "tls": "\(label)",
+                "role": "\(role.rawValue)",
+                "peer": "\(context.channel.remoteAddress?.endpointDescription ?? "?")",
+                "reason": "\(TLSFailureDescription.describe(error))",
+            ])
+        }
         context.fireErrorCaught(error)
     }
 

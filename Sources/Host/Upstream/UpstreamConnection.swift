@@ -1,7 +1,8 @@
 // One HTTP/2 client connection to one upstream address, carrying the upstream halves of many calls.
 //
-// Over TLS when the upstream's `tls:` block enables it: the connection counts as established only once the handshake
-// has completed, so a refused certificate fails the connect with its reason. Frames are handled without a stream
+// Over TLS when the upstream's `tls:` block enables it: the connection counts as established only once the server
+// has spoken HTTP/2 after the handshake, so a refused certificate fails the connect (with its reason) instead of
+// handing calls a connection that is about to close. Frames are handled without a stream
 // multiplexer: the connection allocates client stream ids itself, hands each
 // inbound frame to the call that owns its stream, and grants flow-control credit back to the upstream when a call
 // says the bytes were forwarded to its client. It tells its pool when the upstream says GOAWAY and when the
@@ -38,6 +39,7 @@ final class UpstreamConnection: ChannelInboundHandler {
     var activeFuture: EventLoopFuture<Void> { active.futureResult }
     /// TLS for this connection, added in front of HTTP/2; nil for plain TCP.
     private let tls: (setup: TLSClientSetup, logger: Logger)?
+    private var tlsHandshakeCompleted = false
     /// Liveness checks (see `HTTP2Tuning.upstreamKeepaliveInterval`).
     private var keepalive: RepeatedTask?
     private var readSinceLastCheck = false
@@ -81,6 +83,15 @@ final class UpstreamConnection: ChannelInboundHandler {
         // The connect future can complete before channelActive has run through the pipeline; wait for it.
         return bootstrap.connect(to: address).flatMap { channel in
             connection.channel = channel
+            if tls != nil {
+                // NIOSSL has no handshake timeout: a peer that accepts TCP and then stays silent would hold the
+                // attempt (and the calls waiting on it) forever.
+                let deadline = eventLoop.scheduleTask(in: connectTimeout) {
+                    connection.settleActive(.failure(TLSStartTimeout(timeout: connectTimeout)))
+                    channel.close(promise: nil)
+                }
+                connection.active.futureResult.whenComplete { _ in deadline.cancel() }
+            }
             return connection.active.futureResult.map { connection }
         }.flatMapErrorThrowing { error in
             connection.settleActive(.failure(error))
@@ -132,7 +143,7 @@ final class UpstreamConnection: ChannelInboundHandler {
         keepalive = nil
         // A read batch can end in the connection closing, without channelReadComplete.
         defer { writer.endReadBatch() }
-        settleActive(.failure(ChannelError.ioOnClosedChannel))
+        settleActive(.failure(tlsHandshakeCompleted ? ClosedAfterTLSHandshake() : ChannelError.ioOnClosedChannel))
         self.context = nil
         writer.detach()
         let open = calls
@@ -144,6 +155,8 @@ final class UpstreamConnection: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // Over TLS, the server's first frame (its SETTINGS) says it accepted the handshake.
+        settleActive(.success(()))
         writer.beginReadBatch()
         writer.raiseConnectionWindowOnce()
         readSinceLastCheck = true
@@ -178,7 +191,8 @@ final class UpstreamConnection: ChannelInboundHandler {
         // Window updates come with every DATA frame and nobody after this handler needs them.
         if event is NIOHTTP2WindowUpdatedEvent { return }
         if case TLSUserEvent.handshakeCompleted = event {
-            settleActive(.success(()))
+            // Not yet established: under TLS 1.3 the server judges our certificate after our side has finished.
+            tlsHandshakeCompleted = true
         }
         if let closed = event as? StreamClosedEvent {
             calls.removeValue(forKey: closed.streamID)?.upstreamClosed(reason: closed.reason)
@@ -253,5 +267,23 @@ final class UpstreamConnection: ChannelInboundHandler {
     /// Closes the connection; calls on it end.
     func close() {
         channel?.close(promise: nil)
+    }
+}
+
+/// A TLS upstream did not complete the handshake and start HTTP/2 within the connect timeout.
+struct TLSStartTimeout: Error, CustomStringConvertible {
+    var timeout: TimeAmount
+    var description: String {
+        "no TLS handshake and HTTP/2 start within \(timeout.nanoseconds / 1_000_000) ms "
+            + "(upstream.connectTimeoutSeconds); is it a TLS server?"
+    }
+}
+
+/// A TLS upstream closed the connection after the handshake and before HTTP/2 started: under TLS 1.3 that is how a
+/// server refuses the client's certificate, and grpc servers send no alert that would say so.
+struct ClosedAfterTLSHandshake: Error, CustomStringConvertible {
+    var description: String {
+        "the server closed the connection right after the TLS handshake: it may have refused this side's client "
+            + "certificate (or want one: certificatePath and keyPath); the server's log says why"
     }
 }
