@@ -19,6 +19,7 @@ import pytest
 from backend import Backend, method
 from conftest import CHANNEL_OPTIONS
 from netutil import free_address
+from plugin_build import wait_for_plugin_schema
 from proxy_process import DIRECT, REPO_ROOT, ClusterConnection, render_config, run_cli
 
 pytestmark = pytest.mark.skipif(DIRECT, reason="TLS is the proxy's; there is no proxy in direct mode")
@@ -348,3 +349,31 @@ def test_temporal_cli_reaches_the_dev_server_through_a_tls_listener(certs, tempo
         proxy.inbound(), check=False, timeout=60,
     )  # fmt: skip
     assert without_certificate.returncode != 0, without_certificate.stdout
+
+
+def test_schema_is_pulled_over_tls_when_the_local_temporal_is_reached_over_tls(
+    certs, temporal_server, proxy_factory, channel_factory
+):
+    """namespace-rename needs the schema, pulled by reflection from local.tcpClient: here a TLS listener (a second
+    proxy in front of the dev server), so the pull must speak TLS with local.tcpClient's block."""
+    front_inbound = free_address()
+    proxy_factory.start(
+        [
+            ClusterConnection(
+                "front", local_upstream=temporal_server.address, remote_upstream=free_address(),
+                inbound_listen=front_inbound, tls={"remote.tcpServer": certs.server_block()},
+            )
+        ]
+    )  # fmt: skip
+    renaming = proxy_factory.start(
+        [
+            ClusterConnection(
+                "renaming", local_upstream=front_inbound, remote_upstream=free_address(),
+                tls={"local.tcpClient": certs.client_block()},
+                extra={"namespaceTranslation": {"mappings": [{"local": "default", "remote": "default.remote"}]}},
+            )
+        ]
+    )  # fmt: skip
+    wait_for_plugin_schema(channel_factory(renaming.inbound()))
+    described = temporal_server.cli_json(["operator", "namespace", "describe", "default.remote"], renaming.inbound())
+    assert described["namespaceInfo"]["name"] == "default.remote"

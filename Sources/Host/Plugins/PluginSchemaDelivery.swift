@@ -30,7 +30,23 @@ public final class PluginSchemaDelivery: Sendable {
             }
             var sourceLogger = logger
             sourceLogger[metadataKey: "connection"] = "\(connection.name)"
-            let source = TemporalSchemaSource(origin: origin, settings: .init(upstream: config.upstream), logger: sourceLogger)
+            // Reflection talks to the local Temporal, so it connects the way local.tcpClient does.
+            let security: ReflectionSchemaClient.TransportSecurity
+            do {
+                let tls = try TLSClientSetup(
+                    config: connection.local.tcpClient?.tls ?? TLSConfig(),
+                    label: "clusterConnections[\(index)].local.tcpClient.tls"
+                )
+                security = tls.map { .tls($0, logger: sourceLogger) } ?? .plaintext
+            } catch {
+                for entry in entries {
+                    entry.schemaFailed("cannot reach the Temporal schema: \(error)")
+                }
+                continue
+            }
+            let source = TemporalSchemaSource(
+                origin: origin, settings: .init(upstream: config.upstream), security: security, logger: sourceLogger
+            )
             for entry in entries {
                 entry.attach(schemaSource: source)
             }

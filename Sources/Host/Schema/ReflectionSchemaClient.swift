@@ -1,10 +1,11 @@
 // The host's own small gRPC client for one thing: pulling the Temporal schema by gRPC server reflection.
 //
-// Owns `ReflectionSchemaClient`: connecting to a `host:port` (plain TCP for now; `TransportSecurity` is where TLS
-// will plug in), building the pipeline, and bounding the whole pull by a connect timeout and an overall timeout.
+// Owns `ReflectionSchemaClient`: connecting to a `host:port` (plain TCP, or TLS with the local Temporal's
+// `tcpClient.tls` setup), building the pipeline, and bounding the whole pull by a connect timeout and an overall timeout.
 // What is said on the stream is `ReflectionStreamHandler`'s and `ReflectionPull`'s business. It keeps no state
 // between pulls: every pull is one new connection, closed when the pull ends.
 
+import Logging
 import NIOCore
 import NIOHTTP2
 import NIOPosix
@@ -12,9 +13,11 @@ import NIOPosix
 /// Pulls the schema of a gRPC server by server reflection (grpc.reflection.v1, falling back to v1alpha).
 public struct ReflectionSchemaClient: Sendable {
     /// How the connection to the reflection server is secured.
-    public enum TransportSecurity: Sendable, Equatable {
+    public enum TransportSecurity: Sendable {
         /// HTTP/2 over plain TCP with prior knowledge, as Temporal serves it without TLS.
         case plaintext
+        /// HTTP/2 inside TLS set up by `setup`; failed handshakes are logged to `logger`.
+        case tls(TLSClientSetup, logger: Logger)
     }
 
     /// How long the TCP connect may take.
@@ -45,9 +48,14 @@ public struct ReflectionSchemaClient: Sendable {
 
     private func startPull(from target: HostAndPort, on eventLoop: EventLoop) -> EventLoopFuture<TemporalSchema> {
         let scheme: String
+        let tls: (setup: TLSClientSetup, logger: Logger)?
         switch security {
         case .plaintext:
             scheme = "http"
+            tls = nil
+        case .tls(let setup, let logger):
+            scheme = "https"
+            tls = (setup, logger)
         }
         let handler = ReflectionStreamHandler(target: target, scheme: scheme, timeout: timeout, eventLoop: eventLoop)
         let bootstrap = ClientBootstrap(group: eventLoop)
@@ -55,8 +63,10 @@ public struct ReflectionSchemaClient: Sendable {
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try tls.setup.addHandler(to: channel, logger: tls.logger)
+                    }
                     let sync = channel.pipeline.syncOperations
-                    // A TLS handler goes here, before HTTP/2, once TransportSecurity has a TLS case.
                     try sync.addHandler(
                         NIOHTTP2Handler(mode: .client, initialSettings: ReflectionStreamHandler.initialSettings)
                     )

@@ -119,9 +119,10 @@ final class ReflectionStreamHandler: ChannelInboundHandler {
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         // Errors about one stream (a late frame for the abandoned v1 stream) leave the connection usable.
         if error is NIOHTTP2Errors.StreamError { return }
+        let hint = scheme == "http" ? " (is \(target) a gRPC server over plain HTTP/2?)" : ""
         settle(.failure(.protocolViolation(
             address: target.description,
-            detail: "\(NetworkErrorDescription.describe(error)) (is \(target) a gRPC server over plain HTTP/2?)"
+            detail: "\(NetworkErrorDescription.describe(error))\(hint)"
         )))
     }
 

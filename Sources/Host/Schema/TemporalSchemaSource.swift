@@ -105,13 +105,20 @@ public final class TemporalSchemaSource: Sendable {
     /// Where this source gets the schema.
     public let origin: Origin
     private let settings: Settings
+    /// How reflection pulls connect: TLS when the local Temporal is reached over TLS.
+    private let security: ReflectionSchemaClient.TransportSecurity
     private let logger: Logger
     private let inner: NIOLockedValueBox<Inner>
 
-    /// A source that does nothing until `start`. `logger` should carry the cluster connection's name.
-    public init(origin: Origin, settings: Settings, logger: Logger) {
+    /// A source that does nothing until `start`. `logger` should carry the cluster connection's name; `security`
+    /// applies to a reflection origin.
+    public init(
+        origin: Origin, settings: Settings, security: ReflectionSchemaClient.TransportSecurity = .plaintext,
+        logger: Logger
+    ) {
         self.origin = origin
         self.settings = settings
+        self.security = security
         var logger = logger
         logger[metadataKey: "schemaSource"] = "\(origin)"
         self.logger = logger
@@ -173,7 +180,9 @@ public final class TemporalSchemaSource: Sendable {
     // MARK: Pulling
 
     private func pull(from target: HostAndPort, on eventLoop: EventLoop) {
-        let client = ReflectionSchemaClient(connectTimeout: settings.connectTimeout, timeout: settings.pullTimeout)
+        let client = ReflectionSchemaClient(
+            connectTimeout: settings.connectTimeout, timeout: settings.pullTimeout, security: security
+        )
         client.pull(from: target, on: eventLoop).whenComplete { result in
             switch result {
             case .success(let schema):
