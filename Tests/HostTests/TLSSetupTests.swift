@@ -1,8 +1,7 @@
 // TLS blocks turned into setups: the Go proxy's enablement matrix, the CA bundle rules, the errors that name the key
 // at fault, what `validate` says, and real handshakes over loopback between the two setups.
 //
-// Certificates come from Tests/Fixtures/tls/generate.sh (the openssl command line), run once into a temporary
-// directory for the whole class.
+// Certificates come from Tests/Fixtures/tls/generate.sh (`TLSTestCertificates`).
 
 import Foundation
 @testable import Host
@@ -15,47 +14,8 @@ import NIOTLS
 import XCTest
 
 final class TLSSetupTests: XCTestCase {
-    /// The directory generate.sh wrote into; nil when it could not run (the tests then fail with its output).
-    nonisolated(unsafe) private static var certificates: URL?
-    nonisolated(unsafe) private static var generationProblem: String?
-
-    override class func setUp() {
-        super.setUp()
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/tls/generate.sh")
-        let directory = FileManager.default.temporaryDirectory
-            .appendingPathComponent("s2s-tls-tests-\(ProcessInfo.processInfo.processIdentifier)")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [script.path, directory.path]
-        let errors = Pipe()
-        process.standardError = errors
-        do {
-            try process.run()
-            process.waitUntilExit()
-            if process.terminationStatus == 0 {
-                certificates = directory
-            } else {
-                let output = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                generationProblem = "generate.sh exited \(process.terminationStatus): \(output)"
-            }
-        } catch {
-            generationProblem = "cannot run generate.sh: \(error)"
-        }
-    }
-
-    override class func tearDown() {
-        if let certificates {
-            try? FileManager.default.removeItem(at: certificates)
-        }
-        super.tearDown()
-    }
-
     private func file(_ name: String) throws -> String {
-        guard let directory = Self.certificates else {
-            throw XCTSkip(Self.generationProblem ?? "no certificates")
-        }
-        return directory.appendingPathComponent(name).path
+        try TLSTestCertificates.path(name)
     }
 
     /// Writes `text` to a new file in the certificate directory and returns its path.
@@ -420,13 +380,7 @@ final class TLSSetupTests: XCTestCase {
     private func tls(
         _ certificate: String?, ca: String? = nil, name: String = "", skip: Bool = false
     ) throws -> TLSConfig {
-        TLSConfig(
-            certificatePath: try certificate.map { try file("\($0).pem") } ?? "",
-            keyPath: try certificate.map { try file("\($0).key") } ?? "",
-            remoteCAPath: try ca.map { try file("\($0).pem") } ?? "",
-            caServerName: name,
-            skipCAVerification: skip
-        )
+        try TLSTestCertificates.config(certificate, ca: ca, name: name, skip: skip)
     }
 
     private func failure(_ result: Result<String?, Error>, line: UInt = #line) -> String {
