@@ -1,7 +1,8 @@
 // The host's own small gRPC client for one thing: pulling the Temporal schema by gRPC server reflection.
 //
 // Owns `ReflectionSchemaClient`: connecting to a `host:port` (plain TCP, or TLS with the local Temporal's
-// `tcpClient.tls` setup), building the pipeline, and bounding the whole pull by a connect timeout and an overall timeout.
+// `tcpClient.tls` setup), building the pipeline, and bounding the whole pull by a connect timeout and an overall
+// timeout.
 // What is said on the stream is `ReflectionStreamHandler`'s and `ReflectionPull`'s business. It keeps no state
 // between pulls: every pull is one new connection, closed when the pull ends.
 
