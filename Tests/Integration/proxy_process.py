@@ -60,6 +60,8 @@ class ClusterConnection:
     mux: str | None = None
     mux_address: str = field(default_factory=free_address)
     mux_count: int = 2
+    # `muxAddressInfo.tls` (a dict as in the YAML), or None for plain TCP.
+    mux_tls: dict | None = None
     # `tls:` blocks by endpoint ("local.tcpClient", "local.tcpServer", "remote.tcpClient", "remote.tcpServer").
     tls: dict = field(default_factory=dict)
 
@@ -75,6 +77,7 @@ class ClusterConnection:
                 f"      muxCount: {self.mux_count}\n"
                 f"      muxAddressInfo:\n"
                 f"        address: {q(self.mux_address)}\n"
+                + (f"        tls: {json.dumps(self.mux_tls)}\n" if self.mux_tls else "")
             )
         return (
             f"    remote:\n"

@@ -126,13 +126,6 @@ def minimal_connection_yaml(extra: str = "", remote_override: str | None = None)
 
 
 UNSUPPORTED = {
-    # TLS on tcpClient/tcpServer is built (test_tls.py); on the mux connection it is not yet.
-    "tls": minimal_connection_yaml(
-        remote_override="    remote:\n"
-        "      connectionType: mux-client\n"
-        f"      muxAddressInfo:\n        address: {free_address()}\n"
-        "        tls: { certificatePath: /nonexistent/c.pem, keyPath: /nonexistent/k.pem, caServerName: peer }\n"
-    ),
     "connectionType": minimal_connection_yaml().replace(
         "    local:\n      connectionType: tcp\n",
         f"    local:\n      connectionType: mux-server\n      muxAddressInfo: {{ address: {free_address()} }}\n", 1,

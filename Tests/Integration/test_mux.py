@@ -25,6 +25,7 @@ from mux_peer import YamuxPeer
 from netutil import free_address
 from plugin_build import GET_SYSTEM_INFO, wait_for_plugin_schema
 from proxy_process import DIRECT, ClusterConnection
+from test_tls import Certificates, certs  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.skipif(DIRECT, reason="the mux tunnel is the proxy's")
 
@@ -255,3 +256,53 @@ def wait_for_log(proxy, text: str, count: int, timeout: float = 30) -> None:
     while proxy.log(None).count(text) < count:
         assert time.monotonic() < deadline, f"{text!r} not logged {count} times:\n{proxy.log()}"
         time.sleep(0.1)
+
+
+# Over TLS (muxAddressInfo.tls) -----------------------------------------------------------------------------------
+
+
+def test_a_mux_pair_over_mutual_tls(temporal_server, proxy_factory, certs: Certificates):
+    mux_address = free_address()
+    server_side = proxy_factory.start([ClusterConnection(
+        "pair", local_upstream=temporal_server.address, remote_upstream="", mux="mux-server", mux_address=mux_address,
+        mux_tls=certs.server_block(verify_clients=True),
+    )])  # fmt: skip
+    client_side = proxy_factory.start([ClusterConnection(
+        "pair", local_upstream=temporal_server.address, remote_upstream="", mux="mux-client", mux_address=mux_address,
+        mux_tls=certs.client_block(),
+    )])  # fmt: skip
+    describe_default(temporal_server, client_side.outbound())
+    describe_default(temporal_server, server_side.outbound())
+    wait_for_log(server_side, "mux session established", 2)
+
+
+def test_our_mux_client_over_tls_with_a_hashicorp_server_that_verifies_it(temporal_server, proxy_factory, peers,
+                                                                          certs: Certificates):
+    go = peers("-accept", "127.0.0.1:0", "-sessions", "2", "-forward", temporal_server.address,
+               "-listen", "127.0.0.1:0", "-cert", certs.path("server.pem"), "-key", certs.path("server.key"),
+               "-ca", certs.path("ca.pem"))
+    proxy = proxy_factory.start([ClusterConnection("go", local_upstream=temporal_server.address, remote_upstream="",
+                                                   mux="mux-client", mux_address=go.address,
+                                                   mux_tls=certs.client_block())])
+    describe_default(temporal_server, proxy.outbound())
+    describe_default(temporal_server, go.listening)
+
+
+def test_a_mux_client_with_another_cas_certificate_gets_no_session(temporal_server, proxy_factory,
+                                                                    certs: Certificates):
+    mux_address = free_address()
+    server_side = proxy_factory.start([ClusterConnection(
+        "pair", local_upstream=temporal_server.address, remote_upstream="", mux="mux-server", mux_address=mux_address,
+        mux_tls=certs.server_block(verify_clients=True),
+    )])  # fmt: skip
+    stranger = certs.client_block()
+    stranger.update(certificatePath=certs.path("other-client.pem"), keyPath=certs.path("other-client.key"))
+    proxy_factory.start([ClusterConnection(
+        "pair", local_upstream=temporal_server.address, remote_upstream="", mux="mux-client", mux_address=mux_address,
+        mux_tls=stranger,
+    )])  # fmt: skip
+    deadline = time.monotonic() + 15
+    while "TLS handshake failed" not in server_side.log(None):
+        assert time.monotonic() < deadline, server_side.log()
+        time.sleep(0.1)
+    assert "mux session established" not in server_side.log(None)

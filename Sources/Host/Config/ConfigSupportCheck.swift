@@ -78,9 +78,10 @@ struct ConfigSupportCheck {
                 at: path.appending("connectionType")
             )
         }
-        // TLS on tcpClient and tcpServer is built (Transport/TLSSetup); a block that sets keys without turning TLS
-        // on leaves the connection in plain TCP, as in the Go proxy, which the operator should hear about.
-        for (key, endpoint) in [("tcpClient", side.tcpClient), ("tcpServer", side.tcpServer)] {
+        // TLS is built (Transport/TLSSetup); a block that sets keys without turning TLS on leaves the connection in
+        // plain TCP, as in the Go proxy, which the operator should hear about.
+        for (key, endpoint) in [("tcpClient", side.tcpClient), ("tcpServer", side.tcpServer),
+                                ("muxAddressInfo", side.muxAddressInfo)] {
             if let tls = endpoint?.tls, tls != TLSConfig(), !tls.isEnabled {
                 noEffect(
                     "TLS stays off for this endpoint, as in the Go proxy: it needs certificatePath and keyPath, "
@@ -88,13 +89,6 @@ struct ConfigSupportCheck {
                     at: path.appending(key, "tls")
                 )
             }
-        }
-        if let tls = side.muxAddressInfo?.tls, tls != TLSConfig() {
-            notYet(
-                "TLS on mux connections",
-                remedy: "remove the tls block to use plain TCP (only on a network you trust)",
-                at: path.appending("muxAddressInfo", "tls")
-            )
         }
     }
 

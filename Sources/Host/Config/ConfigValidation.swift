@@ -120,10 +120,18 @@ struct ConfigValidation {
             requireAddress(
                 side.muxAddressInfo, at: path.appending("muxAddressInfo"), purpose: "the mux server this side dials"
             )
+            checkTLS(side.muxAddressInfo?.tls, at: path.appending("muxAddressInfo", "tls")) {
+                tls, label throws(TLSSetupError) in
+                _ = try TLSClientSetup(config: tls, label: label)
+            }
         case .muxServer:
             requireAddress(
                 side.muxAddressInfo, at: path.appending("muxAddressInfo"), purpose: "the address this side listens on"
             )
+            checkTLS(side.muxAddressInfo?.tls, at: path.appending("muxAddressInfo", "tls")) {
+                tls, label throws(TLSSetupError) in
+                _ = try TLSServerSetup(config: tls, label: label)
+            }
         }
         for (key, endpoint) in [("tcpClient", side.tcpClient), ("tcpServer", side.tcpServer),
                                 ("muxAddressInfo", side.muxAddressInfo)] {

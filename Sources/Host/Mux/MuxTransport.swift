@@ -23,8 +23,15 @@ final class MuxTransport: Sendable {
         case server
     }
 
+    /// TLS on the mux connections (`muxAddressInfo.tls`); inside, the streams carry plaintext HTTP/2.
+    enum TLS: Sendable {
+        case client(TLSClientSetup)
+        case server(TLSServerSetup)
+    }
+
     let mode: Mode
     let address: HostAndPort
+    private let tls: TLS?
     let pool: MuxSessionPool
     private let configuration: YamuxConfiguration
     /// Sets up a stream the peer opened: the inbound listener's HTTP/2 server and call handling.
@@ -40,9 +47,10 @@ final class MuxTransport: Sendable {
 
     init(
         mode: Mode, address: HostAndPort, pool: MuxSessionPool, configuration: YamuxConfiguration = YamuxConfiguration(),
-        logger: Logger, inboundStream: @escaping @Sendable (Channel) throws -> Void
+        tls: TLS? = nil, logger: Logger, inboundStream: @escaping @Sendable (Channel) throws -> Void
     ) {
         self.mode = mode
+        self.tls = tls
         self.address = address
         self.pool = pool
         self.configuration = configuration
@@ -107,6 +115,14 @@ final class MuxTransport: Sendable {
         }
         let observer = SessionObserver(transport: self, peer: channel.remoteAddress, onEnd: onEnd)
         session.delegate = observer
+        switch tls {
+        case .client(let setup):
+            try setup.addHandler(to: channel, logger: logger)
+        case .server(let setup):
+            try setup.addHandler(to: channel, logger: logger)
+        case nil:
+            break
+        }
         try channel.pipeline.syncOperations.addHandlers([
             ByteToMessageHandler(YamuxFrameDecoder(maximumPayload: max(configuration.receiveWindow, 1 << 20))),
             session,

@@ -133,9 +133,21 @@ public final class ProxyServer: Sendable {
                     tuning: settings.tuning, chooseLoop: { pool.loopForConnection() }, tls: outboundTLS
                 ))
                 let tuning = settings.tuning
+                let muxTLS: MuxTransport.TLS?
+                let tlsLabel = "\(connectionPath).remote.muxAddressInfo.tls"
+                let tlsConfig = connection.remote.muxAddressInfo?.tls ?? TLSConfig()
+                do {
+                    if connection.remote.connectionType == .muxClient {
+                        muxTLS = try TLSClientSetup(config: tlsConfig, label: tlsLabel).map { .client($0) }
+                    } else {
+                        muxTLS = try TLSServerSetup(config: tlsConfig, label: tlsLabel).map { .server($0) }
+                    }
+                } catch {
+                    throw ProxyStartError(message: "\(error)")
+                }
                 muxTransports.append(MuxTransport(
                     mode: connection.remote.connectionType == .muxClient ? .client : .server,
-                    address: muxAddress, pool: pool, logger: muxLogger
+                    address: muxAddress, pool: pool, tls: muxTLS, logger: muxLogger
                 ) { stream in
                     try ProxyListener.configureConnection(stream, context: inbound, tuning: tuning)
                 })
