@@ -25,6 +25,7 @@ from mux_peer import YamuxPeer
 from netutil import free_address
 from plugin_build import GET_SYSTEM_INFO, wait_for_plugin_schema
 from proxy_process import DIRECT, ClusterConnection
+from temporal_server import TemporalDevServer
 from test_tls import Certificates, certs  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.skipif(DIRECT, reason="the mux tunnel is the proxy's")
@@ -92,6 +93,41 @@ def test_renaming_on_one_side_of_a_mux_pair(temporal_server, proxy_factory, chan
     wait_for_plugin_schema(channel_factory(client_side.outbound()))
     # `orders.remote` exists only as the server side's renaming of the dev server's `orders`.
     asyncio.run(run_family(client_side.outbound(), client_side.outbound(), namespace="orders.remote"))
+
+
+@pytest.fixture(scope="module")
+def second_temporal_server(tmp_path_factory):
+    """A second, independent dev server: the other cluster of a pair."""
+    server = TemporalDevServer(tmp_path_factory.mktemp("temporal-b"))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+def test_a_mux_pair_between_two_dev_servers_with_renaming_on_one_side(temporal_server, second_temporal_server,
+                                                                       proxy_factory, channel_factory):
+    # Cluster A (temporal_server) behind a mux-server proxy that shows its `orders` to the other side as `orders.b`;
+    # cluster B (second_temporal_server) behind a mux-client proxy.
+    mux_address = free_address()
+    proxy_a = proxy_factory.start([ClusterConnection(
+        "a", local_upstream=temporal_server.address, remote_upstream="", mux="mux-server", mux_address=mux_address,
+        extra={"namespaceTranslation": {"mappings": [{"local": "orders", "remote": "orders.b"}]}},
+    )])  # fmt: skip
+    proxy_b = proxy_factory.start([ClusterConnection("b", local_upstream=second_temporal_server.address,
+                                                     remote_upstream="", mux="mux-client", mux_address=mux_address)])
+    # A's renaming (both sides) needs the schema, pulled from cluster A.
+    wait_for_plugin_schema(channel_factory(proxy_a.outbound()))
+    # A namespace only cluster B has: cluster A's side reaches it through the tunnel.
+    second_temporal_server.cli(["operator", "namespace", "create", "-n", "only-on-b"], second_temporal_server.address)
+    described = temporal_server.cli_json(["operator", "namespace", "describe", "-n", "only-on-b"], proxy_a.outbound())
+    assert described["namespaceInfo"]["name"] == "only-on-b"
+    assert temporal_server.cli(["operator", "namespace", "describe", "-n", "only-on-b"], temporal_server.address,
+                               check=False).returncode != 0
+    # Cluster B's side runs workflows on cluster A's `orders`, under the name A's proxy gives it.
+    wait_for_plugin_schema(channel_factory(proxy_b.outbound()))
+    asyncio.run(run_family(proxy_b.outbound(), proxy_b.outbound(), namespace="orders.b"))
 
 
 def test_our_mux_client_with_a_hashicorp_mux_server(temporal_server, proxy_factory, peers):
@@ -286,6 +322,20 @@ def test_our_mux_client_over_tls_with_a_hashicorp_server_that_verifies_it(tempor
                                                    mux_tls=certs.client_block())])
     describe_default(temporal_server, proxy.outbound())
     describe_default(temporal_server, go.listening)
+    asyncio.run(run_family(proxy.outbound(), go.listening))
+
+
+def test_our_mux_server_over_tls_with_a_hashicorp_client_it_verifies(temporal_server, proxy_factory, peers,
+                                                                      certs: Certificates):
+    mux_address = free_address()
+    proxy = proxy_factory.start([ClusterConnection("go", local_upstream=temporal_server.address, remote_upstream="",
+                                                   mux="mux-server", mux_address=mux_address,
+                                                   mux_tls=certs.server_block(verify_clients=True))])
+    go = peers("-dial", mux_address, "-sessions", "2", "-forward", temporal_server.address, "-listen", "127.0.0.1:0",
+               "-cert", certs.path("client.pem"), "-key", certs.path("client.key"), "-ca", certs.path("ca.pem"),
+               "-server-name", "localhost")
+    # Real SDK traffic both ways: the client behind the Go end, the worker behind ours.
+    asyncio.run(run_family(go.listening, proxy.outbound()))
 
 
 def test_a_mux_client_with_another_cas_certificate_gets_no_session(temporal_server, proxy_factory,
