@@ -54,12 +54,11 @@ public final class SearchAttributeRename: TranslatorPlugin {
         var namespace: CallNamespace
     }
 
-    /// A namespace id or name found in a message (where its bytes are), and the payload range of the message that
-    /// holds it. Kept as offsets: most messages need no lookup, and those that do make the string then.
+    /// The namespace id and name a message carries (where their bytes are), by the message's payload start.
+    /// Kept as offsets: most messages need no lookup, and those that do make each string once.
     private struct Scope {
-        let range: Range<Int>
-        let value: Range<Int>
-        let isID: Bool
+        var id: Range<Int>?
+        var name: Range<Int>?
     }
 
     let mappings: SearchAttributeMappings
@@ -117,37 +116,67 @@ public final class SearchAttributeRename: TranslatorPlugin {
         }
         let payload = message.payload
         // First read: where the namespaces are, and whether any key is a name some mapping renames.
-        var scopes: [Scope] = []
+        var scopes: [Int: Scope] = [:]
         var renamable = false
         try plan.visit(payload) { target in
             if target.kind == .string {
                 if !target.valueBytes.isEmpty {
                     let value = target.valueOffset..<(target.valueOffset + target.valueBytes.count)
-                    let isID = target.fieldName == "namespace_id"
-                    scopes.append(Scope(range: target.enclosingMessageRange, value: value, isID: isID))
+                    let start = target.enclosingMessageRange.lowerBound
+                    if target.fieldName == "namespace_id" {
+                        scopes[start, default: Scope()].id = value
+                    } else {
+                        scopes[start, default: Scope()].name = value
+                    }
                 }
             } else if !renamable, mappings.knownFieldNames.contains(target.value) {
                 renamable = true
             }
         }
-        if isRequest {
-            for scope in scopes where scope.range == 0..<payload.count {
-                let value = String(decoding: payload[scope.value], as: UTF8.self)
-                if scope.isID { state.namespace.id = value } else { state.namespace.name = value }
-            }
+        if isRequest, let root = scopes[0] {
+            if let id = root.id { state.namespace.id = String(decoding: payload[id], as: UTF8.self) }
+            if let name = root.name { state.namespace.name = String(decoding: payload[name], as: UTF8.self) }
         }
         guard renamable else { return .unchanged }
-        // Second: rename each key with the mapping of the namespace it belongs to.
+        // Second: rename each key with the mapping of the namespace it belongs to: that of the innermost message
+        // around it that names one (resolved once per such message), else the call's.
         let localToRemote = isRequest == state.outbound
         let callNamespace = state.namespace
+        let callEntry = mappings.entry(namespaceID: callNamespace.id, name: callNamespace.name)
+        let callResolved = callNamespace.id != nil || callNamespace.name != nil || mappings.fallback != nil
+        var resolved: [Int: Int?] = [:]
         var renamedCount = 0
         var unscopedCount = 0
         let output = try plan.rewrite(payload) { target in
             guard target.kind == .mapKey else { return nil }
-            guard let entry = entry(at: target.valueOffset, scopes: scopes, in: payload, call: callNamespace) else {
+            var scopeStart: Int?
+            target.forEachEnclosingMessageStart { start in
+                if scopes[start] != nil {
+                    scopeStart = start
+                    return false
+                }
+                return true
+            }
+            let entry: Int?
+            if let scopeStart {
+                if let known = resolved[scopeStart] {
+                    entry = known
+                } else {
+                    let scope = scopes[scopeStart]!
+                    // A message that names its namespace one way only (mutable state has the id) takes the other
+                    // from the call, so that an entry keyed by name still finds the state a request by name returns.
+                    let id = scope.id.map { String(decoding: payload[$0], as: UTF8.self) } ?? callNamespace.id
+                    let name = scope.name.map { String(decoding: payload[$0], as: UTF8.self) } ?? callNamespace.name
+                    entry = mappings.entry(namespaceID: id, name: name)
+                    resolved[scopeStart] = entry
+                }
+            } else if callResolved {
+                entry = callEntry
+            } else {
                 if mappings.knownFieldNames.contains(target.value) { unscopedCount += 1 }
                 return nil
             }
+            guard let entry else { return nil }
             let mapping = mappings.mappings[entry]
             guard let new = (localToRemote ? mapping.localToRemote : mapping.remoteToLocal)[target.value] else {
                 return nil
@@ -161,34 +190,5 @@ public final class SearchAttributeRename: TranslatorPlugin {
         guard let output else { return .unchanged }
         renamed.add(Double(renamedCount))
         return .replaced(output)
-    }
-
-    /// The mapping entry for a search attribute at `offset`: by the namespace of the innermost message around it
-    /// that names one, else the call's namespace, else the entry for every namespace.
-    private func entry(
-        at offset: Int,
-        scopes: [Scope],
-        in payload: UnsafeRawBufferPointer,
-        call: CallNamespace
-    ) -> Int? {
-        var innermost: Range<Int>?
-        for scope in scopes where scope.range.contains(offset) {
-            if innermost == nil || scope.range.count < innermost!.count {
-                innermost = scope.range
-            }
-        }
-        guard let innermost else {
-            if call.id == nil, call.name == nil, mappings.fallback == nil { return nil }
-            return mappings.entry(namespaceID: call.id, name: call.name)
-        }
-        var id: String?
-        var name: String?
-        for scope in scopes where scope.range == innermost {
-            let value = String(decoding: payload[scope.value], as: UTF8.self)
-            if scope.isID { id = value } else { name = value }
-        }
-        // A message that names its namespace one way only (mutable state has the id) takes the other from the
-        // call, so that an entry keyed by name still finds the mutable state a request by that name returns.
-        return mappings.entry(namespaceID: id ?? call.id, name: name ?? call.name)
     }
 }

@@ -71,6 +71,17 @@ public struct WalkTarget {
         return innermost.payloadStart..<innermost.end
     }
 
+    /// Calls `body` with where the payload of each message around this value starts in the walked buffer, innermost
+    /// first (the map entry, for a map key or value), up to the walked message (0), until `body` returns false. A
+    /// message's payload start names it uniquely within one walk: plugins use it to find what they noted about an
+    /// enclosing message (its namespace id, say) in one lookup per level, as ``enclosingMessageRange`` gives it for
+    /// the message that holds a string value.
+    public func forEachEnclosingMessageStart(_ body: (Int) -> Bool) {
+        for level in frames.indices.reversed() where !body(frames[level].payloadStart) {
+            return
+        }
+    }
+
     /// The fields from the walked message down to this value, one element per level, with the index of the
     /// occurrence within repeated fields; messages inside `bytes` fields continue the path below that field.
     public var path: [WalkPathElement] {
