@@ -356,3 +356,26 @@ def test_a_mux_client_with_another_cas_certificate_gets_no_session(temporal_serv
         assert time.monotonic() < deadline, server_side.log()
         time.sleep(0.1)
     assert "mux session established" not in server_side.log(None)
+
+
+def test_garbage_on_the_mux_port_ends_that_connection_with_a_log_line(temporal_server, proxy_factory):
+    mux_address = free_address()
+    server_side = proxy_factory.start([ClusterConnection("pair", local_upstream=temporal_server.address,
+                                                         remote_upstream="", mux="mux-server",
+                                                         mux_address=mux_address, mux_count=1)])
+    host, port = mux_address.rsplit(":", 1)
+    with socket.create_connection((host, int(port))) as stranger:
+        stranger.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        stranger.settimeout(10)
+        received = b""
+        while chunk := stranger.recv(4096):
+            received += chunk
+    # The session's first ping, then a go-away with the protocol-error code, then the connection closes.
+    assert received.endswith(bytes([0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1])), received
+    wait_for_log(server_side, "unsupported yamux version 71", 1)
+    # The proxy goes on: a real client still gets the only session.
+    client_side = proxy_factory.start([ClusterConnection("pair", local_upstream=temporal_server.address,
+                                                         remote_upstream="", mux="mux-client",
+                                                         mux_address=mux_address, mux_count=1)])
+    describe_default(temporal_server, client_side.outbound())
+    assert server_side.alive()
