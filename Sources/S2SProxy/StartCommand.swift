@@ -21,6 +21,9 @@ struct StartCommand: AsyncParsableCommand {
     )
     var logLevel: String = "info"
 
+    @Option(name: .long, help: "text (default) or json: one JSON object per line.")
+    var logFormat: String = "text"
+
     @Option(name: .long, help: "Event-loop threads (default: one per core).")
     var threads: Int?
 
@@ -28,18 +31,22 @@ struct StartCommand: AsyncParsableCommand {
         guard LogLevelName.parse(logLevel) != nil else {
             throw ValidationError("unknown log level '\(logLevel)'; use trace, debug, info, notice, warning, error or critical")
         }
+        guard LogFormat(rawValue: logFormat) != nil else {
+            throw ValidationError("unknown log format '\(logFormat)'; use text or json")
+        }
     }
 
     func run() async throws {
         let level = LogLevelName.parse(logLevel)!
+        let format = LogFormat(rawValue: logFormat)!
+        // The config is read before logging starts, for its throttle; its errors go to standard error as text.
+        let loaded = try ConfigFile.load(config)
+        let limiter = loaded.config.logging?.throttleMaxRPS.flatMap { $0 > 0 ? LogRateLimiter(linesPerSecond: $0) : nil }
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+            ProxyLogHandler(label: label, level: level, format: format, limiter: limiter)
         }
         let logger = Logger(label: "s2s-proxy")
 
-        let loaded = try ConfigFile.load(config)
         if !loaded.unsupported.isEmpty {
             for problem in loaded.unsupported {
                 printToStandardError("error: \(problem)")

@@ -138,6 +138,8 @@ class ProxyProcess:
         connect_timeout_seconds: float | None = None,
         log_level: str = LOG_LEVEL,
         label: str = "proxy",
+        extra_args: tuple[str, ...] = (),
+        extra_yaml: str = "",
     ):
         self.connections = {c.name: c for c in connections}
         self.drain_timeout_seconds = drain_timeout_seconds if drain_timeout_seconds is not None else 30
@@ -145,9 +147,10 @@ class ProxyProcess:
         self.config_path = workdir / f"{label}.yaml"
         self.log_path = workdir / f"{label}.stderr.log"
         self.config_path.write_text(
-            render_config(connections, max_message_bytes, drain_timeout_seconds, connect_timeout_seconds)
+            render_config(connections, max_message_bytes, drain_timeout_seconds, connect_timeout_seconds) + extra_yaml
         )
         self.log_level = log_level
+        self.extra_args = extra_args
         self.process: subprocess.Popen | None = None
         self.exit_code: int | None = None
         self.signalled_by_test = False
@@ -163,7 +166,8 @@ class ProxyProcess:
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 bound_to_test_run(
-                    [str(binary), "start", "--config", str(self.config_path), "--log-level", self.log_level]
+                    [str(binary), "start", "--config", str(self.config_path), "--log-level", self.log_level,
+                     *self.extra_args]
                 ),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
