@@ -1,4 +1,5 @@
-// `s2s-proxy start --config FILE`: run the proxy until SIGINT or SIGTERM, then drain and exit 0.
+// `s2s-proxy start --config FILE`: run the proxy until SIGINT or SIGTERM, then drain and exit 0. SIGHUP reloads the
+// plugin chains from the config file (ConfigReloader).
 
 import ArgumentParser
 import Host
@@ -100,19 +101,30 @@ struct StartCommand: AsyncParsableCommand {
             "connections": "\(loaded.config.clusterConnections.count)",
         ])
 
-        let signal = await signals.next()
+        let reloader = ConfigReloader(
+            path: config, config: loaded.config, plugins: plugins, schemas: schemas, server: server, group: group,
+            logger: logger
+        )
+        var signal = await signals.next()
+        while signal == "SIGHUP" {
+            await reloader.reload()
+            signal = await signals.next()
+        }
         logger.info("received \(signal); shutting down")
         Task.detached {
-            let second = await signals.next()
+            var second = await signals.next()
+            while second == "SIGHUP" {
+                second = await signals.next()
+            }
             logger.warning("received \(second) while draining; exiting without waiting for calls in flight")
             Glibc.exit(1)
         }
         let drain = TimeAmount.nanoseconds(Int64(loaded.config.shutdown.drainTimeoutSeconds * 1e9))
-        schemas.stop()
+        reloader.schemas.stop()
         await server.shutdown(drainTimeout: drain)
         try? await threadPool.shutdownGracefully()
         try? await group.shutdownGracefully()
-        plugins.destroy()
+        reloader.destroyAll()
         logger.info("s2s-proxy stopped")
     }
 }
@@ -127,7 +139,7 @@ enum LogLevelName {
     }
 }
 
-/// Delivers SIGINT and SIGTERM as an async wait instead of killing the process.
+/// Delivers SIGINT, SIGTERM and SIGHUP as an async wait instead of killing the process.
 ///
 /// A classic self-pipe: the signal handler (which may run on any thread that does not block the signals) only
 /// writes the signal number to a pipe, which is async-signal-safe; a dedicated thread reads the pipe. Nothing depends
@@ -153,7 +165,7 @@ final class TerminationSignals: @unchecked Sendable {
             while true {
                 let count = read(readEnd, &number, MemoryLayout<Int32>.size)
                 if count == MemoryLayout<Int32>.size {
-                    signals.yield(number == SIGINT ? "SIGINT" : "SIGTERM")
+                    signals.yield(number == SIGINT ? "SIGINT" : number == SIGHUP ? "SIGHUP" : "SIGTERM")
                 } else if count < 0 && errno == EINTR {
                     continue
                 } else {
@@ -163,7 +175,7 @@ final class TerminationSignals: @unchecked Sendable {
         }
         reader.name = "s2s-proxy signals"
         reader.start()
-        for number in [SIGINT, SIGTERM] {
+        for number in [SIGINT, SIGTERM, SIGHUP] {
             var action = sigaction()
             action.__sigaction_handler.sa_handler = { received in
                 var value = received
