@@ -6,8 +6,11 @@
 // With `remote.connectionType` mux-client or mux-server, the remote side is `muxCount` yamux sessions on
 // `remote.muxAddressInfo` (MuxTransport) instead: outbound calls go out over new streams of the sessions
 // (MuxUpstream), and the streams the peer opens are the inbound listener's connections.
+//
+// A connection's `localClusterHealthCheck` / `remoteClusterHealthCheck` blocks add HTTP listeners (Health/).
 
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
@@ -16,6 +19,7 @@ public final class ProxyServer: Sendable {
     private let listeners: [ProxyListener]
     private let upstreams: [Upstream]
     private let muxTransports: [MuxTransport]
+    private let healthEndpoints: [HealthEndpoint]
     private let group: MultiThreadedEventLoopGroup
     private let logger: Logger
     /// Calls in flight across all listeners.
@@ -43,6 +47,10 @@ public final class ProxyServer: Sendable {
         var listeners: [ProxyListener] = []
         var upstreams: [Upstream] = []
         var muxTransports: [MuxTransport] = []
+        var healthEndpoints: [HealthEndpoint] = []
+        var statuses: [ClusterConnectionStatus] = []
+        // Every health listener reports on all connections; the list is complete once the loop below has run.
+        let allStatuses = NIOLockedValueBox<[ClusterConnectionStatus]>([])
         for (connectionIndex, connection) in config.clusterConnections.enumerated() {
             var connectionLogger = logger
             connectionLogger[metadataKey: "connection"] = "\(connection.name)"
@@ -97,16 +105,16 @@ public final class ProxyServer: Sendable {
             }
 
             // Inbound: calls from the remote side into the local Temporal.
-            let inbound = context(
-                .inbound, upstream: try tcpUpstream("local", connection.local.tcpClient, "local Temporal")
-            )
+            let localUpstream = try tcpUpstream("local", connection.local.tcpClient, "local Temporal")
+            let inbound = context(.inbound, upstream: localUpstream)
+            let remoteSide: ClusterConnectionStatus.RemoteSide
             let outboundTLS = try serverTLS("local", connection.local.tcpServer)
             // Outbound: calls from the local Temporal to the remote side, over TCP or the mux sessions.
             switch connection.remote.connectionType {
             case .tcp:
-                let outbound = context(
-                    .outbound, upstream: try tcpUpstream("remote", connection.remote.tcpClient, "remote side")
-                )
+                let remoteUpstream = try tcpUpstream("remote", connection.remote.tcpClient, "remote side")
+                remoteSide = .tcp(remoteUpstream)
+                let outbound = context(.outbound, upstream: remoteUpstream)
                 listeners.append(ProxyListener(
                     context: outbound, bindTarget: try address(connection.local.tcpServer, "outbound listener"),
                     tuning: settings.tuning, tls: outboundTLS
@@ -145,17 +153,57 @@ public final class ProxyServer: Sendable {
                 } catch {
                     throw ProxyStartError(message: "\(error)")
                 }
-                muxTransports.append(MuxTransport(
+                let transport = MuxTransport(
                     mode: connection.remote.connectionType == .muxClient ? .client : .server,
                     address: muxAddress, pool: pool, tls: muxTLS, logger: muxLogger
                 ) { stream in
                     try ProxyListener.configureConnection(stream, context: inbound, tuning: tuning)
-                })
+                }
+                muxTransports.append(transport)
+                remoteSide = .mux(transport)
+            }
+            let status = ClusterConnectionStatus(
+                name: connection.name,
+                listeners: [
+                    ("outbound", connection.local.tcpServer?.address),
+                    ("inbound", connection.remote.connectionType == .tcp ? connection.remote.tcpServer?.address : nil),
+                    ("mux", connection.remote.connectionType == .muxServer
+                        ? connection.remote.muxAddressInfo?.address : nil),
+                    ("localHealthCheck", connection.localClusterHealthCheck?.listenAddress),
+                    ("remoteHealthCheck", connection.remoteClusterHealthCheck?.listenAddress),
+                ].compactMap { role, address in
+                    address.map { ClusterConnectionStatus.Listener(role: role, address: $0) }
+                },
+                local: localUpstream, remote: remoteSide,
+                chains: [PluginSide.outbound, .inbound].compactMap {
+                    plugins.chain(connection: connectionIndex, side: $0)
+                }
+            )
+            statuses.append(status)
+            for (key, check, healthCheck) in [
+                ("localClusterHealthCheck", HealthVerdict.Check.local, connection.localClusterHealthCheck),
+                ("remoteClusterHealthCheck", .remote, connection.remoteClusterHealthCheck),
+            ] {
+                guard let healthCheck else { continue }
+                let endpointPath = "\(connectionPath).\(key).listenAddress"
+                guard let target = HostAndPort(parsing: healthCheck.listenAddress) else {
+                    throw ProxyStartError(message: "\(endpointPath) needs a host:port address")
+                }
+                healthEndpoints.append(HealthEndpoint(
+                    name: "\(connection.name)/\(check.rawValue) health check", bindTarget: target,
+                    logger: connectionLogger,
+                    check: { loop in
+                        check == .local ? status.localVerdict(on: loop) : status.remoteVerdict(on: loop)
+                    },
+                    debugReport: { loop in ProxyDebugReport.render(allStatuses.withLockedValue { $0 }, on: loop) }
+                ))
             }
         }
         self.listeners = listeners
         self.upstreams = upstreams
         self.muxTransports = muxTransports
+        self.healthEndpoints = healthEndpoints
+        allStatuses.withLockedValue { $0 = statuses }
     }
 
     /// Binds every listener; if one fails, the ones already bound are closed and the error names the address.
@@ -167,7 +215,11 @@ public final class ProxyServer: Sendable {
             for transport in muxTransports {
                 try await transport.start()
             }
+            for endpoint in healthEndpoints {
+                try await endpoint.start(group: group)
+            }
         } catch {
+            for endpoint in healthEndpoints { await endpoint.stop() }
             for started in listeners { await started.stopAccepting() }
             for transport in muxTransports { await transport.stop() }
             throw error
@@ -176,6 +228,7 @@ public final class ProxyServer: Sendable {
 
     /// Graceful shutdown: stop accepting, let calls in flight finish for up to `drainTimeout`, then close the rest.
     public func shutdown(drainTimeout: TimeAmount) async {
+        for endpoint in healthEndpoints { await endpoint.stop() }
         for listener in listeners { await listener.stopAccepting() }
         for transport in muxTransports { await transport.stop() }
         let deadline = NIODeadline.now() + drainTimeout
