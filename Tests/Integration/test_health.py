@@ -152,3 +152,32 @@ def test_unknown_paths_get_404(proxy_factory, backend_factory):
     proxy_factory.start([ClusterConnection("itest", local.address, local.address, extra=health_checks(local=health))])
     wait_for_status(health, 200)
     assert get(health, "/nothing-here")[0] == 404
+
+
+def test_local_health_waits_for_the_schema_a_plugin_needs(proxy_factory, backend_factory):
+    # namespace-rename needs the Temporal schema; the grpcio backend serves no reflection, so it never arrives.
+    local = backend_factory("local")
+    health = free_address()
+    proxy_factory.start([ClusterConnection(
+        "renaming", local.address, local.address,
+        extra={**health_checks(local=health), "namespaceTranslation": {"mappings": [{"local": "a", "remote": "b"}]}},
+    )])
+    body = wait_for_status(health, 503, timeout=10)
+    assert "Temporal schema" in body and "namespace-rename" in body, body
+    assert "not reachable" not in body, body
+    report = json.loads(get(health, "/debug/connections")[1])
+    [connection] = report["connections"]
+    # utf8-repair comes with renaming, as in the Go proxy.
+    assert [p["name"] for p in connection["plugins"]["inbound"]] == ["namespace-rename", "utf8-repair"], connection
+    assert {s["state"] for s in connection["schema"]} == {"pending"}, connection
+
+
+def test_local_health_turns_200_once_the_schema_is_pulled_from_temporal(proxy_factory, temporal_server):
+    health = free_address()
+    proxy_factory.start([ClusterConnection(
+        "renaming", temporal_server.address, temporal_server.address,
+        extra={**health_checks(local=health), "namespaceTranslation": {"mappings": [{"local": "a", "remote": "b"}]}},
+    )])
+    assert wait_for_status(health, 200, timeout=60) == "OK\n"
+    report = json.loads(get(health, "/debug/connections")[1])
+    assert {s["state"] for s in report["connections"][0]["schema"]} == {"ready"}, report
