@@ -37,6 +37,19 @@ final class ClusterConnectionStatus: Sendable {
         self.chains = chains
     }
 
+    /// The status of `connection`, listing the addresses its configuration listens on.
+    convenience init(connection: ClusterConnectionConfig, local: Upstream, remote: RemoteSide, chains: [PluginChain]) {
+        let addresses: [(String, String?)] = [
+            ("outbound", connection.local.tcpServer?.address),
+            ("inbound", connection.remote.connectionType == .tcp ? connection.remote.tcpServer?.address : nil),
+            ("mux", connection.remote.connectionType == .muxServer ? connection.remote.muxAddressInfo?.address : nil),
+            ("localHealthCheck", connection.localClusterHealthCheck?.listenAddress),
+            ("remoteHealthCheck", connection.remoteClusterHealthCheck?.listenAddress),
+        ]
+        let listeners = addresses.compactMap { role, address in address.map { Listener(role: role, address: $0) } }
+        self.init(name: connection.name, listeners: listeners, local: local, remote: remote, chains: chains)
+    }
+
     /// The plugin entries of this connection that need the Temporal schema, each once, with its state.
     private var schemaStates: [(label: String, state: PluginEntry.SchemaState)] {
         var seen = Set<ObjectIdentifier>()

@@ -32,6 +32,29 @@ final class HealthEndpoint: Sendable {
         routes = HealthRoutes(check: check, debugReport: debugReport)
     }
 
+    /// The health listeners `connection` configures, answering `/health` for `status` and `/debug/connections`
+    /// for every connection `allStatuses` returns. `connectionPath` is e.g. `clusterConnections[0]`, for errors.
+    static func configured(
+        by connection: ClusterConnectionConfig, at connectionPath: String, status: ClusterConnectionStatus,
+        logger: Logger, allStatuses: @escaping @Sendable () -> [ClusterConnectionStatus]
+    ) throws -> [HealthEndpoint] {
+        let blocks: [(key: String, check: HealthVerdict.Check, config: HealthCheckConfig?)] = [
+            ("localClusterHealthCheck", .local, connection.localClusterHealthCheck),
+            ("remoteClusterHealthCheck", .remote, connection.remoteClusterHealthCheck),
+        ]
+        return try blocks.compactMap { key, check, config in
+            guard let config else { return nil }
+            guard let target = HostAndPort(parsing: config.listenAddress) else {
+                throw ProxyStartError(message: "\(connectionPath).\(key).listenAddress needs a host:port address")
+            }
+            return HealthEndpoint(
+                name: "\(connection.name)/\(check.rawValue) health check", bindTarget: target, logger: logger,
+                check: { loop in check == .local ? status.localVerdict(on: loop) : status.remoteVerdict(on: loop) },
+                debugReport: { loop in ProxyDebugReport.render(allStatuses(), on: loop) }
+            )
+        }
+    }
+
     /// Binds the listener.
     func start(group: EventLoopGroup) async throws {
         let routes = self.routes

@@ -163,41 +163,13 @@ public final class ProxyServer: Sendable {
                 remoteSide = .mux(transport)
             }
             let status = ClusterConnectionStatus(
-                name: connection.name,
-                listeners: [
-                    ("outbound", connection.local.tcpServer?.address),
-                    ("inbound", connection.remote.connectionType == .tcp ? connection.remote.tcpServer?.address : nil),
-                    ("mux", connection.remote.connectionType == .muxServer
-                        ? connection.remote.muxAddressInfo?.address : nil),
-                    ("localHealthCheck", connection.localClusterHealthCheck?.listenAddress),
-                    ("remoteHealthCheck", connection.remoteClusterHealthCheck?.listenAddress),
-                ].compactMap { role, address in
-                    address.map { ClusterConnectionStatus.Listener(role: role, address: $0) }
-                },
-                local: localUpstream, remote: remoteSide,
-                chains: [PluginSide.outbound, .inbound].compactMap {
-                    plugins.chain(connection: connectionIndex, side: $0)
-                }
+                connection: connection, local: localUpstream, remote: remoteSide,
+                chains: [.outbound, .inbound].compactMap { plugins.chain(connection: connectionIndex, side: $0) }
             )
             statuses.append(status)
-            for (key, check, healthCheck) in [
-                ("localClusterHealthCheck", HealthVerdict.Check.local, connection.localClusterHealthCheck),
-                ("remoteClusterHealthCheck", .remote, connection.remoteClusterHealthCheck),
-            ] {
-                guard let healthCheck else { continue }
-                let endpointPath = "\(connectionPath).\(key).listenAddress"
-                guard let target = HostAndPort(parsing: healthCheck.listenAddress) else {
-                    throw ProxyStartError(message: "\(endpointPath) needs a host:port address")
-                }
-                healthEndpoints.append(HealthEndpoint(
-                    name: "\(connection.name)/\(check.rawValue) health check", bindTarget: target,
-                    logger: connectionLogger,
-                    check: { loop in
-                        check == .local ? status.localVerdict(on: loop) : status.remoteVerdict(on: loop)
-                    },
-                    debugReport: { loop in ProxyDebugReport.render(allStatuses.withLockedValue { $0 }, on: loop) }
-                ))
-            }
+            healthEndpoints += try HealthEndpoint.configured(
+                by: connection, at: connectionPath, status: status, logger: connectionLogger
+            ) { allStatuses.withLockedValue { $0 } }
         }
         self.listeners = listeners
         self.upstreams = upstreams
