@@ -3,6 +3,7 @@
 
 import NIOCore
 import NIOEmbedded
+import NIOHTTP1
 import XCTest
 
 @testable import Host
@@ -60,5 +61,23 @@ final class HealthVerdictTests: XCTestCase {
         XCTAssertEqual(probes, 1)
         XCTAssertEqual(try cache.value(now: .now() + .seconds(2), on: loop, probe: probe).wait(), nil)
         XCTAssertEqual(probes, 2)
+    }
+
+    func testRoutesAnswerHealthDebugAndNothingElse() throws {
+        let loop = EmbeddedEventLoop()
+        let routes = HealthRoutes(
+            check: { loop in
+                loop.makeSucceededFuture(HealthVerdict(check: .remote, connection: "c1", missing: ["no session"]))
+            },
+            debugReport: { loop in loop.makeSucceededFuture(ByteBuffer(string: "{}")) }
+        )
+        let health = try routes.answer(method: .GET, uri: "/health?verbose=1", on: loop).wait()
+        XCTAssertEqual(health.status, .serviceUnavailable)
+        XCTAssertEqual(String(buffer: health.body), "connection c1: remote cluster not ready\n- no session\n")
+        let debug = try routes.answer(method: .GET, uri: "/debug/connections", on: loop).wait()
+        XCTAssertEqual(debug.status, .ok)
+        XCTAssertEqual(debug.contentType, "application/json")
+        XCTAssertEqual(try routes.answer(method: .GET, uri: "/", on: loop).wait().status, .notFound)
+        XCTAssertEqual(try routes.answer(method: .POST, uri: "/health", on: loop).wait().status, .methodNotAllowed)
     }
 }
