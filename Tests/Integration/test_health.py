@@ -116,10 +116,13 @@ def test_mux_remote_health_needs_a_session_and_debug_lists_them(proxy_factory, b
     body = wait_for_status(client_health, 503, timeout=10)
     assert "no mux session" in body and mux_address in body, body
 
+    server_health = free_address()
     server_connection = ClusterConnection("pair", local.address, remote_upstream="", mux="mux-server",
-                                          mux_address=mux_address, mux_count=2)
+                                          mux_address=mux_address, mux_count=2,
+                                          extra=health_checks(remote=server_health))
     server_side = proxy_factory.start([server_connection])
     wait_for_status(client_health, 200)
+    wait_for_status(server_health, 200)  # the accepting side counts its sessions too
 
     status, text = get(client_health, "/debug/connections")
     assert status == 200, text
