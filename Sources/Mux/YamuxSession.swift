@@ -98,6 +98,9 @@ public final class YamuxSession: ChannelInboundHandler, @unchecked Sendable {
     /// The streams open now (in any state short of forgotten).
     public var streamCount: Int { streams.count }
 
+    /// The peer's address of the session's connection, while connected; read on `eventLoop`.
+    public var remoteAddress: SocketAddress? { context?.channel.remoteAddress }
+
     /// Whether the session can open streams: connected, and no go-away either way.
     public var canOpenStreams: Bool { context != nil && !ended && !sentGoAway && !receivedGoAway }
 

@@ -112,7 +112,6 @@ final class ConfigLoaderTests: XCTestCase {
         )
         XCTAssertNil(connection.localClusterHealthCheck)
         XCTAssertEqual(locations(of: loaded.unsupported), [
-            "74:5 clusterConnections[0].remoteClusterHealthCheck",
             "84:5 metrics.prometheus.listenAddress",
         ])
         XCTAssertEqual(

@@ -130,9 +130,6 @@ UNSUPPORTED = {
         "    local:\n      connectionType: tcp\n",
         f"    local:\n      connectionType: mux-server\n      muxAddressInfo: {{ address: {free_address()} }}\n", 1,
     ),
-    "remoteClusterHealthCheck": minimal_connection_yaml(
-        f"    remoteClusterHealthCheck: {{ protocol: http, listenAddress: {free_address()} }}\n"
-    ),
     "metrics": minimal_connection_yaml() + f"metrics:\n  prometheus:\n    listenAddress: {free_address()}\n",
     # Mode lcm and the other cluster adapters run as the cluster-adapter plugin (test_cluster_adapter.py).
     "shardCount": minimal_connection_yaml(

@@ -61,11 +61,6 @@ struct ConfigSupportCheck {
                 noEffect("deprecated and unused, as in the Go proxy", at: memberlistPath.appending("shardStrategy"))
             }
         }
-        for (key, healthCheck) in [("remoteClusterHealthCheck", connection.remoteClusterHealthCheck),
-                                   ("localClusterHealthCheck", connection.localClusterHealthCheck)]
-        where healthCheck != nil {
-            notYet("the health check endpoint", remedy: "remove the block", at: path.appending(key))
-        }
     }
 
     private mutating func assess(_ side: ClusterDefinition, at path: ConfigKeyPath, remote: Bool) {

@@ -111,6 +111,20 @@ final class MuxSessionPool: Sendable {
         state.withLockedValue { $0.sessions.values.flatMap { $0 } }
     }
 
+    /// Every session's state, each read on its own loop, for `/debug/connections`.
+    func snapshot(on loop: EventLoop) -> EventLoopFuture<[MuxSessionSnapshot]> {
+        let futures = all().map { session in
+            session.eventLoop.submit {
+                MuxSessionSnapshot(
+                    remoteAddress: session.remoteAddress?.endpointDescription,
+                    streams: session.streamCount,
+                    canOpenStreams: session.canOpenStreams
+                )
+            }
+        }
+        return EventLoopFuture.whenAllSucceed(futures, on: loop)
+    }
+
     /// Fails waiters; no more waiting.
     func close() {
         let waiters = state.withLockedValue { state -> [EventLoopPromise<Void>] in
@@ -121,6 +135,16 @@ final class MuxSessionPool: Sendable {
         }
         for waiter in waiters { waiter.fail(MuxUnavailableError(reason: "the proxy is shutting down")) }
     }
+}
+
+/// One yamux session as `/debug/connections` shows it.
+struct MuxSessionSnapshot: Sendable, Encodable {
+    /// The peer proxy's address of the session's TCP connection.
+    var remoteAddress: String?
+    /// Streams open on the session now (HTTP/2 connections over the tunnel, both directions).
+    var streams: Int
+    /// False once either side sent a go-away.
+    var canOpenStreams: Bool
 }
 
 /// No mux session can carry a call.

@@ -6,8 +6,11 @@
 // With `remote.connectionType` mux-client or mux-server, the remote side is `muxCount` yamux sessions on
 // `remote.muxAddressInfo` (MuxTransport) instead: outbound calls go out over new streams of the sessions
 // (MuxUpstream), and the streams the peer opens are the inbound listener's connections.
+//
+// A connection's `localClusterHealthCheck` / `remoteClusterHealthCheck` blocks add HTTP listeners (Health/).
 
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
@@ -18,6 +21,7 @@ public final class ProxyServer: Sendable {
     private let muxTransports: [MuxTransport]
     /// Every listener's context, the mux inbound sides' included, for swapping plugin chains.
     private let listenerContexts: [ListenerContext]
+    private let healthEndpoints: [HealthEndpoint]
     private let group: MultiThreadedEventLoopGroup
     private let logger: Logger
     /// Calls in flight across all listeners.
@@ -46,6 +50,10 @@ public final class ProxyServer: Sendable {
         var upstreams: [Upstream] = []
         var muxTransports: [MuxTransport] = []
         var contexts: [ListenerContext] = []
+        var healthEndpoints: [HealthEndpoint] = []
+        var statuses: [ClusterConnectionStatus] = []
+        // Every health listener reports on all connections; the list is complete once the loop below has run.
+        let allStatuses = NIOLockedValueBox<[ClusterConnectionStatus]>([])
         for (connectionIndex, connection) in config.clusterConnections.enumerated() {
             var connectionLogger = logger
             connectionLogger[metadataKey: "connection"] = "\(connection.name)"
@@ -104,16 +112,16 @@ public final class ProxyServer: Sendable {
             }
 
             // Inbound: calls from the remote side into the local Temporal.
-            let inbound = context(
-                .inbound, upstream: try tcpUpstream("local", connection.local.tcpClient, "local Temporal")
-            )
+            let localUpstream = try tcpUpstream("local", connection.local.tcpClient, "local Temporal")
+            let inbound = context(.inbound, upstream: localUpstream)
+            let remoteSide: ClusterConnectionStatus.RemoteSide
             let outboundTLS = try serverTLS("local", connection.local.tcpServer)
             // Outbound: calls from the local Temporal to the remote side, over TCP or the mux sessions.
             switch connection.remote.connectionType {
             case .tcp:
-                let outbound = context(
-                    .outbound, upstream: try tcpUpstream("remote", connection.remote.tcpClient, "remote side")
-                )
+                let remoteUpstream = try tcpUpstream("remote", connection.remote.tcpClient, "remote side")
+                remoteSide = .tcp(remoteUpstream)
+                let outbound = context(.outbound, upstream: remoteUpstream)
                 listeners.append(ProxyListener(
                     context: outbound, bindTarget: try address(connection.local.tcpServer, "outbound listener"),
                     tuning: settings.tuning, tls: outboundTLS
@@ -152,18 +160,30 @@ public final class ProxyServer: Sendable {
                 } catch {
                     throw ProxyStartError(message: "\(error)")
                 }
-                muxTransports.append(MuxTransport(
+                let transport = MuxTransport(
                     mode: connection.remote.connectionType == .muxClient ? .client : .server,
                     address: muxAddress, pool: pool, tls: muxTLS, logger: muxLogger
                 ) { stream in
                     try ProxyListener.configureConnection(stream, context: inbound, tuning: tuning)
-                })
+                }
+                muxTransports.append(transport)
+                remoteSide = .mux(transport)
             }
+            let status = ClusterConnectionStatus(
+                connection: connection, local: localUpstream, remote: remoteSide,
+                chains: [.outbound, .inbound].compactMap { plugins.chain(connection: connectionIndex, side: $0) }
+            )
+            statuses.append(status)
+            healthEndpoints += try HealthEndpoint.configured(
+                by: connection, at: connectionPath, status: status, logger: connectionLogger
+            ) { allStatuses.withLockedValue { $0 } }
         }
         self.listeners = listeners
         self.upstreams = upstreams
         self.muxTransports = muxTransports
         self.listenerContexts = contexts
+        self.healthEndpoints = healthEndpoints
+        allStatuses.withLockedValue { $0 = statuses }
     }
 
     /// Swaps every listener's plugin chain for the one `plugins` builds for its connection and side; calls that
@@ -183,7 +203,11 @@ public final class ProxyServer: Sendable {
             for transport in muxTransports {
                 try await transport.start()
             }
+            for endpoint in healthEndpoints {
+                try await endpoint.start(group: group)
+            }
         } catch {
+            for endpoint in healthEndpoints { await endpoint.stop() }
             for started in listeners { await started.stopAccepting() }
             for transport in muxTransports { await transport.stop() }
             throw error
@@ -192,6 +216,7 @@ public final class ProxyServer: Sendable {
 
     /// Graceful shutdown: stop accepting, let calls in flight finish for up to `drainTimeout`, then close the rest.
     public func shutdown(drainTimeout: TimeAmount) async {
+        for endpoint in healthEndpoints { await endpoint.stop() }
         for listener in listeners { await listener.stopAccepting() }
         for transport in muxTransports { await transport.stop() }
         let deadline = NIODeadline.now() + drainTimeout

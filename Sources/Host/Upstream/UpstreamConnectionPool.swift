@@ -44,6 +44,16 @@ public struct UpstreamPoolSettings: Sendable {
     }
 }
 
+/// One resolved address of an upstream target and the state of the pool's connection to it.
+struct UpstreamEndpointSnapshot: Sendable, Equatable, Encodable {
+    enum State: String, Sendable, Encodable {
+        case idle, connecting, ready, draining, failed
+    }
+
+    var address: String
+    var state: State
+}
+
 final class UpstreamConnectionPool {
     private enum EndpointState {
         case idle
@@ -90,6 +100,21 @@ final class UpstreamConnectionPool {
             return eventLoop.makeFailedFuture(UpstreamUnavailableError(target: target, reason: "the proxy is shutting down"))
         }
         return connection()
+    }
+
+    /// Each resolved address of the target and its connection state, for `/debug/connections` and health checks.
+    func snapshot() -> [UpstreamEndpointSnapshot] {
+        eventLoop.preconditionInEventLoop()
+        return endpoints.map { endpoint in
+            let state: UpstreamEndpointSnapshot.State
+            switch endpoint.state {
+            case .idle: state = .idle
+            case .connecting: state = .connecting
+            case .ready(let connection): state = connection.isDraining ? .draining : .ready
+            case .failed: state = .failed
+            }
+            return UpstreamEndpointSnapshot(address: endpoint.address.endpointDescription, state: state)
+        }
     }
 
     /// Closes every connection and stops reconnecting.
