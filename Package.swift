@@ -84,6 +84,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
                 .product(name: "NIOHPACK", package: "swift-nio-http2"),
+                // The HTTP/1.1 metrics endpoint.
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 // TLS on listeners and upstream dials (BoringSSL, built from source with the package).
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),

@@ -15,11 +15,14 @@ final class ListenerContext: Sendable {
     let activeCalls: ActiveCallCounter
     /// The plugins that run on this listener's calls; nil when the connection configures none.
     let plugins: PluginChain?
+    /// Where the listener's calls are counted for the metrics endpoint.
+    let metrics: CallMetrics
 
     init(
         name: String, upstream: UpstreamConnecting, maxMessageBytes: Int, tuning: HTTP2Tuning = HTTP2Tuning(),
-        logger: Logger, activeCalls: ActiveCallCounter, plugins: PluginChain? = nil
+        logger: Logger, activeCalls: ActiveCallCounter, plugins: PluginChain? = nil, metrics: CallMetrics? = nil
     ) {
+        self.metrics = metrics ?? CallMetrics(connection: name, direction: "")
         self.plugins = plugins.flatMap { $0.isEmpty ? nil : $0 }
         self.name = name
         self.upstream = upstream

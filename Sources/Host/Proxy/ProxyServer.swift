@@ -20,14 +20,19 @@ public final class ProxyServer: Sendable {
     private let logger: Logger
     /// Calls in flight across all listeners.
     public let activeCalls: ActiveCallCounter
+    /// What the metrics endpoint serves.
+    public let metrics: ProxyMetrics
+    /// `/metrics` on `metrics.prometheus.listenAddress`; nil when the config sets none.
+    private let metricsEndpoint: MetricsEndpoint?
 
     /// Builds listeners and upstream pools for every cluster connection; binds nothing yet.
     ///
     /// The configuration must have passed validation and carry no unsupported features.
     public init(
         config: ProxyConfig, plugins: PluginSetup = .empty, group: MultiThreadedEventLoopGroup, threadPool: NIOThreadPool,
-        logger: Logger
+        logger: Logger, metrics: ProxyMetrics = ProxyMetrics()
     ) throws {
+        self.metrics = metrics
         self.group = group
         self.logger = logger
         let activeCalls = ActiveCallCounter()
@@ -49,6 +54,8 @@ public final class ProxyServer: Sendable {
             func context(_ side: PluginSide, upstream: UpstreamConnecting) -> ListenerContext {
                 var routeLogger = connectionLogger
                 routeLogger[metadataKey: "direction"] = "\(side.rawValue)"
+                let callMetrics = CallMetrics(connection: connection.name, direction: side.rawValue)
+                metrics.add(callMetrics)
                 return ListenerContext(
                     name: "\(connection.name)/\(side.rawValue)",
                     upstream: upstream,
@@ -56,7 +63,8 @@ public final class ProxyServer: Sendable {
                     tuning: settings.tuning,
                     logger: routeLogger,
                     activeCalls: activeCalls,
-                    plugins: plugins.chain(connection: connectionIndex, side: side)
+                    plugins: plugins.chain(connection: connectionIndex, side: side),
+                    metrics: callMetrics
                 )
             }
             func address(_ endpoint: EndpointConfig?, _ role: String) throws -> HostAndPort {
@@ -121,6 +129,11 @@ public final class ProxyServer: Sendable {
                     name: "\(connection.name)/mux", wanted: connection.remote.muxCount > 0 ? connection.remote.muxCount : 10,
                     loops: loops
                 )
+                metrics.add(ProxyMetrics.MuxSource(
+                    pool: pool, address: "\(muxAddress)",
+                    mode: connection.remote.connectionType == .muxClient ? "mux-client" : "mux-server",
+                    configName: connection.name
+                ))
                 var muxLogger = connectionLogger
                 muxLogger[metadataKey: "direction"] = "mux"
                 let upstream = MuxUpstream(
@@ -153,6 +166,14 @@ public final class ProxyServer: Sendable {
                 })
             }
         }
+        if let text = config.metrics?.prometheusListenAddress, !text.isEmpty {
+            guard let address = HostAndPort(parsing: text) else {
+                throw ProxyStartError(message: "metrics.prometheus.listenAddress needs a host:port address")
+            }
+            metricsEndpoint = MetricsEndpoint(bindTarget: address, metrics: metrics, logger: logger)
+        } else {
+            metricsEndpoint = nil
+        }
         self.listeners = listeners
         self.upstreams = upstreams
         self.muxTransports = muxTransports
@@ -167,7 +188,9 @@ public final class ProxyServer: Sendable {
             for transport in muxTransports {
                 try await transport.start()
             }
+            try await metricsEndpoint?.start(group: group)
         } catch {
+            await metricsEndpoint?.stop()
             for started in listeners { await started.stopAccepting() }
             for transport in muxTransports { await transport.stop() }
             throw error
@@ -193,6 +216,7 @@ public final class ProxyServer: Sendable {
         for listener in listeners { await listener.closeConnections() }
         for transport in muxTransports { transport.closeSessions() }
         for upstream in upstreams { try? await upstream.close()?.get() }
+        await metricsEndpoint?.stop()
     }
 }
 
