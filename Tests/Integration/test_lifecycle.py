@@ -133,7 +133,6 @@ UNSUPPORTED = {
     "remoteClusterHealthCheck": minimal_connection_yaml(
         f"    remoteClusterHealthCheck: {{ protocol: http, listenAddress: {free_address()} }}\n"
     ),
-    "metrics": minimal_connection_yaml() + f"metrics:\n  prometheus:\n    listenAddress: {free_address()}\n",
     # Mode lcm and the other cluster adapters run as the cluster-adapter plugin (test_cluster_adapter.py).
     "shardCount": minimal_connection_yaml(
         "    shardCount: { mode: routing, localShardCount: 4, remoteShardCount: 2 }\n"

@@ -1,0 +1,141 @@
+"""The Prometheus endpoint (`metrics.prometheus.listenAddress`): real calls through the proxy, then a scrape parsed
+by prometheus_client's text-format parser, whose figures must match the calls made."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import grpc
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from backend import method
+from netutil import free_address
+from proxy_process import DIRECT, ClusterConnection
+
+TIMEOUT = 30
+
+pytestmark = pytest.mark.skipif(DIRECT, reason="the metrics endpoint belongs to the proxy process")
+
+
+def scrape(address: str) -> dict:
+    """Families by name, from `GET /metrics`."""
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as response:
+        assert response.status == 200
+        assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+        text = response.read().decode()
+    return {family.name: family for family in text_string_to_metric_families(text)}
+
+
+def samples(families: dict, family: str, sample: str, **labels) -> list:
+    """The samples named `sample` of `family` whose labels include `labels`."""
+    return [
+        s for s in families[family].samples
+        if s.name == sample and all(s.labels.get(key) == value for key, value in labels.items())
+    ]  # fmt: skip
+
+
+def value(families: dict, family: str, sample: str, **labels) -> float:
+    found = samples(families, family, sample, **labels)
+    assert len(found) == 1, f"{sample} {labels}: {len(found)} series: {found}"
+    return found[0].value
+
+
+def test_scrape_counts_each_call_by_method_direction_and_status(proxy_factory, backend, channel_factory):
+    metrics_address = free_address()
+    proxy = proxy_factory.start(
+        [ClusterConnection("itest", local_upstream=backend.address, remote_upstream=backend.address)],
+        metrics_address=metrics_address,
+    )
+    outbound = channel_factory(proxy.outbound())
+    inbound = channel_factory(proxy.inbound())
+    for _ in range(5):
+        assert outbound.unary_unary(method("Echo"))(b"hi", timeout=TIMEOUT) == b"hi"
+    for _ in range(3):
+        assert inbound.unary_unary(method("Echo"))(b"", timeout=TIMEOUT) == b""
+    fail = outbound.unary_unary(method("Fail"))
+    for _ in range(2):
+        with pytest.raises(grpc.RpcError) as error:
+            fail(json.dumps({"code": "NOT_FOUND", "message": "gone"}).encode(), timeout=TIMEOUT)
+        assert error.value.code() == grpc.StatusCode.NOT_FOUND
+    repeat = inbound.unary_stream(method("Repeat"))
+    assert len(list(repeat(json.dumps({"count": 7, "size": 10}).encode(), timeout=TIMEOUT))) == 7
+
+    families = scrape(metrics_address)
+    calls = "s2s_proxy_calls"  # the parser names a counter family without its `_total`
+    echo, fail_path, repeat_path = method("Echo"), method("Fail"), method("Repeat")
+    expected = [
+        ("outbound", echo, "OK", 5),
+        ("inbound", echo, "OK", 3),
+        ("outbound", fail_path, "NOT_FOUND", 2),
+        ("inbound", repeat_path, "OK", 1),
+    ]
+    for direction, path, code, count in expected:
+        assert value(families, calls, "s2s_proxy_calls_total",
+                     connection="itest", direction=direction, method=path, grpc_code=code) == count  # fmt: skip
+    assert len(samples(families, calls, "s2s_proxy_calls_total")) == len(expected), "only the methods called"
+
+    duration = "s2s_proxy_call_duration_seconds"
+    for direction, path, _, count in expected:
+        labels = dict(connection="itest", direction=direction, method=path)
+        assert value(families, duration, duration + "_count", **labels) == count
+        assert value(families, duration, duration + "_sum", **labels) > 0
+        buckets = samples(families, duration, duration + "_bucket", **labels)
+        assert buckets[-1].labels["le"] == "+Inf" and buckets[-1].value == count
+        values = [b.value for b in buckets]
+        assert values == sorted(values), f"buckets are cumulative: {values}"
+
+    for direction in ("outbound", "inbound"):
+        assert value(families, "s2s_proxy_calls_in_flight", "s2s_proxy_calls_in_flight",
+                     connection="itest", direction=direction) == 0  # fmt: skip
+    assert samples(families, "s2s_proxy_calls_failed_in_proxy", "s2s_proxy_calls_failed_in_proxy_total") == []
+
+
+def test_calls_the_proxy_fails_itself_are_counted_by_the_status_it_sent(proxy_factory, channel_factory):
+    metrics_address = free_address()
+    nowhere = free_address()  # nothing listens there
+    proxy = proxy_factory.start(
+        [ClusterConnection("dead", local_upstream=nowhere, remote_upstream=nowhere)],
+        metrics_address=metrics_address, connect_timeout_seconds=2,
+    )  # fmt: skip
+    echo = channel_factory(proxy.outbound()).unary_unary(method("Echo"))
+    for _ in range(2):
+        with pytest.raises(grpc.RpcError) as error:
+            echo(b"x", timeout=TIMEOUT)
+        assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+
+    families = scrape(metrics_address)
+    assert value(families, "s2s_proxy_calls_failed_in_proxy", "s2s_proxy_calls_failed_in_proxy_total",
+                 connection="dead", direction="outbound", grpc_code="UNAVAILABLE") == 2  # fmt: skip
+    labels = dict(connection="dead", direction="outbound", method=method("Echo"), grpc_code="UNAVAILABLE")
+    assert value(families, "s2s_proxy_calls", "s2s_proxy_calls_total", **labels) == 2
+
+
+def test_other_paths_are_not_found(proxy_factory, backend):
+    metrics_address = free_address()
+    proxy_factory.start(
+        [ClusterConnection("itest", local_upstream=backend.address, remote_upstream=backend.address)],
+        metrics_address=metrics_address,
+    )
+    with pytest.raises(urllib.error.HTTPError) as error:
+        urllib.request.urlopen(f"http://{metrics_address}/", timeout=10)
+    assert error.value.code == 404
+
+
+def test_plugin_metrics_are_exposed_with_plugin_and_connection_labels(proxy_factory, backend, channel_factory,
+                                                                      probe_plugins):
+    metrics_address = free_address()
+    connection = ClusterConnection("itest", local_upstream=backend.address, remote_upstream=backend.address,
+                                   plugins=[{"path": str(probe_plugins["probe"])}])
+    proxy = proxy_factory.start([connection], metrics_address=metrics_address)
+    echo = channel_factory(proxy.outbound()).unary_unary(method("Echo"))
+    for _ in range(3):
+        assert echo(b"upper:x", timeout=TIMEOUT) == b"UPPER:X"
+
+    families = scrape(metrics_address)
+    series = samples(families, "s2s_plugin_probe_messages", "s2s_plugin_probe_messages_total", connection="itest")
+    assert len(series) == 1, series
+    assert series[0].value == 6, "three requests and three responses"
+    assert series[0].labels["plugin"]
