@@ -4,6 +4,7 @@ by prometheus_client's text-format parser, whose figures must match the calls ma
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 
@@ -139,3 +140,35 @@ def test_plugin_metrics_are_exposed_with_plugin_and_connection_labels(proxy_fact
     assert len(series) == 1, series
     assert series[0].value == 6, "three requests and three responses"
     assert series[0].labels["plugin"]
+
+
+def test_a_mux_pair_reports_its_sessions_and_the_calls_across_it(proxy_factory, backend, channel_factory):
+    mux_address = free_address()
+    server_metrics, client_metrics = free_address(), free_address()
+    server = proxy_factory.start([ClusterConnection("pair", local_upstream=backend.address, remote_upstream="",
+                                                    mux="mux-server", mux_address=mux_address, mux_count=3)],
+                                 metrics_address=server_metrics)  # fmt: skip
+    client = proxy_factory.start([ClusterConnection("pair", local_upstream=backend.address, remote_upstream="",
+                                                    mux="mux-client", mux_address=mux_address, mux_count=3)],
+                                 metrics_address=client_metrics)  # fmt: skip
+    active = "temporal_s2s_proxy_num_muxes_active"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if all(value(scrape(a), active, active, config_name="pair") == 3 for a in (server_metrics, client_metrics)):
+            break
+        time.sleep(0.2)
+    echo = channel_factory(client.outbound()).unary_unary(method("Echo"))
+    for _ in range(4):
+        assert echo(b"m", timeout=TIMEOUT) == b"m"
+
+    for address, mode in ((server_metrics, "mux-server"), (client_metrics, "mux-client")):
+        families = scrape(address)
+        labels = dict(addr=mux_address, mode=mode, config_name="pair")
+        assert value(families, active, active, **labels) == 3
+        established = "temporal_s2s_proxy_mux_connection_establish"
+        assert value(families, established, established + "_total", **labels) == 3
+        ended = "s2s_proxy_mux_sessions_ended"
+        assert value(families, ended, ended + "_total", **labels) == 0
+    calls = dict(connection="pair", method=method("Echo"), grpc_code="OK")
+    assert value(scrape(client_metrics), "s2s_proxy_calls", "s2s_proxy_calls_total", direction="outbound", **calls) == 4
+    assert value(scrape(server_metrics), "s2s_proxy_calls", "s2s_proxy_calls_total", direction="inbound", **calls) == 4
