@@ -1,4 +1,5 @@
-// `s2s-proxy start --config FILE`: run the proxy until SIGINT or SIGTERM, then drain and exit 0.
+// `s2s-proxy start --config FILE`: run the proxy until SIGINT or SIGTERM, then drain and exit 0. SIGHUP reloads the
+// plugin chains from the config file (ConfigReloader).
 
 import ArgumentParser
 import Host
@@ -21,6 +22,9 @@ struct StartCommand: AsyncParsableCommand {
     )
     var logLevel: String = "info"
 
+    @Option(name: .long, help: "text (default) or json: one JSON object per line.")
+    var logFormat: String = "text"
+
     @Option(name: .long, help: "Event-loop threads (default: one per core).")
     var threads: Int?
 
@@ -28,18 +32,22 @@ struct StartCommand: AsyncParsableCommand {
         guard LogLevelName.parse(logLevel) != nil else {
             throw ValidationError("unknown log level '\(logLevel)'; use trace, debug, info, notice, warning, error or critical")
         }
+        guard LogFormat(rawValue: logFormat) != nil else {
+            throw ValidationError("unknown log format '\(logFormat)'; use text or json")
+        }
     }
 
     func run() async throws {
         let level = LogLevelName.parse(logLevel)!
+        let format = LogFormat(rawValue: logFormat)!
+        // The config is read before logging starts, for its throttle; its errors go to standard error as text.
+        let loaded = try ConfigFile.load(config)
+        let limiter = loaded.config.logging?.throttleMaxRPS.flatMap { $0 > 0 ? LogRateLimiter(linesPerSecond: $0) : nil }
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+            ProxyLogHandler(label: label, level: level, format: format, limiter: limiter)
         }
         let logger = Logger(label: "s2s-proxy")
 
-        let loaded = try ConfigFile.load(config)
         if !loaded.unsupported.isEmpty {
             for problem in loaded.unsupported {
                 printToStandardError("error: \(problem)")
@@ -95,19 +103,30 @@ struct StartCommand: AsyncParsableCommand {
             "connections": "\(loaded.config.clusterConnections.count)",
         ])
 
-        let signal = await signals.next()
+        let reloader = ConfigReloader(
+            path: config, config: loaded.config, plugins: plugins, schemas: schemas, server: server, group: group,
+            logger: logger
+        )
+        var signal = await signals.next()
+        while signal == "SIGHUP" {
+            await reloader.reload()
+            signal = await signals.next()
+        }
         logger.info("received \(signal); shutting down")
         Task.detached {
-            let second = await signals.next()
+            var second = await signals.next()
+            while second == "SIGHUP" {
+                second = await signals.next()
+            }
             logger.warning("received \(second) while draining; exiting without waiting for calls in flight")
             Glibc.exit(1)
         }
         let drain = TimeAmount.nanoseconds(Int64(loaded.config.shutdown.drainTimeoutSeconds * 1e9))
-        schemas.stop()
+        reloader.schemas.stop()
         await server.shutdown(drainTimeout: drain)
         try? await threadPool.shutdownGracefully()
         try? await group.shutdownGracefully()
-        plugins.destroy()
+        reloader.destroyAll()
         logger.info("s2s-proxy stopped")
     }
 }
@@ -122,7 +141,7 @@ enum LogLevelName {
     }
 }
 
-/// Delivers SIGINT and SIGTERM as an async wait instead of killing the process.
+/// Delivers SIGINT, SIGTERM and SIGHUP as an async wait instead of killing the process.
 ///
 /// A classic self-pipe: the signal handler (which may run on any thread that does not block the signals) only
 /// writes the signal number to a pipe, which is async-signal-safe; a dedicated thread reads the pipe. Nothing depends
@@ -148,7 +167,7 @@ final class TerminationSignals: @unchecked Sendable {
             while true {
                 let count = read(readEnd, &number, MemoryLayout<Int32>.size)
                 if count == MemoryLayout<Int32>.size {
-                    signals.yield(number == SIGINT ? "SIGINT" : "SIGTERM")
+                    signals.yield(number == SIGINT ? "SIGINT" : number == SIGHUP ? "SIGHUP" : "SIGTERM")
                 } else if count < 0 && errno == EINTR {
                     continue
                 } else {
@@ -158,7 +177,7 @@ final class TerminationSignals: @unchecked Sendable {
         }
         reader.name = "s2s-proxy signals"
         reader.start()
-        for number in [SIGINT, SIGTERM] {
+        for number in [SIGINT, SIGTERM, SIGHUP] {
             var action = sigaction()
             action.__sigaction_handler.sa_handler = { received in
                 var value = received

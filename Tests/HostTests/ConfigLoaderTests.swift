@@ -602,7 +602,6 @@ final class ConfigLoaderTests: XCTestCase {
                 + "unused, as in the Go proxy",
             "config.yaml:12:24: metrics.prometheus.framework: has no effect: unused, as in the Go proxy",
             "config.yaml:13:1: profiling: has no effect: not served: pprof is specific to the Go runtime",
-            "config.yaml:14:11: logging.throttleMaxRPS: has no effect: log throttling is not applied yet by this build",
             "config.yaml:15:1: logConfigs: has no effect: per-component log settings (throttling) are not applied "
                 + "yet by this build",
         ])

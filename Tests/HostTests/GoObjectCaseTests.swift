@@ -190,14 +190,7 @@ final class GoObjectCaseTests: XCTestCase {
     }
 
     private func library(_ plugin: String) throws -> PluginLibrary {
-        let file = "/lib\(plugin).so"
-        let candidates = [
-            Bundle.main.bundleURL.path, URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path,
-        ]
-        for candidate in candidates where FileManager.default.fileExists(atPath: candidate + file) {
-            return try PluginLibrary.load(path: candidate + file)
-        }
-        throw XCTSkip("lib\(plugin).so is not built next to the tests (run `swift build` first)")
+        try BundledPluginLibrary.load(plugin)
     }
 
     private func bytes(_ path: String) throws -> [UInt8] {

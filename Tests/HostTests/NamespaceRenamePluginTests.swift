@@ -30,12 +30,7 @@ final class NamespaceRenamePluginTests: XCTestCase {
     }
 
     private func library() throws -> PluginLibrary {
-        let directory = Bundle.main.bundleURL.path
-        let candidates = [directory, URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path]
-        for candidate in candidates where FileManager.default.fileExists(atPath: candidate + "/libnamespace-rename.so") {
-            return try PluginLibrary.load(path: candidate + "/libnamespace-rename.so")
-        }
-        throw XCTSkip("libnamespace-rename.so is not built next to the tests (run `swift build` first)")
+        try BundledPluginLibrary.load("namespace-rename")
     }
 
     private func bytes(_ path: String) throws -> [UInt8] {

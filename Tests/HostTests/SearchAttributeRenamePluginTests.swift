@@ -32,13 +32,7 @@ final class SearchAttributeRenamePluginTests: XCTestCase {
     }
 
     private func library() throws -> PluginLibrary {
-        let directory = Bundle.main.bundleURL.path
-        let candidates = [directory, URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path]
-        for candidate in candidates
-        where FileManager.default.fileExists(atPath: candidate + "/libsearch-attribute-rename.so") {
-            return try PluginLibrary.load(path: candidate + "/libsearch-attribute-rename.so")
-        }
-        throw XCTSkip("libsearch-attribute-rename.so is not built next to the tests (run `swift build` first)")
+        try BundledPluginLibrary.load("search-attribute-rename")
     }
 
     private func bytes(_ path: String) throws -> [UInt8] {

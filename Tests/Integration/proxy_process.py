@@ -142,6 +142,8 @@ class ProxyProcess:
         metrics_address: str | None = None,
         log_level: str = LOG_LEVEL,
         label: str = "proxy",
+        extra_args: tuple[str, ...] = (),
+        extra_yaml: str = "",
     ):
         self.connections = {c.name: c for c in connections}
         # `metrics.prometheus.listenAddress`, served at http://<address>/metrics; None: no metrics endpoint.
@@ -154,8 +156,10 @@ class ProxyProcess:
             render_config(
                 connections, max_message_bytes, drain_timeout_seconds, connect_timeout_seconds, metrics_address
             )
+            + extra_yaml
         )
         self.log_level = log_level
+        self.extra_args = extra_args
         self.process: subprocess.Popen | None = None
         self.exit_code: int | None = None
         self.signalled_by_test = False
@@ -171,7 +175,8 @@ class ProxyProcess:
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 bound_to_test_run(
-                    [str(binary), "start", "--config", str(self.config_path), "--log-level", self.log_level]
+                    [str(binary), "start", "--config", str(self.config_path), "--log-level", self.log_level,
+                     *self.extra_args]
                 ),
                 stdin=subprocess.DEVNULL,
                 stdout=log,

@@ -103,12 +103,6 @@ struct ConfigSupportCheck {
                 at: sourceMap.contains(addressPath) ? addressPath : .root.appending("profiling")
             )
         }
-        if config.logging?.throttleMaxRPS != nil {
-            noEffect(
-                "log throttling is not applied yet by this build",
-                at: .root.appending("logging", "throttleMaxRPS")
-            )
-        }
         if !config.logConfigs.isEmpty {
             noEffect(
                 "per-component log settings (throttling) are not applied yet by this build",

@@ -18,16 +18,8 @@ enum GoTranslationKeys {
     static func chainEntries(of connection: ClusterConnectionConfig, prefix: String) -> [(String, PluginEntryConfig)] {
         var entries: [(String, PluginEntryConfig)] = []
         if let translation = connection.namespaceTranslation, !translation.mappings.isEmpty {
-            var options = #"{"mappings":["#
-            for (index, mapping) in translation.mappings.enumerated() {
-                if index > 0 { options += "," }
-                options += #"{"local":"#
-                YAMLNodeReader.appendJSONString(mapping.local, to: &options)
-                options += #","remote":"#
-                YAMLNodeReader.appendJSONString(mapping.remote, to: &options)
-                options += "}"
-            }
-            options += "]}"
+            let pairs = translation.mappings.map { ($0.local, $0.remote) }
+            let options = #"{"mappings":"# + jsonPairs(pairs, keys: ("local", "remote")) + "}"
             entries.append((
                 "\(prefix).namespaceTranslation",
                 PluginEntryConfig(source: .bundled("namespace-rename"), side: .both, onError: .failClosed, optionsJSON: options)
@@ -98,16 +90,8 @@ enum GoTranslationKeys {
                     options += #""namespaces":"# + jsonArray(names) + ","
                 }
             }
-            options += #""mappings":["#
-            for (fieldIndex, field) in entry.mappings.enumerated() {
-                if fieldIndex > 0 { options += "," }
-                options += #"{"localFieldName":"#
-                YAMLNodeReader.appendJSONString(field.localFieldName, to: &options)
-                options += #","remoteFieldName":"#
-                YAMLNodeReader.appendJSONString(field.remoteFieldName, to: &options)
-                options += "}"
-            }
-            options += "]}"
+            let pairs = entry.mappings.map { ($0.localFieldName, $0.remoteFieldName) }
+            options += #""mappings":"# + jsonPairs(pairs, keys: ("localFieldName", "remoteFieldName")) + "}"
         }
         return options + "]}"
     }
@@ -145,6 +129,24 @@ enum GoTranslationKeys {
                 optionsJSON: "{" + members.joined(separator: ",") + "}"
             )
         )
+    }
+
+    /// `[{"<key 0>": first, "<key 1>": second}, ...]`.
+    private static func jsonPairs(_ pairs: [(String, String)], keys: (String, String)) -> String {
+        var text = "["
+        for (index, (first, second)) in pairs.enumerated() {
+            if index > 0 { text += "," }
+            text += "{"
+            YAMLNodeReader.appendJSONString(keys.0, to: &text)
+            text += ":"
+            YAMLNodeReader.appendJSONString(first, to: &text)
+            text += ","
+            YAMLNodeReader.appendJSONString(keys.1, to: &text)
+            text += ":"
+            YAMLNodeReader.appendJSONString(second, to: &text)
+            text += "}"
+        }
+        return text + "]"
     }
 
     private static func jsonArray(_ strings: [String]) -> String {

@@ -6,6 +6,11 @@ import NIOConcurrencyHelpers
 
 /// Settings and shared state of one listener, handed to every call it accepts.
 final class ListenerContext: Sendable {
+    /// Replaces the plugin chain for calls that start from now on; calls in flight keep theirs.
+    func replacePlugins(_ chain: PluginChain?) {
+        pluginChain.withLockedValue { $0 = chain.flatMap { $0.isEmpty ? nil : $0 } }
+    }
+
     /// e.g. `a-to-b/outbound`.
     let name: String
     let upstream: UpstreamConnecting
@@ -13,17 +18,25 @@ final class ListenerContext: Sendable {
     let tuning: HTTP2Tuning
     let logger: Logger
     let activeCalls: ActiveCallCounter
-    /// The plugins that run on this listener's calls; nil when the connection configures none.
-    let plugins: PluginChain?
+    /// The plugins that run on this listener's calls; nil when the connection configures none. Read once per call;
+    /// a reload (SIGHUP) swaps it for the calls that start after.
+    var plugins: PluginChain? { pluginChain.withLockedValue { $0 } }
+    private let pluginChain: NIOLockedValueBox<PluginChain?>
+    /// The cluster connection and side, to find this listener's chain in a new plugin setup.
+    let connectionIndex: Int
+    let side: PluginSide
     /// Where the listener's calls are counted for the metrics endpoint.
     let metrics: CallMetrics
 
     init(
         name: String, upstream: UpstreamConnecting, maxMessageBytes: Int, tuning: HTTP2Tuning = HTTP2Tuning(),
-        logger: Logger, activeCalls: ActiveCallCounter, plugins: PluginChain? = nil, metrics: CallMetrics? = nil
+        logger: Logger, activeCalls: ActiveCallCounter, plugins: PluginChain? = nil, connectionIndex: Int = 0,
+        side: PluginSide = .outbound, metrics: CallMetrics? = nil
     ) {
-        self.metrics = metrics ?? CallMetrics(connection: name, direction: "")
-        self.plugins = plugins.flatMap { $0.isEmpty ? nil : $0 }
+        self.metrics = metrics ?? CallMetrics(connection: name, direction: side.rawValue)
+        self.pluginChain = NIOLockedValueBox(plugins.flatMap { $0.isEmpty ? nil : $0 })
+        self.connectionIndex = connectionIndex
+        self.side = side
         self.name = name
         self.upstream = upstream
         self.maxMessageBytes = maxMessageBytes

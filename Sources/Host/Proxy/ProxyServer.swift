@@ -16,6 +16,8 @@ public final class ProxyServer: Sendable {
     private let listeners: [ProxyListener]
     private let upstreams: [Upstream]
     private let muxTransports: [MuxTransport]
+    /// Every listener's context, the mux inbound sides' included, for swapping plugin chains.
+    private let listenerContexts: [ListenerContext]
     private let group: MultiThreadedEventLoopGroup
     private let logger: Logger
     /// Calls in flight across all listeners.
@@ -48,6 +50,7 @@ public final class ProxyServer: Sendable {
         var listeners: [ProxyListener] = []
         var upstreams: [Upstream] = []
         var muxTransports: [MuxTransport] = []
+        var contexts: [ListenerContext] = []
         for (connectionIndex, connection) in config.clusterConnections.enumerated() {
             var connectionLogger = logger
             connectionLogger[metadataKey: "connection"] = "\(connection.name)"
@@ -56,7 +59,7 @@ public final class ProxyServer: Sendable {
                 routeLogger[metadataKey: "direction"] = "\(side.rawValue)"
                 let callMetrics = CallMetrics(connection: connection.name, direction: side.rawValue)
                 metrics.add(callMetrics)
-                return ListenerContext(
+                let made = ListenerContext(
                     name: "\(connection.name)/\(side.rawValue)",
                     upstream: upstream,
                     maxMessageBytes: config.limits.maxMessageBytes,
@@ -64,8 +67,12 @@ public final class ProxyServer: Sendable {
                     logger: routeLogger,
                     activeCalls: activeCalls,
                     plugins: plugins.chain(connection: connectionIndex, side: side),
+                    connectionIndex: connectionIndex,
+                    side: side,
                     metrics: callMetrics
                 )
+                contexts.append(made)
+                return made
             }
             func address(_ endpoint: EndpointConfig?, _ role: String) throws -> HostAndPort {
                 guard let text = endpoint?.address, let parsed = HostAndPort(parsing: text) else {
@@ -177,6 +184,15 @@ public final class ProxyServer: Sendable {
         self.listeners = listeners
         self.upstreams = upstreams
         self.muxTransports = muxTransports
+        self.listenerContexts = contexts
+    }
+
+    /// Swaps every listener's plugin chain for the one `plugins` builds for its connection and side; calls that
+    /// start from now on use it, calls in flight keep the chain they started with.
+    public func replacePlugins(_ plugins: PluginSetup) {
+        for context in listenerContexts {
+            context.replacePlugins(plugins.chain(connection: context.connectionIndex, side: context.side))
+        }
     }
 
     /// Binds every listener; if one fails, the ones already bound are closed and the error names the address.

@@ -1,0 +1,56 @@
+"""Log output: `--log-format json` (one JSON object per line) and `logging.throttleMaxRPS` (the Go proxy's root
+throttle: lines beyond the rate are dropped and counted; errors never are)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import pytest
+
+from proxy_process import DIRECT, ClusterConnection
+
+pytestmark = pytest.mark.skipif(DIRECT, reason="the proxy's own log")
+
+
+def connect_and_leave(address: str, times: int) -> None:
+    """Connections that say nothing and leave: one info line each when opened and closed."""
+    host, port = address.rsplit(":", 1)
+    for _ in range(times):
+        with socket.create_connection((host, int(port))):
+            pass
+
+
+def wait_for(predicate, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+
+def test_json_log_lines_parse_and_carry_the_metadata(proxy_factory, backend):
+    proxy = proxy_factory.start([ClusterConnection("itest", local_upstream=backend.address,
+                                                   remote_upstream=backend.address)],
+                                extra_args=("--log-format", "json"), log_level="info")
+    connect_and_leave(proxy.outbound(), 1)
+    wait_for(lambda: "connection closed" in proxy.log(None))
+    lines = [json.loads(line) for line in proxy.log(None).splitlines() if line.startswith("{")]
+    assert lines, proxy.log()
+    for line in lines:
+        assert {"time", "level", "logger", "message", "source"} <= line.keys(), line
+    opened = [line for line in lines if line["message"] == "connection opened"]
+    assert opened and opened[0]["connection"] == "itest" and opened[0]["direction"] == "outbound", opened
+    assert opened[0]["peer"].startswith("127.0.0.1:"), opened
+
+
+def test_throttle_drops_lines_beyond_the_rate_and_says_how_many(proxy_factory, backend):
+    proxy = proxy_factory.start([ClusterConnection("itest", local_upstream=backend.address,
+                                                   remote_upstream=backend.address)],
+                                extra_yaml="logging:\n  throttleMaxRPS: 2\n", log_level="info")
+    time.sleep(1.5)  # the bucket refills after the start-up lines
+    connect_and_leave(proxy.outbound(), 40)
+    time.sleep(1.2)
+    connect_and_leave(proxy.outbound(), 1)  # the next line that passes reports the drops
+    wait_for(lambda: "log lines dropped by logging.throttleMaxRPS" in proxy.log(None))
+    assert proxy.log(None).count("connection opened") < 20, proxy.log()

@@ -1,0 +1,81 @@
+"""SIGHUP: the plugin chains (and their options) are swapped for new calls; connections and a bidirectional stream
+running across the reload are untouched; a bad new config is refused and the old chain keeps working."""
+
+from __future__ import annotations
+
+import queue
+import signal
+import threading
+import time
+import uuid
+
+import grpc
+import pytest
+
+from backend import CALL_ID_HEADER, method
+from proxy_process import DIRECT, ClusterConnection
+
+pytestmark = pytest.mark.skipif(DIRECT, reason="reloading is the proxy's")
+TIMEOUT = 10
+
+
+def stamp(value: str) -> list[dict]:
+    return [{"name": "example-header-stamp", "options": {"header": "x-stamp", "value": value}}]
+
+
+def stamped(channel, backend) -> str | None:
+    """The x-stamp header the backend saw on a new call."""
+    call_id = str(uuid.uuid4())
+    channel.unary_unary(method("Inspect"))(b"", timeout=TIMEOUT, metadata=[(CALL_ID_HEADER, call_id)])
+    return dict(backend.record(call_id).metadata).get("x-stamp")
+
+
+def wait_for_log(proxy, text: str, count: int = 1, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while proxy.log(None).count(text) < count:
+        assert time.monotonic() < deadline, f"{text!r} not logged:\n{proxy.log()}"
+        time.sleep(0.1)
+
+
+def test_sighup_swaps_the_chain_for_new_calls_without_breaking_a_running_stream(backend, proxy_factory,
+                                                                                  channel_factory):
+    connection = ClusterConnection("itest", local_upstream=backend.address, remote_upstream=backend.address,
+                                   plugins=stamp("before"))
+    proxy = proxy_factory.start([connection])
+    channel = channel_factory(proxy.outbound())
+    assert stamped(channel, backend) == "before"
+
+    # A bidirectional stream that runs across the reload.
+    outgoing: queue.Queue = queue.Queue()
+    stream = channel.stream_stream(method("EchoStream"))(iter(outgoing.get, None), timeout=60)
+    answers: list[bytes] = []
+    reader = threading.Thread(target=lambda: answers.extend(stream), daemon=True)
+    reader.start()
+    outgoing.put(b"one")
+
+    connection.plugins = stamp("after")
+    proxy.config_path.write_text(proxy.config_path.read_text().replace('"before"', '"after"'))
+    proxy.process.send_signal(signal.SIGHUP)
+    wait_for_log(proxy, "reload done")
+    assert stamped(channel, backend) == "after"
+
+    outgoing.put(b"two")
+    outgoing.put(None)
+    reader.join(timeout=TIMEOUT)
+    assert answers == [b"one", b"two"], answers
+    assert proxy.alive()
+
+
+def test_a_bad_new_config_is_refused_and_the_old_chain_stays(backend, proxy_factory, channel_factory):
+    proxy = proxy_factory.start([ClusterConnection("itest", local_upstream=backend.address,
+                                                   remote_upstream=backend.address, plugins=stamp("kept"))])
+    channel = channel_factory(proxy.outbound())
+    good = proxy.config_path.read_text()
+    for attempt, broken in enumerate((good.replace("example-header-stamp", "no-such-plugin"),
+                                       good + "clusterConnectionz: []\n")):
+        proxy.config_path.write_text(broken)
+        proxy.process.send_signal(signal.SIGHUP)
+        wait_for_log(proxy, "reload refused", count=attempt + 1)
+        assert stamped(channel, backend) == "kept"
+        proxy.config_path.write_text(good)
+    assert proxy.alive()
