@@ -134,8 +134,8 @@ public final class ProxyMetrics: Sendable {
                 case .counter:
                     text.sample(exposed, labels, snapshot.sum)
                 case .histogram:
-                    text.histogram(exposed, labels, bounds: PluginMetric.bucketBounds, cumulativeBuckets: snapshot.buckets,
-                                   sum: snapshot.sum, count: snapshot.count)
+                    text.histogram(exposed, labels, bounds: PluginMetric.bucketBounds,
+                                   cumulativeBuckets: snapshot.buckets, sum: snapshot.sum, count: snapshot.count)
                 }
             }
         }
