@@ -4,6 +4,7 @@ by prometheus_client's text-format parser, whose figures must match the calls ma
 from __future__ import annotations
 
 import json
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -172,3 +173,22 @@ def test_a_mux_pair_reports_its_sessions_and_the_calls_across_it(proxy_factory, 
     calls = dict(connection="pair", method=method("Echo"), grpc_code="OK")
     assert value(scrape(client_metrics), "s2s_proxy_calls", "s2s_proxy_calls_total", direction="outbound", **calls) == 4
     assert value(scrape(server_metrics), "s2s_proxy_calls", "s2s_proxy_calls_total", direction="inbound", **calls) == 4
+
+
+def test_plugin_metrics_go_on_counting_across_a_reload(proxy_factory, backend, channel_factory, probe_plugins):
+    metrics_address = free_address()
+    connection = ClusterConnection("itest", local_upstream=backend.address, remote_upstream=backend.address,
+                                   plugins=[{"path": str(probe_plugins["probe"])}])
+    proxy = proxy_factory.start([connection], metrics_address=metrics_address)
+    echo = channel_factory(proxy.outbound()).unary_unary(method("Echo"))
+    assert echo(b"a", timeout=TIMEOUT) == b"a"
+    proxy.process.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 20
+    while "reload done" not in proxy.log(None):
+        assert time.monotonic() < deadline, f"no reload:\n{proxy.log()}"
+        time.sleep(0.1)
+    assert echo(b"b", timeout=TIMEOUT) == b"b"
+
+    families = scrape(metrics_address)
+    series = samples(families, "s2s_plugin_probe_messages", "s2s_plugin_probe_messages_total", connection="itest")
+    assert [s.value for s in series] == [4], "the reloaded chain records into the series the endpoint serves"
