@@ -84,7 +84,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
                 .product(name: "NIOHPACK", package: "swift-nio-http2"),
-                // The health check and debug endpoints.
+                // The HTTP/1.1 endpoints: health checks, debug view, metrics.
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 // TLS on listeners and upstream dials (BoringSSL, built from source with the package).
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -56,7 +56,9 @@ final class ConfigReloader {
         }
         let setup: PluginSetup
         do {
-            setup = try PluginSetup.build(config: loaded.config, configPath: path, logger: logger, metrics: PluginMetricsRegistry())
+            setup = try PluginSetup.build(
+                config: loaded.config, configPath: path, logger: logger, metrics: server.metrics.plugins
+            )
         } catch {
             logger.error("reload refused: \(error.problems.joined(separator: "; "))")
             return

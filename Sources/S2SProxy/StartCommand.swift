@@ -60,8 +60,11 @@ struct StartCommand: AsyncParsableCommand {
         }
 
         let plugins: PluginSetup
+        let metrics = ProxyMetrics()
         do {
-            plugins = try PluginSetup.build(config: loaded.config, configPath: config, logger: logger, metrics: PluginMetricsRegistry())
+            plugins = try PluginSetup.build(
+                config: loaded.config, configPath: config, logger: logger, metrics: metrics.plugins
+            )
         } catch {
             for problem in error.problems {
                 printToStandardError("error: \(config): \(problem)")
@@ -76,7 +79,10 @@ struct StartCommand: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads ?? System.coreCount)
         let threadPool = NIOThreadPool(numberOfThreads: 1)
         threadPool.start()
-        let server = try ProxyServer(config: loaded.config, plugins: plugins, group: group, threadPool: threadPool, logger: logger)
+        let server = try ProxyServer(
+            config: loaded.config, plugins: plugins, group: group, threadPool: threadPool, logger: logger,
+            metrics: metrics
+        )
         let schemas = PluginSchemaDelivery(plugins: plugins, config: loaded.config, logger: logger)
         let schemaProblems = schemas.start(group: group)
         guard schemaProblems.isEmpty else {

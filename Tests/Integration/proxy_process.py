@@ -115,6 +115,7 @@ def render_config(
     max_message_bytes: int | None = None,
     drain_timeout_seconds: float | None = None,
     connect_timeout_seconds: float | None = None,
+    metrics_address: str | None = None,
 ) -> str:
     text = "clusterConnections:\n" + "".join(c.yaml() for c in connections)
     if max_message_bytes is not None:
@@ -123,6 +124,8 @@ def render_config(
         text += f"shutdown:\n  drainTimeoutSeconds: {drain_timeout_seconds}\n"
     if connect_timeout_seconds is not None:
         text += f"upstream:\n  connectTimeoutSeconds: {connect_timeout_seconds}\n"
+    if metrics_address is not None:
+        text += f"metrics:\n  prometheus:\n    listenAddress: {q(metrics_address)}\n"
     return text
 
 
@@ -136,18 +139,24 @@ class ProxyProcess:
         max_message_bytes: int | None = None,
         drain_timeout_seconds: float | None = 10,
         connect_timeout_seconds: float | None = None,
+        metrics_address: str | None = None,
         log_level: str = LOG_LEVEL,
         label: str = "proxy",
         extra_args: tuple[str, ...] = (),
         extra_yaml: str = "",
     ):
         self.connections = {c.name: c for c in connections}
+        # `metrics.prometheus.listenAddress`, served at http://<address>/metrics; None: no metrics endpoint.
+        self.metrics_address = metrics_address
         self.drain_timeout_seconds = drain_timeout_seconds if drain_timeout_seconds is not None else 30
         self.label = label
         self.config_path = workdir / f"{label}.yaml"
         self.log_path = workdir / f"{label}.stderr.log"
         self.config_path.write_text(
-            render_config(connections, max_message_bytes, drain_timeout_seconds, connect_timeout_seconds) + extra_yaml
+            render_config(
+                connections, max_message_bytes, drain_timeout_seconds, connect_timeout_seconds, metrics_address
+            )
+            + extra_yaml
         )
         self.log_level = log_level
         self.extra_args = extra_args
@@ -240,7 +249,8 @@ class ProxyProcess:
     # addresses ---------------------------------------------------------------------------------------------------
 
     def listen_addresses(self) -> list[str]:
-        return [a for c in self.connections.values() for a in c.listen_addresses()]
+        listeners = [a for c in self.connections.values() for a in c.listen_addresses()]
+        return listeners + ([self.metrics_address] if self.metrics_address else [])
 
     def outbound(self, name: str | None = None) -> str:
         """Address of `local.tcpServer` (forwards to `remote.tcpClient`)."""

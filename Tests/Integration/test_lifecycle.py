@@ -130,7 +130,6 @@ UNSUPPORTED = {
         "    local:\n      connectionType: tcp\n",
         f"    local:\n      connectionType: mux-server\n      muxAddressInfo: {{ address: {free_address()} }}\n", 1,
     ),
-    "metrics": minimal_connection_yaml() + f"metrics:\n  prometheus:\n    listenAddress: {free_address()}\n",
     # Mode lcm and the other cluster adapters run as the cluster-adapter plugin (test_cluster_adapter.py).
     "shardCount": minimal_connection_yaml(
         "    shardCount: { mode: routing, localShardCount: 4, remoteShardCount: 2 }\n"

@@ -88,13 +88,6 @@ struct ConfigSupportCheck {
     }
 
     private mutating func assessTopLevelBlocks() {
-        if let listenAddress = config.metrics?.prometheusListenAddress, !listenAddress.isEmpty {
-            notYet(
-                "the Prometheus metrics endpoint",
-                remedy: "remove the key",
-                at: .root.appending("metrics", "prometheus", "listenAddress")
-            )
-        }
         if config.metrics?.prometheusFramework != nil {
             noEffect("unused, as in the Go proxy", at: .root.appending("metrics", "prometheus", "framework"))
         }

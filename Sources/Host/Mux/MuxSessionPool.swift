@@ -24,6 +24,9 @@ final class MuxSessionPool: Sendable {
     private struct State {
         var sessions: [ObjectIdentifier: [YamuxSession]] = [:]
         var count = 0
+        /// Sessions added and removed since start, for the metrics endpoint.
+        var established: UInt64 = 0
+        var ended: UInt64 = 0
         var everConnected = false
         var waiters: [ObjectIdentifier: [EventLoopPromise<Void>]] = [:]
         var closed = false
@@ -38,6 +41,11 @@ final class MuxSessionPool: Sendable {
     /// Sessions established now.
     var count: Int { state.withLockedValue { $0.count } }
 
+    /// Sessions established now, established since start, and ended since start.
+    var counts: (active: Int, established: UInt64, ended: UInt64) {
+        state.withLockedValue { ($0.count, $0.established, $0.ended) }
+    }
+
     /// Whether any session was ever established (before the first, calls wait; after the last is lost, they fail).
     var everConnected: Bool { state.withLockedValue { $0.everConnected } }
 
@@ -46,6 +54,7 @@ final class MuxSessionPool: Sendable {
         let waiters = state.withLockedValue { state -> [EventLoopPromise<Void>] in
             state.sessions[key, default: []].append(session)
             state.count += 1
+            state.established += 1
             state.everConnected = true
             // A session on any loop wakes every waiter: one on another loop may now be handed a connection.
             let all = state.waiters.values.flatMap { $0 }
@@ -62,6 +71,7 @@ final class MuxSessionPool: Sendable {
             list.remove(at: index)
             state.sessions[key] = list
             state.count -= 1
+            state.ended += 1
         }
     }
 

@@ -25,12 +25,15 @@ final class ListenerContext: Sendable {
     /// The cluster connection and side, to find this listener's chain in a new plugin setup.
     let connectionIndex: Int
     let side: PluginSide
+    /// Where the listener's calls are counted for the metrics endpoint.
+    let metrics: CallMetrics
 
     init(
         name: String, upstream: UpstreamConnecting, maxMessageBytes: Int, tuning: HTTP2Tuning = HTTP2Tuning(),
         logger: Logger, activeCalls: ActiveCallCounter, plugins: PluginChain? = nil, connectionIndex: Int = 0,
-        side: PluginSide = .outbound
+        side: PluginSide = .outbound, metrics: CallMetrics? = nil
     ) {
+        self.metrics = metrics ?? CallMetrics(connection: name, direction: side.rawValue)
         self.pluginChain = NIOLockedValueBox(plugins.flatMap { $0.isEmpty ? nil : $0 })
         self.connectionIndex = connectionIndex
         self.side = side

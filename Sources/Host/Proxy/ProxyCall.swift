@@ -60,6 +60,11 @@ final class ProxyCall {
     /// The final HEADERS (or END_STREAM) went to the client.
     private var responseEnded = false
     private var method = ""
+    /// The metrics shard of the call's event loop, and when the call began, for the metrics endpoint.
+    private let metricsShard: Int
+    private let startTime = NIODeadline.now()
+    /// The proxy wrote the call's status itself (the call never got one from the upstream).
+    private var failedInProxy = false
 
     init(listener: ListenerContext, downstream: DownstreamConnectionHandler, streamID: HTTP2StreamID, logger: Logger) {
         self.listener = listener
@@ -70,7 +75,9 @@ final class ProxyCall {
         self.responseMessages = GRPCMessageBoundaryTracker(maxMessageBytes: listener.maxMessageBytes)
         self.requestCredit = FlowCredit(window: listener.tuning.streamWindowBytes)
         self.responseCredit = FlowCredit(window: listener.tuning.streamWindowBytes)
+        metricsShard = listener.metrics.shard(for: downstream.writer.eventLoop)
         listener.activeCalls.increment()
+        listener.metrics.callStarted(shard: metricsShard)
     }
 
     // MARK: Downstream events
@@ -393,6 +400,7 @@ final class ProxyCall {
         guard phase != .finished else { return }
         logger.info("call failed in proxy", metadata: callMetadata(["status": "\(status.code)", "reason": "\(status.message)"]))
         if !responseEnded {
+            failedInProxy = true
             finalStatus = Int32(status.code.rawValue)
             endResponse(with: status.trailers(trailersOnly: !responseHeadersSent))
         }
@@ -401,6 +409,9 @@ final class ProxyCall {
 
     private func rejectNonGRPC(contentType: String) {
         logger.info("rejected non-gRPC request", metadata: callMetadata(["content-type": "\(contentType)"]))
+        method = CallMetrics.nonGRPCMethod
+        finalStatus = Int32(GRPCStatusCode.internal.rawValue)
+        failedInProxy = true
         var headers = HPACKHeaders()
         headers.add(name: ":status", value: "415")
         headers.add(name: "grpc-status", value: String(GRPCStatusCode.internal.rawValue))
@@ -435,6 +446,10 @@ final class ProxyCall {
         phase = .finished
         pendingRequestFrames = []
         listener.activeCalls.decrement()
+        listener.metrics.callEnded(
+            shard: metricsShard, method: method, status: finalStatus, failedInProxy: failedInProxy,
+            seconds: Double((NIODeadline.now() - startTime).nanoseconds) / 1e9
+        )
         downstream.forget(downstreamStreamID)
         plugins?.end(grpcStatus: finalStatus)
         if let upstream {

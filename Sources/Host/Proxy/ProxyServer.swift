@@ -26,14 +26,19 @@ public final class ProxyServer: Sendable {
     private let logger: Logger
     /// Calls in flight across all listeners.
     public let activeCalls: ActiveCallCounter
+    /// What the metrics endpoint serves.
+    public let metrics: ProxyMetrics
+    /// `/metrics` on `metrics.prometheus.listenAddress`; nil when the config sets none.
+    private let metricsEndpoint: MetricsEndpoint?
 
     /// Builds listeners and upstream pools for every cluster connection; binds nothing yet.
     ///
     /// The configuration must have passed validation and carry no unsupported features.
     public init(
         config: ProxyConfig, plugins: PluginSetup = .empty, group: MultiThreadedEventLoopGroup, threadPool: NIOThreadPool,
-        logger: Logger
+        logger: Logger, metrics: ProxyMetrics = ProxyMetrics()
     ) throws {
+        self.metrics = metrics
         self.group = group
         self.logger = logger
         let activeCalls = ActiveCallCounter()
@@ -60,6 +65,8 @@ public final class ProxyServer: Sendable {
             func context(_ side: PluginSide, upstream: UpstreamConnecting) -> ListenerContext {
                 var routeLogger = connectionLogger
                 routeLogger[metadataKey: "direction"] = "\(side.rawValue)"
+                let callMetrics = CallMetrics(connection: connection.name, direction: side.rawValue)
+                metrics.add(callMetrics)
                 let made = ListenerContext(
                     name: "\(connection.name)/\(side.rawValue)",
                     upstream: upstream,
@@ -69,7 +76,8 @@ public final class ProxyServer: Sendable {
                     activeCalls: activeCalls,
                     plugins: plugins.chain(connection: connectionIndex, side: side),
                     connectionIndex: connectionIndex,
-                    side: side
+                    side: side,
+                    metrics: callMetrics
                 )
                 contexts.append(made)
                 return made
@@ -136,6 +144,11 @@ public final class ProxyServer: Sendable {
                     name: "\(connection.name)/mux", wanted: connection.remote.muxCount > 0 ? connection.remote.muxCount : 10,
                     loops: loops
                 )
+                metrics.add(ProxyMetrics.MuxSource(
+                    pool: pool, address: "\(muxAddress)",
+                    mode: connection.remote.connectionType == .muxClient ? "mux-client" : "mux-server",
+                    configName: connection.name
+                ))
                 var muxLogger = connectionLogger
                 muxLogger[metadataKey: "direction"] = "mux"
                 let upstream = MuxUpstream(
@@ -178,6 +191,14 @@ public final class ProxyServer: Sendable {
                 by: connection, at: connectionPath, status: status, logger: connectionLogger
             ) { allStatuses.withLockedValue { $0 } }
         }
+        if let text = config.metrics?.prometheusListenAddress, !text.isEmpty {
+            guard let address = HostAndPort(parsing: text) else {
+                throw ProxyStartError(message: "metrics.prometheus.listenAddress needs a host:port address")
+            }
+            metricsEndpoint = MetricsEndpoint(bindTarget: address, metrics: metrics, logger: logger)
+        } else {
+            metricsEndpoint = nil
+        }
         self.listeners = listeners
         self.upstreams = upstreams
         self.muxTransports = muxTransports
@@ -206,8 +227,10 @@ public final class ProxyServer: Sendable {
             for endpoint in healthEndpoints {
                 try await endpoint.start(group: group)
             }
+            try await metricsEndpoint?.start(group: group)
         } catch {
             for endpoint in healthEndpoints { await endpoint.stop() }
+            await metricsEndpoint?.stop()
             for started in listeners { await started.stopAccepting() }
             for transport in muxTransports { await transport.stop() }
             throw error
@@ -234,6 +257,7 @@ public final class ProxyServer: Sendable {
         for listener in listeners { await listener.closeConnections() }
         for transport in muxTransports { transport.closeSessions() }
         for upstream in upstreams { try? await upstream.close()?.get() }
+        await metricsEndpoint?.stop()
     }
 }
 

@@ -1,0 +1,149 @@
+// Everything the `/metrics` endpoint exposes, gathered from where it is recorded: the listeners' `CallMetrics`,
+// the mux session pools and the plugins' `PluginMetricsRegistry`. Rendering happens per scrape; nothing here is
+// on a call's path.
+//
+// Names follow the Go proxy (`temporal_s2s_proxy_*`) where it has the same figure (its mux session counts), and
+// use `s2s_proxy_*` for what it does not have; plugin metrics are `s2s_plugin_*`.
+
+import NIOConcurrencyHelpers
+
+/// The process's metrics sources, rendered as Prometheus text.
+public final class ProxyMetrics: Sendable {
+    /// One mux connection's session pool and the labels the Go proxy gives its session gauges.
+    struct MuxSource: Sendable {
+        let pool: MuxSessionPool
+        /// The mux address (`muxAddressInfo.address`).
+        let address: String
+        /// `mux-client` or `mux-server`.
+        let mode: String
+        /// The cluster connection's name.
+        let configName: String
+    }
+
+    private let calls: NIOLockedValueBox<[CallMetrics]> = NIOLockedValueBox([])
+    private let muxes: NIOLockedValueBox<[MuxSource]> = NIOLockedValueBox([])
+    /// Metrics the plugins define.
+    public let plugins: PluginMetricsRegistry
+
+    public init(plugins: PluginMetricsRegistry = PluginMetricsRegistry()) {
+        self.plugins = plugins
+    }
+
+    func add(_ listener: CallMetrics) {
+        calls.withLockedValue { $0.append(listener) }
+    }
+
+    func add(_ mux: MuxSource) {
+        muxes.withLockedValue { $0.append(mux) }
+    }
+
+    /// The exposition of every family, in a fixed order.
+    public func render() -> String {
+        var text = PrometheusText()
+        renderCalls(into: &text)
+        renderMuxes(into: &text)
+        renderPlugins(into: &text)
+        return text.text
+    }
+
+    private func renderCalls(into text: inout PrometheusText) {
+        let listeners = calls.withLockedValue { $0 }.map { (listener: $0, snapshot: $0.snapshot) }
+        func labels(_ listener: CallMetrics) -> [(String, String)] {
+            [("connection", listener.connection), ("direction", listener.direction)]
+        }
+        text.family("s2s_proxy_calls_in_flight", .gauge, help: "Calls being forwarded now.")
+        for (listener, snapshot) in listeners {
+            text.sample("s2s_proxy_calls_in_flight", labels(listener), Double(snapshot.inFlight))
+        }
+        text.family("s2s_proxy_calls_total", .counter,
+                    help: "Calls forwarded, by method and the gRPC status the client got.")
+        for (listener, snapshot) in listeners {
+            for method in snapshot.methods.keys.sorted() {
+                for (code, count) in snapshot.methods[method]!.callsByCode.sorted(by: { $0.key < $1.key }) {
+                    let series = labels(listener) + [("method", method), ("grpc_code", Self.codeName(code))]
+                    text.sample("s2s_proxy_calls_total", series, Double(count))
+                }
+            }
+        }
+        text.family("s2s_proxy_call_duration_seconds", .histogram,
+                    help: "Time from a call's request headers to its end, by method.")
+        for (listener, snapshot) in listeners {
+            for method in snapshot.methods.keys.sorted() {
+                let stats = snapshot.methods[method]!
+                var cumulative: [UInt64] = []
+                var running: UInt64 = 0
+                for bucket in stats.durationBuckets {
+                    running += bucket
+                    cumulative.append(running)
+                }
+                text.histogram("s2s_proxy_call_duration_seconds", labels(listener) + [("method", method)],
+                               bounds: CallMetrics.durationBounds, cumulativeBuckets: Array(cumulative.dropLast()),
+                               sum: stats.durationSum, count: running)
+            }
+        }
+        text.family("s2s_proxy_calls_failed_in_proxy_total", .counter,
+                    help: "Calls the proxy ended itself (upstream unreachable, limits, plugins), by status sent.")
+        for (listener, snapshot) in listeners {
+            for (code, count) in snapshot.failedInProxyByCode.sorted(by: { $0.key < $1.key }) {
+                let series = labels(listener) + [("grpc_code", Self.codeName(code))]
+                text.sample("s2s_proxy_calls_failed_in_proxy_total", series, Double(count))
+            }
+        }
+    }
+
+    private func renderMuxes(into text: inout PrometheusText) {
+        let sources = muxes.withLockedValue { $0 }
+        guard !sources.isEmpty else { return }
+        let counts = sources.map { (source: $0, counts: $0.pool.counts) }
+        func labels(_ source: MuxSource) -> [(String, String)] {
+            [("addr", source.address), ("mode", source.mode), ("config_name", source.configName)]
+        }
+        text.family("temporal_s2s_proxy_num_muxes_active", .gauge, help: "Live yamux sessions of the mux connection.")
+        for (source, counts) in counts {
+            text.sample("temporal_s2s_proxy_num_muxes_active", labels(source), Double(counts.active))
+        }
+        text.family("temporal_s2s_proxy_mux_connection_establish_total", .counter, help: "Yamux sessions established.")
+        for (source, counts) in counts {
+            text.sample("temporal_s2s_proxy_mux_connection_establish_total", labels(source), Double(counts.established))
+        }
+        text.family("s2s_proxy_mux_sessions_ended_total", .counter, help: "Yamux sessions that ended.")
+        for (source, counts) in counts {
+            text.sample("s2s_proxy_mux_sessions_ended_total", labels(source), Double(counts.ended))
+        }
+    }
+
+    private func renderPlugins(into text: inout PrometheusText) {
+        let all = plugins.all
+        var order: [String] = []
+        var byName: [String: [PluginMetric]] = [:]
+        for metric in all {
+            if byName[metric.name] == nil { order.append(metric.name) }
+            byName[metric.name, default: []].append(metric)
+        }
+        for name in order {
+            let series = byName[name]!
+            let first = series[0]
+            // Counters carry the conventional `_total` suffix; the plugin names the metric without it.
+            let exposed = first.kind == .counter && !name.hasSuffix("_total") ? name + "_total" : name
+            text.family(exposed, first.kind == .counter ? .counter : .histogram,
+                        help: first.help.isEmpty ? "Defined by plugin \(first.plugin)." : first.help)
+            for metric in series {
+                let labels = [("plugin", metric.plugin), ("connection", metric.connection)]
+                let snapshot = metric.snapshot
+                switch metric.kind {
+                case .counter:
+                    text.sample(exposed, labels, snapshot.sum)
+                case .histogram:
+                    text.histogram(exposed, labels, bounds: PluginMetric.bucketBounds,
+                                   cumulativeBuckets: snapshot.buckets, sum: snapshot.sum, count: snapshot.count)
+                }
+            }
+        }
+    }
+
+    /// `OK`, `UNAVAILABLE`, ... ; `none` for calls that ended without a status.
+    static func codeName(_ code: Int32) -> String {
+        if code < 0 { return "none" }
+        return GRPCStatusCode(rawValue: Int(code))?.description ?? String(code)
+    }
+}

@@ -1,0 +1,194 @@
+"""The Prometheus endpoint (`metrics.prometheus.listenAddress`): real calls through the proxy, then a scrape parsed
+by prometheus_client's text-format parser, whose figures must match the calls made."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+import urllib.error
+import urllib.request
+
+import grpc
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from backend import method
+from netutil import free_address
+from proxy_process import DIRECT, ClusterConnection
+
+TIMEOUT = 30
+
+pytestmark = pytest.mark.skipif(DIRECT, reason="the metrics endpoint belongs to the proxy process")
+
+
+def scrape(address: str) -> dict:
+    """Families by name, from `GET /metrics`."""
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as response:
+        assert response.status == 200
+        assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+        text = response.read().decode()
+    return {family.name: family for family in text_string_to_metric_families(text)}
+
+
+def samples(families: dict, family: str, sample: str, **labels) -> list:
+    """The samples named `sample` of `family` whose labels include `labels`."""
+    return [
+        s for s in families[family].samples
+        if s.name == sample and all(s.labels.get(key) == value for key, value in labels.items())
+    ]  # fmt: skip
+
+
+def value(families: dict, family: str, sample: str, **labels) -> float:
+    found = samples(families, family, sample, **labels)
+    assert len(found) == 1, f"{sample} {labels}: {len(found)} series: {found}"
+    return found[0].value
+
+
+def test_scrape_counts_each_call_by_method_direction_and_status(proxy_factory, backend, channel_factory):
+    metrics_address = free_address()
+    proxy = proxy_factory.start(
+        [ClusterConnection("itest", local_upstream=backend.address, remote_upstream=backend.address)],
+        metrics_address=metrics_address,
+    )
+    outbound = channel_factory(proxy.outbound())
+    inbound = channel_factory(proxy.inbound())
+    for _ in range(5):
+        assert outbound.unary_unary(method("Echo"))(b"hi", timeout=TIMEOUT) == b"hi"
+    for _ in range(3):
+        assert inbound.unary_unary(method("Echo"))(b"", timeout=TIMEOUT) == b""
+    fail = outbound.unary_unary(method("Fail"))
+    for _ in range(2):
+        with pytest.raises(grpc.RpcError) as error:
+            fail(json.dumps({"code": "NOT_FOUND", "message": "gone"}).encode(), timeout=TIMEOUT)
+        assert error.value.code() == grpc.StatusCode.NOT_FOUND
+    repeat = inbound.unary_stream(method("Repeat"))
+    assert len(list(repeat(json.dumps({"count": 7, "size": 10}).encode(), timeout=TIMEOUT))) == 7
+
+    families = scrape(metrics_address)
+    calls = "s2s_proxy_calls"  # the parser names a counter family without its `_total`
+    echo, fail_path, repeat_path = method("Echo"), method("Fail"), method("Repeat")
+    expected = [
+        ("outbound", echo, "OK", 5),
+        ("inbound", echo, "OK", 3),
+        ("outbound", fail_path, "NOT_FOUND", 2),
+        ("inbound", repeat_path, "OK", 1),
+    ]
+    for direction, path, code, count in expected:
+        assert value(families, calls, "s2s_proxy_calls_total",
+                     connection="itest", direction=direction, method=path, grpc_code=code) == count  # fmt: skip
+    assert len(samples(families, calls, "s2s_proxy_calls_total")) == len(expected), "only the methods called"
+
+    duration = "s2s_proxy_call_duration_seconds"
+    for direction, path, _, count in expected:
+        labels = dict(connection="itest", direction=direction, method=path)
+        assert value(families, duration, duration + "_count", **labels) == count
+        assert value(families, duration, duration + "_sum", **labels) > 0
+        buckets = samples(families, duration, duration + "_bucket", **labels)
+        assert buckets[-1].labels["le"] == "+Inf" and buckets[-1].value == count
+        values = [b.value for b in buckets]
+        assert values == sorted(values), f"buckets are cumulative: {values}"
+
+    for direction in ("outbound", "inbound"):
+        assert value(families, "s2s_proxy_calls_in_flight", "s2s_proxy_calls_in_flight",
+                     connection="itest", direction=direction) == 0  # fmt: skip
+    assert samples(families, "s2s_proxy_calls_failed_in_proxy", "s2s_proxy_calls_failed_in_proxy_total") == []
+
+
+def test_calls_the_proxy_fails_itself_are_counted_by_the_status_it_sent(proxy_factory, channel_factory):
+    metrics_address = free_address()
+    nowhere = free_address()  # nothing listens there
+    proxy = proxy_factory.start(
+        [ClusterConnection("dead", local_upstream=nowhere, remote_upstream=nowhere)],
+        metrics_address=metrics_address, connect_timeout_seconds=2,
+    )  # fmt: skip
+    echo = channel_factory(proxy.outbound()).unary_unary(method("Echo"))
+    for _ in range(2):
+        with pytest.raises(grpc.RpcError) as error:
+            echo(b"x", timeout=TIMEOUT)
+        assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+
+    families = scrape(metrics_address)
+    assert value(families, "s2s_proxy_calls_failed_in_proxy", "s2s_proxy_calls_failed_in_proxy_total",
+                 connection="dead", direction="outbound", grpc_code="UNAVAILABLE") == 2  # fmt: skip
+    labels = dict(connection="dead", direction="outbound", method=method("Echo"), grpc_code="UNAVAILABLE")
+    assert value(families, "s2s_proxy_calls", "s2s_proxy_calls_total", **labels) == 2
+
+
+def test_other_paths_are_not_found(proxy_factory, backend):
+    metrics_address = free_address()
+    proxy_factory.start(
+        [ClusterConnection("itest", local_upstream=backend.address, remote_upstream=backend.address)],
+        metrics_address=metrics_address,
+    )
+    with pytest.raises(urllib.error.HTTPError) as error:
+        urllib.request.urlopen(f"http://{metrics_address}/", timeout=10)
+    assert error.value.code == 404
+
+
+def test_plugin_metrics_are_exposed_with_plugin_and_connection_labels(proxy_factory, backend, channel_factory,
+                                                                      probe_plugins):
+    metrics_address = free_address()
+    connection = ClusterConnection("itest", local_upstream=backend.address, remote_upstream=backend.address,
+                                   plugins=[{"path": str(probe_plugins["probe"])}])
+    proxy = proxy_factory.start([connection], metrics_address=metrics_address)
+    echo = channel_factory(proxy.outbound()).unary_unary(method("Echo"))
+    for _ in range(3):
+        assert echo(b"upper:x", timeout=TIMEOUT) == b"UPPER:X"
+
+    families = scrape(metrics_address)
+    series = samples(families, "s2s_plugin_probe_messages", "s2s_plugin_probe_messages_total", connection="itest")
+    assert len(series) == 1, series
+    assert series[0].value == 6, "three requests and three responses"
+    assert series[0].labels["plugin"]
+
+
+def test_a_mux_pair_reports_its_sessions_and_the_calls_across_it(proxy_factory, backend, channel_factory):
+    mux_address = free_address()
+    server_metrics, client_metrics = free_address(), free_address()
+    server = proxy_factory.start([ClusterConnection("pair", local_upstream=backend.address, remote_upstream="",
+                                                    mux="mux-server", mux_address=mux_address, mux_count=3)],
+                                 metrics_address=server_metrics)  # fmt: skip
+    client = proxy_factory.start([ClusterConnection("pair", local_upstream=backend.address, remote_upstream="",
+                                                    mux="mux-client", mux_address=mux_address, mux_count=3)],
+                                 metrics_address=client_metrics)  # fmt: skip
+    active = "temporal_s2s_proxy_num_muxes_active"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if all(value(scrape(a), active, active, config_name="pair") == 3 for a in (server_metrics, client_metrics)):
+            break
+        time.sleep(0.2)
+    echo = channel_factory(client.outbound()).unary_unary(method("Echo"))
+    for _ in range(4):
+        assert echo(b"m", timeout=TIMEOUT) == b"m"
+
+    for address, mode in ((server_metrics, "mux-server"), (client_metrics, "mux-client")):
+        families = scrape(address)
+        labels = dict(addr=mux_address, mode=mode, config_name="pair")
+        assert value(families, active, active, **labels) == 3
+        established = "temporal_s2s_proxy_mux_connection_establish"
+        assert value(families, established, established + "_total", **labels) == 3
+        ended = "s2s_proxy_mux_sessions_ended"
+        assert value(families, ended, ended + "_total", **labels) == 0
+    calls = dict(connection="pair", method=method("Echo"), grpc_code="OK")
+    assert value(scrape(client_metrics), "s2s_proxy_calls", "s2s_proxy_calls_total", direction="outbound", **calls) == 4
+    assert value(scrape(server_metrics), "s2s_proxy_calls", "s2s_proxy_calls_total", direction="inbound", **calls) == 4
+
+
+def test_plugin_metrics_go_on_counting_across_a_reload(proxy_factory, backend, channel_factory, probe_plugins):
+    metrics_address = free_address()
+    connection = ClusterConnection("itest", local_upstream=backend.address, remote_upstream=backend.address,
+                                   plugins=[{"path": str(probe_plugins["probe"])}])
+    proxy = proxy_factory.start([connection], metrics_address=metrics_address)
+    echo = channel_factory(proxy.outbound()).unary_unary(method("Echo"))
+    assert echo(b"a", timeout=TIMEOUT) == b"a"
+    proxy.process.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 20
+    while "reload done" not in proxy.log(None):
+        assert time.monotonic() < deadline, f"no reload:\n{proxy.log()}"
+        time.sleep(0.1)
+    assert echo(b"b", timeout=TIMEOUT) == b"b"
+
+    families = scrape(metrics_address)
+    series = samples(families, "s2s_plugin_probe_messages", "s2s_plugin_probe_messages_total", connection="itest")
+    assert [s.value for s in series] == [4], "the reloaded chain records into the series the endpoint serves"
