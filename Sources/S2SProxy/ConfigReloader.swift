@@ -3,9 +3,9 @@
 //
 // A new config with errors, features this build lacks, plugins that do not load or a schema that does not arrive
 // within a minute is refused with its problems in the log, and the running config stays. What a reload cannot
-// change without new sockets (listeners, upstreams, mux, TLS, limits) is named in a warning and takes effect at the
-// next start; the plugin chains are swapped all the same. The old chains stay loaded until exit: calls in flight
-// may still be using them.
+// change without new sockets (listeners, upstreams, mux, TLS, limits, the health and metrics endpoints) is named in
+// a warning and takes effect at the next start; the plugin chains are swapped all the same. The old chains stay
+// loaded until exit: calls in flight may still be using them.
 
 import Foundation
 import Host
@@ -52,7 +52,8 @@ final class ConfigReloader {
         }
         let restartOnly = Self.changesNeedingRestart(from: config, to: loaded.config)
         if !restartOnly.isEmpty {
-            logger.warning("reload: these changes take effect only at the next start: \(restartOnly.joined(separator: ", "))")
+            let names = restartOnly.joined(separator: ", ")
+            logger.warning("reload: these changes take effect only at the next start: \(names)")
         }
         let setup: PluginSetup
         do {
@@ -126,11 +127,18 @@ final class ConfigReloader {
             if before.local != after.local { changes.append("\(prefix).local") }
             if before.remote != after.remote { changes.append("\(prefix).remote") }
             if before.schema != after.schema { changes.append("\(prefix).schema") }
+            if before.localClusterHealthCheck != after.localClusterHealthCheck {
+                changes.append("\(prefix).localClusterHealthCheck")
+            }
+            if before.remoteClusterHealthCheck != after.remoteClusterHealthCheck {
+                changes.append("\(prefix).remoteClusterHealthCheck")
+            }
         }
         if old.limits != new.limits { changes.append("limits") }
         if old.upstream != new.upstream { changes.append("upstream") }
         if old.shutdown != new.shutdown { changes.append("shutdown") }
         if old.logging != new.logging { changes.append("logging") }
+        if old.metrics != new.metrics { changes.append("metrics") }
         return changes
     }
 }
