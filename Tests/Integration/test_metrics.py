@@ -141,6 +141,20 @@ def test_plugin_metrics_are_exposed_with_plugin_and_connection_labels(proxy_fact
     assert len(series) == 1, series
     assert series[0].value == 6, "three requests and three responses"
     assert series[0].labels["plugin"]
+    # What the host counts for the entry itself.
+    entry = {"connection": "itest", "entry": "clusterConnections[0].plugins[0]"}
+    host_counts = {
+        family: samples(families, family.removesuffix("_total"), family, **entry)
+        for family in ("s2s_proxy_plugin_calls_total", "s2s_proxy_plugin_messages_total",
+                       "s2s_proxy_plugin_rewrites_total", "s2s_proxy_plugin_errors_total",
+                       "s2s_proxy_plugin_rejections_total")
+    }
+    assert all(len(found) == 1 for found in host_counts.values()), host_counts
+    assert host_counts["s2s_proxy_plugin_calls_total"][0].value == 3
+    assert host_counts["s2s_proxy_plugin_messages_total"][0].value == 6
+    assert host_counts["s2s_proxy_plugin_rewrites_total"][0].value >= 3, "the upper-cased responses"
+    assert host_counts["s2s_proxy_plugin_errors_total"][0].value == 0
+    assert host_counts["s2s_proxy_plugin_rejections_total"][0].value == 0
 
 
 def test_a_mux_pair_reports_its_sessions_and_the_calls_across_it(proxy_factory, backend, channel_factory):

@@ -22,6 +22,8 @@ public final class ProxyMetrics: Sendable {
 
     private let calls: NIOLockedValueBox<[CallMetrics]> = NIOLockedValueBox([])
     private let muxes: NIOLockedValueBox<[MuxSource]> = NIOLockedValueBox([])
+    /// The chain entries in service (a reload replaces them), for the host's own per-entry counters.
+    private let pluginEntries: NIOLockedValueBox<[PluginEntry]> = NIOLockedValueBox([])
     /// Metrics the plugins define.
     public let plugins: PluginMetricsRegistry
 
@@ -37,11 +39,18 @@ public final class ProxyMetrics: Sendable {
         muxes.withLockedValue { $0.append(mux) }
     }
 
+    /// The entries of the plugin chains now in service; their counters start again after a reload swaps them.
+    func setPluginEntries(_ setup: PluginSetup) {
+        let entries = setup.entries.flatMap { $0 }
+        pluginEntries.withLockedValue { $0 = entries }
+    }
+
     /// The exposition of every family, in a fixed order.
     public func render() -> String {
         var text = PrometheusText()
         renderCalls(into: &text)
         renderMuxes(into: &text)
+        renderPluginEntries(into: &text)
         renderPlugins(into: &text)
         return text.text
     }
@@ -109,6 +118,34 @@ public final class ProxyMetrics: Sendable {
         text.family("s2s_proxy_mux_sessions_ended_total", .counter, help: "Yamux sessions that ended.")
         for (source, counts) in counts {
             text.sample("s2s_proxy_mux_sessions_ended_total", labels(source), Double(counts.ended))
+        }
+    }
+
+    /// What the host counts for every chain entry: calls and messages it saw, what it did with them, and the time
+    /// spent in its hooks.
+    private func renderPluginEntries(into text: inout PrometheusText) {
+        let entries = pluginEntries.withLockedValue { $0 }.map { (entry: $0, stats: $0.stats) }
+        typealias Family = (name: String, help: String, value: @Sendable (PluginEntryStats) -> Double)
+        let families: [Family] = [
+            ("s2s_proxy_plugin_calls_total", "Calls a chain entry took part in.", { Double($0.calls) }),
+            ("s2s_proxy_plugin_messages_total", "Messages handed to a chain entry.", { Double($0.messages) }),
+            ("s2s_proxy_plugin_rewrites_total", "Messages a chain entry replaced.", { Double($0.replaced) }),
+            ("s2s_proxy_plugin_rejections_total", "Calls a chain entry rejected.", { Double($0.rejected) }),
+            ("s2s_proxy_plugin_errors_total", "Hooks of a chain entry that failed (S2S_ERROR or an ABI breach).",
+             { Double($0.failures) }),
+            ("s2s_proxy_plugin_failed_open_total", "Failures let through because the entry fails open.",
+             { Double($0.failedOpen) }),
+            ("s2s_proxy_plugin_hook_seconds_total", "Time spent inside a chain entry's hooks.",
+             { Double($0.hookNanoseconds) / 1e9 }),
+        ]
+        for (name, help, value) in families {
+            text.family(name, .counter, help: help)
+            for (entry, stats) in entries {
+                let labels = [
+                    ("plugin", entry.library.name), ("entry", entry.label), ("connection", entry.context.connectionName),
+                ]
+                text.sample(name, labels, value(stats))
+            }
         }
     }
 

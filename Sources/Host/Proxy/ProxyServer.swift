@@ -39,6 +39,7 @@ public final class ProxyServer: Sendable {
         logger: Logger, metrics: ProxyMetrics = ProxyMetrics()
     ) throws {
         self.metrics = metrics
+        metrics.setPluginEntries(plugins)
         self.group = group
         self.logger = logger
         let activeCalls = ActiveCallCounter()
@@ -210,6 +211,7 @@ public final class ProxyServer: Sendable {
     /// Swaps every listener's plugin chain for the one `plugins` builds for its connection and side; calls that
     /// start from now on use it, calls in flight keep the chain they started with.
     public func replacePlugins(_ plugins: PluginSetup) {
+        metrics.setPluginEntries(plugins)
         for context in listenerContexts {
             context.replacePlugins(plugins.chain(connection: context.connectionIndex, side: context.side))
         }
