@@ -18,9 +18,9 @@ struct StartCommand: AsyncParsableCommand {
 
     @Option(
         name: [.customLong("log-level"), .customLong("level")],
-        help: "trace, debug, info, notice, warning (or warn), error, critical."
+        help: "trace, debug, info, notice, warning (or warn), error, critical (default: logging.level, else info)."
     )
-    var logLevel: String = "info"
+    var logLevel: String?
 
     @Option(name: .long, help: "text (default) or json: one JSON object per line.")
     var logFormat: String = "text"
@@ -29,7 +29,7 @@ struct StartCommand: AsyncParsableCommand {
     var threads: Int?
 
     func validate() throws {
-        guard LogLevelName.parse(logLevel) != nil else {
+        if let logLevel, LogLevelName.parse(logLevel) == nil {
             throw ValidationError("unknown log level '\(logLevel)'; use trace, debug, info, notice, warning, error or critical")
         }
         guard LogFormat(rawValue: logFormat) != nil else {
@@ -38,11 +38,14 @@ struct StartCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let level = LogLevelName.parse(logLevel)!
         let format = LogFormat(rawValue: logFormat)!
-        // The config is read before logging starts, for its throttle; its errors go to standard error as text.
+        // The config is read before logging starts, for its level and throttle; its errors go to standard error.
         let loaded = try ConfigFile.load(config)
-        let limiter = loaded.config.logging?.throttleMaxRPS.flatMap { $0 > 0 ? LogRateLimiter(linesPerSecond: $0) : nil }
+        // The command line wins over the config; validation has checked the config's name.
+        let level = LogLevelName.parse(logLevel ?? loaded.config.logging?.level ?? "info") ?? .info
+        let limiter = loaded.config.logging?.throttleMaxRPS.flatMap {
+            $0 > 0 ? LogRateLimiter(linesPerSecond: $0) : nil
+        }
         LoggingSystem.bootstrap { label in
             ProxyLogHandler(label: label, level: level, format: format, limiter: limiter)
         }

@@ -140,7 +140,7 @@ class ProxyProcess:
         drain_timeout_seconds: float | None = 10,
         connect_timeout_seconds: float | None = None,
         metrics_address: str | None = None,
-        log_level: str = LOG_LEVEL,
+        log_level: str | None = LOG_LEVEL,
         label: str = "proxy",
         extra_args: tuple[str, ...] = (),
         extra_yaml: str = "",
@@ -175,8 +175,8 @@ class ProxyProcess:
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 bound_to_test_run(
-                    [str(binary), "start", "--config", str(self.config_path), "--log-level", self.log_level,
-                     *self.extra_args]
+                    [str(binary), "start", "--config", str(self.config_path),
+                     *(("--log-level", self.log_level) if self.log_level else ()), *self.extra_args]
                 ),
                 stdin=subprocess.DEVNULL,
                 stdout=log,

@@ -54,3 +54,26 @@ def test_throttle_drops_lines_beyond_the_rate_and_says_how_many(proxy_factory, b
     connect_and_leave(proxy.outbound(), 1)  # the next line that passes reports the drops
     wait_for(lambda: "log lines dropped by logging.throttleMaxRPS" in proxy.log(None))
     assert proxy.log(None).count("connection opened") < 20, proxy.log()
+
+
+def test_the_config_sets_the_level_when_the_command_line_does_not(proxy_factory, backend):
+    proxy = proxy_factory.start([ClusterConnection("itest", local_upstream=backend.address,
+                                                   remote_upstream=backend.address)],
+                                extra_yaml="logging:\n  level: warn\n", log_level=None)
+    connect_and_leave(proxy.outbound(), 3)
+    time.sleep(0.5)
+    assert "connection opened" not in proxy.log(None), "info lines must be filtered out at warn"
+
+
+def test_an_unknown_level_in_the_config_is_an_error_naming_the_key(tmp_path, backend):
+    import subprocess
+
+    from proxy_process import proxy_binary, render_config
+
+    config = tmp_path / "level.yaml"
+    config.write_text(render_config([ClusterConnection("itest", local_upstream=backend.address,
+                                                       remote_upstream=backend.address)]) + "logging:\n  level: loud\n")
+    result = subprocess.run([str(proxy_binary()), "validate", "--config", str(config)], capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode != 0
+    assert "logging.level" in result.stderr and "unknown log level" in result.stderr, result.stderr

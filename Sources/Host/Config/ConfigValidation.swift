@@ -20,6 +20,7 @@ struct ConfigValidation {
     static func problems(in config: ProxyConfig, sourceMap: ConfigSourceMap) -> [ConfigError] {
         var validation = ConfigValidation(config: config, sourceMap: sourceMap)
         validation.checkClusterConnections()
+        validation.checkLogging()
         validation.checkListenerCollisions()
         validation.checkTopLevelBlocks()
         return validation.errors
@@ -28,6 +29,19 @@ struct ConfigValidation {
     private init(config: ProxyConfig, sourceMap: ConfigSourceMap) {
         self.config = config
         self.sourceMap = sourceMap
+    }
+
+    // MARK: - logging
+
+    private mutating func checkLogging() {
+        let path = ConfigKeyPath.root.appending("logging", "level")
+        guard let level = config.logging?.level, !sourceMap.isRejected(path) else { return }
+        if !LoggingConfig.levelNames.contains(level.lowercased()) {
+            report(
+                "unknown log level \"\(level)\"; use one of \(LoggingConfig.levelNames.joined(separator: ", "))",
+                at: path
+            )
+        }
     }
 
     // MARK: - clusterConnections

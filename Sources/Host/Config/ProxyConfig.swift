@@ -328,11 +328,17 @@ public struct ProfilingConfig: Sendable, Equatable {
 public struct LoggingConfig: Sendable, Equatable {
     public var throttleMaxRPS: Double?
     public var disabled: Bool
+    /// Extension: the log level when the command line gives none (`trace` ... `critical`, or `warn`).
+    public var level: String?
 
-    public init(throttleMaxRPS: Double? = nil, disabled: Bool = false) {
+    public init(throttleMaxRPS: Double? = nil, disabled: Bool = false, level: String? = nil) {
         self.throttleMaxRPS = throttleMaxRPS
         self.disabled = disabled
+        self.level = level
     }
+
+    /// The levels `level` (and the command line's `--log-level`) accept, with the Go proxy's `warn`.
+    public static let levelNames = ["trace", "debug", "info", "notice", "warning", "warn", "error", "critical"]
 }
 
 /// Extension `schema:` of a cluster connection. Without `file`, the schema is pulled by gRPC reflection from

@@ -323,7 +323,8 @@ struct ProxyConfigDecoder {
     private mutating func loggingConfig(_ fields: MappingFields) -> LoggingConfig {
         LoggingConfig(
             throttleMaxRPS: reader.number("throttleMaxRPS", in: fields),
-            disabled: reader.bool("disabled", in: fields) ?? false
+            disabled: reader.bool("disabled", in: fields) ?? false,
+            level: reader.string("level", in: fields)
         )
     }
 
@@ -368,7 +369,7 @@ struct ProxyConfigDecoder {
             "enabled", "nodeName", "bindAddr", "bindPort", "joinAddrs", "shardStrategy", "proxyAddresses", "tcpOnly",
             "disableTCPPings", "probeTimeoutMs", "probeIntervalMs",
         ]
-        static let logging = ["throttleMaxRPS", "disabled"]
+        static let logging = ["throttleMaxRPS", "disabled", "level"]
         static let upstream = [
             "connectTimeoutSeconds", "reconnectBackoffInitialSeconds", "reconnectBackoffMaxSeconds",
             "keepaliveIntervalSeconds",
