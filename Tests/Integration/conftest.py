@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from backend import Backend  # noqa: E402
 from proxy_process import DIRECT, ClusterConnection, ProxyProcess, proxy_binary  # noqa: E402
-from temporal_server import TemporalDevServer  # noqa: E402
+from temporal_server import running_dev_server  # noqa: E402
 
 # Loopback only: make sure no proxy settings of the environment route test traffic elsewhere.
 for _var in ("http_proxy", "https_proxy", "grpc_proxy", "HTTP_PROXY", "HTTPS_PROXY", "GRPC_PROXY", "all_proxy"):
@@ -52,12 +52,8 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture(scope="session")
 def temporal_server(tmp_path_factory):
     """One real Temporal dev server for the whole session; killed at the end whatever happens."""
-    server = TemporalDevServer(tmp_path_factory.mktemp("temporal"))
-    try:
-        server.start()
+    with running_dev_server(tmp_path_factory.mktemp("temporal")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 # gRPC backends -----------------------------------------------------------------------------------------------------

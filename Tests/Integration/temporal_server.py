@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from netutil import LOOPBACK, free_port
@@ -124,3 +125,14 @@ class TemporalDevServer:
             return json.loads(out)
         except json.JSONDecodeError:
             return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+@contextmanager
+def running_dev_server(workdir: Path):
+    """A dev server started in `workdir` for the `with` block, stopped at its end whatever happens."""
+    server = TemporalDevServer(workdir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()

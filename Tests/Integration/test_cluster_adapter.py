@@ -24,7 +24,7 @@ import pytest
 from netutil import free_address
 from protowire import decode, field_bytes, field_varint
 from proxy_process import DIRECT, REPO_ROOT, ClusterConnection, render_config, run_cli
-from temporal_server import TemporalDevServer
+from temporal_server import running_dev_server
 
 pytestmark = pytest.mark.skipif(DIRECT, reason="the adaptation happens in the proxy")
 
@@ -160,12 +160,10 @@ def registering_setup():
     server whose replicationEndpoint is the fake's address."""
     fake = FakeRemoteCluster()
     fake.server.start()
-    server = TemporalDevServer(Path(tempfile.mkdtemp(prefix="itest-adapter-")))
     try:
-        server.start()
-        yield server, fake
+        with running_dev_server(Path(tempfile.mkdtemp(prefix="itest-adapter-"))) as server:
+            yield server, fake
     finally:
-        server.stop()
         fake.server.stop(0)
 
 

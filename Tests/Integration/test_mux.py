@@ -25,7 +25,7 @@ from mux_peer import YamuxPeer
 from netutil import free_address
 from plugin_build import GET_SYSTEM_INFO, wait_for_plugin_schema
 from proxy_process import DIRECT, ClusterConnection
-from temporal_server import TemporalDevServer
+from temporal_server import running_dev_server
 from test_tls import Certificates, certs  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.skipif(DIRECT, reason="the mux tunnel is the proxy's")
@@ -98,12 +98,8 @@ def test_renaming_on_one_side_of_a_mux_pair(temporal_server, proxy_factory, chan
 @pytest.fixture(scope="module")
 def second_temporal_server(tmp_path_factory):
     """A second, independent dev server: the other cluster of a pair."""
-    server = TemporalDevServer(tmp_path_factory.mktemp("temporal-b"))
-    try:
-        server.start()
+    with running_dev_server(tmp_path_factory.mktemp("temporal-b")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_a_mux_pair_between_two_dev_servers_with_renaming_on_one_side(temporal_server, second_temporal_server,

@@ -14,7 +14,7 @@ import NIOCore
 import NIOSSL
 
 /// The ALPN protocol both sides offer: gRPC needs HTTP/2, and the Go proxy advertises `h2` even on mux connections.
-private let applicationProtocols = ["h2"]
+private let alpnProtocols = ["h2"]
 
 /// How long a closing connection waits for the peer's TLS close_notify. Many peers (grpc-core among them) never
 /// send one; HTTP/2 has said goodbye with GOAWAY by then, so a long wait only delays shutdown.
@@ -49,9 +49,7 @@ public struct TLSServerSetup: Sendable {
             certificateChain: chain.map { .certificate($0) },
             privateKey: .privateKey(key)
         )
-        tls.minimumTLSVersion = .tlsv12
-        tls.applicationProtocols = applicationProtocols
-        tls.shutdownTimeout = closeNotifyTimeout
+        tls.applyProxyDefaults()
         if config.skipCAVerification {
             tls.certificateVerification = .none
         } else {
@@ -103,9 +101,7 @@ public struct TLSClientSetup: Sendable {
         guard config.isEnabled else { return nil }
         let files = TLSFiles(label: label)
         var tls = TLSConfiguration.makeClientConfiguration()
-        tls.minimumTLSVersion = .tlsv12
-        tls.applicationProtocols = applicationProtocols
-        tls.shutdownTimeout = closeNotifyTimeout
+        tls.applyProxyDefaults()
         if config.skipCAVerification {
             tls.certificateVerification = .none
         } else {
@@ -170,5 +166,15 @@ private func makeContext(
         throw TLSSetupError(
             label: label, key: "", message: "cannot set up TLS: \(TLSFailureDescription.describe(error))"
         )
+    }
+}
+
+extension TLSConfiguration {
+    /// What every TLS connection of the proxy shares, listening or dialling: TLS 1.2 or later, ALPN `h2`, and a
+    /// short wait for close_notify.
+    fileprivate mutating func applyProxyDefaults() {
+        minimumTLSVersion = .tlsv12
+        applicationProtocols = alpnProtocols
+        shutdownTimeout = closeNotifyTimeout
     }
 }
