@@ -27,11 +27,14 @@ public protocol YamuxSessionDelegate: AnyObject {
     func yamuxSessionEnded(_ session: YamuxSession, error: Error?)
     /// The peer sent go-away: it accepts no new streams; those open go on.
     func yamuxSessionReceivedGoAway(_ session: YamuxSession, code: UInt32)
+    /// A stream was opened (by either side) or forgotten; `count` streams are open now.
+    func yamuxSession(_ session: YamuxSession, streamCountChanged count: Int)
 }
 
 extension YamuxSessionDelegate {
     public func yamuxSessionBecameActive(_ session: YamuxSession) {}
     public func yamuxSessionReceivedGoAway(_ session: YamuxSession, code: UInt32) {}
+    public func yamuxSession(_ session: YamuxSession, streamCountChanged count: Int) {}
 }
 
 /// Why a stream or a session could not be used.
@@ -40,7 +43,7 @@ public struct YamuxSessionError: Error, Sendable, Hashable, CustomStringConverti
     public init(_ message: String) { self.message = message }
     public var description: String { message }
 
-    static let sessionClosed = YamuxSessionError("the yamux session is closed")
+    public static let sessionClosed = YamuxSessionError("the yamux session is closed")
     static let goAway = YamuxSessionError("the yamux peer sent go-away: it accepts no new streams")
     static let streamReset = YamuxSessionError("the yamux peer reset the stream")
     static let openTimedOut = YamuxSessionError("the yamux peer did not accept the stream in time")
@@ -100,6 +103,8 @@ public final class YamuxSession: ChannelInboundHandler, @unchecked Sendable {
 
     /// The peer's address of the session's connection, while connected; read on `eventLoop`.
     public var remoteAddress: SocketAddress? { context?.channel.remoteAddress }
+    /// This end's address of the session's connection; read on the session's loop.
+    public var localAddress: SocketAddress? { context?.channel.localAddress }
 
     /// Whether the session can open streams: connected, and no go-away either way.
     public var canOpenStreams: Bool { context != nil && !ended && !sentGoAway && !receivedGoAway }
@@ -248,6 +253,7 @@ public final class YamuxSession: ChannelInboundHandler, @unchecked Sendable {
         let stream = YamuxStreamChannel(session: self, parent: context.channel, id: id, openedByPeer: true)
         streams[id] = stream
         peerStreamCount += 1
+        delegate?.yamuxSession(self, streamCountChanged: streams.count)
         writeFrame(YamuxFrameHeader(
             type: .windowUpdate, flags: .ack, streamID: id, length: configuration.receiveWindow - YamuxConfiguration.initialWindow
         ))
@@ -272,6 +278,7 @@ public final class YamuxSession: ChannelInboundHandler, @unchecked Sendable {
         nextStreamID += 2
         let stream = YamuxStreamChannel(session: self, parent: context.channel, id: id, openedByPeer: false)
         streams[id] = stream
+        delegate?.yamuxSession(self, streamCountChanged: streams.count)
         writeFrame(YamuxFrameHeader(
             type: .windowUpdate, flags: .syn, streamID: id, length: configuration.receiveWindow - YamuxConfiguration.initialWindow
         ))
@@ -395,6 +402,7 @@ public final class YamuxSession: ChannelInboundHandler, @unchecked Sendable {
         if stream.openedByPeer {
             peerStreamCount -= 1
         }
+        delegate?.yamuxSession(self, streamCountChanged: streams.count)
         if sentGoAway, streams.isEmpty {
             context?.close(promise: nil)
         }

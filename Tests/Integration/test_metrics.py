@@ -184,9 +184,37 @@ def test_a_mux_pair_reports_its_sessions_and_the_calls_across_it(proxy_factory, 
         assert value(families, established, established + "_total", **labels) == 3
         ended = "s2s_proxy_mux_sessions_ended"
         assert value(families, ended, ended + "_total", **labels) == 0
+        errors = "temporal_s2s_proxy_mux_errors"
+        assert sum(s.value for s in samples(families, errors, errors + "_total", **labels)) == 0, samples(families, errors, errors + "_total", **labels)
+        # The Go proxy's per-session gauges, summed over the sessions between the two hosts.
+        hosts = dict(local_addr="127.0.0.1", remote_addr="127.0.0.1", mode="muxed", config_name="pair")
+        sessions = "temporal_s2s_proxy_mux_connection_active"
+        assert value(families, sessions, sessions, **hosts) == 3
+    # The calls went over one tunnelled HTTP/2 connection (a yamux stream), still open on both sides.
+    streams = "temporal_s2s_proxy_mux_streams_active"
+    open_streams = [value(scrape(a), streams, streams, config_name="pair") for a in (client_metrics, server_metrics)]
+    assert open_streams[0] >= 1 and open_streams[0] == open_streams[1], open_streams
     calls = dict(connection="pair", method=method("Echo"), grpc_code="OK")
     assert value(scrape(client_metrics), "s2s_proxy_calls", "s2s_proxy_calls_total", direction="outbound", **calls) == 4
     assert value(scrape(server_metrics), "s2s_proxy_calls", "s2s_proxy_calls_total", direction="inbound", **calls) == 4
+
+
+def test_a_mux_client_counts_the_sessions_it_could_not_establish(proxy_factory, backend):
+    metrics_address = free_address()
+    nobody = free_address()  # nothing listens there: every dial is refused
+    proxy_factory.start([ClusterConnection("lonely", local_upstream=backend.address, remote_upstream="",
+                                           mux="mux-client", mux_address=nobody, mux_count=1)],
+                        metrics_address=metrics_address)  # fmt: skip
+    errors = "temporal_s2s_proxy_mux_errors"
+    labels = dict(addr=nobody, mode="mux-client", config_name="lonely")
+    deadline = time.monotonic() + 20
+    while value(scrape(metrics_address), errors, errors + "_total", error="disconnected", **labels) < 2:
+        assert time.monotonic() < deadline, "the refused dials were not counted"
+        time.sleep(0.2)
+    families = scrape(metrics_address)
+    assert value(families, errors, errors + "_total", error="timeout", **labels) == 0
+    active = "temporal_s2s_proxy_num_muxes_active"
+    assert value(families, active, active, **labels) == 0
 
 
 def test_plugin_metrics_go_on_counting_across_a_reload(proxy_factory, backend, channel_factory, probe_plugins):

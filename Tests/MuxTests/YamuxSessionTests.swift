@@ -224,6 +224,23 @@ final class YamuxSessionTests: XCTestCase {
         XCTAssertEqual(session.streamCount, 0)
     }
 
+    func testTheDelegateHearsEveryChangeOfTheStreamCount() throws {
+        final class CountRecorder: YamuxSessionDelegate {
+            var counts: [Int] = []
+            func yamuxSessionEnded(_ session: YamuxSession, error: Error?) {}
+            func yamuxSession(_ session: YamuxSession, streamCountChanged count: Int) { counts.append(count) }
+        }
+        let recorder = CountRecorder()
+        try makeSession(role: .server)
+        session.delegate = recorder
+        try send(.windowUpdate, .syn, stream: 1, length: 0)
+        try send(.windowUpdate, .syn, stream: 3, length: 0)
+        _ = session.openStream { _ in self.channel.eventLoop.makeSucceededFuture(()) }
+        try send(.windowUpdate, .rst, stream: 1, length: 0)
+        XCTAssertEqual(recorder.counts, [1, 2, 3, 2])
+        XCTAssertEqual(session.streamCount, 2)
+    }
+
     func testClosingAStreamSendsItsDataThenFinAndTheStreamIsForgottenAtThePeersFin() throws {
         try makeSession(role: .server)
         try send(.windowUpdate, .syn, stream: 1, length: 0)

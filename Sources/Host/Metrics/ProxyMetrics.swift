@@ -119,6 +119,37 @@ public final class ProxyMetrics: Sendable {
         for (source, counts) in counts {
             text.sample("s2s_proxy_mux_sessions_ended_total", labels(source), Double(counts.ended))
         }
+        let sessions = sources.map { (source: $0, metrics: $0.pool.sessionMetrics) }
+        text.family("temporal_s2s_proxy_mux_errors_total", .counter,
+                    help: "Yamux sessions that could not be established, by why.")
+        for (source, metrics) in sessions {
+            for error in MuxEstablishError.allCases {
+                let count = metrics.errors[error] ?? 0
+                text.sample("temporal_s2s_proxy_mux_errors_total", labels(source) + [("error", error.rawValue)],
+                            Double(count))
+            }
+        }
+        // The Go proxy's per-session gauges: its labels name the two hosts, not the ports, so sessions between the
+        // same hosts are summed into one series.
+        func sessionLabels(_ source: MuxSource, _ hosts: (localHost: String, remoteHost: String)) -> [(String, String)] {
+            [("local_addr", hosts.localHost), ("remote_addr", hosts.remoteHost), ("mode", "muxed"),
+             ("config_name", source.configName)]
+        }
+        text.family("temporal_s2s_proxy_mux_connection_active", .gauge, help: "Live yamux sessions between two hosts.")
+        for (source, metrics) in sessions {
+            for pair in metrics.byHosts {
+                text.sample("temporal_s2s_proxy_mux_connection_active",
+                            sessionLabels(source, (pair.localHost, pair.remoteHost)), Double(pair.sessions))
+            }
+        }
+        text.family("temporal_s2s_proxy_mux_streams_active", .gauge,
+                    help: "Yamux streams open on the sessions between two hosts (one per tunnelled HTTP/2 connection).")
+        for (source, metrics) in sessions {
+            for pair in metrics.byHosts {
+                text.sample("temporal_s2s_proxy_mux_streams_active",
+                            sessionLabels(source, (pair.localHost, pair.remoteHost)), Double(pair.streams))
+            }
+        }
     }
 
     /// What the host counts for every chain entry: calls and messages it saw, what it did with them, and the time

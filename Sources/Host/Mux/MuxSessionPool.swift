@@ -28,6 +28,10 @@ final class MuxSessionPool: Sendable {
         var established: UInt64 = 0
         var ended: UInt64 = 0
         var everConnected = false
+        /// What the metrics endpoint shows per live session, by session.
+        var sessionInfo: [ObjectIdentifier: SessionInfo] = [:]
+        /// Sessions that could not be established, by the Go proxy's `error` label.
+        var establishErrors: [MuxEstablishError: UInt64] = [:]
         var waiters: [ObjectIdentifier: [EventLoopPromise<Void>]] = [:]
         var closed = false
     }
@@ -46,13 +50,53 @@ final class MuxSessionPool: Sendable {
         state.withLockedValue { ($0.count, $0.established, $0.ended) }
     }
 
+    /// The two ends of a live session and its open streams, for the metrics endpoint.
+    struct SessionInfo: Sendable, Hashable {
+        /// Hosts only (no ports), as the Go proxy labels its session gauges.
+        var localHost: String
+        var remoteHost: String
+        var streams = 0
+    }
+
+    /// Live sessions and their open streams, summed per pair of hosts (sessions between the same two hosts
+    /// differ only by port, which the labels leave out); and the establishment failures so far.
+    var sessionMetrics: (byHosts: [(localHost: String, remoteHost: String, sessions: Int, streams: Int)],
+                         errors: [MuxEstablishError: UInt64]) {
+        state.withLockedValue { state in
+            var sums: [String: (localHost: String, remoteHost: String, sessions: Int, streams: Int)] = [:]
+            for info in state.sessionInfo.values {
+                let key = info.localHost + "\u{0}" + info.remoteHost
+                var sum = sums[key] ?? (info.localHost, info.remoteHost, 0, 0)
+                sum.sessions += 1
+                sum.streams += info.streams
+                sums[key] = sum
+            }
+            return (sums.keys.sorted().map { sums[$0]! }, state.establishErrors)
+        }
+    }
+
+    /// A session could not be established (the dial failed, or the new session did not answer its ping).
+    func recordEstablishError(_ error: MuxEstablishError) {
+        state.withLockedValue { $0.establishErrors[error, default: 0] += 1 }
+    }
+
+    /// A live session's open stream count changed.
+    func streamCountChanged(_ session: YamuxSession, count: Int) {
+        state.withLockedValue { state in
+            state.sessionInfo[ObjectIdentifier(session)]?.streams = count
+        }
+    }
+
     /// Whether any session was ever established (before the first, calls wait; after the last is lost, they fail).
     var everConnected: Bool { state.withLockedValue { $0.everConnected } }
 
-    func add(_ session: YamuxSession) {
+    /// Adds a session that answered its first ping; called on the session's loop.
+    func add(_ session: YamuxSession, localHost: String, remoteHost: String) {
         let key = ObjectIdentifier(session.eventLoop)
+        let info = SessionInfo(localHost: localHost, remoteHost: remoteHost, streams: session.streamCount)
         let waiters = state.withLockedValue { state -> [EventLoopPromise<Void>] in
             state.sessions[key, default: []].append(session)
+            state.sessionInfo[ObjectIdentifier(session)] = info
             state.count += 1
             state.established += 1
             state.everConnected = true
@@ -70,6 +114,7 @@ final class MuxSessionPool: Sendable {
             guard var list = state.sessions[key], let index = list.firstIndex(where: { $0 === session }) else { return }
             list.remove(at: index)
             state.sessions[key] = list
+            state.sessionInfo[ObjectIdentifier(session)] = nil
             state.count -= 1
             state.ended += 1
         }
@@ -155,6 +200,16 @@ struct MuxSessionSnapshot: Sendable, Encodable {
     var streams: Int
     /// False once either side sent a go-away.
     var canOpenStreams: Bool
+}
+
+/// Why a mux session could not be established: the Go proxy's `error` label of `mux_errors`.
+enum MuxEstablishError: String, Sendable, Hashable, CaseIterable {
+    /// The dial or the first ping timed out.
+    case timeout
+    /// The peer refused or closed the connection before the session was up.
+    case disconnected
+    /// Anything else (a TLS handshake failure, for one).
+    case unknown
 }
 
 /// No mux session can carry a call.

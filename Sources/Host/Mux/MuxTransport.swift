@@ -146,7 +146,10 @@ final class MuxTransport: Sendable {
                     return
                 }
                 observer.established = true
-                self.pool.add(session)
+                self.pool.add(
+                    session, localHost: session.localAddress?.ipAddress ?? "?",
+                    remoteHost: session.remoteAddress?.ipAddress ?? "?"
+                )
                 self.logger.info("mux session established", metadata: [
                     "peer": "\(peer)", "rtt_us": "\(rtt.nanoseconds / 1000)", "sessions": "\(self.pool.count)",
                 ])
@@ -154,16 +157,31 @@ final class MuxTransport: Sendable {
                 self.logger.warning("mux session did not answer its first ping; closing it", metadata: [
                     "peer": "\(peer)", "error": "\(error)",
                 ])
+                observer.failureCounted = true
+                // A session that closed while its ping was out was hung up on; otherwise the ping timed out.
+                let closed = (error as? YamuxSessionError) == .sessionClosed
+                self.countEstablishFailure(closed ? .disconnected : .timeout)
                 session.close(code: .normal, immediately: true)
             }
         }
     }
 
+    /// Counts a session that could not be established. A mux-server does not count peers that hung up: port
+    /// probes (load balancers, readiness checks) connect and leave.
+    fileprivate func countEstablishFailure(_ kind: MuxEstablishError) {
+        if mode == .client || kind != .disconnected {
+            pool.recordEstablishError(kind)
+        }
+    }
+
     final class SessionObserver: YamuxSessionDelegate, @unchecked Sendable {
         let transport: MuxTransport
-        let peer: SocketAddress?
+        /// The peer's address; a dialled connection has none until it is active.
+        var peer: SocketAddress?
         let onEnd: @Sendable () -> Void
         var established = false
+        /// The session's failure to establish is already in the metrics.
+        var failureCounted = false
 
         init(transport: MuxTransport, peer: SocketAddress?, onEnd: @escaping @Sendable () -> Void) {
             self.transport = transport
@@ -172,6 +190,7 @@ final class MuxTransport: Sendable {
         }
 
         func yamuxSessionBecameActive(_ session: YamuxSession) {
+            if peer == nil { peer = session.remoteAddress }
             transport.checkNewSession(session, observer: self)
         }
 
@@ -183,8 +202,16 @@ final class MuxTransport: Sendable {
                 ]
                 if let error { metadata["error"] = "\(error)" }
                 transport.logger.warning("mux session ended", metadata: metadata)
+            } else if !failureCounted, let error {
+                // Ended before its first ping came back: a TLS failure, or a peer that hung up.
+                failureCounted = true
+                transport.countEstablishFailure(MuxEstablishError(classifying: error))
             }
             onEnd()
+        }
+
+        func yamuxSession(_ session: YamuxSession, streamCountChanged count: Int) {
+            if established { transport.pool.streamCountChanged(session, count: count) }
         }
 
         func yamuxSessionReceivedGoAway(_ session: YamuxSession, code: UInt32) {
@@ -214,6 +241,7 @@ final class MuxTransport: Sendable {
             }
         let host = address.host.isEmpty ? "127.0.0.1" : address.host
         bootstrap.connect(host: host, port: address.port).whenFailure { error in
+            self.pool.recordEstablishError(MuxEstablishError(classifying: error))
             if attempt == 0 {
                 self.logger.warning("cannot reach the mux peer; retrying", metadata: [
                     "address": "\(self.address)", "error": "\(NetworkErrorDescription.describe(error))",
@@ -259,5 +287,24 @@ final class MuxTransport: Sendable {
         ])
         // Not from inside the initializer: the channel is registered after it.
         channel.eventLoop.execute { channel.close(promise: nil) }
+    }
+}
+
+extension MuxEstablishError {
+    /// The label for a dial or session failure: a timeout, a refused or reset connection, or anything else.
+    init(classifying error: Error) {
+        switch error {
+        case ChannelError.connectTimeout:
+            self = .timeout
+        case let error as IOError:
+            self = error.errnoCode == ETIMEDOUT ? .timeout : .disconnected
+        case let error as NIOConnectionError:
+            let timedOut = error.connectionErrors.contains { ($0.error as? IOError)?.errnoCode == ETIMEDOUT }
+            self = timedOut ? .timeout : .disconnected
+        case ChannelError.eof, ChannelError.ioOnClosedChannel, ChannelError.outputClosed:
+            self = .disconnected
+        default:
+            self = .unknown
+        }
     }
 }
