@@ -263,16 +263,17 @@ def test_a_cut_session_fails_only_its_calls_and_is_replaced(temporal_server, pro
     failures = [o for o in outcomes if o != "ok"]
     after_cut = outcomes[before_cut:]
     assert before_cut > 50 and after_cut.count("ok") > 50, outcomes[-20:]
-    # Calls in flight on the cut session fail, as UNAVAILABLE; the others go on. (The dev server also ends a few
-    # calls on the far side's connection to it right after the cut, as it sees their streams reset: a handful.)
+    # Calls in flight on the cut session fail, as UNAVAILABLE: at most one per load thread. The others go on.
     assert set(failures) <= {"UNAVAILABLE"}, failures
-    assert len(failures) <= max(16, len(outcomes) // 20), (len(failures), len(outcomes))
+    assert len(failures) <= 8, (len(failures), len(outcomes))
     # The client redials (the first retry is immediate after a session that lived... or 1 s after one that did not).
     wait_for_log(client_side, "mux session established", 4)
     wait_for_log(server_side, "mux session established", 4)
     system_info(b"", timeout=10)
-    # Nothing leaked: the replacement takes the cut session's descriptors. (On the server side the dev server may
-    # have asked, with GOAWAY, for a new connection to it; the old one may linger: one descriptor of slack there.)
+    # Nothing leaked: the replacement takes the cut session's descriptors, and both proxies keep their connections
+    # to the dev server. (Upstream connections are per event loop: if the replacement session lands on a loop that
+    # had none, the server side opens one more to the dev server: one descriptor of slack there.)
+    assert "upstream connection lost" not in server_side.log(None) + client_side.log(None)
     deadline = time.monotonic() + 10
     while True:
         now = open_descriptors(client_side), open_descriptors(server_side)

@@ -129,3 +129,34 @@ def test_proxy_reaches_a_restarted_upstream(proxy_factory, channel_factory, subp
             if time.monotonic() > deadline:
                 raise AssertionError(f"proxy never reached the restarted upstream: {error.code()} {error.details()}")
             time.sleep(0.2)
+
+
+def test_a_busy_grpc_go_upstream_keeps_its_connection(temporal_server, proxy_factory, channel_factory):
+    """grpc-go (the Temporal server) sends a BDP PING for nearly every burst of data it receives: hundreds a second
+    under load. HTTP/2 flood heuristics tuned for strangers (NIOHTTP2's default: 200 PING/SETTINGS in 30 s) would
+    close the connection every second or so, failing the calls on it; the proxy must keep it."""
+    from concurrent.futures import ThreadPoolExecutor
+    from plugin_build import GET_SYSTEM_INFO
+    from proxy_process import ClusterConnection
+
+    proxy = proxy_factory.start([ClusterConnection("busy", local_upstream=temporal_server.address,
+                                                   remote_upstream=temporal_server.address)])  # fmt: skip
+    channels = [channel_factory(proxy.outbound()) for _ in range(4)]
+    outcomes: list[str] = []
+    deadline = time.monotonic() + 4
+
+    def load(channel) -> None:
+        call = channel.unary_unary(GET_SYSTEM_INFO)
+        while time.monotonic() < deadline:
+            try:
+                call(b"", timeout=10)
+                outcomes.append("ok")
+            except grpc.RpcError as error:
+                outcomes.append(error.code().name)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(load, channels * 2))
+    failures = [o for o in outcomes if o != "ok"]
+    assert len(outcomes) > 500, f"too little load to prove anything: {len(outcomes)} calls"
+    assert not failures, f"{len(failures)} of {len(outcomes)} calls failed: {set(failures)}"
+    assert "upstream connection lost" not in proxy.log(None), proxy.log()

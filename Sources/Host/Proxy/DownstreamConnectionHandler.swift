@@ -108,8 +108,11 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
                 // grpc-go clients (the temporal CLI, Temporal servers) close their connections with a GOAWAY naming
                 // their own last stream, which the HTTP/2 state machine rejects; the connection was ending anyway.
                 logger.debug("closing connection: the client's GOAWAY named one of its own streams", metadata: ["error": "\(error)"])
-            } else {
+            } else if error is any NIOHTTP2Error {
                 logger.warning("closing connection after protocol error", metadata: ["error": "\(NetworkErrorDescription.describe(error))"])
+            } else {
+                // The transport under HTTP/2 failed: a reset TCP connection, or the mux session carrying it ended.
+                logger.warning("connection lost", metadata: ["error": "\(NetworkErrorDescription.describe(error))"])
             }
         }
         context.close(promise: nil)

@@ -104,7 +104,11 @@ final class ProxyListener: Sendable {
         logger[metadataKey: "peer"] = "\(channel.remoteAddress?.endpointDescription ?? "?")"
         try tls?.addHandler(to: channel, logger: logger)
         let sync = channel.pipeline.syncOperations
-        try sync.addHandler(NIOHTTP2Handler(mode: .server, initialSettings: tuning.initialSettings))
+        try sync.addHandler(NIOHTTP2Handler(
+            mode: .server, frameDelegate: nil,
+            connectionConfiguration: tuning.connectionConfiguration(for: .server),
+            streamConfiguration: tuning.streamConfiguration(for: .server)
+        ))
         try sync.addHandler(DownstreamConnectionHandler(listener: context, logger: logger, tuning: tuning))
     }
 

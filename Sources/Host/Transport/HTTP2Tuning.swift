@@ -29,6 +29,42 @@ public struct HTTP2Tuning: Sendable {
         upstreamKeepaliveInterval = upstreamKeepaliveSeconds > 0 ? .nanoseconds(Int64(upstreamKeepaliveSeconds * 1e9)) : nil
     }
 
+    /// PING, SETTINGS and RST_STREAM frames a peer may send per 10 s before its connection is closed as a flood.
+    /// NIOHTTP2's default (200 in 30 s) is far below what grpc-go sends in normal work: it answers nearly every
+    /// burst of data with a BDP PING (hundreds a second under load) and resets streams it ends early. So an
+    /// upstream (a configured Temporal frontend, trusted) may send up to 1 000 000, a downstream client 50 000:
+    /// still a bound on a real flood, which sends millions.
+    public var upstreamControlFramesPer10Seconds = 1_000_000
+    public var downstreamControlFramesPer10Seconds = 50_000
+
+    /// The HTTP/2 connection settings of a connection the proxy accepts (`.server`) or makes (`.client`).
+    func connectionConfiguration(for mode: NIOHTTP2Handler.ParserMode) -> NIOHTTP2Handler.ConnectionConfiguration {
+        var configuration = NIOHTTP2Handler.ConnectionConfiguration()
+        configuration.initialSettings = initialSettings
+        configuration.controlFrameRateLimit.maximumCount = controlFrameLimit(for: mode)
+        configuration.controlFrameRateLimit.windowLength = .seconds(10)
+        if mode == .client {
+            // Header blocks sent upstream were validated when they arrived from the client.
+            configuration.headerBlockValidation = .disabled
+            configuration.contentLengthValidation = .disabled
+        }
+        return configuration
+    }
+
+    /// The HTTP/2 stream settings (reset and stream-error flood limits) of a connection, as above.
+    func streamConfiguration(for mode: NIOHTTP2Handler.ParserMode) -> NIOHTTP2Handler.StreamConfiguration {
+        var configuration = NIOHTTP2Handler.StreamConfiguration()
+        configuration.streamResetFrameRateLimit.maximumCount = controlFrameLimit(for: mode)
+        configuration.streamResetFrameRateLimit.windowLength = .seconds(10)
+        configuration.streamErrorRateLimit.maximumCount = controlFrameLimit(for: mode)
+        configuration.streamErrorRateLimit.windowLength = .seconds(10)
+        return configuration
+    }
+
+    private func controlFrameLimit(for mode: NIOHTTP2Handler.ParserMode) -> Int {
+        mode == .client ? upstreamControlFramesPer10Seconds : downstreamControlFramesPer10Seconds
+    }
+
     /// SETTINGS the proxy announces on every connection it accepts or makes.
     var initialSettings: HTTP2Settings {
         [

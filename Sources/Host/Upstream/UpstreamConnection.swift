@@ -31,6 +31,9 @@ final class UpstreamConnection: ChannelInboundHandler {
     private var nextStreamID = HTTP2StreamID(1)
     /// Set once the upstream sent GOAWAY (or stream ids run out): calls in flight finish, new ones go elsewhere.
     private(set) var isDraining = false
+    /// Why the connection ended, when it was not simply closed by the upstream: a protocol error, or the error code
+    /// of the upstream's GOAWAY. For the log line of the lost connection.
+    private(set) var endReason: String?
     /// Succeeds once the HTTP/2 handler has sent its preface (over TLS: once the handshake has completed): only
     /// then may streams be opened.
     private let active: EventLoopPromise<Void>
@@ -113,10 +116,10 @@ final class UpstreamConnection: ChannelInboundHandler {
             try tls.setup.addHandler(to: channel, logger: tls.logger)
         }
         let sync = channel.pipeline.syncOperations
-        // Header blocks sent upstream were validated when they arrived from the client.
         try sync.addHandler(NIOHTTP2Handler(
-            mode: .client, initialSettings: tuning.initialSettings,
-            headerBlockValidation: .disabled, contentLengthValidation: .disabled
+            mode: .client, frameDelegate: nil,
+            connectionConfiguration: tuning.connectionConfiguration(for: .client),
+            streamConfiguration: tuning.streamConfiguration(for: .client)
         ))
         try sync.addHandler(self)
     }
@@ -174,7 +177,14 @@ final class UpstreamConnection: ChannelInboundHandler {
             }
         case .rstStream(let code):
             calls[frame.streamID]?.upstreamReset(code)
-        case .goAway(let lastStreamID, _, _):
+        case .goAway(let lastStreamID, let code, let debugData):
+            if code != .noError {
+                var reason = "the upstream sent GOAWAY (\(code))"
+                if let debugData, debugData.readableBytes > 0 {
+                    reason += ": " + String(decoding: debugData.readableBytesView.prefix(200), as: UTF8.self)
+                }
+                endReason = reason
+            }
             drain()
             // Streams above the last one the upstream processed were never seen by it: fail them so they can be
             // retried by their clients.
@@ -210,6 +220,7 @@ final class UpstreamConnection: ChannelInboundHandler {
         if error is NIOHTTP2Errors.StreamError { return }
         // Before the connection is established (a failed TLS handshake) the error is the reason the connect failed.
         settleActive(.failure(error))
+        if endReason == nil { endReason = NetworkErrorDescription.describe(error) }
         // A connection-level protocol error: the connection is unusable. Closing it lets the pool reconnect.
         context.close(promise: nil)
     }

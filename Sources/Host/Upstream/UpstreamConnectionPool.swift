@@ -254,7 +254,7 @@ final class UpstreamConnectionPool {
                 self.lastFailure = nil
                 self.consecutiveFailures = 0
                 connection.channel?.closeFuture.whenComplete { _ in
-                    self.connectionLost(connection, reason: "connection closed")
+                    self.connectionLost(connection, reason: connection.endReason ?? "connection closed")
                 }
             case .failure(let error):
                 endpoint.state = .failed(reason: "\(error)")
