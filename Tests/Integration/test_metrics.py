@@ -94,6 +94,22 @@ def test_scrape_counts_each_call_by_method_direction_and_status(proxy_factory, b
                      connection="itest", direction=direction) == 0  # fmt: skip
     assert samples(families, "s2s_proxy_calls_failed_in_proxy", "s2s_proxy_calls_failed_in_proxy_total") == []
 
+    # The same calls in the Go proxy's go-grpc-middleware families, with its label names and code spelling.
+    handled = "temporal_s2s_proxy_grpc_server_handled"
+    handling = "temporal_s2s_proxy_grpc_server_handling_seconds"
+    go_codes = {"OK": "OK", "NOT_FOUND": "NotFound"}
+    for direction, path, code, count in expected:
+        service, name = path.strip("/").split("/")
+        labels = dict(grpc_type="unary", grpc_service=service, grpc_method=name, direction=direction,
+                      config_name="itest")  # fmt: skip
+        assert value(families, handled, handled + "_total", grpc_code=go_codes[code], **labels) == count
+        assert value(families, handling, handling + "_count", **labels) == count
+        buckets = samples(families, handling, handling + "_bucket", **labels)
+        assert [b.labels["le"] for b in buckets] == \
+            ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf"]
+        assert buckets[-1].value == count
+    assert len(samples(families, handled, handled + "_total")) == len(expected)
+
 
 def test_calls_the_proxy_fails_itself_are_counted_by_the_status_it_sent(proxy_factory, channel_factory):
     metrics_address = free_address()
@@ -185,7 +201,8 @@ def test_a_mux_pair_reports_its_sessions_and_the_calls_across_it(proxy_factory, 
         ended = "s2s_proxy_mux_sessions_ended"
         assert value(families, ended, ended + "_total", **labels) == 0
         errors = "temporal_s2s_proxy_mux_errors"
-        assert sum(s.value for s in samples(families, errors, errors + "_total", **labels)) == 0, samples(families, errors, errors + "_total", **labels)
+        counted = {s.labels["error"]: s.value for s in samples(families, errors, errors + "_total", **labels)}
+        assert sum(counted.values()) == 0, counted
         # The Go proxy's per-session gauges, summed over the sessions between the two hosts.
         hosts = dict(local_addr="127.0.0.1", remote_addr="127.0.0.1", mode="muxed", config_name="pair")
         sessions = "temporal_s2s_proxy_mux_connection_active"

@@ -98,6 +98,7 @@ public final class ProxyMetrics: Sendable {
                 text.sample("s2s_proxy_calls_failed_in_proxy_total", series, Double(count))
             }
         }
+        renderGoGRPCServer(listeners, into: &text)
     }
 
     private func renderMuxes(into text: inout PrometheusText) {

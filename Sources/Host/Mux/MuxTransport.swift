@@ -158,9 +158,9 @@ final class MuxTransport: Sendable {
                     "peer": "\(peer)", "error": "\(error)",
                 ])
                 observer.failureCounted = true
-                // A session that closed while its ping was out was hung up on; otherwise the ping timed out.
-                let closed = (error as? YamuxSessionError) == .sessionClosed
-                self.countEstablishFailure(closed ? .disconnected : .timeout)
+                // The session's own errors here mean the ping went unanswered, unless the session closed under it.
+                let unanswered = error is YamuxSessionError && (error as? YamuxSessionError) != .sessionClosed
+                self.countEstablishFailure(unanswered ? .timeout : MuxEstablishError(classifying: error))
                 session.close(code: .normal, immediately: true)
             }
         }
@@ -182,6 +182,8 @@ final class MuxTransport: Sendable {
         var established = false
         /// The session's failure to establish is already in the metrics.
         var failureCounted = false
+        /// The connection came up (a dialled one may fail before).
+        var becameActive = false
 
         init(transport: MuxTransport, peer: SocketAddress?, onEnd: @escaping @Sendable () -> Void) {
             self.transport = transport
@@ -190,6 +192,7 @@ final class MuxTransport: Sendable {
         }
 
         func yamuxSessionBecameActive(_ session: YamuxSession) {
+            becameActive = true
             if peer == nil { peer = session.remoteAddress }
             transport.checkNewSession(session, observer: self)
         }
@@ -202,7 +205,8 @@ final class MuxTransport: Sendable {
                 ]
                 if let error { metadata["error"] = "\(error)" }
                 transport.logger.warning("mux session ended", metadata: metadata)
-            } else if !failureCounted, let error {
+            } else if becameActive, !failureCounted, let error {
+                // (A dial that failed never became active; the dial counted it.)
                 // Ended before its first ping came back: a TLS failure, or a peer that hung up.
                 failureCounted = true
                 transport.countEstablishFailure(MuxEstablishError(classifying: error))
@@ -301,6 +305,8 @@ extension MuxEstablishError {
         case let error as NIOConnectionError:
             let timedOut = error.connectionErrors.contains { ($0.error as? IOError)?.errnoCode == ETIMEDOUT }
             self = timedOut ? .timeout : .disconnected
+        case let error as YamuxSessionError where error == .sessionClosed:
+            self = .disconnected
         case ChannelError.eof, ChannelError.ioOnClosedChannel, ChannelError.outputClosed:
             self = .disconnected
         default:
