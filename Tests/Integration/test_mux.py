@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import struct
 import threading
@@ -376,3 +377,30 @@ def test_garbage_on_the_mux_port_ends_that_connection_with_a_log_line(temporal_s
                                                          mux_address=mux_address, mux_count=1)])
     describe_default(temporal_server, client_side.outbound())
     assert server_side.alive()
+
+
+def test_shutdown_ends_each_session_with_a_normal_go_away_and_exits_zero(temporal_server, proxy_factory):
+    """A raw yamux client (12-byte headers: version, type, flags, stream id, length) takes the only session, answers
+    the proxy's first ping, and then sees SIGTERM end the session with go-away(normal) before the connection
+    closes."""
+    mux_address = free_address()
+    server_side = proxy_factory.start([ClusterConnection("pair", local_upstream=temporal_server.address,
+                                                         remote_upstream="", mux="mux-server",
+                                                         mux_address=mux_address, mux_count=1)])
+    host, port = mux_address.rsplit(":", 1)
+    ping, go_away, syn, ack = 2, 3, 1, 2
+    with socket.create_connection((host, int(port))) as peer:
+        peer.settimeout(10)
+        header = peer.recv(12, socket.MSG_WAITALL)
+        version, kind, flags, stream, opaque = struct.unpack(">BBHII", header)
+        assert (version, kind, flags, stream) == (0, ping, syn, 0), header
+        peer.sendall(struct.pack(">BBHII", 0, ping, ack, 0, opaque))
+        wait_for_log(server_side, "mux session established", 1)
+
+        server_side.send_signal(signal.SIGTERM)
+        received = b""
+        while chunk := peer.recv(4096):
+            received += chunk
+    frames = [struct.unpack(">BBHII", received[i:i + 12]) for i in range(0, len(received) - len(received) % 12, 12)]
+    assert (0, go_away, 0, 0, 0) in frames, frames  # code 0: normal termination
+    assert server_side.wait_exit(30) == 0, server_side.log()
