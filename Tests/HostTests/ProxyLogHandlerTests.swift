@@ -20,7 +20,9 @@ final class ProxyLogHandlerTests: XCTestCase {
             let time = self.time
             let lines = self.lines
             limits = LogLimits(logging: logging, logConfigs: logConfigs, now: { time.withLockedValue { $0 } })
-            output = LogOutput(format: format, limits: limits, sink: { line in lines.withLockedValue { $0.append(line) } })
+            output = LogOutput(format: format, limits: limits) { line in
+                lines.withLockedValue { $0.append(line) }
+            }
         }
 
         func logger(_ component: LogComponent? = nil, level: Logger.Level = .info) -> Logger {
@@ -81,9 +83,8 @@ final class ProxyLogHandlerTests: XCTestCase {
         XCTAssertEqual(harness.written(containing: "probe").count, 10)
         harness.advance(1)
         listener.info("connection opened")
-        XCTAssertEqual(
-            harness.written(containing: "8 log lines of tcpServer dropped by logConfigs.tcpServer.throttleMaxRPS (2/s)").count, 1
-        )
+        let notice = "8 log lines of tcpServer dropped by logConfigs.tcpServer.throttleMaxRPS (2/s)"
+        XCTAssertEqual(harness.written(containing: notice).count, 1)
         XCTAssertEqual(harness.written(containing: "connection opened").count, 3)
     }
 
@@ -119,7 +120,8 @@ final class ProxyLogHandlerTests: XCTestCase {
         harness.advance(10)
         harness.logger(.replicationStreams).info("stream")
         XCTAssertEqual(harness.written(containing: "stream").count, 2)
-        XCTAssertEqual(harness.written(containing: "10 log lines of replicationStreams dropped by the default limit").count, 1)
+        let notice = "10 log lines of replicationStreams dropped by the default limit"
+        XCTAssertEqual(harness.written(containing: notice).count, 1)
     }
 
     func testErrorsPassTheRateLimitButNotDisabled() {
@@ -177,15 +179,13 @@ final class ProxyLogHandlerTests: XCTestCase {
     }
 
     func testCallsAreSortedIntoComponentsByTheirPath() {
-        XCTAssertEqual(
-            LogComponent.ofCall(path: "/temporal.server.api.adminservice.v1.AdminService/StreamWorkflowReplicationMessages"),
-            .replicationStreams
-        )
-        XCTAssertEqual(LogComponent.ofCall(path: "/temporal.server.api.adminservice.v1.AdminService/DescribeCluster"), .adminService)
-        XCTAssertEqual(
-            LogComponent.ofCall(path: "/temporal.api.workflowservice.v1.WorkflowService/StartWorkflowExecution"), .workflowService
-        )
-        XCTAssertEqual(LogComponent.ofCall(path: "/temporal.api.operatorservice.v1.OperatorService/ListClusters"), .otherServices)
+        let admin = "/temporal.server.api.adminservice.v1.AdminService/"
+        XCTAssertEqual(LogComponent.ofCall(path: admin + "StreamWorkflowReplicationMessages"), .replicationStreams)
+        XCTAssertEqual(LogComponent.ofCall(path: admin + "DescribeCluster"), .adminService)
+        let workflow = "/temporal.api.workflowservice.v1.WorkflowService/StartWorkflowExecution"
+        XCTAssertEqual(LogComponent.ofCall(path: workflow), .workflowService)
+        let operatorCall = "/temporal.api.operatorservice.v1.OperatorService/ListClusters"
+        XCTAssertEqual(LogComponent.ofCall(path: operatorCall), .otherServices)
         XCTAssertEqual(LogComponent.ofCall(path: ""), .otherServices)
     }
 

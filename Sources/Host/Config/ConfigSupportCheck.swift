@@ -113,7 +113,8 @@ struct ConfigSupportCheck {
         for name in config.logConfigs.keys.sorted() {
             let path = ConfigKeyPath.root.appending("logConfigs", name)
             guard let component = LogComponent(name: name) else {
-                let suggestion = KeySuggestion.closest(to: name, among: LogComponent.names).map { "did you mean \"\($0)\"? " }
+                let suggestion = KeySuggestion.closest(to: name, among: LogComponent.names)
+                    .map { "did you mean \"\($0)\"? " }
                 noEffect(
                     "unknown log component \"\(name)\"; \(suggestion ?? "")the components are "
                         + LogComponent.names.joined(separator: ", "),

@@ -30,7 +30,10 @@ public final class LogOutput: Sendable {
     private let sink: @Sendable (String) -> Void
 
     /// Writes `format` lines to `sink` (standard error unless a test passes its own), as `limits` allow.
-    public init(format: LogFormat, limits: LogLimits, sink: @escaping @Sendable (String) -> Void = { LogOutput.standardError($0) }) {
+    public init(
+        format: LogFormat, limits: LogLimits,
+        sink: @escaping @Sendable (String) -> Void = { LogOutput.standardError($0) }
+    ) {
         self.format = format
         self.limits = limits
         self.sink = sink
@@ -125,7 +128,8 @@ public struct ProxyLogHandler: LogHandler {
         }
         set {
             // A name no component has stays plain metadata: it is still shown, and the root limit applies.
-            if key == LogComponent.metadataKey, let name = newValue.map({ "\($0)" }), let known = LogComponent(name: name) {
+            if key == LogComponent.metadataKey, let name = newValue.map({ "\($0)" }),
+               let known = LogComponent(name: name) {
                 component = known
                 metadata[key] = nil
             } else {

@@ -57,7 +57,9 @@ final class TLSHandshakeCheck: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        finish(.failure(TLSHandshakeCheckError(description: "the peer closed the connection before the TLS handshake finished")))
+        finish(.failure(TLSHandshakeCheckError(
+            description: "the peer closed the connection before the TLS handshake finished"
+        )))
         context.fireChannelInactive()
     }
 

@@ -161,7 +161,9 @@ extension TLSClientSetup {
             try sync.addHandler(NIOSSLClientHandler(context: context, serverHostname: serverHostname))
             try sync.addHandler(TLSHandshakeCheck(promise: promise, timeout: timeout))
         } catch {
-            promise.fail(TLSHandshakeCheckError(description: "cannot start TLS: \(TLSFailureDescription.describe(error))"))
+            promise.fail(TLSHandshakeCheckError(
+                description: "cannot start TLS: \(TLSFailureDescription.describe(error))"
+            ))
         }
         return promise.futureResult
     }
