@@ -1,10 +1,11 @@
 // SIGHUP: read the config file again and swap the plugin chains (and their options) for the calls that start after,
-// without touching connections or calls in flight.
+// without touching connections or calls in flight; the log limits (`logging.throttleMaxRPS`, `logConfigs`) change
+// for every logger at the same moment.
 //
 // A new config with errors, features this build lacks, plugins that do not load or a schema that does not arrive
 // within a minute is refused with its problems in the log, and the running config stays. What a reload cannot
-// change without new sockets (listeners, upstreams, mux, TLS, limits, the health and metrics endpoints) is named in
-// a warning and takes effect at the next start; the plugin chains are swapped all the same. The old chains stay
+// change without new sockets (listeners, upstreams, mux, TLS, limits, the health and metrics endpoints) or new
+// loggers (`logging.level`) is named in a warning and takes effect at the next start; the plugin chains are swapped all the same. The old chains stay
 // loaded until exit: calls in flight may still be using them.
 
 import Foundation
@@ -17,6 +18,7 @@ final class ConfigReloader {
     private let server: ProxyServer
     private let group: EventLoopGroup
     private let logger: Logger
+    private let logLimits: LogLimits
     private var config: ProxyConfig
     private(set) var plugins: PluginSetup
     private(set) var schemas: PluginSchemaDelivery
@@ -25,8 +27,9 @@ final class ConfigReloader {
 
     init(
         path: String, config: ProxyConfig, plugins: PluginSetup, schemas: PluginSchemaDelivery, server: ProxyServer,
-        group: EventLoopGroup, logger: Logger
+        group: EventLoopGroup, logLimits: LogLimits, logger: Logger
     ) {
+        self.logLimits = logLimits
         self.path = path
         self.config = config
         self.plugins = plugins
@@ -37,7 +40,7 @@ final class ConfigReloader {
     }
 
     func reload() async {
-        logger.info("SIGHUP: reloading the plugin chains", metadata: ["config": "\(path)"])
+        logger.info("SIGHUP: reloading the plugin chains and log limits", metadata: ["config": "\(path)"])
         let loaded: LoadedConfig
         do {
             loaded = try ConfigLoader.load(path: path)
@@ -98,6 +101,7 @@ final class ConfigReloader {
             try? await Task.sleep(nanoseconds: 100_000_000)
         }
         server.replacePlugins(setup)
+        logLimits.apply(logging: loaded.config.logging, logConfigs: loaded.config.logConfigs)
         retired.append((plugins, schemas))
         schemas.stop()
         plugins = setup
@@ -106,7 +110,7 @@ final class ConfigReloader {
         for line in setup.describe(connectionNames: loaded.config.clusterConnections.map(\.name)) {
             logger.info("reloaded \(line)")
         }
-        logger.info("reload done: new calls use the new plugin chains")
+        logger.info("reload done: new calls use the new plugin chains; log limits are the new ones")
     }
 
     /// At exit, after the drain: every setup, current and retired.
@@ -137,7 +141,8 @@ final class ConfigReloader {
         if old.limits != new.limits { changes.append("limits") }
         if old.upstream != new.upstream { changes.append("upstream") }
         if old.shutdown != new.shutdown { changes.append("shutdown") }
-        if old.logging != new.logging { changes.append("logging") }
+        // The level is each logger's own from the start; the limits (throttleMaxRPS, logConfigs) are applied.
+        if old.logging?.level != new.logging?.level { changes.append("logging.level") }
         if old.metrics != new.metrics { changes.append("metrics") }
         return changes
     }

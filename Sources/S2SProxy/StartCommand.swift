@@ -28,6 +28,9 @@ struct StartCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Event-loop threads (default: one per core).")
     var threads: Int?
 
+    /// How often dropped log lines that no later line has reported are reported on their own.
+    static let dropReportInterval = TimeAmount.seconds(10)
+
     func validate() throws {
         if let logLevel, LogLevelName.parse(logLevel) == nil {
             throw ValidationError("unknown log level '\(logLevel)'; use trace, debug, info, notice, warning, error or critical")
@@ -43,13 +46,12 @@ struct StartCommand: AsyncParsableCommand {
         let loaded = try ConfigFile.load(config)
         // The command line wins over the config; validation has checked the config's name.
         let level = LogLevelName.parse(logLevel ?? loaded.config.logging?.level ?? "info") ?? .info
-        let limiter = loaded.config.logging?.throttleMaxRPS.flatMap {
-            $0 > 0 ? LogRateLimiter(linesPerSecond: $0) : nil
-        }
+        let logLimits = LogLimits(logging: loaded.config.logging, logConfigs: loaded.config.logConfigs)
+        let output = LogOutput(format: format, limits: logLimits)
         LoggingSystem.bootstrap { label in
-            ProxyLogHandler(label: label, level: level, format: format, limiter: limiter)
+            ProxyLogHandler(label: label, level: level, output: output)
         }
-        let logger = Logger(label: "s2s-proxy")
+        let logger = Logger(label: "s2s-proxy").component(.startup)
 
         if !loaded.unsupported.isEmpty {
             for problem in loaded.unsupported {
@@ -63,7 +65,7 @@ struct StartCommand: AsyncParsableCommand {
         }
 
         let plugins: PluginSetup
-        let metrics = ProxyMetrics()
+        let metrics = ProxyMetrics(logLimits: logLimits)
         do {
             plugins = try PluginSetup.build(
                 config: loaded.config, configPath: config, logger: logger, metrics: metrics.plugins
@@ -97,6 +99,12 @@ struct StartCommand: AsyncParsableCommand {
             try? await group.shutdownGracefully()
             throw ExitCode(2)
         }
+        // Drops that no passing line of their component has reported yet (a quiet or silenced-by-rate component).
+        let dropReports = group.next().scheduleRepeatedTask(
+            initialDelay: Self.dropReportInterval, delay: Self.dropReportInterval
+        ) { _ in
+            output.reportDrops(label: "s2s-proxy")
+        }
         let signals = TerminationSignals()
         do {
             try await server.start()
@@ -112,7 +120,7 @@ struct StartCommand: AsyncParsableCommand {
 
         let reloader = ConfigReloader(
             path: config, config: loaded.config, plugins: plugins, schemas: schemas, server: server, group: group,
-            logger: logger
+            logLimits: logLimits, logger: logger
         )
         var signal = await signals.next()
         while signal == "SIGHUP" {
@@ -132,6 +140,8 @@ struct StartCommand: AsyncParsableCommand {
         reloader.schemas.stop()
         await server.shutdown(drainTimeout: drain)
         try? await threadPool.shutdownGracefully()
+        dropReports.cancel()
+        output.reportDrops(label: "s2s-proxy")
         try? await group.shutdownGracefully()
         reloader.destroyAll()
         logger.info("s2s-proxy stopped")

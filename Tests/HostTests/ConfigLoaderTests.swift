@@ -582,6 +582,20 @@ final class ConfigLoaderTests: XCTestCase {
         ])
     }
 
+    func testLogRatesMustBePositive() {
+        let errors = parseErrors(minimalConfig(extraTopLevel: """
+            logging: {throttleMaxRPS: 0}
+            logConfigs:
+              tcpServer: {throttleMaxRPS: -1}
+            """))
+        XCTAssertEqual(errors.map(\.description), [
+            "config.yaml:11:11: logging.throttleMaxRPS: must be more than 0 (log lines per second); leave it out for "
+                + "no limit of its own",
+            "config.yaml:13:15: logConfigs.tcpServer.throttleMaxRPS: must be more than 0 (log lines per second); "
+                + "leave it out for no limit of its own",
+        ])
+    }
+
     // MARK: - Warnings and summary
 
     func testKeysWithoutEffectBecomeWarnings() throws {
@@ -590,9 +604,12 @@ final class ConfigLoaderTests: XCTestCase {
             """, extraTopLevel: """
             metrics: {prometheus: {framework: opentelemetry}}
             profiling: {}
-            logging: {throttleMaxRPS: 10}
+            logging: {throttleMaxRPS: 10, disabled: true}
             logConfigs:
               replicationStreams: {throttleMaxRPS: 1}
+              replicationStream: {disabled: true}
+              shardManager: {throttleMaxRPS: 2}
+              tcpServer: {level: debug}
             """))
         XCTAssertEqual(loaded.warnings, [
             "config.yaml:11:18: clusterConnections[0].memberlist.enabled: has no effect: unused, as in the Go proxy: "
@@ -601,8 +618,15 @@ final class ConfigLoaderTests: XCTestCase {
                 + "unused, as in the Go proxy",
             "config.yaml:12:24: metrics.prometheus.framework: has no effect: unused, as in the Go proxy",
             "config.yaml:13:1: profiling: has no effect: not served: pprof is specific to the Go runtime",
-            "config.yaml:15:1: logConfigs: has no effect: per-component log settings (throttling) are not applied "
-                + "yet by this build",
+            "config.yaml:14:31: logging.disabled: has no effect: unused at the root, as in the Go proxy; silence "
+                + "one component with logConfigs.<component>.disabled",
+            "config.yaml:17:3: logConfigs.replicationStream: has no effect: unknown log component "
+                + "\"replicationStream\"; did you mean \"replicationStreams\"? the components are "
+                + LogComponent.names.joined(separator: ", "),
+            "config.yaml:18:3: logConfigs.shardManager: has no effect: nothing in this build logs as shardManager "
+                + "(a Go proxy part that is not built here)",
+            "config.yaml:19:15: logConfigs.tcpServer.level: has no effect: the log level is the same for every "
+                + "component (logging.level or --log-level)",
         ])
         XCTAssertEqual(loaded.config.logConfigs["replicationStreams"], LoggingConfig(throttleMaxRPS: 1))
         XCTAssertEqual(locations(of: loaded.unsupported), ["11:5 clusterConnections[0].memberlist"])

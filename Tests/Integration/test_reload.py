@@ -79,3 +79,28 @@ def test_a_bad_new_config_is_refused_and_the_old_chain_stays(backend, proxy_fact
         assert stamped(channel, backend) == "kept"
         proxy.config_path.write_text(good)
     assert proxy.alive()
+
+
+def test_sighup_applies_new_log_limits_and_names_a_new_level_as_needing_a_restart(backend, proxy_factory):
+    import socket
+
+    proxy = proxy_factory.start([ClusterConnection("itest", local_upstream=backend.address,
+                                                   remote_upstream=backend.address)],
+                                extra_yaml="logConfigs:\n  tcpServer: {disabled: true}\n", log_level="info")
+
+    def connect_and_leave() -> None:
+        host, port = proxy.outbound().rsplit(":", 1)
+        with socket.create_connection((host, int(port))):
+            pass
+
+    connect_and_leave()
+    time.sleep(0.5)
+    assert "connection opened" not in proxy.log(None), "tcpServer is disabled"
+
+    text = proxy.config_path.read_text().replace("logConfigs:\n  tcpServer: {disabled: true}\n", "")
+    proxy.config_path.write_text(text + "logging:\n  level: debug\n")
+    proxy.process.send_signal(signal.SIGHUP)
+    wait_for_log(proxy, "reload done")
+    assert "take effect only at the next start: logging.level" in proxy.log(None), proxy.log()
+    connect_and_leave()
+    wait_for_log(proxy, "connection opened")

@@ -98,11 +98,39 @@ struct ConfigSupportCheck {
                 at: sourceMap.contains(addressPath) ? addressPath : .root.appending("profiling")
             )
         }
-        if !config.logConfigs.isEmpty {
+        if config.logging?.disabled == true {
             noEffect(
-                "per-component log settings (throttling) are not applied yet by this build",
-                at: .root.appending("logConfigs")
+                "unused at the root, as in the Go proxy; silence one component with logConfigs.<component>.disabled",
+                at: .root.appending("logging", "disabled")
             )
+        }
+        assessLogConfigs()
+    }
+
+    /// `logConfigs` names components; a name this proxy does not log under changes nothing, which is worth a
+    /// warning rather than a refusal: the Go proxy accepts any name the same way.
+    private mutating func assessLogConfigs() {
+        for name in config.logConfigs.keys.sorted() {
+            let path = ConfigKeyPath.root.appending("logConfigs", name)
+            guard let component = LogComponent(name: name) else {
+                let suggestion = KeySuggestion.closest(to: name, among: LogComponent.names)
+                    .map { "did you mean \"\($0)\"? " }
+                noEffect(
+                    "unknown log component \"\(name)\"; \(suggestion ?? "")the components are "
+                        + LogComponent.names.joined(separator: ", "),
+                    at: path
+                )
+                continue
+            }
+            if !component.hasLogSites {
+                noEffect("nothing in this build logs as \(name) (a Go proxy part that is not built here)", at: path)
+            }
+            if config.logConfigs[name]?.level != nil {
+                noEffect(
+                    "the log level is the same for every component (logging.level or --log-level)",
+                    at: path.appending("level")
+                )
+            }
         }
     }
 

@@ -34,6 +34,10 @@ struct ConfigValidation {
     // MARK: - logging
 
     private mutating func checkLogging() {
+        checkRate(config.logging?.throttleMaxRPS, at: .root.appending("logging", "throttleMaxRPS"))
+        for (name, settings) in config.logConfigs {
+            checkRate(settings.throttleMaxRPS, at: .root.appending("logConfigs", name, "throttleMaxRPS"))
+        }
         let path = ConfigKeyPath.root.appending("logging", "level")
         guard let level = config.logging?.level, !sourceMap.isRejected(path) else { return }
         if !LoggingConfig.levelNames.contains(level.lowercased()) {
@@ -41,6 +45,14 @@ struct ConfigValidation {
                 "unknown log level \"\(level)\"; use one of \(LoggingConfig.levelNames.joined(separator: ", "))",
                 at: path
             )
+        }
+    }
+
+    /// A log rate is lines per second: more than 0 (a limit of none is no `throttleMaxRPS` at all).
+    private mutating func checkRate(_ rate: Double?, at path: ConfigKeyPath) {
+        guard let rate, !sourceMap.isRejected(path) else { return }
+        if !(rate > 0) || !rate.isFinite {
+            report("must be more than 0 (log lines per second); leave it out for no limit of its own", at: path)
         }
     }
 

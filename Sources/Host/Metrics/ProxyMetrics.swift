@@ -1,6 +1,6 @@
 // Everything the `/metrics` endpoint exposes, gathered from where it is recorded: the listeners' `CallMetrics`,
-// the mux session pools and the plugins' `PluginMetricsRegistry`. Rendering happens per scrape; nothing here is
-// on a call's path.
+// the mux session pools, the plugins' `PluginMetricsRegistry` and the log lines `LogLimits` dropped. Rendering
+// happens per scrape; nothing here is on a call's path.
 //
 // Names follow the Go proxy (`temporal_s2s_proxy_*`) where it has the same figure (its mux session counts), and
 // use `s2s_proxy_*` for what it does not have; plugin metrics are `s2s_plugin_*`.
@@ -26,9 +26,12 @@ public final class ProxyMetrics: Sendable {
     private let pluginEntries: NIOLockedValueBox<[PluginEntry]> = NIOLockedValueBox([])
     /// Metrics the plugins define.
     public let plugins: PluginMetricsRegistry
+    /// The process's log limits, for the lines they dropped; nil when logging is not ours (tests).
+    private let logLimits: LogLimits?
 
-    public init(plugins: PluginMetricsRegistry = PluginMetricsRegistry()) {
+    public init(plugins: PluginMetricsRegistry = PluginMetricsRegistry(), logLimits: LogLimits? = nil) {
         self.plugins = plugins
+        self.logLimits = logLimits
     }
 
     func add(_ listener: CallMetrics) {
@@ -52,7 +55,23 @@ public final class ProxyMetrics: Sendable {
         renderMuxes(into: &text)
         renderPluginEntries(into: &text)
         renderPlugins(into: &text)
+        renderLogDrops(into: &text)
         return text.text
+    }
+
+    private func renderLogDrops(into text: inout PrometheusText) {
+        guard let logLimits else { return }
+        let name = "s2s_proxy_log_lines_dropped_total"
+        text.family(name, .counter, help: "Log lines not written, by component and reason (rate_limit, disabled).")
+        for count in logLimits.dropTotals() {
+            let component = count.component?.name ?? "none"
+            if count.rateLimited > 0 {
+                text.sample(name, [("component", component), ("reason", "rate_limit")], Double(count.rateLimited))
+            }
+            if count.silenced > 0 {
+                text.sample(name, [("component", component), ("reason", "disabled")], Double(count.silenced))
+            }
+        }
     }
 
     private func renderCalls(into text: inout PrometheusText) {

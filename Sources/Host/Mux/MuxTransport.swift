@@ -37,6 +37,8 @@ final class MuxTransport: Sendable {
     /// Sets up a stream the peer opened: the inbound listener's HTTP/2 server and call handling.
     private let inboundStream: @Sendable (Channel) throws -> Void
     private let logger: Logger
+    /// `logger` as `tlsHandshake`, for the sessions' TLS.
+    private let tlsLogger: Logger
     private let state = NIOLockedValueBox(State())
 
     private struct State {
@@ -55,6 +57,7 @@ final class MuxTransport: Sendable {
         self.pool = pool
         self.configuration = configuration
         self.logger = logger
+        self.tlsLogger = logger.component(.tlsHandshake)
         self.inboundStream = inboundStream
     }
 
@@ -117,9 +120,9 @@ final class MuxTransport: Sendable {
         session.delegate = observer
         switch tls {
         case .client(let setup):
-            try setup.addHandler(to: channel, logger: logger)
+            try setup.addHandler(to: channel, logger: tlsLogger)
         case .server(let setup):
-            try setup.addHandler(to: channel, logger: logger)
+            try setup.addHandler(to: channel, logger: tlsLogger)
         case nil:
             break
         }

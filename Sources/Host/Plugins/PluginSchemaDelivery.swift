@@ -28,7 +28,7 @@ public final class PluginSchemaDelivery: Sendable {
                 }
                 continue
             }
-            var sourceLogger = logger
+            var sourceLogger = logger.component(.schema)
             sourceLogger[metadataKey: "connection"] = "\(connection.name)"
             // Reflection talks to the local Temporal, so it connects the way local.tcpClient does.
             let security: ReflectionSchemaClient.TransportSecurity
@@ -37,7 +37,7 @@ public final class PluginSchemaDelivery: Sendable {
                     config: connection.local.tcpClient?.tls ?? TLSConfig(),
                     label: "clusterConnections[\(index)].local.tcpClient.tls"
                 )
-                security = tls.map { .tls($0, logger: sourceLogger) } ?? .plaintext
+                security = tls.map { .tls($0, logger: sourceLogger.component(.tlsHandshake)) } ?? .plaintext
             } catch {
                 for entry in entries {
                     entry.schemaFailed("cannot reach the Temporal schema: \(error)")

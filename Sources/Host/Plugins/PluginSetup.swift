@@ -78,7 +78,7 @@ public final class PluginSetup: Sendable {
                     case .path(let path):
                         library = try PluginLibrary.load(path: resolve(path, relativeTo: configPath))
                     }
-                    var entryLogger = logger
+                    var entryLogger = logger.component(.interceptor)
                     entryLogger[metadataKey: "connection"] = "\(connection.name)"
                     entries.append(try PluginEntry(
                         library: library, label: label, connectionName: connection.name, sides: entryConfig.side,

@@ -16,7 +16,10 @@ final class ListenerContext: Sendable {
     let upstream: UpstreamConnecting
     let maxMessageBytes: Int
     let tuning: HTTP2Tuning
+    /// The listener's lines and its connections' (`tcpServer` in the proxy); calls log as their service's component.
     let logger: Logger
+    /// `logger` as `tlsHandshake`, made once for every TLS connection the listener accepts.
+    let tlsLogger: Logger
     let activeCalls: ActiveCallCounter
     /// The plugins that run on this listener's calls; nil when the connection configures none. Read once per call;
     /// a reload (SIGHUP) swaps it for the calls that start after.
@@ -42,6 +45,7 @@ final class ListenerContext: Sendable {
         self.maxMessageBytes = maxMessageBytes
         self.tuning = tuning
         self.logger = logger
+        self.tlsLogger = logger.component(.tlsHandshake)
         self.activeCalls = activeCalls
     }
 }

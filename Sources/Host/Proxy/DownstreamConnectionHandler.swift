@@ -16,7 +16,10 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
     typealias OutboundOut = HTTP2Frame
 
     private let listener: ListenerContext
-    private let logger: Logger
+    /// The connection's lines (`tcpServer`, with the peer).
+    let logger: Logger
+    /// This connection's logger for each call component, made on the first call of that component.
+    private var callLoggers: [Logger?] = [nil, nil, nil, nil]
     /// Writes to the client; calls use it for their downstream frames.
     let writer: HTTP2FrameWriter
     private var calls: [HTTP2StreamID: ProxyCall] = [:]
@@ -26,6 +29,21 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
         self.listener = listener
         self.logger = logger
         self.writer = HTTP2FrameWriter(tuning: tuning)
+    }
+
+    /// The logger for this connection's calls of `component` (a call's component comes from its `:path`).
+    func callLogger(for component: LogComponent) -> Logger {
+        let slot: Int
+        switch component {
+        case .adminService: slot = 0
+        case .workflowService: slot = 1
+        case .replicationStreams: slot = 2
+        default: slot = 3
+        }
+        if let made = callLoggers[slot] { return made }
+        let made = logger.component(slot == 3 ? .otherServices : component)
+        callLoggers[slot] = made
+        return made
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -59,7 +77,7 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
             if let call = calls[frame.streamID] {
                 call.downstreamHeaders(headers)
             } else {
-                let call = ProxyCall(listener: listener, downstream: self, streamID: frame.streamID, logger: logger)
+                let call = ProxyCall(listener: listener, downstream: self, streamID: frame.streamID)
                 calls[frame.streamID] = call
                 call.start(headers)
             }

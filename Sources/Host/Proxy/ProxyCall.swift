@@ -26,9 +26,11 @@ final class ProxyCall {
     }
 
     private let listener: ListenerContext
-    /// The connection's logger; a call adds its method and stream id only to the lines it writes (copying
-    /// metadata for every call would cost more than the rest of the call's bookkeeping).
-    private let logger: Logger
+    /// The connection's logger for the call's component (by its `:path`: adminService, workflowService,
+    /// replicationStreams or otherServices), shared by the connection's calls of that component; a call adds its
+    /// method and stream id only to the lines it writes (copying metadata for every call would cost more than the
+    /// rest of the call's bookkeeping).
+    private var logger: Logger
     private var phase = Phase.connecting
 
     private let downstream: DownstreamConnectionHandler
@@ -66,11 +68,12 @@ final class ProxyCall {
     /// The proxy wrote the call's status itself (the call never got one from the upstream).
     private var failedInProxy = false
 
-    init(listener: ListenerContext, downstream: DownstreamConnectionHandler, streamID: HTTP2StreamID, logger: Logger) {
+    init(listener: ListenerContext, downstream: DownstreamConnectionHandler, streamID: HTTP2StreamID) {
         self.listener = listener
         self.downstream = downstream
         self.downstreamStreamID = streamID
-        self.logger = logger
+        // Until `start` reads the call's path.
+        self.logger = downstream.logger
         self.requestMessages = GRPCMessageBoundaryTracker(maxMessageBytes: listener.maxMessageBytes)
         self.responseMessages = GRPCMessageBoundaryTracker(maxMessageBytes: listener.maxMessageBytes)
         self.requestCredit = FlowCredit(window: listener.tuning.streamWindowBytes)
@@ -85,6 +88,7 @@ final class ProxyCall {
     func start(_ request: HTTP2Frame.FramePayload.Headers) {
         let headers = request.headers
         method = headers.first(name: ":path") ?? ""
+        logger = downstream.callLogger(for: LogComponent.ofCall(path: method))
         clientEnded = request.endStream
         let contentType = headers.first(name: "content-type") ?? ""
         guard headers.first(name: ":method") == "POST", contentType.hasPrefix("application/grpc") else {

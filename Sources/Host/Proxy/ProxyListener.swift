@@ -100,9 +100,10 @@ final class ProxyListener: Sendable {
     static func configureConnection(
         _ channel: Channel, context: ListenerContext, tuning: HTTP2Tuning, tls: TLSServerSetup? = nil
     ) throws {
+        // The handshake observer names the peer itself, so TLS lines need no logger per connection.
+        try tls?.addHandler(to: channel, logger: context.tlsLogger)
         var logger = context.logger
         logger[metadataKey: "peer"] = "\(channel.remoteAddress?.endpointDescription ?? "?")"
-        try tls?.addHandler(to: channel, logger: logger)
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(NIOHTTP2Handler(
             mode: .server, frameDelegate: nil,

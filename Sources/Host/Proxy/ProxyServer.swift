@@ -73,7 +73,7 @@ public final class ProxyServer: Sendable {
                     upstream: upstream,
                     maxMessageBytes: config.limits.maxMessageBytes,
                     tuning: settings.tuning,
-                    logger: routeLogger,
+                    logger: routeLogger.component(.tcpServer),
                     activeCalls: activeCalls,
                     plugins: plugins.chain(connection: connectionIndex, side: side),
                     connectionIndex: connectionIndex,
@@ -114,7 +114,7 @@ public final class ProxyServer: Sendable {
                 upstreamSettings.tls = try clientTLS(side, endpoint)
                 let upstream = Upstream(
                     target: try address(endpoint, role), eventLoops: loops, settings: upstreamSettings,
-                    resolver: resolver, logger: connectionLogger
+                    resolver: resolver, logger: connectionLogger.component(.clusterConnection)
                 )
                 upstreams.append(upstream)
                 return upstream
@@ -152,6 +152,7 @@ public final class ProxyServer: Sendable {
                 ))
                 var muxLogger = connectionLogger
                 muxLogger[metadataKey: "direction"] = "mux"
+                muxLogger = muxLogger.component(.muxManager)
                 let upstream = MuxUpstream(
                     target: muxAddress, pool: pool, tuning: settings.tuning, firstSessionWait: .seconds(60),
                     logger: muxLogger
@@ -189,14 +190,14 @@ public final class ProxyServer: Sendable {
             )
             statuses.append(status)
             healthEndpoints += try HealthEndpoint.configured(
-                by: connection, at: connectionPath, status: status, logger: connectionLogger
+                by: connection, at: connectionPath, status: status, logger: connectionLogger.component(.healthCheck)
             ) { allStatuses.withLockedValue { $0 } }
         }
         if let text = config.metrics?.prometheusListenAddress, !text.isEmpty {
             guard let address = HostAndPort(parsing: text) else {
                 throw ProxyStartError(message: "metrics.prometheus.listenAddress needs a host:port address")
             }
-            metricsEndpoint = MetricsEndpoint(bindTarget: address, metrics: metrics, logger: logger)
+            metricsEndpoint = MetricsEndpoint(bindTarget: address, metrics: metrics, logger: logger.component(.metrics))
         } else {
             metricsEndpoint = nil
         }

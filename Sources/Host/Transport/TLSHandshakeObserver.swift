@@ -28,8 +28,8 @@ final class TLSHandshakeObserver: ChannelInboundHandler, RemovableChannelHandler
     private var handshakeCompleted = false
     private var reportedFailure = false
 
-    /// Observes one connection's handshake; `logger` should carry the peer address, `label` is the `tls:` block's
-    /// key path.
+    /// Observes one connection's handshake; `logger` is the `tlsHandshake` logger of the listener or upstream (lines
+    /// name the peer themselves), `label` is the `tls:` block's key path.
     init(role: Role, label: String, logger: Logger) {
         self.role = role
         self.label = label
@@ -41,6 +41,7 @@ final class TLSHandshakeObserver: ChannelInboundHandler, RemovableChannelHandler
             handshakeCompleted = true
             logger.debug("TLS handshake completed", metadata: [
                 "tls": "\(label)",
+                "peer": "\(context.channel.remoteAddress?.endpointDescription ?? "?")",
                 "alpn": "\(negotiatedProtocol ?? "none")",
             ])
         }
@@ -71,7 +72,10 @@ final class TLSHandshakeObserver: ChannelInboundHandler, RemovableChannelHandler
         if case NIOSSLError.uncleanShutdown = error {
             // The peer closed TCP without TLS close_notify. HTTP/2 frames its own ending (GOAWAY, END_STREAM), so no
             // data can have been cut off unnoticed; many clients close this way.
-            logger.debug("TLS peer closed without close_notify", metadata: ["tls": "\(label)"])
+            logger.debug("TLS peer closed without close_notify", metadata: [
+                "tls": "\(label)",
+                "peer": "\(context.channel.remoteAddress?.endpointDescription ?? "?")",
+            ])
             return
         }
         if error is BoringSSLError || error is NIOSSLError {

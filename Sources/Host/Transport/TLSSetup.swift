@@ -150,6 +150,25 @@ public struct TLSClientSetup: Sendable {
     }
 }
 
+extension TLSClientSetup {
+    /// Starts a TLS handshake on the connected `channel` that is only checked, not used: the future succeeds when
+    /// the server passes this setup's verification, and fails with the reason (wrong CA, wrong name, a peer that
+    /// does not speak TLS, no answer within `timeout`). Nothing is logged. Call on the channel's event loop.
+    func checkHandshake(on channel: Channel, timeout: TimeAmount) -> EventLoopFuture<Void> {
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        do {
+            let sync = channel.pipeline.syncOperations
+            try sync.addHandler(NIOSSLClientHandler(context: context, serverHostname: serverHostname))
+            try sync.addHandler(TLSHandshakeCheck(promise: promise, timeout: timeout))
+        } catch {
+            promise.fail(TLSHandshakeCheckError(
+                description: "cannot start TLS: \(TLSFailureDescription.describe(error))"
+            ))
+        }
+        return promise.futureResult
+    }
+}
+
 /// The shared context; a failure here after every file loaded means the key is not the certificate's.
 private func makeContext(
     _ tls: TLSConfiguration, label: String, keyPath: String

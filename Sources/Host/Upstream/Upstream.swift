@@ -11,6 +11,8 @@ public final class Upstream: UpstreamConnecting {
     nonisolated(unsafe) private let pools: [ObjectIdentifier: UpstreamConnectionPool]
     private let resolver: UpstreamAddressResolving
     private let connectTimeout: TimeAmount
+    /// The TLS the calls use, which the reachability probe must get through too; nil for plain TCP.
+    private let tls: TLSClientSetup?
 
     init(target: HostAndPort, eventLoops: [EventLoop], settings: UpstreamPoolSettings, resolver: UpstreamAddressResolving, logger: Logger) {
         self.target = target
@@ -23,6 +25,7 @@ public final class Upstream: UpstreamConnecting {
         self.pools = pools
         self.resolver = resolver
         self.connectTimeout = settings.connectTimeout
+        self.tls = settings.tls
     }
 
     /// The pool owned by `eventLoop`; call only on that loop.
@@ -44,8 +47,10 @@ public final class Upstream: UpstreamConnecting {
         return EventLoopFuture.whenAllSucceed(futures, on: pools[0].eventLoop).map { $0.flatMap { $0 } }
     }
 
-    /// Whether the target is reachable: nil when a pool has a ready connection or a fresh TCP connection to one of
-    /// its addresses succeeds (closed at once; no TLS or HTTP/2 handshake), else the reason.
+    /// Whether the target is reachable: nil when a pool has a ready connection or a fresh connection to one of its
+    /// addresses succeeds, else the reason. For a TLS upstream the fresh connection must complete the TLS handshake
+    /// with the calls' own TLS setup (a wrong CA or name, or a peer that does not speak TLS, is unreachable); it is
+    /// closed at once, with no HTTP/2 handshake.
     func probe() -> EventLoopFuture<String?> {
         let loop = pools.values.first!.eventLoop
         return snapshot().flatMap { endpoints in
@@ -63,9 +68,26 @@ public final class Upstream: UpstreamConnecting {
             guard let address = addresses.first else {
                 return loop.makeSucceededFuture("\(target) resolves to no address")
             }
+            // The address only when the target is a name: "db:7233 (10.0.0.5:7233)", else "10.0.0.5:7233".
+            let dialled = "\(target)" == address.endpointDescription
+                ? "\(target)" : "\(target) (\(address.endpointDescription))"
+            let started = NIODeadline.now()
             return ClientBootstrap(group: loop).connectTimeout(timeout).connect(to: address)
-                .flatMap { channel in channel.close().map { nil } }
-                .flatMapErrorThrowing { error in
+                .flatMap { channel -> EventLoopFuture<String?> in
+                    guard let tls = self.tls else {
+                        channel.close(promise: nil)
+                        return loop.makeSucceededFuture(nil)
+                    }
+                    // One budget for the connect and the handshake together.
+                    let left = max(timeout - (NIODeadline.now() - started), .milliseconds(1))
+                    return tls.checkHandshake(on: channel, timeout: left).map { () -> String? in nil }
+                        .recover { error in
+                            "TLS handshake with \(dialled) failed: \(error)"
+                        }
+                        .always { _ in channel.close(promise: nil) }
+                }
+                // Only the connect can fail here: the handshake's failures are reasons already.
+                .recover { error in
                     "cannot connect to \(target) (\(address.endpointDescription)): "
                         + NetworkErrorDescription.describe(error)
                 }

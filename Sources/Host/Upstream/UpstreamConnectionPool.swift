@@ -73,6 +73,8 @@ final class UpstreamConnectionPool {
     private let settings: UpstreamPoolSettings
     private let resolver: UpstreamAddressResolving
     private var logger: Logger
+    /// `logger` as `tlsHandshake`, for the connections' TLS.
+    private let tlsLogger: Logger
 
     private var endpoints: [Endpoint] = []
     private var nextEndpoint = 0
@@ -91,6 +93,7 @@ final class UpstreamConnectionPool {
         var logger = logger
         logger[metadataKey: "upstream"] = "\(target)"
         self.logger = logger
+        self.tlsLogger = logger.component(.tlsHandshake)
     }
 
     /// A connected, non-draining connection to the upstream, or why there is none.
@@ -231,7 +234,7 @@ final class UpstreamConnectionPool {
             on: eventLoop,
             connectTimeout: settings.connectTimeout,
             tuning: settings.tuning,
-            tls: settings.tls.map { ($0, logger) },
+            tls: settings.tls.map { ($0, tlsLogger) },
             onGoAway: { [weak self, weak endpoint] _ in
                 guard let self, let endpoint else { return }
                 self.goAwayReceived(endpoint)
