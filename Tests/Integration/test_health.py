@@ -184,3 +184,33 @@ def test_local_health_turns_200_once_the_schema_is_pulled_from_temporal(proxy_fa
     assert wait_for_status(health, 200, timeout=60) == "OK\n"
     report = json.loads(get(health, "/debug/connections")[1])
     assert {s["state"] for s in report["connections"][0]["schema"]} == {"ready"}, report
+
+
+def test_health_answers_are_counted_under_the_go_proxys_names(proxy_factory, backend_factory):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    local_backend = backend_factory("local")
+    nowhere = free_address()  # the remote upstream: nothing listens there
+    local_health, remote_health, metrics_address = free_address(), free_address(), free_address()
+    proxy_factory.start([ClusterConnection("itest", local_backend.address, nowhere,
+                                           extra=health_checks(local_health, remote_health))],
+                        metrics_address=metrics_address)  # fmt: skip
+    wait_for_status(local_health, 200)
+    for _ in range(3):
+        assert get(local_health, "/health")[0] == 200
+    for _ in range(2):
+        assert get(remote_health, "/health")[0] == 503
+
+    families = {f.name: f for f in text_string_to_metric_families(get(metrics_address, "/metrics")[1])}
+
+    def counted(family: str, direction: str) -> float:
+        [sample] = [s for s in families[family].samples
+                    if s.labels == {"direction": direction, "config_name": "itest"}]  # fmt: skip
+        return sample.value
+
+    every, healthy = "temporal_s2s_proxy_health_check_success_count", "temporal_s2s_proxy_health_check_success"
+    # inbound: the local check (wait_for_status may have seen a 503 before its 200).
+    assert counted(healthy, "inbound") >= 4 and counted(every, "inbound") >= counted(healthy, "inbound")
+    assert counted(every, "outbound") == 2 and counted(healthy, "outbound") == 0
+    [start] = families["temporal_s2s_proxy_proxy_start_count"].samples
+    assert start.value == 1

@@ -36,7 +36,8 @@ final class HealthEndpoint: Sendable {
     /// for every connection `allStatuses` returns. `connectionPath` is e.g. `clusterConnections[0]`, for errors.
     static func configured(
         by connection: ClusterConnectionConfig, at connectionPath: String, status: ClusterConnectionStatus,
-        logger: Logger, allStatuses: @escaping @Sendable () -> [ClusterConnectionStatus]
+        logger: Logger, counters: HealthCheckCounters? = nil,
+        allStatuses: @escaping @Sendable () -> [ClusterConnectionStatus]
     ) throws -> [HealthEndpoint] {
         let blocks: [(key: String, check: HealthVerdict.Check, config: HealthCheckConfig?)] = [
             ("localClusterHealthCheck", .local, connection.localClusterHealthCheck),
@@ -47,9 +48,17 @@ final class HealthEndpoint: Sendable {
             guard let target = HostAndPort(parsing: config.listenAddress) else {
                 throw ProxyStartError(message: "\(connectionPath).\(key).listenAddress needs a host:port address")
             }
+            let name = connection.name
+            counters?.declare(configName: name, check: check)
             return HealthEndpoint(
-                name: "\(connection.name)/\(check.rawValue) health check", bindTarget: target, logger: logger,
-                check: { loop in check == .local ? status.localVerdict(on: loop) : status.remoteVerdict(on: loop) },
+                name: "\(name)/\(check.rawValue) health check", bindTarget: target, logger: logger,
+                check: { loop in
+                    let verdict = check == .local ? status.localVerdict(on: loop) : status.remoteVerdict(on: loop)
+                    return verdict.map { verdict in
+                        counters?.record(configName: name, check: check, healthy: verdict.statusCode == 200)
+                        return verdict
+                    }
+                },
                 debugReport: { loop in ProxyDebugReport.render(allStatuses(), on: loop) }
             )
         }

@@ -28,6 +28,8 @@ public final class ProxyMetrics: Sendable {
     public let plugins: PluginMetricsRegistry
     /// The process's log limits, for the lines they dropped; nil when logging is not ours (tests).
     private let logLimits: LogLimits?
+    /// The `/health` answers of every health-check listener.
+    let healthChecks = HealthCheckCounters()
 
     public init(plugins: PluginMetricsRegistry = PluginMetricsRegistry(), logLimits: LogLimits? = nil) {
         self.plugins = plugins
@@ -56,6 +58,7 @@ public final class ProxyMetrics: Sendable {
         renderPluginEntries(into: &text)
         renderPlugins(into: &text)
         renderLogDrops(into: &text)
+        renderHealthChecks(into: &text)
         return text.text
     }
 

@@ -190,7 +190,8 @@ public final class ProxyServer: Sendable {
             )
             statuses.append(status)
             healthEndpoints += try HealthEndpoint.configured(
-                by: connection, at: connectionPath, status: status, logger: connectionLogger.component(.healthCheck)
+                by: connection, at: connectionPath, status: status, logger: connectionLogger.component(.healthCheck),
+                counters: metrics.healthChecks
             ) { allStatuses.withLockedValue { $0 } }
         }
         if let text = config.metrics?.prometheusListenAddress, !text.isEmpty {
