@@ -219,3 +219,38 @@ def test_other_calls_are_not_replication_streams(proxied, upstream):
         assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert stream_figures(metrics, "outbound")["streams_opened_count"] == 0
     assert len(samples(scrape(metrics), PREFIX + "streams_active", PREFIX + "streams_active")) == 2
+
+
+def test_streams_whose_messages_pass_a_plugin_are_counted_alike_and_refused_ones_never_open(
+        upstream, proxy_factory, probe_plugins):
+    metrics = free_address()
+    connection = ClusterConnection("itest", local_upstream=upstream.address, remote_upstream=upstream.address,
+                                   plugins=[{"path": str(probe_plugins["probe"])}])
+    proxy = proxy_factory.start([connection], metrics_address=metrics)
+
+    # The probe refuses the call at its start: no stream is recorded, as the Go proxy records none it refuses.
+    refused = ClientStream(proxy.outbound(), metadata=(("x-probe-reject", "7"),))
+    try:
+        with pytest.raises(grpc.RpcError) as error:
+            refused.send(b"ack")
+        assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    finally:
+        refused.close()
+    assert stream_figures(metrics, "outbound")["streams_opened_count"] == 0
+
+    # Whole messages cut out for the plugin are counted as the pass-through ones are.
+    client = ClientStream(proxy.outbound())
+    try:
+        for index in range(3):
+            assert client.send(b"ack %d" % index)[0] == b"task 0 of ack %d" % index
+        wait_for_figures(metrics, "outbound", {"active": 1, "stream_request_count": 3 * RESPONSES_PER_REQUEST,
+                                               "stream_response_count": 3})
+        # A request the plugin refuses ends the stream on the client's (the target's) account.
+        client.send_unanswered(b"reject")
+        with pytest.raises(grpc.RpcError) as error:
+            list(client.call)
+        assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        wait_for_figures(metrics, "outbound", {"active": 0, "terminated_by_target": 1, "terminated_by_source": 0,
+                                               "stream_response_count": 3})
+    finally:
+        client.close()
