@@ -1,7 +1,7 @@
 // The live state of one cluster connection as the health endpoints and `/debug/connections` see it: its listeners,
 // the local Temporal upstream, the remote side (a TCP upstream or the mux tunnel), its plugin chains and their
-// schema, and its listeners' open replication streams. Owns the health rules' inputs (probing the upstreams, counting sessions) and the debug JSON of one
-// connection; it changes nothing on the connection.
+// schema, and its listeners' open replication streams. Owns the health rules' inputs (probing the upstreams,
+// counting sessions) and the debug JSON of one connection; it changes nothing on the connection.
 
 import NIOCore
 

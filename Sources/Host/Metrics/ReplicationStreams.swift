@@ -159,13 +159,16 @@ public final class ReplicationStreamRegistry: Sendable {
         self.direction = direction
     }
 
-    /// Registers a stream whose request headers are `headers`; the caller must `close` it exactly once.
+    /// Registers a stream whose request headers are `headers`; the caller closes it when the call ends.
     func open(headers: HPACKHeaders, now: NIODeadline = .now(), date: Date = Date()) -> ReplicationStream {
+        // Temporal's stream metadata (`history.MetadataKey*`): the client is the target shard, the server the source.
         let client = ReplicationStream.shard(
-            cluster: headers.first(name: "temporal-client-cluster-id"), shard: headers.first(name: "temporal-client-shard-id")
+            cluster: headers.first(name: "temporal-client-cluster-id"),
+            shard: headers.first(name: "temporal-client-shard-id")
         )
         let server = ReplicationStream.shard(
-            cluster: headers.first(name: "temporal-server-cluster-id"), shard: headers.first(name: "temporal-server-shard-id")
+            cluster: headers.first(name: "temporal-server-cluster-id"),
+            shard: headers.first(name: "temporal-server-shard-id")
         )
         return state.withLockedValue { state in
             let stream = ReplicationStream(
@@ -214,7 +217,9 @@ public final class ReplicationStreamRegistry: Sendable {
                 requestMessages: progress.requestMessages, responseMessages: progress.responseMessages
             ))
         }
-        snapshot.open.sort { $0.totalSeconds > $1.totalSeconds || ($0.totalSeconds == $1.totalSeconds && $0.id < $1.id) }
+        snapshot.open.sort {
+            $0.totalSeconds > $1.totalSeconds || ($0.totalSeconds == $1.totalSeconds && $0.id < $1.id)
+        }
         return snapshot
     }
 
