@@ -23,8 +23,8 @@ public enum ReplicationStreamEnd: String, Sendable, CaseIterable {
     /// response was refused (over the size limit, failed in a plugin).
     case source
     /// The client, the target cluster's history shard that opened the stream: it ended its requests (END_STREAM)
-    /// before the upstream ended the responses, it reset the stream, its connection closed, or a request was
-    /// refused (over the size limit, failed in a plugin).
+    /// before the upstream ended the responses, it reset the stream, its connection closed (also when the proxy
+    /// closes it at shutdown), or a request was refused (over the size limit, failed in a plugin).
     case target
 
     /// The end of a stream that `side` of the proxied call caused.
