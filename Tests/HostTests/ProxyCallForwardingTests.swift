@@ -14,12 +14,16 @@ import XCTest
 @testable import Host
 
 /// An upstream gRPC server stream: answers headers, echoes every DATA frame, ends with trailers when the request ends.
+/// A request header `x-upstream-ends` makes it end the call itself after echoing the first DATA frame: `trailers`
+/// (status OK while the client still sends) or `reset` (RST_STREAM).
 /// Unchecked Sendable: everything in these tests runs on one EmbeddedEventLoop.
 private final class EchoUpstreamStream: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = HTTP2Frame.FramePayload
     typealias OutboundOut = HTTP2Frame.FramePayload
 
     let record: UpstreamRecord
+    private var ends: String?
+    private var ended = false
 
     init(record: UpstreamRecord) {
         self.record = record
@@ -29,14 +33,22 @@ private final class EchoUpstreamStream: ChannelInboundHandler, @unchecked Sendab
         switch unwrapInboundIn(data) {
         case .headers(let headers):
             record.requestHeaders.append(headers.headers)
+            ends = headers.headers.first(name: "x-upstream-ends")
             let response: HPACKHeaders = [":status": "200", "content-type": "application/grpc", "x-upstream": "seen"]
             context.write(wrapOutboundOut(.headers(.init(headers: response))), promise: nil)
-        case .data(let data):
+        case .data(let data) where !ended:
             if case .byteBuffer(let bytes) = data.data {
                 record.requestBytes += bytes.readableBytes
                 context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(bytes)))), promise: nil)
             }
-            if data.endStream {
+            if ends == "reset" {
+                ended = true
+                context.flush()
+                context.close(promise: nil)
+                return
+            }
+            if data.endStream || ends == "trailers" {
+                ended = true
                 let trailers: HPACKHeaders = ["grpc-status": "0", "x-trailer": "kept"]
                 context.write(wrapOutboundOut(.headers(.init(headers: trailers, endStream: true))), promise: nil)
             }
@@ -107,6 +119,7 @@ final class ProxyCallForwardingTests: XCTestCase {
     private var upstreamServer: EmbeddedChannel!
     private let record = UpstreamRecord()
     private let calls = ActiveCallCounter()
+    private let replicationStreams = ReplicationStreamRegistry(connection: "test", direction: "outbound")
 
     private func setUp(maxMessageBytes: Int) throws {
         let record = self.record
@@ -126,7 +139,7 @@ final class ProxyCallForwardingTests: XCTestCase {
         proxyServer = EmbeddedChannel(loop: loop)
         let context = ListenerContext(
             name: "test/outbound", upstream: EmbeddedUpstream(connection: connection), maxMessageBytes: maxMessageBytes,
-            logger: Logger(label: "test"), activeCalls: calls
+            logger: Logger(label: "test"), activeCalls: calls, replicationStreams: replicationStreams
         )
         try ProxyListener.configureConnection(proxyServer, context: context, tuning: HTTP2Tuning())
 
@@ -172,7 +185,9 @@ final class ProxyCallForwardingTests: XCTestCase {
         return buffer
     }
 
-    private func openCall(extraHeaders: HPACKHeaders = [:]) throws -> (Channel, ClientStreamRecorder) {
+    private func openCall(
+        path: String = "/temporal.api.workflowservice.v1.WorkflowService/Echo", extraHeaders: HPACKHeaders = [:]
+    ) throws -> (Channel, ClientStreamRecorder) {
         let recorder = ClientStreamRecorder()
         let created = clientMultiplexer.createStreamChannel { channel in
             channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(recorder) }
@@ -180,7 +195,7 @@ final class ProxyCallForwardingTests: XCTestCase {
         loop.run()
         let stream = try created.wait()
         var headers: HPACKHeaders = [
-            ":method": "POST", ":scheme": "http", ":path": "/temporal.api.workflowservice.v1.WorkflowService/Echo",
+            ":method": "POST", ":scheme": "http", ":path": path,
             ":authority": "proxy", "content-type": "application/grpc", "te": "trailers",
         ]
         headers.add(contentsOf: extraHeaders)
@@ -275,5 +290,104 @@ final class ProxyCallForwardingTests: XCTestCase {
             try exchange()
         }
         XCTAssertTrue(proxyUpstream.isActive)
+    }
+
+    // MARK: Replication streams
+
+    private func openReplicationStream(extraHeaders: HPACKHeaders = [:]) throws -> (Channel, ClientStreamRecorder) {
+        try openCall(path: ReplicationStreamRegistry.method, extraHeaders: extraHeaders)
+    }
+
+    /// Two messages in one DATA frame, then one split across two frames.
+    private func sendThreeMessages(on stream: Channel) {
+        var both = message(3)
+        var second = message(4)
+        both.writeBuffer(&second)
+        var third = message(10)
+        let head = third.readSlice(length: 7)!
+        for part in [both, head, third] {
+            stream.writeAndFlush(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(part))), promise: nil)
+        }
+    }
+
+    func testReplicationStreamCountsWholeMessagesEachWayWhileOpen() throws {
+        try setUp(maxMessageBytes: 1 << 20)
+        let (stream, _) = try openReplicationStream(extraHeaders: [
+            "temporal-client-cluster-id": "2", "temporal-client-shard-id": "1",
+            "temporal-server-cluster-id": "1", "temporal-server-shard-id": "4",
+        ])
+        sendThreeMessages(on: stream)
+        try exchange()
+        let snapshot = replicationStreams.snapshot()
+        XCTAssertEqual(snapshot.open.count, 1)
+        XCTAssertEqual(snapshot.open.first?.requestMessages, 3)
+        XCTAssertEqual(snapshot.open.first?.responseMessages, 3, "the upstream echoes every message")
+        XCTAssertEqual(snapshot.open.first?.clientShard, "(id: 2, shard: 1)")
+        XCTAssertEqual(snapshot.open.first?.serverShard, "(id: 1, shard: 4)")
+        XCTAssertEqual(snapshot.totals.terminated, [:])
+    }
+
+    func testReplicationStreamTheClientHalfClosesEndsByTheTarget() throws {
+        try setUp(maxMessageBytes: 1 << 20)
+        let (stream, recorder) = try openReplicationStream()
+        sendThreeMessages(on: stream)
+        stream.writeAndFlush(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)), promise: nil)
+        try exchange()
+        XCTAssertEqual(recorder.headers.last?.first(name: "grpc-status"), "0")
+        let snapshot = replicationStreams.snapshot()
+        XCTAssertEqual(snapshot.open, [])
+        XCTAssertEqual(snapshot.totals.closed, 1)
+        XCTAssertEqual(snapshot.totals.terminated, [.target: 1])
+        XCTAssertEqual(snapshot.totals.requestMessages, 3)
+        XCTAssertEqual(snapshot.totals.responseMessages, 3)
+    }
+
+    func testReplicationStreamTheClientResetsEndsByTheTarget() throws {
+        try setUp(maxMessageBytes: 1 << 20)
+        let (stream, _) = try openReplicationStream()
+        sendThreeMessages(on: stream)
+        try exchange()
+        stream.close(promise: nil)
+        try exchange()
+        XCTAssertEqual(replicationStreams.snapshot().totals.terminated, [.target: 1])
+        XCTAssertEqual(replicationStreams.snapshot().open, [])
+    }
+
+    func testReplicationStreamTheUpstreamEndsWithTrailersEndsByTheSource() throws {
+        try setUp(maxMessageBytes: 1 << 20)
+        let (stream, recorder) = try openReplicationStream(extraHeaders: ["x-upstream-ends": "trailers"])
+        sendThreeMessages(on: stream)
+        try exchange()
+        XCTAssertEqual(recorder.headers.last?.first(name: "grpc-status"), "0")
+        let snapshot = replicationStreams.snapshot()
+        XCTAssertEqual(snapshot.open, [])
+        XCTAssertEqual(snapshot.totals.terminated, [.source: 1])
+        XCTAssertEqual(snapshot.totals.responseMessages, 2, "the echo of the first frame, then the trailers")
+    }
+
+    func testReplicationStreamTheUpstreamResetsEndsByTheSource() throws {
+        try setUp(maxMessageBytes: 1 << 20)
+        let (stream, recorder) = try openReplicationStream(extraHeaders: ["x-upstream-ends": "reset"])
+        sendThreeMessages(on: stream)
+        try exchange()
+        XCTAssertNotNil(recorder.resetCode)
+        XCTAssertEqual(replicationStreams.snapshot().totals.terminated, [.source: 1])
+    }
+
+    func testReplicationStreamOverAnOversizedRequestEndsByTheTarget() throws {
+        try setUp(maxMessageBytes: 1024)
+        let (stream, _) = try openReplicationStream()
+        stream.writeAndFlush(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(message(2000)))), promise: nil)
+        try exchange()
+        XCTAssertEqual(replicationStreams.snapshot().totals.terminated, [.target: 1])
+    }
+
+    func testOtherCallsAreNotReplicationStreams() throws {
+        try setUp(maxMessageBytes: 1 << 20)
+        let (stream, _) = try openCall()
+        sendThreeMessages(on: stream)
+        try exchange()
+        XCTAssertEqual(calls.value, 1)
+        XCTAssertEqual(replicationStreams.snapshot(), ReplicationStreamRegistry.Snapshot())
     }
 }

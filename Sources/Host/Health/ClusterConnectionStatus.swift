@@ -1,7 +1,7 @@
 // The live state of one cluster connection as the health endpoints and `/debug/connections` see it: its listeners,
 // the local Temporal upstream, the remote side (a TCP upstream or the mux tunnel), its plugin chains and their
-// schema. Owns the health rules' inputs (probing the upstreams, counting sessions) and the debug JSON of one
-// connection; it changes nothing on the connection.
+// schema, and its listeners' open replication streams. Owns the health rules' inputs (probing the upstreams,
+// counting sessions) and the debug JSON of one connection; it changes nothing on the connection.
 
 import NIOCore
 
@@ -26,19 +26,28 @@ final class ClusterConnectionStatus: Sendable {
     private let local: Upstream
     private let remote: RemoteSide
     private let chains: [PluginChain]
+    /// One per listener (outbound, inbound).
+    private let replicationStreams: [ReplicationStreamRegistry]
     private let localProbe = ProbeCache()
     private let remoteProbe = ProbeCache()
 
-    init(name: String, listeners: [Listener], local: Upstream, remote: RemoteSide, chains: [PluginChain]) {
+    init(
+        name: String, listeners: [Listener], local: Upstream, remote: RemoteSide, chains: [PluginChain],
+        replicationStreams: [ReplicationStreamRegistry] = []
+    ) {
         self.name = name
         self.listeners = listeners
         self.local = local
         self.remote = remote
         self.chains = chains
+        self.replicationStreams = replicationStreams
     }
 
     /// The status of `connection`, listing the addresses its configuration listens on.
-    convenience init(connection: ClusterConnectionConfig, local: Upstream, remote: RemoteSide, chains: [PluginChain]) {
+    convenience init(
+        connection: ClusterConnectionConfig, local: Upstream, remote: RemoteSide, chains: [PluginChain],
+        replicationStreams: [ReplicationStreamRegistry] = []
+    ) {
         let addresses: [(String, String?)] = [
             ("outbound", connection.local.tcpServer?.address),
             ("inbound", connection.remote.connectionType == .tcp ? connection.remote.tcpServer?.address : nil),
@@ -47,7 +56,10 @@ final class ClusterConnectionStatus: Sendable {
             ("remoteHealthCheck", connection.remoteClusterHealthCheck?.listenAddress),
         ]
         let listeners = addresses.compactMap { role, address in address.map { Listener(role: role, address: $0) } }
-        self.init(name: connection.name, listeners: listeners, local: local, remote: remote, chains: chains)
+        self.init(
+            name: connection.name, listeners: listeners, local: local, remote: remote, chains: chains,
+            replicationStreams: replicationStreams
+        )
     }
 
     /// The plugin entries of this connection that need the Temporal schema, each once, with its state.
@@ -107,6 +119,13 @@ final class ClusterConnectionStatus: Sendable {
             case .failed(let reason): return .init(plugin: label, state: "failed", reason: reason)
             }
         }
+        var streams: [ConnectionDebugInfo.ReplicationStreamInfo] = []
+        var streamCounts: [String: Int] = [:]
+        for registry in replicationStreams {
+            let open = registry.snapshot().open
+            streamCounts[registry.direction] = open.count
+            streams += open.map { ConnectionDebugInfo.ReplicationStreamInfo($0, direction: registry.direction) }
+        }
         let localUpstream = local.snapshot().hop(to: loop).map {
             ConnectionDebugInfo.UpstreamInfo(role: "local", target: "\(self.local.target)", endpoints: $0)
         }
@@ -128,7 +147,7 @@ final class ClusterConnectionStatus: Sendable {
             ConnectionDebugInfo(
                 name: self.name, listeners: self.listeners,
                 upstreams: [localInfo] + [remoteInfo.0].compactMap { $0 },
-                mux: remoteInfo.1, plugins: plugins, schema: schema
+                mux: remoteInfo.1, plugins: plugins, schema: schema, activeStreams: streams, streamCounts: streamCounts
             )
         }
     }
@@ -171,4 +190,14 @@ struct ConnectionDebugInfo: Sendable, Encodable {
     /// Plugin chain per direction (`outbound`, `inbound`), in call order.
     var plugins: [String: [Plugin]]
     var schema: [Schema]
+    /// The open replication streams of both listeners.
+    var activeStreams: [ReplicationStreamInfo]
+    /// How many replication streams are open, per listener direction (`outbound`, `inbound`).
+    var streamCounts: [String: Int]
+
+    enum CodingKeys: String, CodingKey {
+        case name, listeners, upstreams, mux, plugins, schema
+        case activeStreams = "active_streams"
+        case streamCounts = "stream_counts"
+    }
 }

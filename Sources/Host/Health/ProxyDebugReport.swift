@@ -1,6 +1,8 @@
 // The JSON of `/debug/connections`: every cluster connection of the proxy with its listeners, upstream connection
-// states, mux sessions (with their stream counts), plugin chains and schema state. The Go proxy's report is about
-// its replication-stream bookkeeping, which this proxy does not have; the shape here is its own.
+// states, mux sessions (with their stream counts), plugin chains, schema state, and its open replication streams
+// (`active_streams`, `stream_counts`). The Go proxy's report is built around its replication-stream bookkeeping; the
+// stream entries here carry the fields of its `active_streams` that a forwarding proxy knows (id, method, direction,
+// shards, times, message counts), not its sender/receiver watermarks. The rest of the shape is this proxy's own.
 
 import Foundation
 import NIOCore

@@ -22,6 +22,8 @@ public final class ProxyMetrics: Sendable {
 
     private let calls: NIOLockedValueBox<[CallMetrics]> = NIOLockedValueBox([])
     private let muxes: NIOLockedValueBox<[MuxSource]> = NIOLockedValueBox([])
+    /// Every listener's replication streams (rendered by ReplicationStreamMetrics.swift).
+    let replicationStreams: NIOLockedValueBox<[ReplicationStreamRegistry]> = NIOLockedValueBox([])
     /// The chain entries in service (a reload replaces them), for the host's own per-entry counters.
     private let pluginEntries: NIOLockedValueBox<[PluginEntry]> = NIOLockedValueBox([])
     /// Metrics the plugins define.
@@ -54,6 +56,7 @@ public final class ProxyMetrics: Sendable {
     public func render() -> String {
         var text = PrometheusText()
         renderCalls(into: &text)
+        renderReplicationStreams(into: &text)
         renderMuxes(into: &text)
         renderPluginEntries(into: &text)
         renderPlugins(into: &text)

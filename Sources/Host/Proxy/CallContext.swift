@@ -30,13 +30,17 @@ final class ListenerContext: Sendable {
     let side: PluginSide
     /// Where the listener's calls are counted for the metrics endpoint.
     let metrics: CallMetrics
+    /// The listener's replication streams (`StreamWorkflowReplicationMessages` calls), open and ended.
+    let replicationStreams: ReplicationStreamRegistry
 
     init(
         name: String, upstream: UpstreamConnecting, maxMessageBytes: Int, tuning: HTTP2Tuning = HTTP2Tuning(),
         logger: Logger, activeCalls: ActiveCallCounter, plugins: PluginChain? = nil, connectionIndex: Int = 0,
-        side: PluginSide = .outbound, metrics: CallMetrics? = nil
+        side: PluginSide = .outbound, metrics: CallMetrics? = nil, replicationStreams: ReplicationStreamRegistry? = nil
     ) {
         self.metrics = metrics ?? CallMetrics(connection: name, direction: side.rawValue)
+        self.replicationStreams = replicationStreams
+            ?? ReplicationStreamRegistry(connection: name, direction: side.rawValue)
         self.pluginChain = NIOLockedValueBox(plugins.flatMap { $0.isEmpty ? nil : $0 })
         self.connectionIndex = connectionIndex
         self.side = side
@@ -68,4 +72,12 @@ public final class ActiveCallCounter: Sendable {
 
     func increment() { count.withLockedValue { $0 += 1 } }
     func decrement() { count.withLockedValue { $0 -= 1 } }
+}
+
+/// The two ends of a forwarded call, to say which one an event came from.
+enum CallSide: Sendable {
+    /// The downstream peer that opened the call on the listener.
+    case client
+    /// The upstream the call is forwarded to (its connection included).
+    case upstream
 }

@@ -10,6 +10,11 @@
 // call with a gRPC status the proxy writes itself. When the status goes out while the client is still sending,
 // RST_STREAM(NO_ERROR) follows it, as HTTP/2 prescribes for a response that completes before its request.
 //
+// A replication stream (`StreamWorkflowReplicationMessages`) is also recorded in its listener's
+// `ReplicationStreamRegistry`: its whole messages each way (counted by the boundary trackers, or the reassemblers
+// when plugins want the messages), and which side ended it. Other calls pay one path compare at the start and a nil
+// check per DATA frame.
+//
 // Confined to the event loop of the downstream connection, which is also the loop of the upstream connection used.
 
 import Logging
@@ -67,6 +72,11 @@ final class ProxyCall {
     private let startTime = NIODeadline.now()
     /// The proxy wrote the call's status itself (the call never got one from the upstream).
     private var failedInProxy = false
+    /// Set when the call is a replication stream: where its messages and its end are recorded.
+    private var replicationStream: ReplicationStream?
+    /// The side whose event is ending the call, noted before the proxy writes the frames that end it: writing them
+    /// can close the downstream stream, which comes back at once as a client event.
+    private var endingSide: CallSide?
 
     init(listener: ListenerContext, downstream: DownstreamConnectionHandler, streamID: HTTP2StreamID) {
         self.listener = listener
@@ -103,7 +113,7 @@ final class ProxyCall {
             runner.maxMessageBytes = listener.maxMessageBytes
             plugins = runner
             if case .fail(let status) = runner.start(headers: &forwarded.headers) {
-                failCall(status)
+                failCall(status, cause: .client)
                 return
             }
             if runner.wantsRequestMessages {
@@ -113,13 +123,20 @@ final class ProxyCall {
                 responseReassembler = GRPCMessageReassembler(maxMessageBytes: listener.maxMessageBytes)
             }
         }
-        guard let loop = downstream.writer.eventLoop else { return finish() }
+        if method == ReplicationStreamRegistry.method {
+            // After the plugins' start, as the Go proxy records a stream only once its metadata was accepted.
+            replicationStream = listener.replicationStreams.open(headers: headers)
+        }
+        guard let loop = downstream.writer.eventLoop else { return finish(endedBy: .client) }
         listener.upstream.connection(on: loop).whenComplete { result in
             guard self.phase == .connecting else { return }
             switch result {
             case .success(let connection):
                 guard let id = connection.openStream(for: self, headers: forwarded) else {
-                    self.failCall(GRPCStatus(.unavailable, "upstream \(self.listener.upstream.target) is draining; retry the call"))
+                    self.failCall(
+                        GRPCStatus(.unavailable, "upstream \(self.listener.upstream.target) is draining; retry the call"),
+                        cause: .upstream
+                    )
                     return
                 }
                 self.upstream = connection
@@ -135,7 +152,7 @@ final class ProxyCall {
             case .failure(let error):
                 let message = (error as? UpstreamUnavailableError)?.description
                     ?? "upstream \(self.listener.upstream.target) is unavailable: \(NetworkErrorDescription.describe(error))"
-                self.failCall(GRPCStatus(.unavailable, message))
+                self.failCall(GRPCStatus(.unavailable, message), cause: .upstream)
             }
         }
     }
@@ -153,13 +170,13 @@ final class ProxyCall {
     func downstreamReset(_ code: HTTP2ErrorCode) {
         guard phase != .finished else { return }
         logger.debug("call reset by client", metadata: callMetadata(["code": "\(code)"]))
-        finish()
+        finish(endedBy: .client)
     }
 
     func downstreamClosed(reason: HTTP2ErrorCode?) {
         guard phase != .finished else { return }
         logger.debug("call cancelled by client", metadata: callMetadata(["reason": "\(reason.map { "\($0)" } ?? "connection closed")"]))
-        finish()
+        finish(endedBy: .client)
     }
 
     // MARK: Upstream events
@@ -192,11 +209,13 @@ final class ProxyCall {
             return translateResponseData(data, from: upstream)
         }
         let bytes = HTTP2FlowControlledLength.of(data)
+        let completedBefore = responseMessages.completedMessages
         if case .byteBuffer(let buffer) = data.data, case .messageTooLarge(let length) = responseMessages.consume(buffer) {
             upstream.writer.releaseCredit(bytes, streamID: upstreamStreamID, streamCredit: &responseCredit, streamOpen: false)
-            failCall(tooLarge(length: length, direction: "response"))
+            failCall(tooLarge(length: length, direction: "response"), cause: .upstream)
             return
         }
+        replicationStream?.forwarded(responses: responseMessages.completedMessages - completedBefore)
         upstreamEnded = upstreamEnded || data.endStream
         let promise = downstream.writer.eventLoop!.makePromise(of: Void.self)
         downstream.writer.write(.data(data), streamID: downstreamStreamID, promise: promise)
@@ -228,7 +247,10 @@ final class ProxyCall {
             upstreamEnded = true
             resetDownstream(reason)
         } else {
-            failCall(GRPCStatus(.unavailable, "upstream \(listener.upstream.target) closed the stream before the call ended"))
+            failCall(
+                GRPCStatus(.unavailable, "upstream \(listener.upstream.target) closed the stream before the call ended"),
+                cause: .upstream
+            )
         }
     }
 
@@ -256,11 +278,13 @@ final class ProxyCall {
             translateRequestData(data, to: upstream)
         case .data(let data):
             let bytes = HTTP2FlowControlledLength.of(data)
+            let completedBefore = requestMessages.completedMessages
             if case .byteBuffer(let buffer) = data.data, case .messageTooLarge(let length) = requestMessages.consume(buffer) {
                 downstream.writer.releaseCredit(bytes, streamID: downstreamStreamID, streamCredit: &requestCredit, streamOpen: false)
-                failCall(tooLarge(length: length, direction: "request"))
+                failCall(tooLarge(length: length, direction: "request"), cause: .client)
                 return
             }
+            replicationStream?.forwarded(requests: requestMessages.completedMessages - completedBefore)
             requestEnded = data.endStream
             let promise = upstream.writer.eventLoop!.makePromise(of: Void.self)
             upstream.writer.write(payload, streamID: upstreamStreamID, promise: promise)
@@ -293,8 +317,9 @@ final class ProxyCall {
         switch translate(data, reassembler: &requestReassembler, direction: S2S_DIRECTION_REQUEST) {
         case .fail(let status):
             release(false)
-            failCall(status)
+            failCall(status, cause: .client)
         case .forward(let messages):
+            replicationStream?.forwarded(requests: messages.count)
             requestEnded = data.endStream
             write(messages, endStream: data.endStream, to: upstream.writer, streamID: upstreamStreamID, release: release)
         }
@@ -312,8 +337,9 @@ final class ProxyCall {
         switch translate(data, reassembler: &responseReassembler, direction: S2S_DIRECTION_RESPONSE) {
         case .fail(let status):
             release(false)
-            failCall(status)
+            failCall(status, cause: .upstream)
         case .forward(let messages):
+            replicationStream?.forwarded(responses: messages.count)
             write(messages, endStream: data.endStream, to: downstream.writer, streamID: downstreamStreamID, release: release)
             if data.endStream {
                 responseEnded = true
@@ -389,26 +415,31 @@ final class ProxyCall {
     }
 
     /// The upstream's final frame is on its way to the client. Anything the client still sends is moot.
+    ///
+    /// The call ended on the client's side when its requests had ended first, else on the upstream's.
     private func finishAfterResponse() {
         logger.debug("call finished", metadata: callMetadata([:]))
+        let side: CallSide = clientEnded ? .client : .upstream
+        endingSide = side
         if !clientEnded {
             // Like gRPC servers: after the status, stop the rest of the request without cancelling the call.
             downstream.writer.write(.rstStream(.noError), streamID: downstreamStreamID, promise: nil)
         }
         downstream.writer.flush()
-        finish()
+        finish(endedBy: side)
     }
 
-    /// Ends the call with a status written by the proxy itself.
-    private func failCall(_ status: GRPCStatus) {
+    /// Ends the call with a status written by the proxy itself; `cause` is the side whose event or bytes led to it.
+    private func failCall(_ status: GRPCStatus, cause: CallSide) {
         guard phase != .finished else { return }
+        endingSide = cause
         logger.info("call failed in proxy", metadata: callMetadata(["status": "\(status.code)", "reason": "\(status.message)"]))
         if !responseEnded {
             failedInProxy = true
             finalStatus = Int32(status.code.rawValue)
             endResponse(with: status.trailers(trailersOnly: !responseHeadersSent))
         }
-        finish()
+        finish(endedBy: cause)
     }
 
     private func rejectNonGRPC(contentType: String) {
@@ -421,7 +452,7 @@ final class ProxyCall {
         headers.add(name: "grpc-status", value: String(GRPCStatusCode.internal.rawValue))
         headers.add(name: "grpc-message", value: GRPCStatus.percentEncode("s2s-proxy forwards gRPC only (content-type application/grpc)"))
         endResponse(with: headers)
-        finish()
+        finish(endedBy: .client)
     }
 
     /// Sends the response's last HEADERS, written by the proxy, and stops the client's request side if it is still
@@ -436,24 +467,31 @@ final class ProxyCall {
         downstream.writer.flush()
     }
 
+    /// Passes an upstream reset (or the upstream connection's end) on to the client.
     private func resetDownstream(_ code: HTTP2ErrorCode) {
+        endingSide = .upstream
         downstream.writer.write(.rstStream(code), streamID: downstreamStreamID, promise: nil)
         downstream.writer.flush()
-        finish()
+        finish(endedBy: .upstream)
     }
 
     /// Marks the call over, stops both connections from routing frames to it, and cancels the upstream stream
     /// unless it completed (both sides sent END_STREAM: a RST_STREAM then would only count against the upstream's
-    /// reset-flood limits).
-    private func finish() {
+    /// reset-flood limits). `side` is the side that ended it, recorded for replication streams unless an earlier
+    /// event already named one (`endingSide`).
+    private func finish(endedBy side: CallSide) {
         guard phase != .finished else { return }
         phase = .finished
         pendingRequestFrames = []
         listener.activeCalls.decrement()
+        let now = NIODeadline.now()
         listener.metrics.callEnded(
             shard: metricsShard, method: method, status: finalStatus, failedInProxy: failedInProxy,
-            seconds: Double((NIODeadline.now() - startTime).nanoseconds) / 1e9
+            seconds: Double((now - startTime).nanoseconds) / 1e9
         )
+        if let replicationStream {
+            listener.replicationStreams.close(replicationStream, endedBy: endingSide ?? side, now: now)
+        }
         downstream.forget(downstreamStreamID)
         plugins?.end(grpcStatus: finalStatus)
         if let upstream {

@@ -63,11 +63,15 @@ public final class ProxyServer: Sendable {
         for (connectionIndex, connection) in config.clusterConnections.enumerated() {
             var connectionLogger = logger
             connectionLogger[metadataKey: "connection"] = "\(connection.name)"
+            var connectionStreams: [ReplicationStreamRegistry] = []
             func context(_ side: PluginSide, upstream: UpstreamConnecting) -> ListenerContext {
                 var routeLogger = connectionLogger
                 routeLogger[metadataKey: "direction"] = "\(side.rawValue)"
                 let callMetrics = CallMetrics(connection: connection.name, direction: side.rawValue)
                 metrics.add(callMetrics)
+                let streams = ReplicationStreamRegistry(connection: connection.name, direction: side.rawValue)
+                metrics.add(streams)
+                connectionStreams.append(streams)
                 let made = ListenerContext(
                     name: "\(connection.name)/\(side.rawValue)",
                     upstream: upstream,
@@ -78,7 +82,8 @@ public final class ProxyServer: Sendable {
                     plugins: plugins.chain(connection: connectionIndex, side: side),
                     connectionIndex: connectionIndex,
                     side: side,
-                    metrics: callMetrics
+                    metrics: callMetrics,
+                    replicationStreams: streams
                 )
                 contexts.append(made)
                 return made
@@ -186,7 +191,8 @@ public final class ProxyServer: Sendable {
             }
             let status = ClusterConnectionStatus(
                 connection: connection, local: localUpstream, remote: remoteSide,
-                chains: [.outbound, .inbound].compactMap { plugins.chain(connection: connectionIndex, side: $0) }
+                chains: [.outbound, .inbound].compactMap { plugins.chain(connection: connectionIndex, side: $0) },
+                replicationStreams: connectionStreams
             )
             statuses.append(status)
             healthEndpoints += try HealthEndpoint.configured(
