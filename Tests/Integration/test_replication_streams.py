@@ -32,17 +32,16 @@ PREFIX = "temporal_s2s_proxy_admin_service_"
 RESPONSES_PER_REQUEST = 2
 # The upstream ends the stream, without answering it, when the request with this number arrives.
 END_AT = "x-test-upstream-ends-at"
+# The upstream ends the stream right after answering the request with this number.
+END_AFTER = "x-test-upstream-ends-after"
 SHARDS = (("temporal-client-cluster-id", "2"), ("temporal-client-shard-id", "1"),
           ("temporal-server-cluster-id", "1"), ("temporal-server-shard-id", "3"))
 
 
 class StreamUpstream:
     """Serves the replication stream: `RESPONSES_PER_REQUEST` responses per request; ends it with status OK when the
-    client ends its requests, or at request number `END_AT` when the call's metadata asks.
-
-    Ending at a request it does not answer leaves the client no unread messages when the status and the proxy's
-    RST_STREAM(NO_ERROR) arrive: grpcio drops a stream's unread messages and reports INTERNAL "Stream removed" when
-    that reset comes in the same read as the status."""
+    client ends its requests, at request number `END_AT` or after answering request number `END_AFTER` when the
+    call's metadata asks."""
 
     def __init__(self):
         self.address = free_address()
@@ -54,7 +53,8 @@ class StreamUpstream:
         self.server.add_insecure_port(self.address)
 
     def _stream(self, requests, context):
-        end_at = dict(context.invocation_metadata()).get(END_AT)
+        metadata = dict(context.invocation_metadata())
+        end_at, end_after = metadata.get(END_AT), metadata.get(END_AFTER)
         received = 0
         for request in requests:
             received += 1
@@ -62,6 +62,8 @@ class StreamUpstream:
                 break
             for index in range(RESPONSES_PER_REQUEST):
                 yield b"task %d of %s" % (index, request)
+            if end_after is not None and received == int(end_after):
+                break
         self.ended.put(received)
 
 
@@ -208,6 +210,23 @@ def test_a_stream_the_upstream_ends_is_terminated_by_the_source(proxied, upstrea
         client.close()
     assert stream_figures(metrics, "outbound")["streams_opened_count"] == 0, "the other listener saw nothing"
     assert debug_connection(health)["active_streams"] == []
+
+
+def test_a_client_still_sending_gets_every_message_and_the_status_when_the_upstream_ends(proxied, upstream):
+    """The upstream answers and ends while the client still sends: the proxy's RST_STREAM(NO_ERROR) that stops the
+    client's requests must follow the status, not overtake it (grpcio then reported INTERNAL "Stream removed" and
+    lost the unread messages, 9 times in 10)."""
+    proxy, _, _ = proxied
+    for attempt in range(10):
+        client = ClientStream(proxy.inbound(), metadata=((END_AFTER, "2"),))
+        try:
+            client.send(b"first")
+            client.send_unanswered(b"second")
+            assert upstream.ended.get(timeout=10) == 2
+            assert list(client.call) == [b"task 0 of second", b"task 1 of second"], f"attempt {attempt}"
+            assert client.call.code() == grpc.StatusCode.OK, f"attempt {attempt}: {client.call.details()}"
+        finally:
+            client.close()
 
 
 def test_other_calls_are_not_replication_streams(proxied, upstream):

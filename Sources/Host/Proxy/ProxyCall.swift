@@ -194,10 +194,11 @@ final class ProxyCall {
         }
         upstreamEnded = upstreamEnded || headers.endStream
         if block.endStream { recordStatus(block.headers) }
-        downstream.writer.write(.headers(block), streamID: downstreamStreamID, promise: nil)
-        if block.endStream {
+        let written = block.endStream ? downstream.writer.eventLoop?.makePromise(of: Void.self) : nil
+        downstream.writer.write(.headers(block), streamID: downstreamStreamID, promise: written)
+        if let written {
             responseEnded = true
-            finishAfterResponse()
+            finishAfterResponse(written: written.futureResult)
         } else {
             downstream.writer.flush()
         }
@@ -228,7 +229,7 @@ final class ProxyCall {
         }
         if data.endStream {
             responseEnded = true
-            finishAfterResponse()
+            finishAfterResponse(written: promise.futureResult)
         } else {
             downstream.writer.flush()
         }
@@ -340,10 +341,11 @@ final class ProxyCall {
             failCall(status, cause: .upstream)
         case .forward(let messages):
             replicationStream?.forwarded(responses: messages.count)
-            write(messages, endStream: data.endStream, to: downstream.writer, streamID: downstreamStreamID, release: release)
+            let written = write(messages, endStream: data.endStream, to: downstream.writer, streamID: downstreamStreamID,
+                                release: release)
             if data.endStream {
                 responseEnded = true
-                finishAfterResponse()
+                finishAfterResponse(written: written)
             } else {
                 downstream.writer.flush()
             }
@@ -389,15 +391,17 @@ final class ProxyCall {
     }
 
     /// Writes re-framed messages as DATA frames; `release` runs once the last write completed (at once if there is
-    /// nothing to write), handing the flow credit of the frame they came from back to its sender.
+    /// nothing to write), handing the flow credit of the frame they came from back to its sender. Returns the last
+    /// write's completion, nil if nothing was written.
+    @discardableResult
     private func write(
         _ messages: [ByteBuffer], endStream: Bool, to writer: HTTP2FrameWriter, streamID: HTTP2StreamID,
         release: @escaping (Bool) -> Void
-    ) {
+    ) -> EventLoopFuture<Void>? {
         guard !messages.isEmpty || endStream else {
             // A part of a message, held until the rest arrives; the sender may go on (the limit bounds what is held).
             release(true)
-            return
+            return nil
         }
         let promise = writer.eventLoop!.makePromise(of: Void.self)
         if messages.isEmpty {
@@ -412,21 +416,41 @@ final class ProxyCall {
         promise.futureResult.whenComplete { result in
             if case .success = result { release(true) } else { release(false) }
         }
+        return promise.futureResult
     }
 
     /// The upstream's final frame is on its way to the client. Anything the client still sends is moot.
     ///
     /// The call ended on the client's side when its requests had ended first, else on the upstream's.
-    private func finishAfterResponse() {
+    /// `written` completes when the response's last frame has been written.
+    private func finishAfterResponse(written: EventLoopFuture<Void>?) {
         logger.debug("call finished", metadata: callMetadata([:]))
         let side: CallSide = clientEnded ? .client : .upstream
         endingSide = side
         if !clientEnded {
             // Like gRPC servers: after the status, stop the rest of the request without cancelling the call.
-            downstream.writer.write(.rstStream(.noError), streamID: downstreamStreamID, promise: nil)
+            stopRequest(after: written)
         }
         downstream.writer.flush()
         finish(endedBy: side)
+    }
+
+    /// Sends RST_STREAM(NO_ERROR) to a client still sending, once the response's last frame (`written`) is out.
+    /// Written at once, the reset would overtake the response's DATA and trailers while they wait in the HTTP/2
+    /// handler (for flow-control window, or for the flush), and gRPC clients would report the reset instead of the
+    /// status and lose the last messages. If the client ends its request meanwhile, the reset finds the stream
+    /// closed and is dropped (its write fails; nothing else happens).
+    private func stopRequest(after written: EventLoopFuture<Void>?) {
+        let writer = downstream.writer
+        let streamID = downstreamStreamID
+        guard let written else {
+            writer.write(.rstStream(.noError), streamID: streamID, promise: nil)
+            return
+        }
+        written.whenSuccess {
+            writer.write(.rstStream(.noError), streamID: streamID, promise: nil)
+            writer.flush()
+        }
     }
 
     /// Ends the call with a status written by the proxy itself; `cause` is the side whose event or bytes led to it.
@@ -460,9 +484,11 @@ final class ProxyCall {
     private func endResponse(with headers: HPACKHeaders) {
         responseHeadersSent = true
         responseEnded = true
-        downstream.writer.write(.headers(.init(headers: headers, endStream: true)), streamID: downstreamStreamID, promise: nil)
+        let written = downstream.writer.eventLoop?.makePromise(of: Void.self)
+        downstream.writer.write(.headers(.init(headers: headers, endStream: true)), streamID: downstreamStreamID,
+                                promise: written)
         if !clientEnded {
-            downstream.writer.write(.rstStream(.noError), streamID: downstreamStreamID, promise: nil)
+            stopRequest(after: written?.futureResult)
         }
         downstream.writer.flush()
     }
