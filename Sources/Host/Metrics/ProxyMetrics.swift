@@ -51,6 +51,7 @@ public final class ProxyMetrics: Sendable {
         renderCalls(into: &text)
         renderMuxes(into: &text)
         renderPluginEntries(into: &text)
+        Self.renderPluginLatencies(pluginEntries.withLockedValue { $0 }, into: &text)
         renderPlugins(into: &text)
         return text.text
     }

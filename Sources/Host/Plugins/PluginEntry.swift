@@ -3,7 +3,8 @@
 //
 // The config is created on the control thread (`init`), given the schema there too (`deliverSchema`), and from
 // then on only read by the call threads: the lock around the schema state is the barrier that publishes what
-// `schema_ready` wrote. `wants` answers are cached by the chain, not here.
+// `schema_ready` wrote. `wants` answers are cached by the chain, not here. The call threads count what each hook
+// did and how long it took (`PluginEntryStats`) under one lock per hook.
 
 import Logging
 import NIOConcurrencyHelpers
@@ -53,8 +54,17 @@ public struct PluginEntryStats: Sendable, Equatable {
     public var failures: UInt64 = 0
     /// Failures let through because the entry fails open.
     public var failedOpen: UInt64 = 0
-    /// Time spent inside the plugin's call hooks.
-    public var hookNanoseconds: UInt64 = 0
+    /// How long each `call_start` took (one per call, so its count is `calls`).
+    public var callStartDurations = DurationHistogram()
+    /// How long each `on_message` took (one per message, so its count is `messages`).
+    public var messageDurations = DurationHistogram()
+    /// How long each `call_end` took (one per call whose `call_start` ran, when the plugin has the hook).
+    public var callEndDurations = DurationHistogram()
+
+    /// Time spent inside the plugin's call hooks: call_start, on_message and call_end.
+    public var hookNanoseconds: UInt64 {
+        callStartDurations.sumNanoseconds &+ messageDurations.sumNanoseconds &+ callEndDurations.sumNanoseconds
+    }
 }
 
 public final class PluginEntry: @unchecked Sendable {
@@ -124,6 +134,15 @@ public final class PluginEntry: @unchecked Sendable {
 
     func updateStats(_ update: (inout PluginEntryStats) -> Void) {
         statsBox.withLockedValue(update)
+    }
+
+    /// Counts one run of `on_message`: its time and whether it replaced the message. One lock, no allocation.
+    func recordMessage(_ elapsed: TimeAmount, replaced: Bool) {
+        statsBox.withLockedValue { stats in
+            stats.messages += 1
+            if replaced { stats.replaced += 1 }
+            stats.messageDurations.record(elapsed)
+        }
     }
 
     public var currentSchemaState: SchemaState { schemaState.withLockedValue { $0 } }
