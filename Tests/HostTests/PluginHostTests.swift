@@ -261,6 +261,11 @@ final class PluginHostTests: XCTestCase {
         for (hook, count) in [("call_start", 2), ("on_message", 3), ("call_end", 2)] {
             XCTAssertTrue(text.text.contains(series + #"hook="\#(hook)"} \#(count)"# + "\n"), text.text)
         }
+        // The probe does none of the Go proxy's translations: its families stay empty.
+        XCTAssertNil(probe.translationKind)
+        XCTAssertNil(probe.translationSnapshot)
+        XCTAssertTrue(text.text.contains("# TYPE temporal_s2s_proxy_translation_latency histogram\n"))
+        XCTAssertFalse(text.text.contains("temporal_s2s_proxy_translation_latency_count{"), text.text)
     }
 
     // MARK: Schema

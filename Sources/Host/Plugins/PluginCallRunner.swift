@@ -30,8 +30,17 @@ final class PluginCallRunner {
     private let method: String
     private let side: PluginSide
     private let connection: String
-    /// Per-call state of each step whose call_start ran (in step order).
-    private var states: [UnsafeMutableRawPointer?] = []
+
+    /// A step whose call_start ran.
+    private struct StartedStep {
+        /// The plugin's per-call state.
+        var state: UnsafeMutableRawPointer?
+        /// The type numbers of the call's messages, for an entry that counts translations per message type.
+        var messageTypes: MessageTypeTable.MethodTypes?
+    }
+
+    /// The steps whose call_start ran, in step order.
+    private var startedSteps: [StartedStep] = []
     /// Steps whose call_start failed under failOpen: they see no more of the call (but still get call_end).
     private var skipped: Set<Int> = []
     private let scratch = PluginHookScratch()
@@ -82,7 +91,8 @@ final class PluginCallRunner {
                 entry.library.api.pointee.call_start(entry.config, scratch.handle, info, &state)
             }
             let elapsed = NIODeadline.now() - hookStarted
-            states.append(state)
+            let wantsMessages = step.wantsRequestMessages || step.wantsResponseMessages
+            startedSteps.append(StartedStep(state: state, messageTypes: wantsMessages ? entry.messageTypes(ofMethod: method) : nil))
             scratch.hook = .none
             entry.updateStats {
                 $0.calls += 1
@@ -93,7 +103,7 @@ final class PluginCallRunner {
                 continue
             case .replaced, .failedOpen:
                 skipped.insert(stepIndex)
-            case .end(let status):
+            case .rejected(let status), .end(let status):
                 return .fail(status)
             }
         }
@@ -141,7 +151,7 @@ final class PluginCallRunner {
         for position in 0..<stepCount {
             // Requests pass the chain in order, responses in reverse; no index array is built per message.
             let stepIndex = isRequest ? position : stepCount - 1 - position
-            guard stepIndex < states.count, !skipped.contains(stepIndex) else { continue }
+            guard stepIndex < startedSteps.count, !skipped.contains(stepIndex) else { continue }
             let step = plan.steps[stepIndex]
             guard isRequest ? step.wantsRequestMessages : step.wantsResponseMessages,
                   let onMessage = step.entry.library.api.pointee.on_message
@@ -160,19 +170,23 @@ final class PluginCallRunner {
                     payload: s2s_bytes_t(data: payload.baseAddress?.assumingMemoryBound(to: UInt8.self), len: payload.count),
                     compressed: flag == 0 ? 0 : 1
                 )
-                return onMessage(entry.config, states[stepIndex], scratch.handle, &message)
+                return onMessage(entry.config, startedSteps[stepIndex].state, scratch.handle, &message)
             }
             let elapsed = NIODeadline.now() - hookStarted
             scratch.hook = .none
             let judgement = judge(outcome, of: entry, during: "on_message")
-            entry.recordMessage(elapsed, replaced: judgement.isReplacement)
+            let types = startedSteps[stepIndex].messageTypes
+            entry.recordMessage(
+                elapsed, replaced: judgement.isReplacement, failed: judgement.isFailure,
+                messageType: isRequest ? types?.request : types?.response
+            )
             switch judgement {
             case .goOn, .failedOpen:
                 break
             case .replaced(let replacement):
                 current = replacement
                 anyReplaced = true
-            case .end(let status):
+            case .rejected(let status), .end(let status):
                 return .fail(status)
             }
         }
@@ -187,17 +201,17 @@ final class PluginCallRunner {
         guard !ended else { return }
         ended = true
         var end = s2s_call_end_t(struct_size: UInt32(MemoryLayout<s2s_call_end_t>.size), grpc_status: grpcStatus)
-        for (stepIndex, state) in states.enumerated() {
+        for (stepIndex, step) in startedSteps.enumerated() {
             let entry = plan.steps[stepIndex].entry
             guard let callEnd = entry.library.api.pointee.call_end else { continue }
             scratch.begin(.callEnd)
             let hookStarted = NIODeadline.now()
-            callEnd(entry.config, state, scratch.handle, &end)
+            callEnd(entry.config, step.state, scratch.handle, &end)
             let elapsed = NIODeadline.now() - hookStarted
             scratch.hook = .none
             entry.updateStats { $0.callEndDurations.record(elapsed) }
         }
-        states = []
+        startedSteps = []
     }
 
     // MARK: Outcomes
@@ -209,12 +223,22 @@ final class PluginCallRunner {
         case replaced(ByteBuffer)
         /// The plugin failed and its entry fails open.
         case failedOpen
-        /// The call ends with this status (a rejection, or a failure under failClosed).
+        /// The plugin rejected the call with this status.
+        case rejected(GRPCStatus)
+        /// The plugin failed and its entry fails closed: the call ends with this status.
         case end(GRPCStatus)
 
         var isReplacement: Bool {
             if case .replaced = self { return true }
             return false
+        }
+
+        /// Whether the plugin failed (S2S_ERROR or a breach of the ABI), whatever its policy made of it.
+        var isFailure: Bool {
+            switch self {
+            case .failedOpen, .end: return true
+            case .goOn, .replaced, .rejected: return false
+            }
         }
     }
 
@@ -228,7 +252,7 @@ final class PluginCallRunner {
             if let replacement = scratch.replacement { return .replaced(replacement) }
             detail = "returned S2S_REPLACED without calling set_message"
         case S2S_REJECTED:
-            if let status = rejection(by: entry) { return .end(status) }
+            if let status = rejection(by: entry) { return .rejected(status) }
             detail = "returned S2S_REJECTED without a valid status (set_status with a code 1-16)"
         case S2S_ERROR:
             detail = scratch.statusMessage ?? "no message"
