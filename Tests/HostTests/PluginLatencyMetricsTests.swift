@@ -54,7 +54,10 @@ final class PluginLatencyMetricsTests: XCTestCase {
 
     // MARK: namespace-rename through the runner
 
-    private func namespaceRename(label: String, policy: PluginFailurePolicy) throws -> PluginEntry {
+    /// A namespace-rename entry mapping `walker-ns` (the fixtures' namespace) to `walker-ns.remote`, given the dev
+    /// server's schema unless `withSchema` is false.
+    private func namespaceRename(label: String = "clusterConnections[0].namespaceTranslation",
+                                 policy: PluginFailurePolicy = .failClosed, withSchema: Bool = true) throws -> PluginEntry {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         let entry = try PluginEntry(
@@ -62,10 +65,15 @@ final class PluginLatencyMetricsTests: XCTestCase {
             policy: policy, optionsJSON: #"{"mappings":[{"local":"walker-ns","remote":"walker-ns.remote"}]}"#,
             logger: logger, metrics: PluginMetricsRegistry()
         )
-        let schema = try TemporalSchema.load(file: Self.fixtures.appendingPathComponent("temporal-dev-schema.binpb").path)
-        entry.deliverSchema(schema)
-        XCTAssertEqual(entry.currentSchemaState, .ready)
+        if withSchema {
+            entry.deliverSchema(try schema())
+            XCTAssertEqual(entry.currentSchemaState, .ready)
+        }
         return entry
+    }
+
+    private func schema() throws -> TemporalSchema {
+        try TemporalSchema.load(file: Self.fixtures.appendingPathComponent("temporal-dev-schema.binpb").path)
     }
 
     private func message(_ name: String) throws -> [UInt8] {
@@ -153,5 +161,17 @@ final class PluginLatencyMetricsTests: XCTestCase {
         let hook = #"s2s_proxy_plugin_hook_duration_seconds_count{plugin="namespace-rename",entry="clusterConnections[0].namespaceTranslation",connection="c",hook="on_message"}"#
         XCTAssertEqual(sample(text.text, hook), 5)
         XCTAssertEqual(failingOpen.stats.failures, 1)
+    }
+
+    func testAPlanMadeBeforeTheSchemaArrivedIsNotKept() throws {
+        let entry = try namespaceRename(withSchema: false)
+        let chain = PluginChain(side: .inbound, connectionName: "c", entries: [entry])
+        let method = workflowService + "DescribeNamespace"
+        XCTAssertNil(try XCTUnwrap(chain.plan(for: method)).steps[0].messageTypes, "no schema, no message types yet")
+        entry.deliverSchema(try schema())
+        XCTAssertNotNil(try XCTUnwrap(chain.plan(for: method)).steps[0].messageTypes)
+        XCTAssertEqual(try call(chain, "DescribeNamespace", response: framed(try message("DescribeNamespaceResponse"))), [true, true])
+        let counted = try XCTUnwrap(entry.translationSnapshot).seen.map { "\($0.messageType) \($0.counters.succeeded)" }
+        XCTAssertEqual(counted, [workflowPackage + "DescribeNamespaceRequest 0", workflowPackage + "DescribeNamespaceResponse 1"])
     }
 }

@@ -30,17 +30,8 @@ final class PluginCallRunner {
     private let method: String
     private let side: PluginSide
     private let connection: String
-
-    /// A step whose call_start ran.
-    private struct StartedStep {
-        /// The plugin's per-call state.
-        var state: UnsafeMutableRawPointer?
-        /// The type numbers of the call's messages, for an entry that counts translations per message type.
-        var messageTypes: MessageTypeTable.MethodTypes?
-    }
-
-    /// The steps whose call_start ran, in step order.
-    private var startedSteps: [StartedStep] = []
+    /// Per-call state of each step whose call_start ran (in step order).
+    private var states: [UnsafeMutableRawPointer?] = []
     /// Steps whose call_start failed under failOpen: they see no more of the call (but still get call_end).
     private var skipped: Set<Int> = []
     private let scratch = PluginHookScratch()
@@ -91,8 +82,7 @@ final class PluginCallRunner {
                 entry.library.api.pointee.call_start(entry.config, scratch.handle, info, &state)
             }
             let elapsed = NIODeadline.now() - hookStarted
-            let wantsMessages = step.wantsRequestMessages || step.wantsResponseMessages
-            startedSteps.append(StartedStep(state: state, messageTypes: wantsMessages ? entry.messageTypes(ofMethod: method) : nil))
+            states.append(state)
             scratch.hook = .none
             entry.updateStats {
                 $0.calls += 1
@@ -151,7 +141,7 @@ final class PluginCallRunner {
         for position in 0..<stepCount {
             // Requests pass the chain in order, responses in reverse; no index array is built per message.
             let stepIndex = isRequest ? position : stepCount - 1 - position
-            guard stepIndex < startedSteps.count, !skipped.contains(stepIndex) else { continue }
+            guard stepIndex < states.count, !skipped.contains(stepIndex) else { continue }
             let step = plan.steps[stepIndex]
             guard isRequest ? step.wantsRequestMessages : step.wantsResponseMessages,
                   let onMessage = step.entry.library.api.pointee.on_message
@@ -170,15 +160,14 @@ final class PluginCallRunner {
                     payload: s2s_bytes_t(data: payload.baseAddress?.assumingMemoryBound(to: UInt8.self), len: payload.count),
                     compressed: flag == 0 ? 0 : 1
                 )
-                return onMessage(entry.config, startedSteps[stepIndex].state, scratch.handle, &message)
+                return onMessage(entry.config, states[stepIndex], scratch.handle, &message)
             }
             let elapsed = NIODeadline.now() - hookStarted
             scratch.hook = .none
             let judgement = judge(outcome, of: entry, during: "on_message")
-            let types = startedSteps[stepIndex].messageTypes
             entry.recordMessage(
                 elapsed, replaced: judgement.isReplacement, failed: judgement.isFailure,
-                messageType: isRequest ? types?.request : types?.response
+                messageType: isRequest ? step.messageTypes?.request : step.messageTypes?.response
             )
             switch judgement {
             case .goOn, .failedOpen:
@@ -201,17 +190,17 @@ final class PluginCallRunner {
         guard !ended else { return }
         ended = true
         var end = s2s_call_end_t(struct_size: UInt32(MemoryLayout<s2s_call_end_t>.size), grpc_status: grpcStatus)
-        for (stepIndex, step) in startedSteps.enumerated() {
+        for (stepIndex, state) in states.enumerated() {
             let entry = plan.steps[stepIndex].entry
             guard let callEnd = entry.library.api.pointee.call_end else { continue }
             scratch.begin(.callEnd)
             let hookStarted = NIODeadline.now()
-            callEnd(entry.config, step.state, scratch.handle, &end)
+            callEnd(entry.config, state, scratch.handle, &end)
             let elapsed = NIODeadline.now() - hookStarted
             scratch.hook = .none
             entry.updateStats { $0.callEndDurations.record(elapsed) }
         }
-        startedSteps = []
+        states = []
     }
 
     // MARK: Outcomes

@@ -153,7 +153,7 @@ public final class PluginEntry: @unchecked Sendable {
     }
 
     /// Counts one run of `on_message`: its time, whether it replaced the message or failed, and, for an entry with a
-    /// translation kind, the same under the message's type number (`messageTypes(ofMethod:)`). One lock, no
+    /// translation kind, the same under the message's type number (the plan's `messageTypes`). One lock, no
     /// allocation.
     func recordMessage(_ elapsed: TimeAmount, replaced: Bool, failed: Bool, messageType: Int?) {
         counters.withLockedValue { counters in
@@ -168,7 +168,7 @@ public final class PluginEntry: @unchecked Sendable {
     }
 
     /// The type numbers of the request and response messages of `method`, nil for an entry without a translation
-    /// kind or before the schema arrived (when no call runs).
+    /// kind or before the schema arrived (when its calls are refused). `PluginChain` keeps them in its plans.
     func messageTypes(ofMethod method: String) -> MessageTypeTable.MethodTypes? {
         guard translationKind != nil else { return nil }
         return messageTypes.withLockedValue { $0 }?.types(ofMethod: method)
