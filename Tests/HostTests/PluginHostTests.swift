@@ -227,6 +227,47 @@ final class PluginHostTests: XCTestCase {
         XCTAssertEqual(metric.snapshot.sum, 3)
     }
 
+    // MARK: Timing
+
+    func testEveryHookIsTimedAndCountedWhateverItsOutcome() throws {
+        let probe = try entry()
+        let chain = PluginChain(side: .inbound, connectionName: "c", entries: [probe])
+        let plan = try XCTUnwrap(chain.plan(for: "/a.B/C"))
+        let first = PluginCallRunner(plan: plan, method: "/a.B/C", side: .inbound, connection: "c")
+        var headers = requestHeaders()
+        guard case .proceed = first.start(headers: &headers) else { return XCTFail("call rejected") }
+        _ = first.message(framed("a"), direction: S2S_DIRECTION_REQUEST)
+        _ = first.message(framed("upper:b"), direction: S2S_DIRECTION_RESPONSE)
+        first.end(grpcStatus: 0)
+        // A message that fails closed ends the call, and is still a message the plugin took time over.
+        let second = PluginCallRunner(plan: plan, method: "/a.B/C", side: .inbound, connection: "c")
+        headers = requestHeaders()
+        guard case .proceed = second.start(headers: &headers) else { return XCTFail("call rejected") }
+        guard case .fail = second.message(framed("error"), direction: S2S_DIRECTION_REQUEST) else { return XCTFail() }
+        second.end(grpcStatus: 13)
+
+        let stats = probe.stats
+        XCTAssertEqual([stats.calls, stats.messages, stats.replaced, stats.failures], [2, 3, 1, 1])
+        XCTAssertEqual(stats.callStartDurations.count, 2)
+        XCTAssertEqual(stats.messageDurations.count, 3)
+        XCTAssertEqual(stats.callEndDurations.count, 2)
+        XCTAssertGreaterThan(stats.hookNanoseconds, 0)
+        XCTAssertEqual(stats.hookNanoseconds, stats.callStartDurations.sumNanoseconds
+            + stats.messageDurations.sumNanoseconds + stats.callEndDurations.sumNanoseconds)
+
+        var text = PrometheusText()
+        ProxyMetrics.renderPluginLatencies([probe], into: &text)
+        let series = #"s2s_proxy_plugin_hook_duration_seconds_count{plugin="probe",entry="test.plugins[0]",connection="c","#
+        for (hook, count) in [("call_start", 2), ("on_message", 3), ("call_end", 2)] {
+            XCTAssertTrue(text.text.contains(series + #"hook="\#(hook)"} \#(count)"# + "\n"), text.text)
+        }
+        // The probe does none of the Go proxy's translations: its families stay empty.
+        XCTAssertNil(probe.translationKind)
+        XCTAssertNil(probe.translationSnapshot)
+        XCTAssertTrue(text.text.contains("# TYPE temporal_s2s_proxy_translation_latency histogram\n"))
+        XCTAssertFalse(text.text.contains("temporal_s2s_proxy_translation_latency_count{"), text.text)
+    }
+
     // MARK: Schema
 
     func testCallsWaitForTheSchemaAndSeeItOnceDelivered() throws {

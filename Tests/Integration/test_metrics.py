@@ -12,9 +12,11 @@ import urllib.request
 import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, DescribeNamespaceResponse
 
 from backend import method
 from netutil import free_address
+from plugin_build import wait_for_plugin_schema
 from proxy_process import DIRECT, ClusterConnection
 
 TIMEOUT = 30
@@ -251,3 +253,61 @@ def test_plugin_metrics_go_on_counting_across_a_reload(proxy_factory, backend, c
     families = scrape(metrics_address)
     series = samples(families, "s2s_plugin_probe_messages", "s2s_plugin_probe_messages_total", connection="itest")
     assert [s.value for s in series] == [4], "the reloaded chain records into the series the endpoint serves"
+
+
+def test_namespace_rename_reports_hook_times_and_the_go_translation_families(temporal_server, proxy_factory,
+                                                                             channel_factory):
+    """Real Temporal calls through namespace-rename on the inbound side: the hook histogram counts what the entry
+    saw, and the Go proxy's translation families count per protobuf message type, a success being a message the
+    plugin changed."""
+    metrics_address = free_address()
+    connection = ClusterConnection("itest", local_upstream=temporal_server.address,
+                                   remote_upstream=temporal_server.address,
+                                   extra={"namespaceTranslation": {"mappings": [{"local": "orders",
+                                                                                 "remote": "orders.remote"}]}})
+    proxy = proxy_factory.start([connection], metrics_address=metrics_address)
+    channel = channel_factory(proxy.inbound())
+    wait_for_plugin_schema(channel)  # one GetSystemInfo call gets through; those refused earlier ran no hook
+    describe = channel.unary_unary("/temporal.api.workflowservice.v1.WorkflowService/DescribeNamespace",
+                                   request_serializer=DescribeNamespaceRequest.SerializeToString,
+                                   response_deserializer=DescribeNamespaceResponse.FromString)
+    for _ in range(3):  # renamed both ways
+        assert describe(DescribeNamespaceRequest(namespace="orders.remote"), timeout=TIMEOUT).namespace_info.name \
+            == "orders.remote"
+    for _ in range(2):  # outside the mapping: nothing to change
+        assert describe(DescribeNamespaceRequest(namespace="default"), timeout=TIMEOUT).namespace_info.name == "default"
+
+    families = scrape(metrics_address)
+    entry = dict(plugin="namespace-rename", entry="clusterConnections[0].namespaceTranslation", connection="itest")
+    calls = value(families, "s2s_proxy_plugin_calls", "s2s_proxy_plugin_calls_total", **entry)
+    messages = value(families, "s2s_proxy_plugin_messages", "s2s_proxy_plugin_messages_total", **entry)
+    assert (calls, messages) == (6, 12), "GetSystemInfo once, DescribeNamespace five times; a request and a response each"
+    hook = "s2s_proxy_plugin_hook_duration_seconds"
+    assert families[hook].type == "histogram"
+    assert value(families, hook, hook + "_count", hook="call_start", **entry) == calls
+    assert value(families, hook, hook + "_count", hook="on_message", **entry) == messages
+    assert value(families, hook, hook + "_count", hook="call_end", **entry) == calls
+    on_message = samples(families, hook, hook + "_bucket", hook="on_message", **entry)
+    assert [b.labels["le"] for b in on_message][:2] == ["1e-06", "2.5e-06"] and on_message[-1].labels["le"] == "+Inf"
+    assert [b.value for b in on_message] == sorted(b.value for b in on_message), "buckets are cumulative"
+    assert value(families, hook, hook + "_sum", hook="on_message", **entry) > 0
+
+    package = "temporal.api.workflowservice.v1."
+    success, error, latency = ("temporal_s2s_proxy_translation_success", "temporal_s2s_proxy_translation_error",
+                               "temporal_s2s_proxy_translation_latency")
+    assert families[latency].type == "histogram"
+    counted = {s.labels["message_type"]: s.value for s in samples(families, success, success + "_total", kind="namespace")}
+    assert counted == {
+        package + "GetSystemInfoRequest": 0, package + "GetSystemInfoResponse": 0,
+        package + "DescribeNamespaceRequest": 3, package + "DescribeNamespaceResponse": 3,
+    }, "a success is a message the plugin changed; every type it saw has a series"
+    runs = {s.labels["message_type"]: s.value for s in samples(families, latency, latency + "_count", kind="namespace")}
+    assert runs == {
+        package + "GetSystemInfoRequest": 1, package + "GetSystemInfoResponse": 1,
+        package + "DescribeNamespaceRequest": 5, package + "DescribeNamespaceResponse": 5,
+    }
+    assert sum(runs.values()) == messages
+    assert all(s.value == 0 for s in samples(families, error, error + "_total"))
+    # Only the Go proxy's translations have a kind: namespaceTranslation also brings utf8-repair, nothing else.
+    kinds = {s.labels["kind"] for s in samples(families, latency, latency + "_count")}
+    assert kinds <= {"namespace", "utf8repair"}, kinds

@@ -59,6 +59,7 @@ public final class ProxyMetrics: Sendable {
         renderReplicationStreams(into: &text)
         renderMuxes(into: &text)
         renderPluginEntries(into: &text)
+        Self.renderPluginLatencies(pluginEntries.withLockedValue { $0 }, into: &text)
         renderPlugins(into: &text)
         renderLogDrops(into: &text)
         renderHealthChecks(into: &text)

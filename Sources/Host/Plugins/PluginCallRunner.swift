@@ -5,7 +5,8 @@
 // Requests pass the entries in chain order, responses in reverse order (the entry nearest the server sees a
 // response first), each entry seeing the previous one's output. A message nobody changes goes on as the very
 // buffer it arrived in. The outcome of each hook is checked against the ABI's rules; a hook that breaks them
-// counts as a plugin failure, and the entry's failure policy decides what the call sees.
+// counts as a plugin failure, and the entry's failure policy decides what the call sees. Every hook is timed and
+// counted in its entry's stats, whatever its outcome.
 //
 // Confined to the call's event loop, like the `ProxyCall` that owns it.
 
@@ -76,23 +77,23 @@ final class PluginCallRunner {
             let entry = step.entry
             scratch.begin(.callStart)
             var state: UnsafeMutableRawPointer?
-            let started = NIODeadline.now()
+            let hookStarted = NIODeadline.now()
             let outcome = withCallInfo(scratch.headers) { info in
                 entry.library.api.pointee.call_start(entry.config, scratch.handle, info, &state)
             }
-            let elapsed = NIODeadline.now() - started
+            let elapsed = NIODeadline.now() - hookStarted
             states.append(state)
             scratch.hook = .none
             entry.updateStats {
                 $0.calls += 1
-                $0.hookNanoseconds &+= UInt64(max(0, elapsed.nanoseconds))
+                $0.callStartDurations.record(elapsed)
             }
             switch judge(outcome, of: entry, during: "call_start") {
             case .goOn:
                 continue
             case .replaced, .failedOpen:
                 skipped.insert(stepIndex)
-            case .end(let status):
+            case .rejected(let status), .end(let status):
                 return .fail(status)
             }
         }
@@ -149,7 +150,7 @@ final class PluginCallRunner {
             let flag: UInt8 = current.getInteger(at: current.readerIndex) ?? 0
             scratch.begin(.message)
             scratch.replacementCompressedFlag = flag
-            let started = NIODeadline.now()
+            let hookStarted = NIODeadline.now()
             let outcome = current.withUnsafeReadableBytes { raw -> s2s_outcome_t in
                 let payload = UnsafeRawBufferPointer(rebasing: raw.dropFirst(5))
                 var message = s2s_message_t(
@@ -161,23 +162,21 @@ final class PluginCallRunner {
                 )
                 return onMessage(entry.config, states[stepIndex], scratch.handle, &message)
             }
-            let elapsed = NIODeadline.now() - started
+            let elapsed = NIODeadline.now() - hookStarted
             scratch.hook = .none
-            var replaced = false
-            switch judge(outcome, of: entry, during: "on_message") {
+            let judgement = judge(outcome, of: entry, during: "on_message")
+            entry.recordMessage(
+                elapsed, replaced: judgement.isReplacement, failed: judgement.isFailure,
+                messageType: isRequest ? step.messageTypes?.request : step.messageTypes?.response
+            )
+            switch judgement {
             case .goOn, .failedOpen:
                 break
             case .replaced(let replacement):
                 current = replacement
-                replaced = true
                 anyReplaced = true
-            case .end(let status):
+            case .rejected(let status), .end(let status):
                 return .fail(status)
-            }
-            entry.updateStats {
-                $0.messages += 1
-                if replaced { $0.replaced += 1 }
-                $0.hookNanoseconds &+= UInt64(max(0, elapsed.nanoseconds))
             }
         }
         if !anyReplaced, let compressedOriginal { return .forward(compressedOriginal) }
@@ -195,8 +194,11 @@ final class PluginCallRunner {
             let entry = plan.steps[stepIndex].entry
             guard let callEnd = entry.library.api.pointee.call_end else { continue }
             scratch.begin(.callEnd)
+            let hookStarted = NIODeadline.now()
             callEnd(entry.config, state, scratch.handle, &end)
+            let elapsed = NIODeadline.now() - hookStarted
             scratch.hook = .none
+            entry.updateStats { $0.callEndDurations.record(elapsed) }
         }
         states = []
     }
@@ -210,8 +212,23 @@ final class PluginCallRunner {
         case replaced(ByteBuffer)
         /// The plugin failed and its entry fails open.
         case failedOpen
-        /// The call ends with this status (a rejection, or a failure under failClosed).
+        /// The plugin rejected the call with this status.
+        case rejected(GRPCStatus)
+        /// The plugin failed and its entry fails closed: the call ends with this status.
         case end(GRPCStatus)
+
+        var isReplacement: Bool {
+            if case .replaced = self { return true }
+            return false
+        }
+
+        /// Whether the plugin failed (S2S_ERROR or a breach of the ABI), whatever its policy made of it.
+        var isFailure: Bool {
+            switch self {
+            case .failedOpen, .end: return true
+            case .goOn, .replaced, .rejected: return false
+            }
+        }
     }
 
     /// What a hook's outcome means for the call, by the ABI's rules and the entry's failure policy.
@@ -224,7 +241,7 @@ final class PluginCallRunner {
             if let replacement = scratch.replacement { return .replaced(replacement) }
             detail = "returned S2S_REPLACED without calling set_message"
         case S2S_REJECTED:
-            if let status = rejection(by: entry) { return .end(status) }
+            if let status = rejection(by: entry) { return .rejected(status) }
             detail = "returned S2S_REJECTED without a valid status (set_status with a code 1-16)"
         case S2S_ERROR:
             detail = scratch.statusMessage ?? "no message"

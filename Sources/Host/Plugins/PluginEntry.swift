@@ -3,7 +3,9 @@
 //
 // The config is created on the control thread (`init`), given the schema there too (`deliverSchema`), and from
 // then on only read by the call threads: the lock around the schema state is the barrier that publishes what
-// `schema_ready` wrote. `wants` answers are cached by the chain, not here.
+// `schema_ready` wrote. `wants` answers are cached by the chain, not here. The call threads count what each hook
+// did and how long it took (`PluginEntryStats`, and per message type for the entries that do one of the Go proxy's
+// translations) under one lock per hook.
 
 import Logging
 import NIOConcurrencyHelpers
@@ -53,8 +55,17 @@ public struct PluginEntryStats: Sendable, Equatable {
     public var failures: UInt64 = 0
     /// Failures let through because the entry fails open.
     public var failedOpen: UInt64 = 0
-    /// Time spent inside the plugin's call hooks.
-    public var hookNanoseconds: UInt64 = 0
+    /// How long each `call_start` took (one per call, so its count is `calls`).
+    public var callStartDurations = DurationHistogram()
+    /// How long each `on_message` took (one per message, so its count is `messages`).
+    public var messageDurations = DurationHistogram()
+    /// How long each `call_end` took (one per call whose `call_start` ran, when the plugin has the hook).
+    public var callEndDurations = DurationHistogram()
+
+    /// Time spent inside the plugin's call hooks: call_start, on_message and call_end.
+    public var hookNanoseconds: UInt64 {
+        callStartDurations.sumNanoseconds &+ messageDurations.sumNanoseconds &+ callEndDurations.sumNanoseconds
+    }
 }
 
 public final class PluginEntry: @unchecked Sendable {
@@ -70,11 +81,25 @@ public final class PluginEntry: @unchecked Sendable {
     public let label: String
     public let sides: PluginSides
     public let policy: PluginFailurePolicy
+    /// The Go proxy's translation this entry does (its `translation_*` metrics' `kind`), nil for most plugins.
+    public let translationKind: TranslationKind?
     let context: PluginHostContext
     /// The plugin's config object (opaque).
     let config: UnsafeMutableRawPointer
     private let schemaState: NIOLockedValueBox<SchemaState>
-    private let statsBox = NIOLockedValueBox(PluginEntryStats())
+
+    /// Everything the call threads count for the entry, behind one lock so that a hook takes it once.
+    private struct Counters {
+        var stats = PluginEntryStats()
+        /// Indexed by `MessageTypeTable` type number; empty until the schema arrives, and for entries without a
+        /// translation kind.
+        var translations: [TranslationCounters] = []
+    }
+
+    private let counters = NIOLockedValueBox(Counters())
+    /// The message types of the schema, for an entry with a translation kind; set before the schema reaches the
+    /// plugin, so no call runs before it is there.
+    private let messageTypes = NIOLockedValueBox<MessageTypeTable?>(nil)
     private let destroyed = NIOLockedValueBox(false)
 
     /// Creates the plugin's config from `optionsJSON`. Control thread.
@@ -86,6 +111,7 @@ public final class PluginEntry: @unchecked Sendable {
         self.label = label
         self.sides = sides
         self.policy = policy
+        translationKind = TranslationKind(pluginName: library.name)
         let context = PluginHostContext(
             pluginName: library.name, entryLabel: label, connectionName: connectionName, logger: logger, metrics: metrics
         )
@@ -120,10 +146,42 @@ public final class PluginEntry: @unchecked Sendable {
         library.api.pointee.config_destroy?(config)
     }
 
-    public var stats: PluginEntryStats { statsBox.withLockedValue { $0 } }
+    public var stats: PluginEntryStats { counters.withLockedValue { $0.stats } }
 
     func updateStats(_ update: (inout PluginEntryStats) -> Void) {
-        statsBox.withLockedValue(update)
+        counters.withLockedValue { update(&$0.stats) }
+    }
+
+    /// Counts one run of `on_message`: its time, whether it replaced the message or failed, and, for an entry with a
+    /// translation kind, the same under the message's type number (the plan's `messageTypes`). One lock, no
+    /// allocation.
+    func recordMessage(_ elapsed: TimeAmount, replaced: Bool, failed: Bool, messageType: Int?) {
+        counters.withLockedValue { counters in
+            counters.stats.messages += 1
+            if replaced { counters.stats.replaced += 1 }
+            counters.stats.messageDurations.record(elapsed)
+            guard let messageType, counters.translations.indices.contains(messageType) else { return }
+            if replaced { counters.translations[messageType].succeeded += 1 }
+            if failed { counters.translations[messageType].failed += 1 }
+            counters.translations[messageType].latency.record(elapsed)
+        }
+    }
+
+    /// The type numbers of the request and response messages of `method`, nil for an entry without a translation
+    /// kind or before the schema arrived (when its calls are refused). `PluginChain` keeps them in its plans.
+    func messageTypes(ofMethod method: String) -> MessageTypeTable.MethodTypes? {
+        guard translationKind != nil else { return nil }
+        return messageTypes.withLockedValue { $0 }?.types(ofMethod: method)
+    }
+
+    /// The translation figures per message type seen, nil for an entry without a translation kind.
+    public var translationSnapshot: TranslationSnapshot? {
+        guard let translationKind, let table = messageTypes.withLockedValue({ $0 }) else { return nil }
+        // A copy element by element, so that the array the call threads write stays uniquely referenced and their
+        // next write does not copy it.
+        let translations = counters.withLockedValue { $0.translations.map { $0 } }
+        let seen = zip(table.names, translations).filter { $0.1.latency.count > 0 }
+        return TranslationSnapshot(kind: translationKind, seen: seen.map { (messageType: $0.0, counters: $0.1) })
     }
 
     public var currentSchemaState: SchemaState { schemaState.withLockedValue { $0 } }
@@ -155,6 +213,17 @@ public final class PluginEntry: @unchecked Sendable {
         schemaState.withLockedValue { state in
             if case .pending = state { state = .pending(reason) }
         }
+    }
+
+    /// Hands the schema to the plugin and, for an entry with a translation kind, numbers its message types for the
+    /// translation metrics. Control thread; once.
+    public func deliverSchema(_ schema: TemporalSchema) {
+        if translationKind != nil, case .pending = currentSchemaState {
+            let table = MessageTypeTable(schema: schema)
+            counters.withLockedValue { $0.translations = Array(repeating: TranslationCounters(), count: table.names.count) }
+            messageTypes.withLockedValue { $0 = table }
+        }
+        deliverSchema(schema.descriptorSetBytes)
     }
 
     /// Hands the schema (a serialized FileDescriptorSet) to the plugin. Control thread; once.

@@ -53,7 +53,7 @@ public final class PluginSchemaDelivery: Sendable {
             source.whenReady { schema in
                 Self.controlQueue.async {
                     for entry in entries {
-                        entry.deliverSchema(schema.descriptorSetBytes)
+                        entry.deliverSchema(schema)
                     }
                 }
             }
