@@ -49,9 +49,9 @@ final class ProxyLogHandlerTests: XCTestCase {
         harness.logger().info("no component")
         let lines = harness.lines.withLockedValue { $0 }
         XCTAssertEqual(lines.count, 2)
-        XCTAssertTrue(lines[0].contains(" info s2s-proxy[tcpServer] : peer=127.0.0.1:5 ["), lines[0])
+        XCTAssertTrue(lines[0].contains(" info s2s-proxy[tcpServer]: peer=127.0.0.1:5 ["), lines[0])
         XCTAssertTrue(lines[0].hasSuffix("] connection opened\n"), lines[0])
-        XCTAssertTrue(lines[1].contains(" info s2s-proxy : ["), lines[1])
+        XCTAssertTrue(lines[1].contains(" info s2s-proxy: ["), lines[1])
     }
 
     func testJSONLinesHaveAComponentFieldAndTheMetadata() throws {

@@ -17,7 +17,7 @@ import Musl
 
 /// How lines are written.
 public enum LogFormat: String, CaseIterable, Sendable {
-    /// `<time> <level> <label>[<component>] : key=value ... [<source>] <message>`
+    /// `<time> <level> <label>[<component>]: key=value ... [<source>] <message>`
     case text
     /// One JSON object per line: `time`, `level`, `logger`, `component`, `source`, `message` and the metadata.
     case json
@@ -58,7 +58,7 @@ public final class LogOutput: Sendable {
         case .text:
             let tag = component.map { "[\($0.name)]" } ?? ""
             let pairs = metadata.sorted { $0.key < $1.key }.map { " \($0.key)=\($0.value)" }.joined()
-            sink("\(Self.timestamp()) \(level) \(label)\(tag) :\(pairs) [\(source)] \(message)\n")
+            sink("\(Self.timestamp()) \(level) \(label)\(tag):\(pairs) [\(source)] \(message)\n")
         case .json:
             var object: [String: String] = [:]
             for (key, value) in metadata { object[key] = "\(value)" }
