@@ -9,30 +9,7 @@ import XCTest
 
 @testable import Host
 
-final class TLSHandshakeCheckTests: XCTestCase {
-    private var group: MultiThreadedEventLoopGroup!
-    private var servers: [Channel] = []
-
-    override func setUp() {
-        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-    }
-
-    override func tearDown() {
-        for server in servers { try? server.close().wait() }
-        try? group.syncShutdownGracefully()
-    }
-
-    /// A loopback server whose accepted connections get `configure`.
-    private func startServer(_ configure: @escaping @Sendable (Channel) throws -> Void) throws -> SocketAddress {
-        let server = try ServerBootstrap(group: group)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try configure(channel) }
-            }
-            .bind(host: "127.0.0.1", port: 0).wait()
-        servers.append(server)
-        return try XCTUnwrap(server.localAddress)
-    }
-
+final class TLSHandshakeCheckTests: LoopbackServerTestCase {
     /// A server presenting `certificate` (client certificates not asked for).
     private func tlsServer(_ certificate: String) throws -> SocketAddress {
         let setup = try XCTUnwrap(

@@ -18,19 +18,7 @@ private struct FixedResolver: UpstreamAddressResolving {
     }
 }
 
-final class UpstreamConnectionPoolTests: XCTestCase {
-    private var group: MultiThreadedEventLoopGroup!
-    private var servers: [Channel] = []
-
-    override func setUp() {
-        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-    }
-
-    override func tearDown() {
-        for server in servers { try? server.close().wait() }
-        try? group.syncShutdownGracefully()
-    }
-
+final class UpstreamConnectionPoolTests: LoopbackServerTestCase {
     /// An HTTP/2 server that accepts connections and ignores streams: enough for a pool to connect to.
     private func startServer(host: String, port: Int) throws -> SocketAddress {
         let server = try ServerBootstrap(group: group)

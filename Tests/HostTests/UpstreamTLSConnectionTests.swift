@@ -10,30 +10,7 @@ import XCTest
 
 @testable import Host
 
-final class UpstreamTLSConnectionTests: XCTestCase {
-    private var group: MultiThreadedEventLoopGroup!
-    private var servers: [Channel] = []
-
-    override func setUp() {
-        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-    }
-
-    override func tearDown() {
-        for server in servers { try? server.close().wait() }
-        try? group.syncShutdownGracefully()
-    }
-
-    /// A loopback server whose accepted connections get `configure`.
-    private func startServer(_ configure: @escaping @Sendable (Channel) throws -> Void) throws -> SocketAddress {
-        let server = try ServerBootstrap(group: group)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try configure(channel) }
-            }
-            .bind(host: "127.0.0.1", port: 0).wait()
-        servers.append(server)
-        return try XCTUnwrap(server.localAddress)
-    }
-
+final class UpstreamTLSConnectionTests: LoopbackServerTestCase {
     private func connect(
         to address: SocketAddress, timeout: TimeAmount = .seconds(5)
     ) throws -> EventLoopFuture<UpstreamConnection> {
