@@ -194,11 +194,12 @@ final class ProxyCall {
         }
         upstreamEnded = upstreamEnded || headers.endStream
         if block.endStream { recordStatus(block.headers) }
-        let written = block.endStream ? downstream.writer.eventLoop?.makePromise(of: Void.self) : nil
+        // Only a client still sending needs to know when the status is out (see `stopRequest`).
+        let written = block.endStream && !clientEnded ? downstream.writer.eventLoop?.makePromise(of: Void.self) : nil
         downstream.writer.write(.headers(block), streamID: downstreamStreamID, promise: written)
-        if let written {
+        if block.endStream {
             responseEnded = true
-            finishAfterResponse(written: written.futureResult)
+            finishAfterResponse(written: written?.futureResult)
         } else {
             downstream.writer.flush()
         }
@@ -484,7 +485,7 @@ final class ProxyCall {
     private func endResponse(with headers: HPACKHeaders) {
         responseHeadersSent = true
         responseEnded = true
-        let written = downstream.writer.eventLoop?.makePromise(of: Void.self)
+        let written = clientEnded ? nil : downstream.writer.eventLoop?.makePromise(of: Void.self)
         downstream.writer.write(.headers(.init(headers: headers, endStream: true)), streamID: downstreamStreamID,
                                 promise: written)
         if !clientEnded {
