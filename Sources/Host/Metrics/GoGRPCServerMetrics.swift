@@ -13,6 +13,11 @@ extension ProxyMetrics {
     /// `CallMetrics.durationBounds`, so the cumulative counts are exact.
     static let goHandlingBounds: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
+    /// Where each of `goHandlingBounds` stands in `CallMetrics.durationBounds`.
+    static let goBoundIndices: [Int] = goHandlingBounds.map { bound in
+        CallMetrics.durationBounds.firstIndex(of: bound)!
+    }
+
     /// Temporal's methods that are not unary, by `:path`.
     static let goStreamingMethods: [String: String] = [
         "/temporal.server.api.adminservice.v1.AdminService/StreamWorkflowReplicationMessages": "bidi_stream",
@@ -49,19 +54,10 @@ extension ProxyMetrics {
         }
         text.family(handling, .histogram, help: "Time to complete a call, by method (the Go proxy's family).")
         for (labels, stats) in series {
-            var cumulative: [UInt64] = []
-            var running: UInt64 = 0
-            var next = 0
-            for (index, bound) in CallMetrics.durationBounds.enumerated() {
-                running += stats.durationBuckets[index]
-                if next < Self.goHandlingBounds.count, bound == Self.goHandlingBounds[next] {
-                    cumulative.append(running)
-                    next += 1
-                }
-            }
-            let total = stats.durationBuckets.reduce(0, +)
-            text.histogram(handling, labels, bounds: Self.goHandlingBounds, cumulativeBuckets: cumulative,
-                           sum: stats.durationSum, count: total)
+            let cumulative = PrometheusText.cumulative(stats.durationBuckets)
+            text.histogram(handling, labels, bounds: Self.goHandlingBounds,
+                           cumulativeBuckets: Self.goBoundIndices.map { cumulative[$0] },
+                           sum: stats.durationSum, count: cumulative.last ?? 0)
         }
     }
 

@@ -44,6 +44,25 @@ public struct PrometheusText: Sendable {
         sample(name + "_count", labels, Double(count))
     }
 
+    /// The same series from per-bucket counts, as the recorders keep them: `perBucket[i]` counts the observations
+    /// in (`bounds[i-1]`, `bounds[i]`], and its one extra last slot those above the last bound.
+    public mutating func histogram(
+        _ name: String, _ labels: [(String, String)], bounds: [Double], perBucket: [UInt64], sum: Double
+    ) {
+        let cumulative = Self.cumulative(perBucket)
+        histogram(name, labels, bounds: bounds, cumulativeBuckets: Array(cumulative.dropLast()), sum: sum,
+                  count: cumulative.last ?? 0)
+    }
+
+    /// Running totals of per-bucket counts: the observations at or below each bucket's upper bound.
+    static func cumulative(_ perBucket: [UInt64]) -> [UInt64] {
+        var running: UInt64 = 0
+        return perBucket.map { count in
+            running += count
+            return running
+        }
+    }
+
     private mutating func appendLabels(_ labels: [(String, String)]) {
         guard !labels.isEmpty else { return }
         text += "{"

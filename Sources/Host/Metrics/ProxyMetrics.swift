@@ -105,15 +105,9 @@ public final class ProxyMetrics: Sendable {
         for (listener, snapshot) in listeners {
             for method in snapshot.methods.keys.sorted() {
                 let stats = snapshot.methods[method]!
-                var cumulative: [UInt64] = []
-                var running: UInt64 = 0
-                for bucket in stats.durationBuckets {
-                    running += bucket
-                    cumulative.append(running)
-                }
                 text.histogram("s2s_proxy_call_duration_seconds", labels(listener) + [("method", method)],
-                               bounds: CallMetrics.durationBounds, cumulativeBuckets: Array(cumulative.dropLast()),
-                               sum: stats.durationSum, count: running)
+                               bounds: CallMetrics.durationBounds, perBucket: stats.durationBuckets,
+                               sum: stats.durationSum)
             }
         }
         text.family("s2s_proxy_calls_failed_in_proxy_total", .counter,

@@ -60,15 +60,8 @@ extension ProxyMetrics {
         let duration = prefix + "stream_duration"
         text.family(duration, .histogram, help: "How long each replication stream was open, in seconds.")
         for (registry, snapshot) in listeners {
-            var cumulative: [UInt64] = []
-            var running: UInt64 = 0
-            for bucket in snapshot.totals.durationBuckets {
-                running += bucket
-                cumulative.append(running)
-            }
             text.histogram(duration, labels(registry), bounds: ReplicationStreamRegistry.durationBounds,
-                           cumulativeBuckets: Array(cumulative.dropLast()), sum: snapshot.totals.durationSum,
-                           count: running)
+                           perBucket: snapshot.totals.durationBuckets, sum: snapshot.totals.durationSum)
         }
     }
 }
