@@ -11,13 +11,19 @@ final class HealthCheckCounters: Sendable {
         var configName: String
         var direction: String
         static func < (a: Key, b: Key) -> Bool { (a.configName, a.direction) < (b.configName, b.direction) }
+
+        /// The Go proxy's direction for a check: `inbound` for the local one, `outbound` for the remote one.
+        init(configName: String, check: HealthVerdict.Check) {
+            self.configName = configName
+            direction = check == .local ? "inbound" : "outbound"
+        }
     }
 
     private let counts = NIOLockedValueBox<[Key: (checks: UInt64, healthy: UInt64)]>([:])
 
     /// A `/health` answer of `check` for the connection `configName`.
     func record(configName: String, check: HealthVerdict.Check, healthy: Bool) {
-        let key = Key(configName: configName, direction: check == .local ? "inbound" : "outbound")
+        let key = Key(configName: configName, check: check)
         counts.withLockedValue { counts in
             var entry = counts[key] ?? (0, 0)
             entry.checks += 1
@@ -28,7 +34,7 @@ final class HealthCheckCounters: Sendable {
 
     /// Declares a configured check, so that its series exist (at 0) before the first request.
     func declare(configName: String, check: HealthVerdict.Check) {
-        let key = Key(configName: configName, direction: check == .local ? "inbound" : "outbound")
+        let key = Key(configName: configName, check: check)
         counts.withLockedValue { counts in
             if counts[key] == nil { counts[key] = (0, 0) }
         }
