@@ -117,15 +117,40 @@ final class ProxyCallForwardingTests: XCTestCase {
     private var proxyServer: EmbeddedChannel!
     private var proxyUpstream: EmbeddedChannel!
     private var upstreamServer: EmbeddedChannel!
+    private var upstreamConnection: UpstreamConnection!
+    /// Set: the upstream's SETTINGS_MAX_CONCURRENT_STREAMS is cut out of its preface on the way to the proxy, as
+    /// if the server (like grpc-go) set none. NIO's own server cannot leave it out: it would then allow only 100.
+    private var hideUpstreamStreamLimit = false
+
+    /// `buffer` (starting with the server's SETTINGS frame) without its SETTINGS_MAX_CONCURRENT_STREAMS entry.
+    private static func removingStreamLimit(fromPrefaceIn buffer: ByteBuffer) -> ByteBuffer {
+        var bytes = Array(buffer.readableBytesView)
+        let length = Int(bytes[0]) << 16 | Int(bytes[1]) << 8 | Int(bytes[2])
+        precondition(bytes[3] == 4, "the upstream's first frame is not SETTINGS")
+        var payload: [UInt8] = []
+        for offset in stride(from: 9, to: 9 + length, by: 6) where !(bytes[offset] == 0 && bytes[offset + 1] == 3) {
+            payload += bytes[offset..<offset + 6]
+        }
+        let rest = Array(bytes[(9 + length)...])
+        bytes = [UInt8(payload.count >> 16), UInt8(payload.count >> 8 & 0xFF), UInt8(payload.count & 0xFF)]
+            + bytes[3..<9] + payload + rest
+        return ByteBuffer(bytes: bytes)
+    }
     private let record = UpstreamRecord()
     private let calls = ActiveCallCounter()
     private let replicationStreams = ReplicationStreamRegistry(connection: "test", direction: "outbound")
 
-    private func setUp(maxMessageBytes: Int) throws {
+    /// `upstreamSettings`: the upstream server's SETTINGS (NIO's defaults declare a limit of 100 streams).
+    private func setUp(maxMessageBytes: Int, upstreamSettings: HTTP2Settings? = nil, hideStreamLimit: Bool = false) throws {
         let record = self.record
+        hideUpstreamStreamLimit = hideStreamLimit
         upstreamServer = EmbeddedChannel(loop: loop)
+        var upstreamConfiguration = NIOHTTP2Handler.ConnectionConfiguration()
+        if let upstreamSettings {
+            upstreamConfiguration.initialSettings = upstreamSettings
+        }
         _ = try upstreamServer.pipeline.syncOperations.configureHTTP2Pipeline(
-            mode: .server, connectionConfiguration: .init(), streamConfiguration: .init(),
+            mode: .server, connectionConfiguration: upstreamConfiguration, streamConfiguration: .init(),
             inboundStreamInitializer: { stream in
                 stream.eventLoop.makeCompletedFuture {
                     try stream.pipeline.syncOperations.addHandler(EchoUpstreamStream(record: record))
@@ -135,6 +160,7 @@ final class ProxyCallForwardingTests: XCTestCase {
         proxyUpstream = EmbeddedChannel(loop: loop)
         let upstreamAddress = try SocketAddress(ipAddress: "127.0.0.1", port: 7233)
         let connection = try UpstreamConnection.install(on: proxyUpstream, address: upstreamAddress, tuning: HTTP2Tuning(), onGoAway: { _ in })
+        upstreamConnection = connection
 
         proxyServer = EmbeddedChannel(loop: loop)
         let context = ListenerContext(
@@ -169,7 +195,11 @@ final class ProxyCallForwardingTests: XCTestCase {
     private func move(from source: EmbeddedChannel, to destination: EmbeddedChannel) throws -> Int {
         var count = 0
         while let data = try source.readOutbound(as: IOData.self) {
-            if case .byteBuffer(let buffer) = data {
+            if case .byteBuffer(var buffer) = data {
+                if source === upstreamServer, hideUpstreamStreamLimit {
+                    hideUpstreamStreamLimit = false
+                    buffer = Self.removingStreamLimit(fromPrefaceIn: buffer)
+                }
                 try destination.writeInbound(buffer)
                 count += 1
             }
@@ -221,6 +251,47 @@ final class ProxyCallForwardingTests: XCTestCase {
         XCTAssertTrue(recorder.ended)
         XCTAssertEqual(record.resetCodes, [], "a call that completed must not be reset upstream")
         XCTAssertEqual(calls.value, 0)
+    }
+
+    func testAnUpstreamThatSetsNoStreamLimitTakesMoreThanAHundredCallsOnOneConnection() throws {
+        // grpc-go servers (the Temporal frontend) declare no SETTINGS_MAX_CONCURRENT_STREAMS: RFC 9113 says that is
+        // no limit; NIOHTTP2 alone assumed 100 and held every further call back until one of them ended.
+        try setUp(
+            maxMessageBytes: 1 << 20, upstreamSettings: [HTTP2Setting(parameter: .maxConcurrentStreams, value: 1000)],
+            hideStreamLimit: true
+        )
+        XCTAssertEqual(upstreamConnection.peerMaxConcurrentStreams, Int.max)
+        var recorders: [ClientStreamRecorder] = []
+        for _ in 0..<150 {
+            let (stream, recorder) = try openCall()
+            stream.writeAndFlush(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(message(10)))), promise: nil)
+            recorders.append(recorder)
+        }
+        try exchange()
+        XCTAssertEqual(record.requestHeaders.count, 150, "every call reached the upstream while all are open")
+        XCTAssertEqual(upstreamConnection.openStreams, 150)
+        XCTAssertEqual(recorders.filter { $0.headers.first?.first(name: "x-upstream") == "seen" }.count, 150)
+        XCTAssertEqual(calls.value, 150)
+    }
+
+    func testAnUpstreamsOwnStreamLimitIsObeyedAndACallWithoutRoomFailsClearly() throws {
+        try setUp(maxMessageBytes: 1 << 20, upstreamSettings: [HTTP2Setting(parameter: .maxConcurrentStreams, value: 3)])
+        XCTAssertEqual(upstreamConnection.peerMaxConcurrentStreams, 3)
+        var recorders: [ClientStreamRecorder] = []
+        for _ in 0..<4 {
+            let (stream, recorder) = try openCall()
+            stream.writeAndFlush(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(message(10)))), promise: nil)
+            recorders.append(recorder)
+            try exchange()
+        }
+        XCTAssertEqual(record.requestHeaders.count, 3)
+        XCTAssertFalse(upstreamConnection.canOpenStream)
+        // This test's upstream offers only the one full connection (the pool would open another): the fourth call
+        // is told so instead of waiting inside NIOHTTP2 for one of the others to end.
+        let refused = try XCTUnwrap(recorders.last?.headers.last)
+        XCTAssertEqual(refused.first(name: "grpc-status"), "14")
+        XCTAssertTrue(refused.first(name: "grpc-message")?.contains("SETTINGS_MAX_CONCURRENT_STREAMS") ?? false, "\(refused)")
+        XCTAssertEqual(calls.value, 3)
     }
 
     func testClientResetCancelsTheUpstreamStream() throws {

@@ -80,12 +80,19 @@ class Backend:
         port: int = 0,
         max_workers: int = 64,
         credentials: grpc.ServerCredentials | None = None,
+        options: tuple = (),
     ):
-        """`credentials` (e.g. `grpc.ssl_server_credentials`) serve TLS instead of plain HTTP/2."""
+        """`credentials` (e.g. `grpc.ssl_server_credentials`) serve TLS instead of plain HTTP/2; `options` are more
+        grpcio server options (e.g. `("grpc.max_concurrent_streams", 10)`). `max_workers` bounds the calls the
+        backend runs at once: a held call (`Hold`) occupies a worker."""
         self.name = name
         self._records: dict[str, CallRecord] = {}
         self._lock = threading.Lock()
-        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers), options=SERVER_OPTIONS)
+        # Set to let every `Hold` call finish.
+        self.release_held = threading.Event()
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=max_workers), options=SERVER_OPTIONS + list(options)
+        )
         self._server.add_generic_rpc_handlers((self._handlers(),))
         if credentials is None:
             bound = self._server.add_insecure_port(f"127.0.0.1:{port}")
@@ -164,6 +171,7 @@ class Backend:
                 "Repeat": server_stream(self.repeat),
                 "FailStream": server_stream(self.fail_stream),
                 "Forever": server_stream(self.forever),
+                "Hold": server_stream(self.hold),
                 "Volume": server_stream(self.volume),
                 "Collect": client_stream(self.collect),
                 "EchoStream": bidi(self.echo_stream),
@@ -250,6 +258,17 @@ class Backend:
             record.sent_messages += 1
             i += 1
             time.sleep(0.05)
+
+    def hold(self, request: bytes, context):
+        """A long-lived call (a long poll, a replication stream): one message at once, so the client knows it is
+        running, then nothing until `release_held` is set, then one more message and status OK."""
+        record = self._begin(context)
+        yield b"started"
+        while not self.release_held.wait(0.05):
+            if not context.is_active():
+                return
+        yield b"released"
+        record.completed = True
 
     def volume(self, request: bytes, context):
         """Streams `total` bytes in `chunk`-sized messages; `sent_bytes` counts what the transport accepted."""

@@ -20,10 +20,25 @@ final class MuxUpstream: UpstreamConnecting {
     // Immutable after init; each state is used only on its own loop.
     nonisolated(unsafe) private let loopStates: [ObjectIdentifier: LoopState]
 
+    /// How long a new stream's HTTP/2 connection may take to get the peer's SETTINGS.
+    static let http2StartTimeout: TimeAmount = .seconds(10)
+
     private final class LoopState {
-        var connections: [ObjectIdentifier: EventLoopFuture<UpstreamConnection>] = [:]
+        /// Per session (by identity): its HTTP/2 connections, the first opened on first use, more while every one
+        /// is at the peer's stream limit.
+        var connections: [ObjectIdentifier: [Slot]] = [:]
         var next = 0
     }
+
+    /// One HTTP/2 connection over a stream of a session: starting (`connection` nil) or started.
+    private final class Slot {
+        let future: EventLoopFuture<UpstreamConnection>
+        var connection: UpstreamConnection?
+        init(future: EventLoopFuture<UpstreamConnection>) { self.future = future }
+    }
+
+    /// The most HTTP/2 connections kept per session and event loop.
+    static let maxConnectionsPerSession = 64
 
     init(target: HostAndPort, pool: MuxSessionPool, tuning: HTTP2Tuning, firstSessionWait: TimeAmount, logger: Logger) {
         self.target = target
@@ -47,35 +62,70 @@ final class MuxUpstream: UpstreamConnecting {
         guard !sessions.isEmpty else {
             return noSession(on: eventLoop)
         }
-        let session = sessions[state.next % sessions.count]
+        // Round-robin over the sessions; within one, the first connection with room. A connection still starting
+        // has room as far as anyone knows.
+        let start = state.next
         state.next &+= 1
-        let key = ObjectIdentifier(session)
-        if let existing = state.connections[key] {
-            return existing.flatMap { connection in
-                if connection.isDraining || !(connection.channel?.isActive ?? false) {
-                    state.connections[key] = nil
-                    return self.connection(on: eventLoop)
+        var firstWithoutRoom: YamuxSession?
+        for offset in 0..<sessions.count {
+            let session = sessions[(start &+ offset) % sessions.count]
+            let key = ObjectIdentifier(session)
+            var slots = state.connections[key] ?? []
+            slots.removeAll { slot in
+                guard let connection = slot.connection else { return false }
+                return connection.isDraining || !(connection.channel?.isActive ?? false)
+            }
+            state.connections[key] = slots
+            if slots.isEmpty {
+                return open(on: session, key: key, state: state, eventLoop: eventLoop)
+            }
+            for slot in slots {
+                guard let connection = slot.connection else {
+                    return slot.future.flatMap { _ in self.connection(on: eventLoop) }
                 }
-                return eventLoop.makeSucceededFuture(connection)
+                if connection.canOpenStream { return eventLoop.makeSucceededFuture(connection) }
+            }
+            if slots.count < Self.maxConnectionsPerSession {
+                firstWithoutRoom = firstWithoutRoom ?? session
             }
         }
+        guard let session = firstWithoutRoom else {
+            return eventLoop.makeFailedFuture(UpstreamUnavailableError(
+                target: target,
+                reason: "every mux session's connections carry as many concurrent calls as the peer allows "
+                    + "(SETTINGS_MAX_CONCURRENT_STREAMS); retry later"
+            ))
+        }
+        logger.info("mux connection at the peer's stream limit; opening another on the session")
+        return open(on: session, key: ObjectIdentifier(session), state: state, eventLoop: eventLoop)
+    }
+
+    /// Opens a connection on `session` and keeps it in the loop's state until it closes or fails.
+    private func open(
+        on session: YamuxSession, key: ObjectIdentifier, state: LoopState, eventLoop: EventLoop
+    ) -> EventLoopFuture<UpstreamConnection> {
         let opened = open(on: session, eventLoop: eventLoop)
-        state.connections[key] = opened
+        let slot = Slot(future: opened)
+        state.connections[key, default: []].append(slot)
         opened.whenComplete { result in
             switch result {
             case .success(let connection):
+                slot.connection = connection
                 connection.channel?.closeFuture.whenComplete { _ in
-                    if state.connections[key] === opened {
-                        state.connections[key] = nil
-                    }
+                    Self.remove(slot, key: key, from: state)
                 }
             case .failure:
-                if state.connections[key] === opened {
-                    state.connections[key] = nil
-                }
+                Self.remove(slot, key: key, from: state)
             }
         }
         return opened
+    }
+
+    private static func remove(_ slot: Slot, key: ObjectIdentifier, from state: LoopState) {
+        state.connections[key]?.removeAll { $0 === slot }
+        if state.connections[key]?.isEmpty == true {
+            state.connections[key] = nil
+        }
     }
 
     /// An HTTP/2 client connection on a new stream of `session`, once its preface is out.
@@ -86,7 +136,25 @@ final class MuxUpstream: UpstreamConnecting {
             stream.eventLoop.makeCompletedFuture {
                 let address = stream.remoteAddress ?? (try! SocketAddress(ipAddress: "0.0.0.0", port: 0))
                 let connection = try UpstreamConnection.install(on: stream, address: address, tuning: tuning) { _ in }
-                connection.activeFuture.map { connection }.cascade(to: promise)
+                // A peer that takes the stream but never starts HTTP/2 on it must not hold the calls waiting here.
+                let wait = MuxUpstream.http2StartTimeout
+                let timedOut = NIOLoopBoundBox(false, eventLoop: stream.eventLoop)
+                let deadline = stream.eventLoop.scheduleTask(in: wait) {
+                    // Closing the stream fails the connection's start, which fails the promise below.
+                    timedOut.value = true
+                    stream.close(promise: nil)
+                }
+                connection.activeFuture.whenComplete { result in
+                    deadline.cancel()
+                    switch result {
+                    case .success:
+                        promise.succeed(connection)
+                    case .failure(let error):
+                        promise.fail(timedOut.value
+                            ? MuxUnavailableError(reason: "the mux peer sent no HTTP/2 SETTINGS on a new stream within \(wait.nanoseconds / 1_000_000_000) s")
+                            : error)
+                    }
+                }
             }
         }.whenFailure { error in
             promise.fail(MuxUnavailableError(reason: "cannot open a stream on the mux session: \(error)"))

@@ -2,7 +2,8 @@
 //
 // NIO's HTTP/2 handler sits before this one without a stream multiplexer, so frames arrive here with their stream
 // ids; there is no channel per stream. This handler owns the connection's calls by stream id, hands frames to them,
-// grants flow-control credit back to the client (through its `HTTP2FrameWriter`), logs the connection's
+// grants connection-level flow-control credit back to the client as DATA arrives (its calls grant their streams'
+// credit once they have forwarded the bytes; both through its `HTTP2FrameWriter`), logs the connection's
 // life, closes it on protocol errors (garbage, a client that is not HTTP/2) and sends GOAWAY when the proxy drains.
 //
 // Confined to the connection's event loop.
@@ -82,12 +83,10 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
                 call.start(headers)
             }
         case .data(let data):
-            if let call = calls[frame.streamID] {
-                call.downstreamData(data)
-            } else {
-                // A stream that already ended: drop the bytes but give their connection credit back.
-                writer.releaseConnectionCredit(HTTP2FlowControlledLength.of(data))
-            }
+            // The connection window is given back as bytes arrive, whoever they are for: a call whose other side
+            // does not read holds its own stream window, never the window its connection shares with other calls.
+            writer.releaseConnectionCredit(HTTP2FlowControlledLength.of(data))
+            calls[frame.streamID]?.downstreamData(data)
         case .rstStream(let code):
             calls[frame.streamID]?.downstreamReset(code)
         default:

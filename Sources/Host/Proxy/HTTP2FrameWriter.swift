@@ -2,8 +2,9 @@
 //
 // Both connection handlers run NIO's HTTP/2 handler without a stream multiplexer, so each needs the same three
 // things: write frames by stream id, flush once per read batch (`ReadBatchFlusher`: flushing through the HTTP/2
-// handler is costly, and calls finish in bursts), and grant flow-control credit back to its peer (`FlowCredit`),
-// including opening the connection window beyond the 64 KiB the protocol starts with.
+// handler is costly, and calls finish in bursts), and grant flow-control credit back to its peer (`FlowCredit`):
+// the connection's as bytes arrive, a stream's once they were forwarded, and the connection window opened beyond
+// the 64 KiB the protocol starts with.
 //
 // Confined to the connection's event loop.
 
@@ -71,17 +72,17 @@ final class HTTP2FrameWriter {
         return !flushPending
     }
 
-    /// `bytes` received on `streamID` were forwarded: let the peer send that much more on the stream (while it is
-    /// open) and on the connection.
-    func releaseCredit(_ bytes: Int, streamID: HTTP2StreamID, streamCredit: inout FlowCredit, streamOpen: Bool) {
+    /// `bytes` received on `streamID` were forwarded: let the peer send that much more on the stream, while it is
+    /// open. (The connection's window got them back when they arrived: `releaseConnectionCredit`.)
+    func releaseStreamCredit(_ bytes: Int, streamID: HTTP2StreamID, streamCredit: inout FlowCredit, streamOpen: Bool) {
         if streamOpen, let increment = streamCredit.release(bytes) {
             write(.windowUpdate(windowSizeIncrement: increment), streamID: streamID, promise: nil)
             flush()
         }
-        releaseConnectionCredit(bytes)
     }
 
-    /// `bytes` received for no live call (a stream that already ended): only the connection window gets them back.
+    /// `bytes` of DATA arrived on the connection: the connection window gets them back at once, whatever stream
+    /// they are for. Backpressure is per stream; a shared window held by one stalled call would stall all the others.
     func releaseConnectionCredit(_ bytes: Int) {
         if let increment = connectionCredit.release(bytes) {
             write(.windowUpdate(windowSizeIncrement: increment), streamID: .rootStream, promise: nil)

@@ -1,9 +1,11 @@
 // One gRPC call forwarded from a downstream HTTP/2 stream to an upstream HTTP/2 stream, and its response back.
 //
 // The call is generic: it never parses messages, only follows their length prefixes to enforce the size limit, and
-// forwards DATA frames as they are (no copy). Flow control is end to end: bytes received on one side are granted
-// back to their sender (WINDOW_UPDATE) only when the write to the other side has completed, so a slow reader on
-// either end throttles the writer on the other, and at most one stream window per direction is held here.
+// forwards DATA frames as they are (no copy). Flow control is end to end per stream: bytes received on one side are
+// granted back to their sender's stream (WINDOW_UPDATE) only when the write to the other side has completed, so a
+// slow reader on either end throttles the writer on the other, and at most one stream window per direction is held
+// here. Connection windows are granted back by the connection handlers as bytes arrive, so a call whose reader
+// stalls never holds up the other calls sharing either connection.
 //
 // Ending rules: the upstream's final HEADERS (trailers) ends the call; a reset on one side resets the other with the
 // same code; an upstream connection that dies mid-call, an unreachable upstream and an oversized message end the
@@ -128,11 +130,32 @@ final class ProxyCall {
             replicationStream = listener.replicationStreams.open(headers: headers)
         }
         guard let loop = downstream.writer.eventLoop else { return finish(endedBy: .client) }
+        openUpstreamStream(forwarded, on: loop, attemptsLeft: Self.upstreamAttempts)
+    }
+
+    /// How many connections a call tries before failing when each it is handed turns out full or draining (others'
+    /// calls can take the room of a connection between the pool choosing it and the call opening its stream).
+    private static let upstreamAttempts = 8
+
+    /// Asks the upstream for a connection and opens the call's stream on it.
+    private func openUpstreamStream(_ forwarded: HTTP2Frame.FramePayload.Headers, on loop: EventLoop, attemptsLeft: Int) {
         listener.upstream.connection(on: loop).whenComplete { result in
             guard self.phase == .connecting else { return }
             switch result {
             case .success(let connection):
-                guard let id = connection.openStream(for: self, headers: forwarded) else {
+                let id: HTTP2StreamID
+                switch connection.openStream(for: self, headers: forwarded) {
+                case .opened(let opened):
+                    id = opened
+                case .full where attemptsLeft > 1, .unavailable where attemptsLeft > 1:
+                    return self.openUpstreamStream(forwarded, on: loop, attemptsLeft: attemptsLeft - 1)
+                case .full:
+                    self.failCall(
+                        GRPCStatus(.unavailable, "upstream \(self.listener.upstream.target) has no connection with room for another call (SETTINGS_MAX_CONCURRENT_STREAMS); retry the call"),
+                        cause: .upstream
+                    )
+                    return
+                case .unavailable:
                     self.failCall(
                         GRPCStatus(.unavailable, "upstream \(self.listener.upstream.target) is draining; retry the call"),
                         cause: .upstream
@@ -213,7 +236,6 @@ final class ProxyCall {
         let bytes = HTTP2FlowControlledLength.of(data)
         let completedBefore = responseMessages.completedMessages
         if case .byteBuffer(let buffer) = data.data, case .messageTooLarge(let length) = responseMessages.consume(buffer) {
-            upstream.writer.releaseCredit(bytes, streamID: upstreamStreamID, streamCredit: &responseCredit, streamOpen: false)
             failCall(tooLarge(length: length, direction: "response"), cause: .upstream)
             return
         }
@@ -225,7 +247,7 @@ final class ProxyCall {
         promise.futureResult.whenComplete { result in
             var successful = false
             if case .success = result { successful = true }
-            upstream.writer.releaseCredit(bytes, streamID: streamID, streamCredit: &self.responseCredit,
+            upstream.writer.releaseStreamCredit(bytes, streamID: streamID, streamCredit: &self.responseCredit,
                                    streamOpen: successful && !self.upstreamEnded && self.phase == .open)
         }
         if data.endStream {
@@ -266,10 +288,8 @@ final class ProxyCall {
             forwardRequestFrame(payload)
             upstream?.writer.flush()
         case .finished:
-            if case .data(let data) = payload {
-                downstream.writer.releaseCredit(HTTP2FlowControlledLength.of(data), streamID: downstreamStreamID,
-                                        streamCredit: &requestCredit, streamOpen: false)
-            }
+            // Dropped; the connection window got the bytes back as they arrived.
+            break
         }
     }
 
@@ -282,7 +302,6 @@ final class ProxyCall {
             let bytes = HTTP2FlowControlledLength.of(data)
             let completedBefore = requestMessages.completedMessages
             if case .byteBuffer(let buffer) = data.data, case .messageTooLarge(let length) = requestMessages.consume(buffer) {
-                downstream.writer.releaseCredit(bytes, streamID: downstreamStreamID, streamCredit: &requestCredit, streamOpen: false)
                 failCall(tooLarge(length: length, direction: "request"), cause: .client)
                 return
             }
@@ -293,7 +312,7 @@ final class ProxyCall {
             promise.futureResult.whenComplete { result in
                 var successful = false
                 if case .success = result { successful = true }
-                self.downstream.writer.releaseCredit(bytes, streamID: self.downstreamStreamID, streamCredit: &self.requestCredit,
+                self.downstream.writer.releaseStreamCredit(bytes, streamID: self.downstreamStreamID, streamCredit: &self.requestCredit,
                                               streamOpen: successful && !self.clientEnded && self.phase == .open)
             }
         case .headers(var block):
@@ -313,7 +332,7 @@ final class ProxyCall {
     private func translateRequestData(_ data: HTTP2Frame.FramePayload.Data, to upstream: UpstreamConnection) {
         let bytes = HTTP2FlowControlledLength.of(data)
         let release: (Bool) -> Void = { successful in
-            self.downstream.writer.releaseCredit(bytes, streamID: self.downstreamStreamID, streamCredit: &self.requestCredit,
+            self.downstream.writer.releaseStreamCredit(bytes, streamID: self.downstreamStreamID, streamCredit: &self.requestCredit,
                                                  streamOpen: successful && !self.clientEnded && self.phase == .open)
         }
         switch translate(data, reassembler: &requestReassembler, direction: S2S_DIRECTION_REQUEST) {
@@ -332,7 +351,7 @@ final class ProxyCall {
         let bytes = HTTP2FlowControlledLength.of(data)
         let streamID = upstreamStreamID
         let release: (Bool) -> Void = { successful in
-            upstream.writer.releaseCredit(bytes, streamID: streamID, streamCredit: &self.responseCredit,
+            upstream.writer.releaseStreamCredit(bytes, streamID: streamID, streamCredit: &self.responseCredit,
                                           streamOpen: successful && !self.upstreamEnded && self.phase == .open)
         }
         upstreamEnded = upstreamEnded || data.endStream

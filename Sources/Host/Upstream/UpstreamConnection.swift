@@ -4,8 +4,8 @@
 // has spoken HTTP/2 after the handshake, so a refused certificate fails the connect (with its reason) instead of
 // handing calls a connection that is about to close. Frames are handled without a stream
 // multiplexer: the connection allocates client stream ids itself, hands each
-// inbound frame to the call that owns its stream, and grants flow-control credit back to the upstream when a call
-// says the bytes were forwarded to its client. It tells its pool when the upstream says GOAWAY and when the
+// inbound frame to the call that owns its stream, and grants flow-control credit back to the upstream: for the
+// connection as DATA arrives, for a stream when its call says the bytes were forwarded to its client. It tells its pool when the upstream says GOAWAY and when the
 // connection is gone; it never retries anything itself: that is the pool's job.
 //
 // Confined to its event loop.
@@ -29,16 +29,21 @@ final class UpstreamConnection: ChannelInboundHandler {
     private let onGoAway: (UpstreamConnection) -> Void
     private var calls: [HTTP2StreamID: ProxyCall] = [:]
     private var nextStreamID = HTTP2StreamID(1)
+    /// Streams opened here that NIOHTTP2 has not yet reported closed. Calls that ended early leave `calls` at once
+    /// but hold a stream until its reset is out, so this, not `calls.count`, is what the peer's limit applies to.
+    private(set) var openStreams = 0
+    /// The peer's SETTINGS_MAX_CONCURRENT_STREAMS; `Int.max` while it has set none (RFC 9113 6.5.2: no limit).
+    private(set) var peerMaxConcurrentStreams = Int.max
     /// Set once the upstream sent GOAWAY (or stream ids run out): calls in flight finish, new ones go elsewhere.
     private(set) var isDraining = false
     /// Why the connection ended, when it was not simply closed by the upstream: a protocol error, or the error code
     /// of the upstream's GOAWAY. For the log line of the lost connection.
     private(set) var endReason: String?
-    /// Succeeds once the HTTP/2 handler has sent its preface (over TLS: once the handshake has completed): only
-    /// then may streams be opened.
+    /// Succeeds once the server's preface (its first SETTINGS frame) has arrived, over TLS after the handshake: only
+    /// then is its stream limit known and may streams be opened.
     private let active: EventLoopPromise<Void>
     private var activeSettled = false
-    /// Succeeds once the connection may open streams (its HTTP/2 preface is out).
+    /// Succeeds once the connection may open streams (the server's SETTINGS have arrived).
     var activeFuture: EventLoopFuture<Void> { active.futureResult }
     /// TLS for this connection, added in front of HTTP/2; nil for plain TCP.
     private let tls: (setup: TLSClientSetup, logger: Logger)?
@@ -86,15 +91,15 @@ final class UpstreamConnection: ChannelInboundHandler {
         // The connect future can complete before channelActive has run through the pipeline; wait for it.
         return bootstrap.connect(to: address).flatMap { channel in
             connection.channel = channel
-            if tls != nil {
-                // NIOSSL has no handshake timeout: a peer that accepts TCP and then stays silent would hold the
-                // attempt (and the calls waiting on it) forever.
-                let deadline = eventLoop.scheduleTask(in: connectTimeout) {
-                    connection.settleActive(.failure(TLSStartTimeout(timeout: connectTimeout)))
-                    channel.close(promise: nil)
-                }
-                connection.active.futureResult.whenComplete { _ in deadline.cancel() }
+            // A peer that accepts TCP and then stays silent (no TLS handshake, no SETTINGS) would hold the attempt,
+            // and the calls waiting on it, forever: NIOSSL and NIOHTTP2 have no timeout of their own for this.
+            let deadline = eventLoop.scheduleTask(in: connectTimeout) {
+                let error: Error = tls != nil
+                    ? TLSStartTimeout(timeout: connectTimeout) : HTTP2StartTimeout(timeout: connectTimeout)
+                connection.settleActive(.failure(error))
+                channel.close(promise: nil)
             }
+            connection.active.futureResult.whenComplete { _ in deadline.cancel() }
             return connection.active.futureResult.map { connection }
         }.flatMapErrorThrowing { error in
             connection.settleActive(.failure(error))
@@ -116,6 +121,7 @@ final class UpstreamConnection: ChannelInboundHandler {
             try tls.setup.addHandler(to: channel, logger: tls.logger)
         }
         let sync = channel.pipeline.syncOperations
+        try sync.addHandler(PeerStreamLimitHandler())
         try sync.addHandler(NIOHTTP2Handler(
             mode: .client, frameDelegate: nil,
             connectionConfiguration: tuning.connectionConfiguration(for: .client),
@@ -130,9 +136,6 @@ final class UpstreamConnection: ChannelInboundHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        if tls == nil {
-            settleActive(.success(()))
-        }
         if let interval = tuning.upstreamKeepaliveInterval {
             keepalive = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
                 self.checkLiveness()
@@ -158,8 +161,9 @@ final class UpstreamConnection: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        // Over TLS, the server's first frame (its SETTINGS) says it accepted the handshake.
-        settleActive(.success(()))
+        // The server's first frame is its SETTINGS: only once it is read is the server's stream limit known, so only
+        // then may calls choose this connection (over TLS it also says the server accepted the handshake).
+        defer { settleActive(.success(())) }
         writer.beginReadBatch()
         writer.raiseConnectionWindowOnce()
         readSinceLastCheck = true
@@ -167,14 +171,17 @@ final class UpstreamConnection: ChannelInboundHandler {
         switch frame.payload {
         case .ping(_, ack: true):
             pingOutstanding = false
+        case .settings(.settings(let settings)):
+            for setting in settings where setting.parameter == .maxConcurrentStreams {
+                peerMaxConcurrentStreams = setting.value >= Int(PeerStreamLimit.unlimited) ? Int.max : setting.value
+            }
         case .headers(let headers):
             calls[frame.streamID]?.upstreamHeaders(headers)
         case .data(let data):
-            if let call = calls[frame.streamID] {
-                call.upstreamData(data)
-            } else {
-                writer.releaseConnectionCredit(HTTP2FlowControlledLength.of(data))
-            }
+            // The connection window is given back as bytes arrive (see DownstreamConnectionHandler): a client that
+            // does not read holds back its own call's stream, never the other calls on this connection.
+            writer.releaseConnectionCredit(HTTP2FlowControlledLength.of(data))
+            calls[frame.streamID]?.upstreamData(data)
         case .rstStream(let code):
             calls[frame.streamID]?.upstreamReset(code)
         case .goAway(let lastStreamID, let code, let debugData):
@@ -205,6 +212,7 @@ final class UpstreamConnection: ChannelInboundHandler {
             tlsHandshakeCompleted = true
         }
         if let closed = event as? StreamClosedEvent {
+            openStreams -= 1
             calls.removeValue(forKey: closed.streamID)?.upstreamClosed(reason: closed.reason)
             return
         }
@@ -227,9 +235,25 @@ final class UpstreamConnection: ChannelInboundHandler {
 
     // MARK: Used by calls
 
-    /// Opens a stream for `call` by sending its request headers; returns the stream id.
-    func openStream(for call: ProxyCall, headers: HTTP2Frame.FramePayload.Headers) -> HTTP2StreamID? {
-        guard let context, !isDraining else { return nil }
+    /// Whether a new call may open a stream here now: the connection is up, not draining, and below the peer's
+    /// stream limit. A call on a connection without room would wait inside NIOHTTP2 until another call ends.
+    var canOpenStream: Bool {
+        context != nil && !isDraining && openStreams < peerMaxConcurrentStreams
+    }
+
+    /// What `openStream` did.
+    enum StreamOpening {
+        case opened(HTTP2StreamID)
+        /// The connection is draining or gone: the call needs another connection.
+        case unavailable
+        /// The peer's SETTINGS_MAX_CONCURRENT_STREAMS is reached: the call needs another connection.
+        case full
+    }
+
+    /// Opens a stream for `call` by sending its request headers.
+    func openStream(for call: ProxyCall, headers: HTTP2Frame.FramePayload.Headers) -> StreamOpening {
+        guard let context, !isDraining else { return .unavailable }
+        guard openStreams < peerMaxConcurrentStreams else { return .full }
         writer.raiseConnectionWindowOnce()
         let id = nextStreamID
         nextStreamID = HTTP2StreamID(Int32(id) + 2)
@@ -237,8 +261,9 @@ final class UpstreamConnection: ChannelInboundHandler {
             drain()
         }
         calls[id] = call
+        openStreams += 1
         context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(headers))), promise: nil)
-        return id
+        return .opened(id)
     }
 
     /// Runs every keepalive interval: a PING unanswered for a whole interval means the peer is gone. Idle
@@ -287,6 +312,15 @@ struct TLSStartTimeout: Error, CustomStringConvertible {
     var description: String {
         "no TLS handshake and HTTP/2 start within \(timeout.nanoseconds / 1_000_000) ms "
             + "(upstream.connectTimeoutSeconds); is it a TLS server?"
+    }
+}
+
+/// A plain upstream accepted the TCP connection but sent no HTTP/2 SETTINGS within the connect timeout.
+struct HTTP2StartTimeout: Error, CustomStringConvertible {
+    var timeout: TimeAmount
+    var description: String {
+        "no HTTP/2 SETTINGS from the server within \(timeout.nanoseconds / 1_000_000) ms of connecting "
+            + "(upstream.connectTimeoutSeconds); is it an HTTP/2 (gRPC) server, and does it want TLS?"
     }
 }
 

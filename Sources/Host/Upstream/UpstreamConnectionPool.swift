@@ -64,9 +64,25 @@ final class UpstreamConnectionPool {
 
     private final class Endpoint {
         let address: SocketAddress
+        /// The endpoint's own connection, kept and reconnected for as long as the address is listed.
         var state: EndpointState = .idle
+        /// Further connections to the address, opened while every connection to it was at the peer's stream limit
+        /// (SETTINGS_MAX_CONCURRENT_STREAMS). Kept until they close or drain; never reconnected.
+        var overflow: [UpstreamConnection] = []
+        /// An overflow connection being made; calls that found no room wait for it.
+        var overflowAttempt: EventLoopFuture<UpstreamConnection>?
         init(address: SocketAddress) { self.address = address }
+
+        /// A connection to the address with room for another stream, if any.
+        var connectionWithRoom: UpstreamConnection? {
+            if case .ready(let connection) = state, connection.canOpenStream { return connection }
+            return overflow.first { $0.canOpenStream }
+        }
     }
+
+    /// The most connections a pool keeps to one address (its own and overflow ones): enough for 64 times a peer's
+    /// stream limit of calls per event loop, and a bound when a peer allows few streams, or none.
+    static let maxConnectionsPerAddress = 64
 
     let target: HostAndPort
     let eventLoop: EventLoop
@@ -116,8 +132,12 @@ final class UpstreamConnectionPool {
             case .ready(let connection): state = connection.isDraining ? .draining : .ready
             case .failed: state = .failed
             }
-            return UpstreamEndpointSnapshot(address: endpoint.address.endpointDescription, state: state)
-        }
+            let description = endpoint.address.endpointDescription
+            return [UpstreamEndpointSnapshot(address: description, state: state)]
+                + endpoint.overflow.map {
+                    UpstreamEndpointSnapshot(address: description, state: $0.isDraining ? .draining : .ready)
+                }
+        }.flatMap { $0 }
     }
 
     /// Closes every connection and stops reconnecting.
@@ -129,6 +149,7 @@ final class UpstreamConnectionPool {
             if case .ready(let connection) = endpoint.state {
                 connection.close()
             }
+            endpoint.overflow.forEach { $0.close() }
         }
     }
 
@@ -140,16 +161,24 @@ final class UpstreamConnectionPool {
             }
             return resolve().flatMap { self.connection() }
         }
-        // Round-robin over ready connections.
+        // Round-robin over the addresses with a ready connection that has room for another stream.
+        var full: Endpoint?
         for offset in 0..<endpoints.count {
             let endpoint = endpoints[(nextEndpoint + offset) % endpoints.count]
-            if case .ready(let connection) = endpoint.state, !connection.isDraining {
+            guard case .ready(let primary) = endpoint.state, !primary.isDraining else { continue }
+            if let connection = endpoint.connectionWithRoom {
                 nextEndpoint = (nextEndpoint + offset + 1) % endpoints.count
                 connectIdleEndpoints()
                 return eventLoop.makeSucceededFuture(connection)
             }
+            full = full ?? endpoint
         }
         connectIdleEndpoints()
+        if let full {
+            // Every ready connection is at the peer's stream limit: another connection, rather than a call waiting
+            // inside NIOHTTP2 for one of the others to end.
+            return overflowConnection(to: full)
+        }
         // Nothing ready: wait for the first attempt in progress.
         for endpoint in endpoints {
             if case .connecting(let attempt) = endpoint.state {
@@ -161,6 +190,63 @@ final class UpstreamConnectionPool {
         return eventLoop.makeFailedFuture(
             UpstreamUnavailableError(target: target, reason: lastFailure ?? "no connection could be made")
         )
+    }
+
+    /// A further connection to `endpoint`'s address (or the one being made), once it is up; the calls waiting for it
+    /// choose again then, since others may have taken its room first.
+    private func overflowConnection(to endpoint: Endpoint) -> EventLoopFuture<UpstreamConnection> {
+        if let attempt = endpoint.overflowAttempt {
+            return attempt.flatMap { _ in self.connection() }
+        }
+        let address = endpoint.address.endpointDescription
+        let count = 1 + endpoint.overflow.count
+        guard count < Self.maxConnectionsPerAddress else {
+            var limit = "its limit"
+            if case .ready(let primary) = endpoint.state, primary.peerMaxConcurrentStreams != Int.max {
+                limit = "its limit of \(primary.peerMaxConcurrentStreams)"
+            }
+            return eventLoop.makeFailedFuture(UpstreamUnavailableError(
+                target: target,
+                reason: "all \(count) connections of this proxy thread to \(address) carry as many concurrent calls as "
+                    + "the upstream allows (\(limit), SETTINGS_MAX_CONCURRENT_STREAMS); retry later, or raise the upstream's limit"
+            ))
+        }
+        let attempt = UpstreamConnection.connect(
+            to: endpoint.address, on: eventLoop, connectTimeout: settings.connectTimeout, tuning: settings.tuning,
+            tls: settings.tls.map { ($0, tlsLogger) },
+            onGoAway: { [weak endpoint] connection in
+                // Its calls finish on it; new calls go elsewhere.
+                endpoint?.overflow.removeAll { $0 === connection }
+            }
+        )
+        let made = attempt.always { result in
+            endpoint.overflowAttempt = nil
+            guard case .success(let connection) = result else { return }
+            if self.isClosed {
+                connection.close()
+                return
+            }
+            endpoint.overflow.append(connection)
+            self.logger.info(
+                "upstream connection at its stream limit; opened another",
+                metadata: [
+                    "address": "\(address)", "connections": "\(1 + endpoint.overflow.count)",
+                    "limit": "\(connection.peerMaxConcurrentStreams == Int.max ? "none" : "\(connection.peerMaxConcurrentStreams)")",
+                ]
+            )
+            connection.channel?.closeFuture.whenComplete { [weak endpoint] _ in
+                endpoint?.overflow.removeAll { $0 === connection }
+            }
+        }
+        .flatMapErrorThrowing { error -> UpstreamConnection in
+            throw UpstreamUnavailableError(
+                target: self.target,
+                reason: "every connection to \(address) is at the upstream's stream limit and another could not be made: "
+                    + NetworkErrorDescription.describe(error)
+            )
+        }
+        endpoint.overflowAttempt = made
+        return made.flatMap { _ in self.connection() }
     }
 
     /// After an attempt failed: another address may have connected meanwhile, or still be trying.
