@@ -191,3 +191,26 @@ def test_a_client_that_never_reads_stalls_only_its_own_calls(backend, proxy_fact
         stalled.close()
     # Once the stalled client is gone, the proxy goes on as before.
     assert_unary_calls_complete(proxy.outbound(), channel_factory)
+
+
+def test_hundreds_of_temporal_long_polls_leave_room_for_other_calls(temporal_server, proxy_factory, channel_factory):
+    """The same against the Temporal frontend itself (grpc-go): with 200 long polls held open on the proxy's one
+    upstream connection, a plain unary call still goes straight through."""
+    from plugin_build import GET_SYSTEM_INFO
+    from protowire import field_bytes
+
+    poll_method = "/temporal.api.workflowservice.v1.WorkflowService/PollActivityTaskQueue"
+    proxy = proxy_factory.to(temporal_server.address, extra_args=ONE_THREAD)
+    channel = channel_factory(proxy.outbound())
+    poll = channel.unary_unary(poll_method)
+    request = field_bytes(1, "default") + field_bytes(2, field_bytes(1, "isolation-idle-queue")) + field_bytes(3, "itest")
+    polls = [poll.future(request, timeout=30) for _ in range(200)]
+    try:
+        time.sleep(2.0)
+        assert not any(p.done() for p in polls), "a long poll ended early: it no longer proves anything"
+        info = channel_factory(proxy.outbound()).unary_unary(GET_SYSTEM_INFO)
+        for _ in range(3):
+            info(b"", timeout=5)
+    finally:
+        for p in polls:
+            p.cancel()
