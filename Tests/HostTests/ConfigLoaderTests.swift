@@ -545,6 +545,8 @@ final class ConfigLoaderTests: XCTestCase {
     func testExtensionKeysDefaultWhenAbsent() throws {
         let config = try parse(minimalConfig()).config
         XCTAssertEqual(config.limits.maxMessageBytes, 134_217_728)
+        XCTAssertEqual(config.limits.handshakeTimeoutSeconds, 10)
+        XCTAssertEqual(config.limits.idleTimeoutSeconds, 300)
         XCTAssertEqual(config.shutdown.drainTimeoutSeconds, 30)
         XCTAssertEqual(config.upstream.connectTimeoutSeconds, 5)
         XCTAssertEqual(config.upstream.reconnectBackoffInitialSeconds, 1)
@@ -554,19 +556,30 @@ final class ConfigLoaderTests: XCTestCase {
 
     func testExtensionKeysAreParsed() throws {
         let config = try parse(minimalConfig(extraTopLevel: """
-            limits: {maxMessageBytes: 4_194_304}
+            limits: {maxMessageBytes: 4_194_304, handshakeTimeoutSeconds: 2.5, idleTimeoutSeconds: 0}
             shutdown: {drainTimeoutSeconds: 2.5}
             upstream:
               connectTimeoutSeconds: 1
               reconnectBackoffInitialSeconds: 0.25
               keepaliveIntervalSeconds: 0
             """)).config
-        XCTAssertEqual(config.limits.maxMessageBytes, 4_194_304)
+        XCTAssertEqual(config.limits, LimitsConfig(maxMessageBytes: 4_194_304, handshakeTimeoutSeconds: 2.5, idleTimeoutSeconds: 0))
         XCTAssertEqual(config.shutdown.drainTimeoutSeconds, 2.5)
         XCTAssertEqual(config.upstream, UpstreamConfig(
             connectTimeoutSeconds: 1, reconnectBackoffInitialSeconds: 0.25, reconnectBackoffMaxSeconds: 10,
             keepaliveIntervalSeconds: 0
         ))
+    }
+
+    func testConnectionTimeoutsMustBeUsable() throws {
+        let errors = parseErrors(minimalConfig(extraTopLevel: """
+            limits: {handshakeTimeoutSeconds: 0, idleTimeoutSeconds: -1}
+            """))
+        XCTAssertEqual(errors.map(\.description), [
+            "config.yaml:11:10: limits.handshakeTimeoutSeconds: must be greater than 0, found 0",
+            "config.yaml:11:38: limits.idleTimeoutSeconds: -1 is negative; use a number of seconds, or 0 to keep idle "
+                + "connections open",
+        ])
     }
 
     func testExtensionLimitsMustBePositive() throws {

@@ -144,6 +144,7 @@ class ProxyProcess:
         label: str = "proxy",
         extra_args: tuple[str, ...] = (),
         extra_yaml: str = "",
+        max_open_files: int | None = None,
     ):
         self.connections = {c.name: c for c in connections}
         # `metrics.prometheus.listenAddress`, served at http://<address>/metrics; None: no metrics endpoint.
@@ -160,6 +161,8 @@ class ProxyProcess:
         )
         self.log_level = log_level
         self.extra_args = extra_args
+        # RLIMIT_NOFILE of the proxy process (soft and hard), to run it out of file descriptors on purpose.
+        self.max_open_files = max_open_files
         self.process: subprocess.Popen | None = None
         self.exit_code: int | None = None
         self.signalled_by_test = False
@@ -182,6 +185,7 @@ class ProxyProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.config_path.parent,
+                preexec_fn=self._limit_open_files if self.max_open_files else None,
             )
         deadline = time.monotonic() + START_TIMEOUT
         for address in self.listen_addresses():
@@ -194,6 +198,11 @@ class ProxyProcess:
                     f"(exit code {code}); log:\n{self.log()}"
                 )
         return self
+
+    def _limit_open_files(self) -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.max_open_files, self.max_open_files))
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None

@@ -416,6 +416,14 @@ struct ConfigValidation {
             checkAddress(listenAddress, at: .root.appending("metrics", "prometheus", "listenAddress"))
         }
         requirePositive(Double(config.limits.maxMessageBytes), at: .root.appending("limits", "maxMessageBytes"))
+        requirePositive(config.limits.handshakeTimeoutSeconds, at: .root.appending("limits", "handshakeTimeoutSeconds"))
+        if config.limits.idleTimeoutSeconds < 0 {
+            report(
+                "\(config.limits.idleTimeoutSeconds.plainText) is negative; use a number of seconds, or 0 to keep idle "
+                    + "connections open",
+                at: .root.appending("limits", "idleTimeoutSeconds")
+            )
+        }
         requirePositive(config.shutdown.drainTimeoutSeconds, at: .root.appending("shutdown", "drainTimeoutSeconds"))
         let upstream = config.upstream
         let upstreamPath = ConfigKeyPath.root.appending("upstream")

@@ -360,9 +360,16 @@ public struct SchemaConfig: Sendable, Equatable {
 public struct LimitsConfig: Sendable, Equatable {
     /// Largest gRPC message accepted in either direction; larger ones fail the call with RESOURCE_EXHAUSTED.
     public var maxMessageBytes: Int
+    /// How long an accepted connection may take to send the HTTP/2 client preface and its first SETTINGS (over TLS,
+    /// the TLS handshake included) before it is closed.
+    public var handshakeTimeoutSeconds: Double
+    /// How long an accepted connection may go without a call before the proxy sends GOAWAY and closes it; 0: never.
+    public var idleTimeoutSeconds: Double
 
-    public init(maxMessageBytes: Int = 128 * 1024 * 1024) {
+    public init(maxMessageBytes: Int = 128 * 1024 * 1024, handshakeTimeoutSeconds: Double = 10, idleTimeoutSeconds: Double = 300) {
         self.maxMessageBytes = maxMessageBytes
+        self.handshakeTimeoutSeconds = handshakeTimeoutSeconds
+        self.idleTimeoutSeconds = idleTimeoutSeconds
     }
 }
 

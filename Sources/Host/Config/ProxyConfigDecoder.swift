@@ -59,9 +59,15 @@ struct ProxyConfigDecoder {
                 config.logConfigs[entry.name] = loggingConfig(component)
             }
         }
-        if let limits = reader.mapping("limits", in: fields, knownKeys: ["maxMessageBytes"]) {
+        if let limits = reader.mapping(
+            "limits", in: fields, knownKeys: ["maxMessageBytes", "handshakeTimeoutSeconds", "idleTimeoutSeconds"]
+        ) {
             config.limits.maxMessageBytes =
                 reader.integer("maxMessageBytes", in: limits) ?? config.limits.maxMessageBytes
+            config.limits.handshakeTimeoutSeconds =
+                reader.number("handshakeTimeoutSeconds", in: limits) ?? config.limits.handshakeTimeoutSeconds
+            config.limits.idleTimeoutSeconds =
+                reader.number("idleTimeoutSeconds", in: limits) ?? config.limits.idleTimeoutSeconds
         }
         if let shutdown = reader.mapping("shutdown", in: fields, knownKeys: ["drainTimeoutSeconds"]) {
             config.shutdown.drainTimeoutSeconds =

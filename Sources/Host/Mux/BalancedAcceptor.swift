@@ -22,6 +22,7 @@ final class BalancedAcceptor: Sendable {
     private let chooseLoop: @Sendable () -> EventLoop
     private let initializer: @Sendable (Channel) -> EventLoopFuture<Void>
     private let logger: Logger
+    private let acceptFailures: AcceptFailureReporter
     private let state = NIOLockedValueBox(State())
 
     private struct State {
@@ -34,6 +35,7 @@ final class BalancedAcceptor: Sendable {
         initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>
     ) {
         self.logger = logger
+        self.acceptFailures = AcceptFailureReporter(logger: logger)
         self.chooseLoop = chooseLoop
         self.initializer = initializer
     }
@@ -85,7 +87,7 @@ final class BalancedAcceptor: Sendable {
                 if state.withLockedValue({ $0.stopped }) { return }
                 let code = errno
                 if code == EINTR || code == ECONNABORTED { continue }
-                logger.warning("accept failed", metadata: ["error": "\(String(cString: strerror(code)))"])
+                acceptFailures.acceptFailed(errno: code)
                 if code == EBADF || code == EINVAL { return }
                 // Out of descriptors or memory: back off a little rather than spin.
                 usleep(100_000)

@@ -5,6 +5,9 @@
 // grants connection-level flow-control credit back to the client as DATA arrives (its calls grant their streams'
 // credit once they have forwarded the bytes; both through its `HTTP2FrameWriter`), logs the connection's
 // life, closes it on protocol errors (garbage, a client that is not HTTP/2) and sends GOAWAY when the proxy drains.
+// Two timers bound what an idle client costs: a connection that has not sent its preface and SETTINGS within the
+// handshake timeout is closed, and one without calls for the idle timeout gets GOAWAY and is closed
+// (`limits.handshakeTimeoutSeconds`, `limits.idleTimeoutSeconds`).
 //
 // Confined to the connection's event loop.
 
@@ -25,11 +28,24 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
     let writer: HTTP2FrameWriter
     private var calls: [HTTP2StreamID: ProxyCall] = [:]
     private var reportedError = false
+    private let handshakeTimeout: TimeAmount?
+    private let idleTimeout: TimeAmount?
+    /// Closes the connection unless the client's preface and SETTINGS arrive first; nil once they have.
+    private var handshakeDeadline: Scheduled<Void>?
+    private var handshakeDone = false
+    /// Runs once per idle timeout while the connection is up; closes it if it had no call all that time.
+    private var idleCheck: Scheduled<Void>?
+    /// Since when the connection has had no call; nil while it has one.
+    private var idleSince: NIODeadline?
+    /// The highest stream id a call came on, for the GOAWAY of an idle close.
+    private var lastStreamID = HTTP2StreamID.rootStream
 
     init(listener: ListenerContext, logger: Logger, tuning: HTTP2Tuning) {
         self.listener = listener
         self.logger = logger
         self.writer = HTTP2FrameWriter(tuning: tuning)
+        self.handshakeTimeout = tuning.handshakeTimeout
+        self.idleTimeout = tuning.idleTimeout
     }
 
     /// The logger for this connection's calls of `component` (a call's component comes from its `:path`).
@@ -49,16 +65,22 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         writer.attach(context)
+        if context.channel.isActive {
+            startHandshakeTimer(context: context)
+        }
     }
 
     func channelActive(context: ChannelHandlerContext) {
         logger.info("connection opened")
+        startHandshakeTimer(context: context)
         context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         // A read batch can end in the connection closing, without channelReadComplete.
         defer { writer.endReadBatch() }
+        handshakeDeadline?.cancel()
+        idleCheck?.cancel()
         logger.info("connection closed")
         let open = calls
         calls = [:]
@@ -72,6 +94,10 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         writer.beginReadBatch()
         writer.raiseConnectionWindowOnce()
+        if !handshakeDone {
+            // The HTTP/2 handler passes frames on only after the client's preface; the first is its SETTINGS.
+            handshakeFinished(context: context)
+        }
         let frame = unwrapInboundIn(data)
         switch frame.payload {
         case .headers(let headers):
@@ -80,6 +106,8 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
             } else {
                 let call = ProxyCall(listener: listener, downstream: self, streamID: frame.streamID)
                 calls[frame.streamID] = call
+                idleSince = nil
+                lastStreamID = max(lastStreamID, frame.streamID)
                 call.start(headers)
             }
         case .data(let data):
@@ -100,7 +128,7 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
         if event is NIOHTTP2WindowUpdatedEvent { return }
         switch event {
         case let closed as StreamClosedEvent:
-            calls.removeValue(forKey: closed.streamID)?.downstreamClosed(reason: closed.reason)
+            removeCall(closed.streamID)?.downstreamClosed(reason: closed.reason)
         case is DrainRequest:
             // Tell the client to open no new streams; streams in flight continue.
             let goAway = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: .maxID, errorCode: .noError, opaqueData: nil))
@@ -139,7 +167,69 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
 
     /// The call on `streamID` is over from the proxy's point of view; frames still arriving for it are dropped.
     func forget(_ streamID: HTTP2StreamID) {
-        calls.removeValue(forKey: streamID)
+        removeCall(streamID)
+    }
+
+    @discardableResult
+    private func removeCall(_ streamID: HTTP2StreamID) -> ProxyCall? {
+        let removed = calls.removeValue(forKey: streamID)
+        if removed != nil, calls.isEmpty, idleTimeout != nil {
+            idleSince = .now()
+        }
+        return removed
+    }
+
+    // MARK: Handshake and idle timeouts
+
+    private func startHandshakeTimer(context: ChannelHandlerContext) {
+        guard let handshakeTimeout, handshakeDeadline == nil, !handshakeDone else { return }
+        handshakeDeadline = context.eventLoop.scheduleTask(in: handshakeTimeout) {
+            guard !self.handshakeDone else { return }
+            self.logger.info(
+                "closing connection: no HTTP/2 preface and SETTINGS within \(handshakeTimeout.secondsText) s of accepting it (limits.handshakeTimeoutSeconds)"
+            )
+            context.close(promise: nil)
+        }
+    }
+
+    private func handshakeFinished(context: ChannelHandlerContext) {
+        handshakeDone = true
+        handshakeDeadline?.cancel()
+        handshakeDeadline = nil
+        guard let idleTimeout else { return }
+        idleSince = .now()
+        scheduleIdleCheck(in: idleTimeout, context: context)
+    }
+
+    private func scheduleIdleCheck(in delay: TimeAmount, context: ChannelHandlerContext) {
+        idleCheck = context.eventLoop.scheduleTask(in: delay) {
+            self.checkIdle(context: context)
+        }
+    }
+
+    private func checkIdle(context: ChannelHandlerContext) {
+        guard let idleTimeout, context.channel.isActive else { return }
+        guard let idleSince, calls.isEmpty else {
+            return scheduleIdleCheck(in: idleTimeout, context: context)
+        }
+        let idle = NIODeadline.now() - idleSince
+        guard idle >= idleTimeout else {
+            return scheduleIdleCheck(in: idleTimeout - idle, context: context)
+        }
+        logger.info("closing idle connection: no call for \(idleTimeout.secondsText) s (limits.idleTimeoutSeconds)")
+        let goAway = HTTP2Frame(
+            streamID: .rootStream, payload: .goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil))
+        context.writeAndFlush(wrapOutboundOut(goAway)).whenComplete { _ in
+            context.close(promise: nil)
+        }
+    }
+}
+
+extension TimeAmount {
+    /// Whole seconds when whole ("10"), else with decimals ("0.5"), for log lines that quote a configured time.
+    var secondsText: String {
+        let seconds = Double(nanoseconds) / 1e9
+        return seconds == seconds.rounded() ? String(Int(seconds)) : String(seconds)
     }
 }
 

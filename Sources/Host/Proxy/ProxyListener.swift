@@ -46,7 +46,14 @@ final class ProxyListener: Sendable {
             try startBalanced(chooseLoop: chooseLoop)
             return
         }
+        let acceptFailures = AcceptFailureReporter(logger: context.logger)
         let bootstrap = ServerBootstrap(group: group)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AcceptBackoffHandler())
+                    try channel.pipeline.syncOperations.addHandler(AcceptFailureLogger(reporter: acceptFailures))
+                }
+            }
             .serverChannelOption(ChannelOptions.backlog, value: 1024)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)

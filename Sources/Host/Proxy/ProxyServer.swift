@@ -50,7 +50,11 @@ public final class ProxyServer: Sendable {
             connectTimeout: .nanoseconds(Int64(config.upstream.connectTimeoutSeconds * 1e9)),
             backoffInitial: .nanoseconds(Int64(config.upstream.reconnectBackoffInitialSeconds * 1e9)),
             backoffMax: .nanoseconds(Int64(config.upstream.reconnectBackoffMaxSeconds * 1e9)),
-            tuning: HTTP2Tuning(upstreamKeepaliveSeconds: config.upstream.keepaliveIntervalSeconds)
+            tuning: HTTP2Tuning(
+                upstreamKeepaliveSeconds: config.upstream.keepaliveIntervalSeconds,
+                handshakeTimeoutSeconds: config.limits.handshakeTimeoutSeconds,
+                idleTimeoutSeconds: config.limits.idleTimeoutSeconds
+            )
         )
         var listeners: [ProxyListener] = []
         var upstreams: [Upstream] = []

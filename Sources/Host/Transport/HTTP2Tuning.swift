@@ -21,12 +21,26 @@ public struct HTTP2Tuning: Sendable {
     /// passes without its answer, the connection is closed (a peer or middlebox that vanished without closing) and
     /// the pool reconnects. Nil: no pings (`upstream.keepaliveIntervalSeconds: 0`).
     public var upstreamKeepaliveInterval: TimeAmount? = .seconds(300)
+    /// An accepted connection that has not sent the client preface and its SETTINGS this long after it was accepted
+    /// (a TLS handshake included) is closed: silent or half-open connections must not pile up and take every file
+    /// descriptor (`limits.handshakeTimeoutSeconds`). Nil: no limit.
+    public var handshakeTimeout: TimeAmount? = .seconds(10)
+    /// An accepted connection without a call for this long gets GOAWAY and is closed; clients open a new one when
+    /// they need it (`limits.idleTimeoutSeconds`). Nil: never.
+    public var idleTimeout: TimeAmount? = .seconds(300)
 
     public init() {}
 
-    /// Default tuning with the upstream keepalive of the config (`upstream.keepaliveIntervalSeconds`; 0 = off).
-    public init(upstreamKeepaliveSeconds: Double) {
-        upstreamKeepaliveInterval = upstreamKeepaliveSeconds > 0 ? .nanoseconds(Int64(upstreamKeepaliveSeconds * 1e9)) : nil
+    /// Default tuning with the config's upstream keepalive (`upstream.keepaliveIntervalSeconds`; 0 = off) and
+    /// downstream timeouts (`limits.handshakeTimeoutSeconds`, `limits.idleTimeoutSeconds`; 0 = off).
+    public init(upstreamKeepaliveSeconds: Double, handshakeTimeoutSeconds: Double = 10, idleTimeoutSeconds: Double = 300) {
+        upstreamKeepaliveInterval = Self.timeAmount(seconds: upstreamKeepaliveSeconds)
+        handshakeTimeout = Self.timeAmount(seconds: handshakeTimeoutSeconds)
+        idleTimeout = Self.timeAmount(seconds: idleTimeoutSeconds)
+    }
+
+    private static func timeAmount(seconds: Double) -> TimeAmount? {
+        seconds > 0 ? .nanoseconds(Int64(seconds * 1e9)) : nil
     }
 
     /// PING, SETTINGS and RST_STREAM frames a peer may send per 10 s before its connection is closed as a flood.
