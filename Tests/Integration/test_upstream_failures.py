@@ -160,3 +160,34 @@ def test_a_busy_grpc_go_upstream_keeps_its_connection(temporal_server, proxy_fac
     assert len(outcomes) > 500, f"too little load to prove anything: {len(outcomes)} calls"
     assert not failures, f"{len(failures)} of {len(outcomes)} calls failed: {set(failures)}"
     assert "upstream connection lost" not in proxy.log(None), proxy.log()
+
+
+def test_calls_find_an_upstream_that_comes_back_within_a_second(proxy_factory, channel_factory, subprocess_backends):
+    """While the upstream is down calls fail at once; once it accepts again, calls reach it within a second, not
+    when the reconnect back-off (1 s, x1.6 per failure) next fires."""
+    address = free_address()
+    first = subprocess_backends(address)
+    proxy = proxy_factory.to(address)
+    echo = channel_factory(proxy.outbound()).unary_unary(method("Echo"))
+    assert echo(b"before", timeout=10) == b"before"
+    first.kill()
+    outage_end = time.monotonic() + 3
+    while time.monotonic() < outage_end:
+        started = time.monotonic()
+        with pytest.raises(grpc.RpcError) as failed:
+            echo(b"while down", timeout=10)
+        assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert time.monotonic() - started < 1, "a call to a refusing upstream did not fail at once"
+        time.sleep(0.05)
+    subprocess_backends(address)  # returns once the backend accepts
+    back = time.monotonic()
+    while True:
+        try:
+            assert echo(b"after", timeout=10) == b"after"
+            break
+        except grpc.RpcError as error:
+            assert time.monotonic() - back < 10, f"the proxy never reached the upstream again: {error.details()}"
+            time.sleep(0.02)
+    recovery = time.monotonic() - back
+    print(f"\ncalls reached the restarted upstream {recovery * 1000:.0f} ms after it accepted again")
+    assert recovery < 1.0, f"calls found the restarted upstream only after {recovery:.2f}s"

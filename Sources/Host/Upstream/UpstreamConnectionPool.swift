@@ -99,6 +99,14 @@ final class UpstreamConnectionPool {
     private var lastFailure: String?
     private var consecutiveFailures = 0
     private var retryTask: Scheduled<Void>?
+    /// When the last connection attempt to any address started: calls that arrive while every address has failed
+    /// try again once this is `callRetryInterval` old, rather than wait out the back-off.
+    private var lastAttemptStart: NIODeadline?
+
+    /// How often calls may trigger a connection attempt to an upstream that is down (per event loop): often enough
+    /// that a restarted upstream is found within a fraction of a second, seldom enough not to hammer a dead one.
+    /// The back-off timer still retries when no call comes.
+    static let callRetryInterval: TimeAmount = .milliseconds(250)
     private var isClosed = false
 
     init(target: HostAndPort, eventLoop: EventLoop, settings: UpstreamPoolSettings, resolver: UpstreamAddressResolving, logger: Logger) {
@@ -155,6 +163,7 @@ final class UpstreamConnectionPool {
 
     /// A connected, non-draining connection, or the reason there is none.
     private func connection() -> EventLoopFuture<UpstreamConnection> {
+        retryNowIfDue()
         if endpoints.isEmpty {
             if let lastFailure, retryTask != nil {
                 return eventLoop.makeFailedFuture(UpstreamUnavailableError(target: target, reason: lastFailure))
@@ -314,7 +323,27 @@ final class UpstreamConnectionPool {
         }
     }
 
+    /// While every address has failed, a call that arrives `callRetryInterval` after the last attempt starts a new
+    /// one (and waits for it) instead of failing until the back-off timer fires: a restarted upstream is back for
+    /// calls at once, not after up to `reconnectBackoffMaxSeconds`.
+    private func retryNowIfDue() {
+        guard lastFailure != nil, !isClosed, !endpoints.isEmpty else { return }
+        let busy = endpoints.contains {
+            switch $0.state {
+            case .ready, .connecting: return true
+            case .idle, .failed: return false
+            }
+        }
+        guard !busy else { return }
+        if let lastAttemptStart, NIODeadline.now() - lastAttemptStart < Self.callRetryInterval { return }
+        for endpoint in endpoints {
+            if case .failed = endpoint.state { endpoint.state = .idle }
+        }
+        connectIdleEndpoints()
+    }
+
     private func connect(_ endpoint: Endpoint) {
+        lastAttemptStart = .now()
         let attempt = UpstreamConnection.connect(
             to: endpoint.address,
             on: eventLoop,
