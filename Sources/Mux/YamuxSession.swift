@@ -13,7 +13,8 @@
 //   granted and grants more as its stream's pipeline reads, half a window at a time;
 // * lifecycle: FIN half-closes, RST aborts; a stream is forgotten once both sides have closed it, or it is reset,
 //   or the close timeout passes; an unanswered open is reset after the open timeout; pings are answered, and the
-//   keepalive ping ends a session whose peer stopped answering; go-away stops new streams.
+//   keepalive ping ends a session whose peer stopped answering; a peer that pings while it reads none of the
+//   answers is stopped before they pile up; go-away stops new streams.
 //
 // Confined to the connection's event loop; `openStream` may be called from anywhere.
 
@@ -81,6 +82,13 @@ public final class YamuxSession: ChannelInboundHandler, @unchecked Sendable {
     private var pings: [UInt32: (promise: EventLoopPromise<TimeAmount>, sent: NIODeadline, timeout: Scheduled<Void>)] = [:]
     private var keepalive: RepeatedTask?
     private var announcedActive = false
+    /// Ping answers written while the connection was not writable (the peer is not reading), since it last was.
+    private var answersWhileBlocked = 0
+
+    /// How many pings a peer may send, while it reads nothing of what this side writes, before the session ends. A
+    /// keepalive pings every few seconds at most; a peer that sends thousands of pings without reading the answers
+    /// would make this side queue them without bound.
+    public static let maxPingAnswersWhileBlocked = 64
 
     /// - Parameters:
     ///   - eventLoop: the event loop of the connection the session will be added to.
@@ -142,6 +150,7 @@ public final class YamuxSession: ChannelInboundHandler, @unchecked Sendable {
 
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
         let writable = context.channel.isWritable
+        if writable { answersWhileBlocked = 0 }
         for stream in streams.values {
             stream.parentWritabilityChanged(writable)
         }
@@ -184,6 +193,13 @@ public final class YamuxSession: ChannelInboundHandler, @unchecked Sendable {
                 throw YamuxProtocolError("ping on stream \(header.streamID); pings belong to stream 0")
             }
             if header.flags.contains(.syn) {
+                if context?.channel.isWritable == false {
+                    answersWhileBlocked += 1
+                    guard answersWhileBlocked <= Self.maxPingAnswersWhileBlocked else {
+                        throw YamuxProtocolError(
+                            "the peer sent more than \(Self.maxPingAnswersWhileBlocked) pings without reading the answers")
+                    }
+                }
                 writeFrame(YamuxFrameHeader(type: .ping, flags: .ack, streamID: 0, length: header.length))
             } else if header.flags.contains(.ack), let ping = pings.removeValue(forKey: header.length) {
                 ping.timeout.cancel()

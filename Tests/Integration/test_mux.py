@@ -379,6 +379,39 @@ def test_garbage_on_the_mux_port_ends_that_connection_with_a_log_line(temporal_s
     assert server_side.alive()
 
 
+def test_a_peer_that_floods_pings_without_reading_is_cut_off_and_memory_stays_bounded(temporal_server, proxy_factory):
+    """A yamux peer may ping; one that sends pings by the hundred thousand and never reads the answers made the proxy
+    queue every answer (1.6 GB for 10 million). The session ends instead, and the proxy serves the real peer."""
+    mux_address = free_address()
+    server_side = proxy_factory.start([ClusterConnection("pair", local_upstream=temporal_server.address,
+                                                         remote_upstream="", mux="mux-server",
+                                                         mux_address=mux_address, mux_count=1)])
+    rss_before = server_side.memory_kib()["VmRSS"]
+    host, port = mux_address.rsplit(":", 1)
+    flooder = socket.create_connection((host, int(port)))
+    flooder.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    # Version 0, type ping (2), flag SYN (1), stream 0, the ping id in the length field.
+    batch = b"".join(struct.pack(">BBHII", 0, 2, 1, 0, i) for i in range(10_000))
+    sent = 0
+    flooder.settimeout(10)
+    try:
+        for _ in range(200):  # at most 2 million pings, 24 MB
+            flooder.sendall(batch)
+            sent += 10_000
+    except OSError:
+        pass  # the proxy ended the session
+    finally:
+        flooder.close()
+    wait_for_log(server_side, "pings without reading the answers", 1)
+    rss_after = server_side.memory_kib()["VmRSS"]
+    print(f"\n{sent} pings sent before the proxy cut the session off; RSS {rss_before // 1024} -> {rss_after // 1024} MiB")
+    assert rss_after - rss_before < 64 * 1024, f"the proxy grew by {(rss_after - rss_before) // 1024} MiB"
+    client_side = proxy_factory.start([ClusterConnection("pair", local_upstream=temporal_server.address,
+                                                         remote_upstream="", mux="mux-client",
+                                                         mux_address=mux_address, mux_count=1)])
+    describe_default(temporal_server, client_side.outbound())
+
+
 def test_shutdown_ends_each_session_with_a_normal_go_away_and_exits_zero(temporal_server, proxy_factory):
     """A raw yamux client (12-byte headers: version, type, flags, stream id, length) takes the only session, answers
     the proxy's first ping, and then sees SIGTERM end the session with go-away(normal) before the connection

@@ -358,6 +358,33 @@ final class YamuxSessionTests: XCTestCase {
         XCTAssertNoThrow(try rtt.wait())
     }
 
+    func testAPeerThatPingsWithoutReadingTheAnswersIsStopped() throws {
+        try makeSession(role: .server)
+        // While the connection is writable, pings are answered however many come.
+        for id in 0..<500 {
+            try send(.ping, .syn, stream: 0, length: UInt32(id))
+        }
+        XCTAssertEqual(try headers().filter { $0.type == .ping }.count, 500)
+        // The peer stops reading: a keepalive's worth of answers still queue, a flood ends the session.
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        for id in 0..<YamuxSession.maxPingAnswersWhileBlocked {
+            try send(.ping, .syn, stream: 0, length: UInt32(id))
+        }
+        XCTAssertTrue(channel.isActive)
+        channel.isWritable = true
+        channel.pipeline.fireChannelWritabilityChanged()
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        for id in 0..<YamuxSession.maxPingAnswersWhileBlocked {
+            try send(.ping, .syn, stream: 0, length: UInt32(id))
+        }
+        XCTAssertTrue(channel.isActive, "the count starts again once the peer read")
+        try send(.ping, .syn, stream: 0, length: 1)
+        XCTAssertFalse(channel.isActive)
+        XCTAssertEqual(try headers().last, YamuxFrameHeader(type: .goAway, streamID: 0, length: YamuxGoAwayCode.protocolError.rawValue))
+    }
+
     func testAnUnansweredKeepaliveEndsTheSession() throws {
         try makeSession(role: .client) {
             $0.keepaliveInterval = .seconds(30)
