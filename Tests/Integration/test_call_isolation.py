@@ -214,3 +214,94 @@ def test_hundreds_of_temporal_long_polls_leave_room_for_other_calls(temporal_ser
     finally:
         for p in polls:
             p.cancel()
+
+
+def raw_frame(frame_type: int, flags: int, stream: int, payload: bytes) -> bytes:
+    return len(payload).to_bytes(3, "big") + bytes([frame_type, flags]) + stream.to_bytes(4, "big") + payload
+
+
+def literal_header(name: str, value: str) -> bytes:
+    """HPACK "literal without indexing, new name": leaves both sides' dynamic tables as they are."""
+    return bytes([0, len(name)]) + name.encode() + bytes([len(value)]) + value.encode()
+
+
+def test_frames_a_client_sends_after_its_call_ended_early_never_end_other_calls(backend, proxy_factory):
+    """A call the proxy ends while its client is still sending (here: a request over limits.maxMessageBytes) is
+    answered with its status and RST_STREAM(NO_ERROR). DATA and trailers the client had already sent, or sends
+    after that, must be ignored (RFC 9113 5.1, 6.4), even 40 resets later; they used to close the whole connection
+    with every healthy call on it."""
+    proxy = proxy_factory.to(backend.address, max_message_bytes=1024, extra_args=ONE_THREAD)
+    sock = socket.create_connection(split_address(proxy.outbound()), timeout=10)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+    conn.initiate_connection()
+    request_headers = lambda path: [  # noqa: E731
+        (":method", "POST"), (":scheme", "http"), (":path", path), (":authority", "proxy"),
+        ("content-type", "application/grpc"), ("te", "trailers"),
+    ]  # fmt: skip
+    conn.send_headers(1, request_headers(method("Hold")) + [("x-itest-call-id", "healthy-hold")])
+    conn.send_data(1, b"\x00\x00\x00\x00\x00", end_stream=True)
+    early = list(range(3, 3 + 2 * 41, 2))
+    for stream in early:
+        conn.send_headers(stream, request_headers(method("Collect")))
+        conn.send_data(stream, b"\x00" + (1 << 20).to_bytes(4, "big") + b"x" * 100)
+    sock.sendall(conn.data_to_send())
+
+    ended: set[int] = set()
+    healthy: list = []
+
+    def pump(until, seconds: float = 10) -> None:
+        end = time.monotonic() + seconds
+        while not until() and time.monotonic() < end:
+            sock.settimeout(max(0.01, end - time.monotonic()))
+            try:
+                data = sock.recv(65536)
+            except socket.timeout:
+                break
+            assert data, "the proxy closed the connection"
+            for event in conn.receive_data(data):
+                if isinstance(event, (h2.events.StreamReset, h2.events.StreamEnded)) and event.stream_id != 1:
+                    ended.add(event.stream_id)
+                if getattr(event, "stream_id", None) == 1:
+                    healthy.append(event)
+                if isinstance(event, h2.events.DataReceived):
+                    conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            sock.sendall(conn.data_to_send())
+
+    pump(lambda: set(early) <= ended)
+    assert set(early) <= ended, f"the proxy did not end the oversized calls: {sorted(set(early) - ended)}"
+    assert backend.wait_started("healthy-hold")
+    # What the client of each ended call still had in flight: more DATA, then its trailers. The first ended call's
+    # frames come last, after 40 other streams were reset.
+    late = b""
+    for stream in reversed(early):
+        late += raw_frame(0, 0, stream, b"y" * 100)
+        late += raw_frame(1, 0x5, stream, literal_header("x-late", "1"))
+    sock.sendall(late)
+    # The healthy call still gets its answer and its status. Frames are read by hand from here on: h2 closes its
+    # connection state on any GOAWAY (this proxy's HTTP/2 layer may still send one for the trailers, while its calls
+    # finish), where gRPC clients let their open calls complete.
+    backend.release_held.set()
+    buffer, trailers, goaway = b"", None, None
+    end = time.monotonic() + 10
+    while trailers is None and time.monotonic() < end:
+        sock.settimeout(max(0.01, end - time.monotonic()))
+        try:
+            data = sock.recv(65536)
+        except socket.timeout:
+            break
+        if not data:
+            break
+        buffer += data
+        while len(buffer) >= 9 and len(buffer) >= 9 + int.from_bytes(buffer[:3], "big"):
+            length, kind, flags, stream = int.from_bytes(buffer[:3], "big"), buffer[3], buffer[4], int.from_bytes(buffer[5:9], "big")
+            payload, buffer = buffer[9:9 + length], buffer[9 + length:]
+            if kind == 1:  # HEADERS: decoded for every stream, so the HPACK table stays in step
+                decoded = dict(conn.decoder.decode(payload))
+                if stream == 1 and flags & 0x1:
+                    trailers = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+                                for k, v in decoded.items()}
+            elif kind == 7:
+                goaway = int.from_bytes(payload[4:8], "big")
+    sock.close()
+    assert trailers is not None, f"the healthy call never ended (GOAWAY code {goaway})"
+    assert trailers.get("grpc-status") == "0", trailers

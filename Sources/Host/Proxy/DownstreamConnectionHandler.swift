@@ -39,6 +39,9 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
     private var idleSince: NIODeadline?
     /// The highest stream id a call came on, for the GOAWAY of an idle close.
     private var lastStreamID = HTTP2StreamID.rootStream
+    /// NIOHTTP2 sent GOAWAY over frames for a stream that had already ended: the calls in flight finish, then the
+    /// connection closes.
+    private var closeWhenIdle = false
 
     init(listener: ListenerContext, logger: Logger, tuning: HTTP2Tuning) {
         self.listener = listener
@@ -147,6 +150,20 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
         // Stream-level errors were already answered with RST_STREAM by the HTTP/2 handler; a StreamClosedEvent ends
         // the call. Anything else is a connection error: the connection is unusable.
         if error is NIOHTTP2Errors.StreamError { return }
+        if error is NIOHTTP2Errors.StreamIDTooSmall || error is NIOHTTP2Errors.NoSuchStream {
+            // Frames for a stream that has already ended: trailers or DATA a client still had in flight when the
+            // proxy ended its call. RFC 9113 (5.1, 6.4) says to ignore them; NIOHTTP2 ignores DATA on the streams
+            // it reset last but treats HEADERS (and older streams) as a connection error and has sent GOAWAY. The
+            // other calls on the connection are healthy: let them finish rather than fail them all, then close.
+            if !closeWhenIdle {
+                logger.info(
+                    "the client sent frames for a stream that had already ended; HTTP/2 sent GOAWAY: the connection closes once its calls finish",
+                    metadata: ["error": "\(error)", "calls": "\(calls.count)"])
+            }
+            closeWhenIdle = true
+            if calls.isEmpty { context.close(promise: nil) }
+            return
+        }
         if !reportedError {
             reportedError = true
             if error is NIOHTTP2Errors.InvalidStreamIDForPeer {
@@ -173,8 +190,12 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
     @discardableResult
     private func removeCall(_ streamID: HTTP2StreamID) -> ProxyCall? {
         let removed = calls.removeValue(forKey: streamID)
-        if removed != nil, calls.isEmpty, idleTimeout != nil {
-            idleSince = .now()
+        if removed != nil, calls.isEmpty {
+            if closeWhenIdle {
+                writer.detachedClose()
+            } else if idleTimeout != nil {
+                idleSince = .now()
+            }
         }
         return removed
     }

@@ -30,6 +30,15 @@ final class HTTP2FrameWriter {
         flusher = ReadBatchFlusher.current
     }
 
+    /// Closes the connection once what was written is flushed (at the end of the current read batch, if any).
+    func detachedClose() {
+        guard let context else { return }
+        flush()
+        context.eventLoop.execute {
+            context.close(promise: nil)
+        }
+    }
+
     /// The connection is gone: writes fail from now on.
     func detach() {
         context = nil

@@ -57,6 +57,10 @@ public struct HTTP2Tuning: Sendable {
         configuration.initialSettings = initialSettings
         configuration.controlFrameRateLimit.maximumCount = controlFrameLimit(for: mode)
         configuration.controlFrameRateLimit.windowLength = .seconds(10)
+        // Frames a peer still had in flight for a stream this side reset are ignored only while the stream is among
+        // the last ones reset (NIOHTTP2: 32 by default); a busy connection resets far more than that in the time a
+        // frame takes to arrive, and a frame for an older one is a connection error.
+        configuration.maximumRecentlyResetStreams = 1024
         if mode == .client {
             // Header blocks sent upstream were validated when they arrived from the client.
             configuration.headerBlockValidation = .disabled
