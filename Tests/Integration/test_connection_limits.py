@@ -156,3 +156,29 @@ def test_a_proxy_out_of_file_descriptors_says_so_and_serves_again_once_they_are_
     assert echo(b"after", timeout=10) == b"after"
     fresh = channel_factory(proxy.outbound()).unary_unary(method("Echo"))
     assert fresh(b"new connection", timeout=10) == b"new connection"
+
+
+def test_memory_a_wave_of_connections_took_is_returned_once_they_are_gone(backend, proxy_factory):
+    """glibc keeps what a thread freed in its arena: after three waves of 2000 connections the proxy stayed at
+    about 255 MiB with none open. It must come back near where it started."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 4096 and (hard == resource.RLIM_INFINITY or hard >= 4096):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (4096, hard))
+    proxy = proxy_factory.to(backend.address, log_level="warning")
+    start = proxy.memory_kib()["VmRSS"]
+    peak = start
+    for _ in range(2):
+        wave = [connect(proxy.outbound()) for _ in range(1500)]
+        for sock in wave:
+            sock.sendall(PREFACE + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        time.sleep(0.5)
+        peak = max(peak, proxy.memory_kib()["VmRSS"])
+        for sock in wave:
+            sock.close()
+    returned = wait_until(lambda: proxy.memory_kib()["VmRSS"] < start + 24 * 1024, timeout=30, interval=0.5)
+    end = proxy.memory_kib()["VmRSS"]
+    print(f"\nproxy RSS: {start // 1024} MiB at start, {peak // 1024} MiB at the peak, {end // 1024} MiB after")
+    assert peak > start + 48 * 1024, "the waves took too little memory to prove anything"
+    assert returned, f"RSS stayed at {end // 1024} MiB (from {start // 1024} MiB) with no connection open"

@@ -30,6 +30,8 @@ public final class ProxyServer: Sendable {
     public let metrics: ProxyMetrics
     /// `/metrics` on `metrics.prometheus.listenAddress`; nil when the config sets none.
     private let metricsEndpoint: MetricsEndpoint?
+    /// Returns freed memory to the system once a wave of load is over.
+    private let memoryTrimmer: MemoryTrimmer
 
     /// Builds listeners and upstream pools for every cluster connection; binds nothing yet.
     ///
@@ -46,6 +48,7 @@ public final class ProxyServer: Sendable {
         self.activeCalls = activeCalls
         let loops = Array(group.makeIterator())
         let resolver = AddressResolver(threadPool: threadPool)
+        memoryTrimmer = MemoryTrimmer(threadPool: threadPool, logger: logger)
         let settings = UpstreamPoolSettings(
             connectTimeout: .nanoseconds(Int64(config.upstream.connectTimeoutSeconds * 1e9)),
             backoffInitial: .nanoseconds(Int64(config.upstream.reconnectBackoffInitialSeconds * 1e9)),
@@ -231,6 +234,7 @@ public final class ProxyServer: Sendable {
 
     /// Binds every listener; if one fails, the ones already bound are closed and the error names the address.
     public func start() async throws {
+        memoryTrimmer.start(on: group.next())
         do {
             for listener in listeners {
                 try await listener.start(group: group)
@@ -243,6 +247,7 @@ public final class ProxyServer: Sendable {
             }
             try await metricsEndpoint?.start(group: group)
         } catch {
+            memoryTrimmer.stop()
             for endpoint in healthEndpoints { await endpoint.stop() }
             await metricsEndpoint?.stop()
             for started in listeners { await started.stopAccepting() }
@@ -272,6 +277,7 @@ public final class ProxyServer: Sendable {
         for transport in muxTransports { transport.closeSessions() }
         for upstream in upstreams { try? await upstream.close()?.get() }
         await metricsEndpoint?.stop()
+        memoryTrimmer.stop()
     }
 }
 
