@@ -61,6 +61,12 @@ final class ConfigLoaderTests: XCTestCase {
         )
     }
 
+    func testAMuxServerThatDoesNotVerifyClientCertificatesIsWarnedAbout() throws {
+        let loaded = try loadGoSample("develop_config_cluster-b-mux-server-proxy.yaml")
+        XCTAssertEqual(loaded.warnings.filter { $0.contains("remote.connectionType") }.count, 1, "\(loaded.warnings)")
+        XCTAssertTrue(loaded.warnings.contains { $0.contains("gives its sessions to whoever connects first") })
+    }
+
     func testLocalTestClientSampleParsesEveryBlock() throws {
         let loaded = try loadGoSample("develop_config_local-test-config-client.yaml")
         let connection = try XCTUnwrap(loaded.config.clusterConnections.first)

@@ -412,6 +412,68 @@ def test_a_peer_that_floods_pings_without_reading_is_cut_off_and_memory_stays_bo
     describe_default(temporal_server, client_side.outbound())
 
 
+class NonServingYamuxPeer:
+    """Connects to a mux-server and keeps the session: it answers pings, and never accepts a stream."""
+
+    def __init__(self, address: str):
+        host, port = address.rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)))
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        buffer = b""
+        try:
+            while data := self.sock.recv(65536):
+                buffer += data
+                while len(buffer) >= 12:
+                    _, kind, flags, _, length = struct.unpack(">BBHII", buffer[:12])
+                    size = 12 + (length if kind == 0 else 0)
+                    if len(buffer) < size:
+                        break
+                    buffer = buffer[size:]
+                    if kind == 2 and flags & 1:
+                        self.sock.sendall(struct.pack(">BBHII", 0, 2, 2, 0, length))
+        except OSError:
+            return
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_a_session_that_never_serves_its_streams_loses_its_slot_to_the_real_peer(temporal_server, proxy_factory):
+    """On a mux-server without client certificates anyone who connects first can take the sessions. One that answers
+    pings but never serves a stream must not lock the real peer out: the first call that finds out ends it."""
+    mux_address = free_address()
+    server_side = proxy_factory.start([ClusterConnection("pair", local_upstream=temporal_server.address,
+                                                         remote_upstream="", mux="mux-server",
+                                                         mux_address=mux_address, mux_count=1)])
+    stranger = NonServingYamuxPeer(mux_address)
+    try:
+        wait_for_log(server_side, "mux session established", 1)
+        client_side = proxy_factory.start([ClusterConnection("pair", local_upstream=temporal_server.address,
+                                                             remote_upstream="", mux="mux-client",
+                                                             mux_address=mux_address, mux_count=1)])
+        started = time.monotonic()
+        with pytest.raises(grpc.RpcError) as failed:
+            grpc.insecure_channel(server_side.outbound()).unary_unary(GET_SYSTEM_INFO)(b"", timeout=30)
+        waited = time.monotonic() - started
+        assert failed.value.code() == grpc.StatusCode.UNAVAILABLE, failed.value
+        assert waited < 15, f"the call waited {waited:.1f}s on a session that does not serve"
+        wait_for_log(server_side, "never started HTTP/2 on it", 1)
+        # The real peer's session takes the freed slot, and calls cross again.
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                describe_default(temporal_server, server_side.outbound())
+                break
+            except AssertionError:
+                assert time.monotonic() < deadline, "the real peer never got the slot back\n" + client_side.log()
+                time.sleep(1)
+    finally:
+        stranger.close()
+
+
 def test_shutdown_ends_each_session_with_a_normal_go_away_and_exits_zero(temporal_server, proxy_factory):
     """A raw yamux client (12-byte headers: version, type, flags, stream id, length) takes the only session, answers
     the proxy's first ping, and then sees SIGTERM end the session with go-away(normal) before the connection

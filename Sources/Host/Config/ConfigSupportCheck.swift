@@ -73,6 +73,20 @@ struct ConfigSupportCheck {
                 at: path.appending("connectionType")
             )
         }
+        // A mux-server hands its muxCount sessions to whoever connects first; without verified client certificates a
+        // stranger can hold them. The proxy ends a session that takes streams and never serves them, but only once
+        // a call has found out.
+        if remote, side.connectionType == .muxServer {
+            let tls = side.muxAddressInfo?.tls
+            if tls?.isEnabled != true || tls?.skipCAVerification == true {
+                warnings.append(sourceMap.error(
+                    "a mux-server that does not verify client certificates gives its sessions to whoever connects "
+                        + "first; set muxAddressInfo.tls (certificatePath, keyPath, remoteCAPath) with "
+                        + "skipCAVerification false, or keep the port reachable by the peer proxy only",
+                    at: path.appending("connectionType")
+                ))
+            }
+        }
         // TLS is built (Transport/TLSSetup); a block that sets keys without turning TLS on leaves the connection in
         // plain TCP, as in the Go proxy, which the operator should hear about.
         for (key, endpoint) in [("tcpClient", side.tcpClient), ("tcpServer", side.tcpServer),

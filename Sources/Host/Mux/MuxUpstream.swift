@@ -81,7 +81,11 @@ final class MuxUpstream: UpstreamConnecting {
             }
             for slot in slots {
                 guard let connection = slot.connection else {
-                    return slot.future.flatMap { _ in self.connection(on: eventLoop) }
+                    return slot.future.flatMap { _ in self.connection(on: eventLoop) }.flatMapError { error in
+                        // A session that does not serve was closed: choose among the others.
+                        guard error is MuxSessionNotServing else { return eventLoop.makeFailedFuture(error) }
+                        return self.connection(on: eventLoop)
+                    }
                 }
                 if connection.canOpenStream { return eventLoop.makeSucceededFuture(connection) }
             }
@@ -102,6 +106,16 @@ final class MuxUpstream: UpstreamConnecting {
 
     /// Opens a connection on `session` and keeps it in the loop's state until it closes or fails.
     private func open(
+        on session: YamuxSession, key: ObjectIdentifier, state: LoopState, eventLoop: EventLoop
+    ) -> EventLoopFuture<UpstreamConnection> {
+        // The calls waiting for a connection on a session that turned out not to serve go to another session.
+        openConnection(on: session, key: key, state: state, eventLoop: eventLoop).flatMapError { error in
+            guard error is MuxSessionNotServing else { return eventLoop.makeFailedFuture(error) }
+            return self.connection(on: eventLoop)
+        }
+    }
+
+    private func openConnection(
         on session: YamuxSession, key: ObjectIdentifier, state: LoopState, eventLoop: EventLoop
     ) -> EventLoopFuture<UpstreamConnection> {
         let opened = open(on: session, eventLoop: eventLoop)
@@ -140,9 +154,15 @@ final class MuxUpstream: UpstreamConnecting {
                 let wait = MuxUpstream.http2StartTimeout
                 let timedOut = NIOLoopBoundBox(false, eventLoop: stream.eventLoop)
                 let deadline = stream.eventLoop.scheduleTask(in: wait) {
-                    // Closing the stream fails the connection's start, which fails the promise below.
+                    // A session whose peer takes streams and never serves them holds a slot a working peer needs
+                    // (on a mux-server, anyone who can connect can take one): it ends, and its calls go elsewhere.
+                    // Closing it fails the connection's start, which fails the promise below.
                     timedOut.value = true
-                    stream.close(promise: nil)
+                    self.logger.warning(
+                        "closing a mux session whose peer took a stream but never started HTTP/2 on it; its slot is free for a peer that serves",
+                        metadata: ["peer": "\(session.remoteAddress?.endpointDescription ?? "?")", "wait_s": "\(wait.secondsText)"]
+                    )
+                    session.close(code: .protocolError, immediately: true)
                 }
                 connection.activeFuture.whenComplete { result in
                     deadline.cancel()
@@ -150,9 +170,7 @@ final class MuxUpstream: UpstreamConnecting {
                     case .success:
                         promise.succeed(connection)
                     case .failure(let error):
-                        promise.fail(timedOut.value
-                            ? MuxUnavailableError(reason: "the mux peer sent no HTTP/2 SETTINGS on a new stream within \(wait.nanoseconds / 1_000_000_000) s")
-                            : error)
+                        promise.fail(timedOut.value ? MuxSessionNotServing(wait: wait) : error)
                     }
                 }
             }
@@ -191,5 +209,13 @@ final class MuxUpstream: UpstreamConnecting {
             }
         }
         return promise.futureResult
+    }
+}
+
+/// A mux session's peer took a stream and never started HTTP/2 on it; the session was closed.
+struct MuxSessionNotServing: Error, CustomStringConvertible {
+    var wait: TimeAmount
+    var description: String {
+        "the mux peer sent no HTTP/2 SETTINGS on a new stream within \(wait.secondsText) s; its session was closed"
     }
 }
