@@ -46,6 +46,8 @@ final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
     private var deliveredSinceReadComplete = false
 
     private var openTimeout: Scheduled<Void>?
+    /// A writability change of the connection waits to be applied (see `parentWritabilityChanged`).
+    private var parentWritabilityUpdateScheduled = false
     private var closeTimeout: Scheduled<Void>?
 
     init(session: YamuxSession, parent: Channel, id: UInt32, openedByPeer: Bool) {
@@ -312,7 +314,17 @@ final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
     }
 
     func parentWritabilityChanged(_ parentWritable: Bool) {
-        updateWritability()
+        // The connection's writability changes inside its flush, which another stream's pipeline may have started
+        // from the middle of its own write: firing into every stream's pipeline from there re-entered NIOHTTP2's
+        // handler of a stream whose outbound buffers were mid-update (its assertion "Received flush data frames
+        // while buffering control frames"). Each stream takes the change on a fresh stack instead, state and event
+        // together.
+        guard !parentWritabilityUpdateScheduled else { return }
+        parentWritabilityUpdateScheduled = true
+        eventLoop.execute {
+            self.parentWritabilityUpdateScheduled = false
+            self.updateWritability()
+        }
     }
 
     // MARK: Internals

@@ -27,6 +27,7 @@ public final class CallMetrics: Sendable {
     private static let shardCount = 16
 
     private let shards: [NIOLockedValueBox<Shard>]
+    private let rapidResetClosures = NIOLockedValueBox<UInt64>(0)
 
     /// What one method's calls added up to.
     public struct MethodStats: Sendable, Equatable {
@@ -55,6 +56,8 @@ public final class CallMetrics: Sendable {
         public var methods: [String: MethodStats] = [:]
         /// Calls the proxy ended itself (unreachable upstream, limits, plugins), by the gRPC code it sent.
         public var failedInProxyByCode: [Int32: UInt64] = [:]
+        /// Client connections closed for a rapid-reset flood.
+        public var rapidResetClosures: UInt64 = 0
     }
 
     private struct Shard {
@@ -92,6 +95,11 @@ public final class CallMetrics: Sendable {
         }
     }
 
+    /// A client connection was closed for resetting most of its calls before they were answered.
+    func rapidResetConnectionClosed() {
+        rapidResetClosures.withLockedValue { $0 += 1 }
+    }
+
     /// The shards merged; still at most `methodLimit` method labels plus `other`.
     public var snapshot: Snapshot {
         var merged = Snapshot()
@@ -109,6 +117,7 @@ public final class CallMetrics: Sendable {
             }
         }
         merged.inFlight = Int64(started) - Int64(ended)
+        merged.rapidResetClosures = rapidResetClosures.withLockedValue { $0 }
         return merged
     }
 }

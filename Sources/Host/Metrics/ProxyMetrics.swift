@@ -118,6 +118,11 @@ public final class ProxyMetrics: Sendable {
                 text.sample("s2s_proxy_calls_failed_in_proxy_total", series, Double(count))
             }
         }
+        text.family("s2s_proxy_rapid_reset_connections_closed_total", .counter,
+                    help: "Client connections closed for resetting most of their calls before they were answered.")
+        for (listener, snapshot) in listeners {
+            text.sample("s2s_proxy_rapid_reset_connections_closed_total", labels(listener), Double(snapshot.rapidResetClosures))
+        }
         renderGoGRPCServer(listeners, into: &text)
     }
 

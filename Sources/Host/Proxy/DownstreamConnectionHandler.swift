@@ -39,9 +39,22 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
     private var idleSince: NIODeadline?
     /// The highest stream id a call came on, for the GOAWAY of an idle close.
     private var lastStreamID = HTTP2StreamID.rootStream
+    /// Calls on this connection since the rapid-reset window began, and how many of them the client reset
+    /// before they were answered, within `prematureResetLifetime` of their start.
+    private var streamsInWindow = 0
+    private var prematureResets = 0
+    /// A client that resets `prematureResetLimit` of `prematureResetWindow` calls before they are answered (and
+    /// within a second of starting them) is flooding: each of its calls still reaches the upstream, which a few
+    /// thousand a second starve of everything else (CVE-2023-44487, "rapid reset"). Its connection gets GOAWAY
+    /// (ENHANCE_YOUR_CALM) and is closed. Real clients cancel calls too, but not half of them within a second.
+    static let prematureResetWindow = 200
+    static let prematureResetLimit = 100
+    static let prematureResetLifetime: TimeAmount = .seconds(1)
     /// NIOHTTP2 sent GOAWAY over frames for a stream that had already ended: the calls in flight finish, then the
     /// connection closes.
     private var closeWhenIdle = false
+    /// This side sent GOAWAY (drain, idle, flood): never a second one.
+    private var goAwaySent = false
 
     init(listener: ListenerContext, logger: Logger, tuning: HTTP2Tuning) {
         self.listener = listener
@@ -109,6 +122,11 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
             } else {
                 let call = ProxyCall(listener: listener, downstream: self, streamID: frame.streamID)
                 calls[frame.streamID] = call
+                streamsInWindow += 1
+                if streamsInWindow > Self.prematureResetWindow {
+                    streamsInWindow = 1
+                    prematureResets = 0
+                }
                 idleSince = nil
                 lastStreamID = max(lastStreamID, frame.streamID)
                 call.start(headers)
@@ -119,7 +137,15 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
             writer.releaseConnectionCredit(HTTP2FlowControlledLength.of(data))
             calls[frame.streamID]?.downstreamData(data)
         case .rstStream(let code):
-            calls[frame.streamID]?.downstreamReset(code)
+            if let call = calls[frame.streamID] {
+                if !call.isAnswered, NIODeadline.now() - call.startTime < Self.prematureResetLifetime {
+                    prematureResets += 1
+                }
+                call.downstreamReset(code)
+                if prematureResets >= Self.prematureResetLimit {
+                    return closeForRapidResets(context: context)
+                }
+            }
         default:
             break
         }
@@ -134,8 +160,7 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
             removeCall(closed.streamID)?.downstreamClosed(reason: closed.reason)
         case is DrainRequest:
             // Tell the client to open no new streams; streams in flight continue.
-            let goAway = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: .maxID, errorCode: .noError, opaqueData: nil))
-            context.writeAndFlush(wrapOutboundOut(goAway), promise: nil)
+            sendGoAway(lastStreamID: .maxID, code: .noError, context: context)
         default:
             context.fireUserInboundEventTriggered(event)
         }
@@ -150,6 +175,13 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
         // Stream-level errors were already answered with RST_STREAM by the HTTP/2 handler; a StreamClosedEvent ends
         // the call. Anything else is a connection error: the connection is unusable.
         if error is NIOHTTP2Errors.StreamError { return }
+        if goAwaySent, error is NIOHTTP2Errors.IOOnClosedConnection || error is NIOHTTP2Errors.RaisedGoawayLastStreamID {
+            // After this side's GOAWAY, NIOHTTP2 refuses what the client still sends once the connection has no
+            // streams left, and tries a GOAWAY of its own. The calls in flight finish; then the connection closes.
+            closeWhenIdle = true
+            if calls.isEmpty { context.close(promise: nil) }
+            return
+        }
         if error is NIOHTTP2Errors.StreamIDTooSmall || error is NIOHTTP2Errors.NoSuchStream {
             // Frames for a stream that has already ended: trailers or DATA a client still had in flight when the
             // proxy ended its call. RFC 9113 (5.1, 6.4) says to ignore them; NIOHTTP2 ignores DATA on the streams
@@ -200,6 +232,44 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
         return removed
     }
 
+    /// GOAWAY(ENHANCE_YOUR_CALM) for a client that resets most of its calls before they are answered. The calls
+    /// it already opened may finish (a proxy in front forwards many clients' resets, and its other calls are
+    /// healthy): the connection closes once they have, or after `rapidResetGrace`.
+    private func closeForRapidResets(context: ChannelHandlerContext) {
+        prematureResets = 0
+        streamsInWindow = 0
+        guard context.channel.isActive, !goAwaySent else { return }
+        logger.warning(
+            "closing connection: the client reset most of its last calls before they were answered (a rapid-reset flood); calls in flight may finish",
+            metadata: ["calls": "\(calls.count)"]
+        )
+        listener.metrics.rapidResetConnectionClosed()
+        sendGoAway(lastStreamID: lastStreamID, code: .enhanceYourCalm, context: context, debug: "rapid reset")
+        closeWhenIdle = true
+        if calls.isEmpty {
+            writer.detachedClose()
+        } else {
+            context.eventLoop.scheduleTask(in: Self.rapidResetGrace) {
+                context.close(promise: nil)
+            }
+        }
+    }
+
+    static let rapidResetGrace: TimeAmount = .seconds(10)
+
+    /// Sends GOAWAY once per connection: NIOHTTP2 refuses a second one that names a higher last stream.
+    @discardableResult
+    private func sendGoAway(
+        lastStreamID: HTTP2StreamID, code: HTTP2ErrorCode, context: ChannelHandlerContext, debug: String? = nil
+    ) -> EventLoopFuture<Void>? {
+        guard !goAwaySent else { return nil }
+        goAwaySent = true
+        let goAway = HTTP2Frame(
+            streamID: .rootStream,
+            payload: .goAway(lastStreamID: lastStreamID, errorCode: code, opaqueData: debug.map { ByteBuffer(string: $0) }))
+        return context.writeAndFlush(wrapOutboundOut(goAway))
+    }
+
     // MARK: Handshake and idle timeouts
 
     private func startHandshakeTimer(context: ChannelHandlerContext) {
@@ -238,9 +308,7 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
             return scheduleIdleCheck(in: idleTimeout - idle, context: context)
         }
         logger.info("closing idle connection: no call for \(idleTimeout.secondsText) s (limits.idleTimeoutSeconds)")
-        let goAway = HTTP2Frame(
-            streamID: .rootStream, payload: .goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil))
-        context.writeAndFlush(wrapOutboundOut(goAway)).whenComplete { _ in
+        sendGoAway(lastStreamID: lastStreamID, code: .noError, context: context)?.whenComplete { _ in
             context.close(promise: nil)
         }
     }

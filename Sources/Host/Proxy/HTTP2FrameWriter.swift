@@ -64,6 +64,12 @@ final class HTTP2FrameWriter {
         flusher?.beginReadBatch()
     }
 
+    /// Runs `body` at the end of the current read batch (see `ReadBatchFlusher.atEndOfReadBatch`).
+    func atEndOfReadBatch(_ body: @escaping () -> Void) {
+        guard let flusher else { return body() }
+        flusher.atEndOfReadBatch(body)
+    }
+
     /// The connection's read batch is over (or the connection closed): flush every writer its calls used.
     func endReadBatch() {
         flusher?.endReadBatch()

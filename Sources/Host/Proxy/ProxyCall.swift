@@ -58,6 +58,9 @@ final class ProxyCall {
     /// The upstream sent END_STREAM.
     private var upstreamEnded = false
     private var responseHeadersSent = false
+    /// Whether the client has been sent the response's headers (or a status): a call reset before that, and
+    /// soon after it started, is what a rapid-reset flood is made of.
+    var isAnswered: Bool { responseHeadersSent }
     /// The plugins that want this call, if any; calls no plugin wants never allocate one.
     private var plugins: PluginCallRunner?
     /// Present when a plugin wants the messages of that direction: whole messages are then cut out of the DATA
@@ -71,7 +74,7 @@ final class ProxyCall {
     private var method = ""
     /// The metrics shard of the call's event loop, and when the call began, for the metrics endpoint.
     private let metricsShard: Int
-    private let startTime = NIODeadline.now()
+    let startTime = NIODeadline.now()
     /// The proxy wrote the call's status itself (the call never got one from the upstream).
     private var failedInProxy = false
     /// Set when the call is a replication stream: where its messages and its end are recorded.
@@ -130,7 +133,13 @@ final class ProxyCall {
             replicationStream = listener.replicationStreams.open(headers: headers)
         }
         guard let loop = downstream.writer.eventLoop else { return finish(endedBy: .client) }
-        openUpstreamStream(forwarded, on: loop, attemptsLeft: Self.upstreamAttempts)
+        // Opened once the frames read with these headers have been handled: a client that opens and resets streams
+        // in one go (a rapid-reset flood) costs the upstream nothing, and a real call loses no time, since the
+        // headers would be flushed at the end of the read anyway.
+        downstream.writer.atEndOfReadBatch {
+            guard self.phase == .connecting else { return }
+            self.openUpstreamStream(forwarded, on: loop, attemptsLeft: Self.upstreamAttempts)
+        }
     }
 
     /// How many connections a call tries before failing when each it is handed turns out full or draining (others'

@@ -25,6 +25,7 @@ final class ReadBatchFlusher: @unchecked Sendable {
 
     private var inReadBatch = false
     private var pending: [HTTP2FrameWriter] = []
+    private var deferred: [() -> Void] = []
 
     /// A connection handler started reading frames.
     func beginReadBatch() {
@@ -33,6 +34,11 @@ final class ReadBatchFlusher: @unchecked Sendable {
 
     /// The read batch is over (or its connection closed): flush every writer used during it.
     func endReadBatch() {
+        while !deferred.isEmpty {
+            let work = deferred
+            deferred.removeAll(keepingCapacity: true)
+            for body in work { body() }
+        }
         inReadBatch = false
         guard !pending.isEmpty else { return }
         let writers = pending
@@ -40,6 +46,14 @@ final class ReadBatchFlusher: @unchecked Sendable {
         for writer in writers {
             writer.flushNow()
         }
+    }
+
+    /// Runs `body` when the current read batch ends, before its writers are flushed; now when there is none.
+    /// What a call would start because of one frame can so wait for the frames read with it: a stream its client
+    /// opened and reset in the same read never reaches the upstream.
+    func atEndOfReadBatch(_ body: @escaping () -> Void) {
+        guard inReadBatch else { return body() }
+        deferred.append(body)
     }
 
     /// Flushes `writer` at the end of the current read batch, or now when there is none.
