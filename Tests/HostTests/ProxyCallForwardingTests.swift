@@ -294,6 +294,69 @@ final class ProxyCallForwardingTests: XCTestCase {
         XCTAssertEqual(calls.value, 3)
     }
 
+    /// Everything the client wrote, handed to the proxy as one read.
+    private func moveClientBytesAsOneRead() throws {
+        var combined = ByteBuffer()
+        while let data = try client.readOutbound(as: IOData.self) {
+            if case .byteBuffer(var buffer) = data { combined.writeBuffer(&buffer) }
+        }
+        try proxyServer.writeInbound(combined)
+        loop.run()
+    }
+
+    /// The frames the proxy wrote to the client since the last call, by type (raw bytes, no HTTP/2 state).
+    private func frameTypesToClient() throws -> [(type: UInt8, payload: [UInt8])] {
+        var bytes: [UInt8] = []
+        while let data = try proxyServer.readOutbound(as: IOData.self) {
+            if case .byteBuffer(let buffer) = data { bytes += buffer.readableBytesView }
+        }
+        var frames: [(UInt8, [UInt8])] = []
+        var index = 0
+        while index + 9 <= bytes.count {
+            let length = Int(bytes[index]) << 16 | Int(bytes[index + 1]) << 8 | Int(bytes[index + 2])
+            frames.append((bytes[index + 3], Array(bytes[(index + 9)..<min(bytes.count, index + 9 + length)])))
+            index += 9 + length
+        }
+        return frames
+    }
+
+    func testAStreamOpenedAndResetInOneReadNeverReachesTheUpstream() throws {
+        try setUp(maxMessageBytes: 1 << 20)
+        for _ in 0..<20 {
+            let (stream, _) = try openCall()
+            stream.close(promise: nil)
+            loop.run()
+        }
+        try moveClientBytesAsOneRead()
+        try exchange()
+        XCTAssertEqual(record.requestHeaders.count, 0, "streams reset in the read that opened them were forwarded")
+        XCTAssertEqual(calls.value, 0)
+        // A call whose reset comes in a later read was forwarded, and is cancelled upstream.
+        let (stream, _) = try openCall()
+        try exchange()
+        stream.close(promise: nil)
+        try exchange()
+        XCTAssertEqual(record.requestHeaders.count, 1)
+        XCTAssertEqual(record.resetCodes, [.cancel])
+    }
+
+    func testAClientThatResetsMostCallsBeforeTheyAreAnsweredGetsGoAwayEnhanceYourCalm() throws {
+        try setUp(maxMessageBytes: 1 << 20)
+        for index in 0..<DownstreamConnectionHandler.prematureResetLimit {
+            XCTAssertTrue(proxyServer.isActive, "closed after \(index) resets")
+            let (stream, _) = try openCall()
+            try moveClientBytesAsOneRead()
+            stream.close(promise: nil)
+            loop.run()
+            try moveClientBytesAsOneRead()
+        }
+        let goAways = try frameTypesToClient().filter { $0.type == 7 }
+        XCTAssertEqual(goAways.count, 1)
+        XCTAssertEqual(goAways.first.map { Array($0.payload[4..<8]) }, [0, 0, 0, 0xB], "ENHANCE_YOUR_CALM")
+        loop.run()
+        XCTAssertFalse(proxyServer.isActive, "with no call left, the connection closes")
+    }
+
     func testClientResetCancelsTheUpstreamStream() throws {
         try setUp(maxMessageBytes: 1 << 20)
         let (stream, _) = try openCall()
