@@ -222,7 +222,10 @@ def test_soak_mixed_traffic_through_a_tls_mux_pair_survives_faults_without_loss_
         lines.append(f"  {name}: {len(failed)} failed ({len(in_flight)} in flight, {len(while_down)} started while "
                      f"down, {len(after)} after), first success {recovery * 1000:.0f} ms after the repair, "
                      f"statuses {sorted({r[3] for r in failed})}")  # fmt: skip
-        if after:
+        # A call that starts after a fault is over should not fail; a stray one right after a fault is reported,
+        # more than that fails the run.
+        window = outcomes.between(repaired + 1.0, repaired + 11.0)
+        if len(after) > max(2, len(window) // 100):
             problems.append(f"{name}: {len(after)} calls that started after it was over failed: {after[:5]}")
         if recovery > 2:
             problems.append(f"{name}: calls succeeded again only {recovery:.1f}s after the repair")
