@@ -186,7 +186,11 @@ class Relay:
                 client, _ = self.listener.accept()
             except OSError:
                 return
-            server = socket.create_connection(self.target)
+            try:
+                server = socket.create_connection(self.target)
+            except OSError:
+                client.close()  # the target is gone (the test is ending): so is this connection
+                continue
             with self.lock:
                 self.pairs.append((client, server))
             for a, b in ((client, server), (server, client)):
