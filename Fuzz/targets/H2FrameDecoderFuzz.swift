@@ -1,6 +1,8 @@
-// libFuzzer target: the HTTP/2 frame decoder (HTTP2Forwarding) on arbitrary bytes, in both roles, cut into reads of
-// sizes the input chooses. It must never crash, never hold more than one frame and one header block, and every
-// frame it returns must respect the limits it was given. Built and run by scripts/fuzz.
+// libFuzzer target: the HTTP/2 frame decoder and the connection state machine (HTTP2Forwarding) on arbitrary bytes,
+// in both roles, cut into reads of sizes the input chooses, every decoded frame applied to the state machine, which
+// also releases stream credit and resets streams as an owner would. Nothing may crash, the decoder may never hold
+// more than one frame and one header block, and every frame and action must respect the limits given. Built and run
+// by scripts/fuzz.
 
 import NIOCore
 
@@ -14,6 +16,15 @@ public func fuzzH2FrameDecoder(_ start: UnsafeRawPointer, _ count: Int) -> CInt 
     // Reads of 1 to 64 bytes, or the whole input at once.
     let readSize = control & 0x80 != 0 ? count : Int(control >> 1 & 0x3F) + 1
     var decoder = H2FrameDecoder(role: role, maxHeaderBlockBytes: 4096, maxContinuationFrames: 8)
+    var configuration = H2ConnectionStateMachine.Configuration(role: role)
+    configuration.maxConcurrentStreams = 8
+    configuration.initialWindowSize = 4096
+    configuration.connectionWindowSize = 65_535
+    configuration.maxControlFramesPerWindow = 64
+    configuration.recentlyResetMemory = 4
+    var connection = H2ConnectionStateMachine(configuration: configuration)
+    var actions: [H2ConnectionAction] = []
+    connection.start(into: &actions)
     var offset = 1
     while offset < count {
         let end = min(count, offset + readSize)
@@ -22,6 +33,24 @@ public func fuzzH2FrameDecoder(_ start: UnsafeRawPointer, _ count: Int) -> CInt 
         do {
             while let output = try decoder.nextFrame() {
                 check(output)
+                actions.removeAll(keepingCapacity: true)
+                connection.receive(output, into: &actions)
+                var owner: [H2ConnectionAction] = []
+                for action in actions {
+                    switch action {
+                    case .close:
+                        return 0
+                    case .data(let stream, let payload, _):
+                        // An owner that forwards everything, and resets every seventh stream.
+                        connection.release(stream: stream, bytes: payload.readableBytes, into: &owner)
+                        if stream % 7 == 0 { connection.resetStream(stream, code: .cancel, into: &owner) }
+                    case .send(.windowUpdate(_, let increment)):
+                        precondition(increment > 0 && increment <= 0x7FFF_FFFF)
+                    default:
+                        break
+                    }
+                }
+                precondition(connection.openStreamCount <= 8 + 1, "more streams than the limit")
             }
         } catch {
             precondition(error.stream == nil, "a thrown violation is a connection error")
