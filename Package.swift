@@ -73,8 +73,8 @@ let package = Package(
         // The yamux multiplexer (hashicorp/yamux's protocol, as the Go s2s-proxy's mux mode speaks it): frames,
         // sessions, and each stream as a NIO child channel.
         .target(name: "Mux", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
-        // The proxy's own HTTP/2 engine for forwarding gRPC (issue "Own the HTTP/2 data path"): so far the frame
-        // codec (Frames/), which checks every rule of RFC 9113 a frame's own bytes can break.
+        // The proxy's own HTTP/2 engine for forwarding gRPC (issue "Own the HTTP/2 data path"): the frame codec
+        // (Frames/) and the connection state machine (Connection/); not wired into forwarding yet.
         .target(
             name: "HTTP2Forwarding",
             dependencies: [.product(name: "NIOCore", package: "swift-nio")],
