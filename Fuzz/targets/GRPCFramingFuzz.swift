@@ -46,22 +46,25 @@ public func fuzzGRPCFraming(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
         let refused = reassembler.consume(frame, into: &messages)
         if let tooLarge = model.tooLarge, tooLarge.prefixEnd <= offset {
             // The prefix of the first oversized message is complete: both refuse it, on this frame.
-            precondition(tracked == .messageTooLarge(length: tooLarge.length), "tracker: \(tracked), model: \(tooLarge)")
-            precondition(refused == tooLarge.length, "reassembler refused \(String(describing: refused)), model: \(tooLarge)")
-            precondition(tooLarge.prefixEnd > frameStart, "refused on a later frame than the one completing the prefix")
-            checkMessages(messages, from: alreadyOut, model: model, upTo: tooLarge.prefixEnd, frame: frame, frameStart: frameStart)
+            require(tracked == .messageTooLarge(length: tooLarge.length), "tracker: \(tracked), model: \(tooLarge)")
+            require(refused == tooLarge.length, "the reassembler refused \(refused as Any), model: \(tooLarge)")
+            require(tooLarge.prefixEnd > frameStart, "refused on a later frame than the one completing the prefix")
+            checkMessages(
+                messages, from: alreadyOut, model: model, upTo: tooLarge.prefixEnd, frame: frame, frameStart: frameStart
+            )
             return 0
         }
-        precondition(tracked == .withinLimit, "the tracker refused \(tracked) before the model did")
-        precondition(refused == nil, "the reassembler refused \(refused!) before the model did")
+        require(tracked == .withinLimit, "the tracker refused \(tracked) before the model did")
+        require(refused == nil, "the reassembler refused \(refused!) before the model did")
         checkMessages(messages, from: alreadyOut, model: model, upTo: offset, frame: frame, frameStart: frameStart)
         let atBoundary = model.isBoundary(offset)
-        precondition(tracker.isAtMessageBoundary == atBoundary, "tracker boundary at \(offset)")
-        precondition(reassembler.isAtMessageBoundary == atBoundary, "reassembler boundary at \(offset)")
-        precondition(tracker.completedMessages == messages.count, "tracker counted \(tracker.completedMessages)")
+        require(tracker.isAtMessageBoundary == atBoundary, "tracker boundary at \(offset)")
+        require(reassembler.isAtMessageBoundary == atBoundary, "reassembler boundary at \(offset)")
+        require(tracker.completedMessages == messages.count, "tracker counted \(tracker.completedMessages)")
     }
     for message in messages where message.getInteger(at: message.readerIndex, as: UInt8.self) == 1 {
-        checkInflate(message.getSlice(at: message.readerIndex + 5, length: message.readableBytes - 5)!, limit: inflateLimit)
+        let payload = message.getSlice(at: message.readerIndex + 5, length: message.readableBytes - 5)!
+        checkInflate(payload, limit: inflateLimit)
     }
     return 0
 }
@@ -99,19 +102,20 @@ private func checkMessages(
     _ messages: [ByteBuffer], from alreadyOut: Int, model: StreamModel, upTo: Int, frame: ByteBuffer, frameStart: Int
 ) {
     let expected = model.messages.prefix { $0.upperBound <= upTo }
-    precondition(messages.count == expected.count, "\(messages.count) messages reassembled, \(expected.count) ended")
+    require(messages.count == expected.count, "\(messages.count) messages reassembled, \(expected.count) ended")
     for index in alreadyOut..<messages.count {
         let message = messages[index]
         let range = expected[index]
-        precondition(message.readableBytes == range.count && message.readableBytes >= 5)
+        require(message.readableBytes == range.count && message.readableBytes >= 5)
         let declared = Int(message.getInteger(at: message.readerIndex + 1, as: UInt32.self)!)
-        precondition(declared == message.readableBytes - 5, "a message is not whole")
-        precondition(range.upperBound > frameStart, "a message came out after the frame it ended in")
+        require(declared == message.readableBytes - 5, "a message is not whole")
+        require(range.upperBound > frameStart, "a message came out after the frame it ended in")
         let inFrame = frameStart..<(frameStart + frame.readableBytes)
         if range.lowerBound >= inFrame.lowerBound, range.upperBound <= inFrame.upperBound {
-            precondition(message.storageIsShared(with: frame), "a message inside one frame was copied")
+            require(message.storageIsShared(with: frame), "a message inside one frame was copied")
             let sliceStart = range.lowerBound - frameStart
-            precondition(message.readableBytesView.elementsEqual(frame.readableBytesView.dropFirst(sliceStart).prefix(range.count)))
+            let inFrameBytes = frame.readableBytesView.dropFirst(sliceStart).prefix(range.count)
+            require(message.readableBytesView.elementsEqual(inFrameBytes), "a message is not the stream's bytes")
         }
     }
 }
@@ -124,22 +128,30 @@ private func checkInflate(_ payload: ByteBuffer, limit: Int) {
     }
     do throws(GRPCMessageInflater.Failure) {
         let inflated = try GRPCMessageInflater.inflate(payload, limit: limit)
-        precondition(inflated.readableBytes <= limit, "inflated past the limit")
+        require(inflated.readableBytes <= limit, "inflated past the limit")
         guard case .success(let whole) = reference else {
-            preconditionFailure("inflated under \(limit) bytes but not under \(large): \(reference)")
+            fatalError("inflated under \(limit) bytes but not under \(large): \(reference)")
         }
-        precondition(inflated == whole, "a different result under a smaller limit")
+        require(inflated == whole, "a different result under a smaller limit")
     } catch {
         switch error {
         case .tooLarge(let reported):
-            precondition(reported == limit)
+            require(reported == limit)
             if case .success(let whole) = reference {
-                precondition(whole.readableBytes > limit, "\(whole.readableBytes) bytes refused under a limit of \(limit)")
+                require(whole.readableBytes > limit, "\(whole.readableBytes) bytes refused under a limit of \(limit)")
             }
         case .corrupt:
             if case .success(let whole) = reference {
-                preconditionFailure("corrupt under \(limit), \(whole.readableBytes) bytes under \(large)")
+                fatalError("corrupt under \(limit), \(whole.readableBytes) bytes under \(large)")
             }
         }
     }
+}
+
+/// `precondition` that says what failed in an optimized build too.
+private func require(
+    _ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String = "", file: StaticString = #file,
+    line: UInt = #line
+) {
+    if !condition() { fatalError("fuzz check failed: \(message())", file: file, line: line) }
 }
