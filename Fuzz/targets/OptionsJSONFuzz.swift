@@ -21,9 +21,9 @@ public func fuzzOptionsJSON(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     write(value, to: &written)
     do {
         let again = try JSONValue(parsing: written)
-        precondition(again == value, "\(written) parses to another value")
+        require(again == value, "\(written) parses to another value")
     } catch {
-        preconditionFailure("the parser refuses what it parsed, written back: \(written): \(error)")
+        fatalError("the parser refuses what it parsed, written back: \(written): \(error)")
     }
     if case .object(let members) = value {
         read(PluginOptions(members: members), depth: 0)
@@ -34,10 +34,10 @@ public func fuzzOptionsJSON(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
 /// "invalid JSON at byte N: ..." with N within the text (N = count: at its end).
 private func checkErrorOffset(_ message: String, count: Int) {
     let prefix = "invalid JSON at byte "
-    precondition(message.hasPrefix(prefix), "an error without its offset: \(message)")
+    require(message.hasPrefix(prefix), "an error without its offset: \(message)")
     let digits = message.dropFirst(prefix.count).prefix { $0.isNumber }
-    guard let offset = Int(digits) else { preconditionFailure("an error without its offset: \(message)") }
-    precondition(offset >= 0 && offset <= count, "offset \(offset) outside a text of \(count) bytes")
+    guard let offset = Int(digits) else { fatalError("an error without its offset: \(message)") }
+    require(offset >= 0 && offset <= count, "offset \(offset) outside a text of \(count) bytes")
 }
 
 /// Every accessor on every key, nested objects and arrays of objects included.
@@ -46,12 +46,12 @@ private func read(_ options: PluginOptions, depth: Int) {
         _ = try? options.string(forKey: key)
         _ = try? options.bool(forKey: key)
         if let int = try? options.int(forKey: key), let double = try? options.double(forKey: key) {
-            precondition(Double(int) == double, "int and double disagree on \(key)")
+            require(Double(int) == double, "int and double disagree on \(key)")
         }
         _ = try? options.stringArray(forKey: key)
         _ = try? options.stringMap(forKey: key)
         _ = try? options.value(forKey: key)
-        precondition((try? options.requiredString(forKey: key + "\u{0}absent")) == nil)
+        require((try? options.requiredString(forKey: key + "\u{0}absent")) == nil)
         if depth < 8 {
             if let child = try? options.options(forKey: key) { read(child, depth: depth + 1) }
             if let children = try? options.optionsArray(forKey: key) {
@@ -63,7 +63,7 @@ private func read(_ options: PluginOptions, depth: Int) {
     do {
         try options.checkForUnknownKeys()
     } catch {
-        preconditionFailure("keys that were read are reported unknown: \(error)")
+        fatalError("keys that were read are reported unknown: \(error)")
     }
 }
 
@@ -73,7 +73,7 @@ private func write(_ value: JSONValue, to output: inout String) {
     case .null: output += "null"
     case .bool(let bool): output += bool ? "true" : "false"
     case .number(let number):
-        precondition(number.isFinite, "a number that is not finite")
+        require(number.isFinite, "a number that is not finite")
         output += "\(number)"
     case .string(let string): writeString(string, to: &output)
     case .array(let elements):
@@ -108,4 +108,12 @@ private func writeString(_ string: String, to output: inout String) {
         }
     }
     output += "\""
+}
+
+/// `precondition` that says what failed in an optimized build too.
+private func require(
+    _ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String = "", file: StaticString = #file,
+    line: UInt = #line
+) {
+    if !condition() { fatalError("fuzz check failed: \(message())", file: file, line: line) }
 }

@@ -26,7 +26,7 @@ public func fuzzProtoSchema(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     do {
         walker = try schema.walker(rules: rules(for: schema), maximumDepth: 12)
     } catch {
-        preconditionFailure("rules made from the schema's own fields do not compile: \(error)")
+        fatalError("rules made from the schema's own fields do not compile: \(error)")
     }
     let sample = Array(bytes.suffix(48))
     for name in schema.messages.keys.sorted().prefix(64) {
@@ -34,7 +34,7 @@ public func fuzzProtoSchema(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
         do {
             plan = try walker.plan(message: name)
         } catch {
-            preconditionFailure("no plan for \(name), a message of the schema: \(error)")
+            fatalError("no plan for \(name), a message of the schema: \(error)")
         }
         walk(sample, with: plan)
     }
@@ -47,30 +47,30 @@ public func fuzzProtoSchema(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
 
 private func checkReferences(_ schema: ProtoSchema) {
     for (name, message) in schema.messages {
-        precondition(message.fullName == name && schema.message(named: "." + name) != nil)
+        require(message.fullName == name && schema.message(named: "." + name) != nil)
         for field in message.fields {
-            precondition(message.field(number: field.number) != nil && message.field(named: field.name) != nil)
+            require(message.field(number: field.number) != nil && message.field(named: field.name) != nil)
             if let index = field.oneofIndex {
-                precondition(index >= 0 && index < message.oneofNames.count, "a oneof index out of range")
+                require(index >= 0 && index < message.oneofNames.count, "a oneof index out of range")
             }
             switch field.type {
             case .message, .group:
                 guard let typeName = field.typeName, let target = schema.messages[typeName] else {
-                    preconditionFailure("\(name).\(field.name) refers to a message the schema lacks")
+                    fatalError("\(name).\(field.name) refers to a message the schema lacks")
                 }
-                precondition(!field.isMap || (target.isMapEntry && field.isRepeated), "a map field without an entry")
+                require(!field.isMap || (target.isMapEntry && field.isRepeated), "a map field without an entry")
             case .enumeration:
-                guard let typeName = field.typeName else { preconditionFailure("an enum field without its type") }
-                precondition(schema.enumerations[typeName] != nil, "\(name).\(field.name) refers to a missing enum")
+                guard let typeName = field.typeName else { fatalError("an enum field without its type") }
+                require(schema.enumerations[typeName] != nil, "\(name).\(field.name) refers to a missing enum")
             default:
-                precondition(!field.isMap)
+                require(!field.isMap)
             }
         }
     }
     for (path, method) in schema.methods {
-        precondition(path == "/\(method.serviceName)/\(method.name)")
-        precondition(schema.message(named: method.inputType) != nil && schema.message(named: method.outputType) != nil)
-        precondition(schema.method(path: path) == method)
+        require(path == "/\(method.serviceName)/\(method.name)")
+        require(schema.message(named: method.inputType) != nil && schema.message(named: method.outputType) != nil)
+        require(schema.method(path: path) == method)
     }
 }
 
@@ -96,16 +96,24 @@ private func rules(for schema: ProtoSchema) -> WalkRules {
                     mapValues.append(.field(field.name, of: name))
                 }
             case .bytes where embedded.isEmpty:
-                embedded.append(EmbeddedMessageRule(fields: .field(field.name, of: name), container: nil, messageName: names[0]))
+                embedded.append(
+                    EmbeddedMessageRule(fields: .field(field.name, of: name), container: nil, messageName: names[0])
+                )
                 // A container: a message with this bytes field and an integer field, held by some other field.
                 if let encoding = message.fields.first(where: { !$0.isRepeated && $0.type.wireType == .varint }) {
                     let container = EmbeddedMessageRule.Container(
                         messageName: name, bytesField: field.name, encodingField: encoding.name, walkedEncodings: [0, 1]
                     )
-                    let holders = schema.messages.values.flatMap { holder in
-                        holder.fields.filter { $0.type == .message && $0.typeName == name }.map { (holder.fullName, $0.name) }
-                    }.sorted { $0.0 < $1.0 || ($0.0 == $1.0 && $0.1 < $1.1) }
-                    if let (holder, holderField) = holders.first {
+                    var holders: [(message: String, field: String)] = []
+                    for holder in schema.messages.values {
+                        for field in holder.fields where field.type == .message && field.typeName == name {
+                            holders.append((holder.fullName, field.name))
+                        }
+                    }
+                    let first = holders.min { left, right in
+                        left.message < right.message || (left.message == right.message && left.field < right.field)
+                    }
+                    if let (holder, holderField) = first {
                         embedded.append(EmbeddedMessageRule(
                             fields: .field(holderField, of: holder), container: container, messageName: name,
                             otherEncodings: .fail
@@ -124,22 +132,30 @@ private func walk(_ message: [UInt8], with plan: WalkPlan) {
     var seen: [String] = []
     do {
         try plan.visit(message) { target in
-            precondition(target.valueOffset >= 0 && target.valueOffset + target.valueBytes.count <= message.count)
-            precondition(target.enclosingMessageRange.contains(target.valueOffset)
+            require(target.valueOffset >= 0 && target.valueOffset + target.valueBytes.count <= message.count)
+            require(target.enclosingMessageRange.contains(target.valueOffset)
                 || target.enclosingMessageRange.upperBound == target.valueOffset)
             _ = target.pathDescription
             seen.append(target.value)
         }
     } catch {
-        precondition((try? plan.rewrite(message) { _ in "x" }) == nil, "rewrite went through where visit failed")
+        require((try? plan.rewrite(message) { _ in "x" }) == nil, "rewrite went through where visit failed")
         return
     }
     guard plan.canMatch else {
-        precondition(seen.isEmpty)
+        require(seen.isEmpty)
         return
     }
     let renamed = try! plan.rewrite(message) { "#" + $0.value }
     var again: [String] = []
     try! plan.visit(renamed) { again.append($0.value) }
-    precondition(again == seen.map { "#" + $0 }, "a renamed message does not walk to the renamed values")
+    require(again == seen.map { "#" + $0 }, "a renamed message does not walk to the renamed values")
+}
+
+/// `precondition` that says what failed in an optimized build too.
+private func require(
+    _ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String = "", file: StaticString = #file,
+    line: UInt = #line
+) {
+    if !condition() { fatalError("fuzz check failed: \(message())", file: file, line: line) }
 }

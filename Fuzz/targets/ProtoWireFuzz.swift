@@ -60,11 +60,11 @@ private struct FieldTree {
             do {
                 field = try scanner.next()
             } catch {
-                precondition(error.offset >= expectedStart && error.offset <= range.upperBound, "error outside the field")
+                require(error.offset >= expectedStart && error.offset <= range.upperBound, "error outside the field")
                 // The scanner stays at the offending field.
                 do {
                     _ = try scanner.next()
-                    preconditionFailure("a scanner that threw went on")
+                    fatalError("a scanner that threw went on")
                 } catch {}
                 level.complete = false
                 return level
@@ -78,32 +78,32 @@ private struct FieldTree {
             }
             level.fields.append(scanned)
         }
-        precondition(expectedStart == range.upperBound, "the fields do not reach the end of the message")
+        require(expectedStart == range.upperBound, "the fields do not reach the end of the message")
         return level
     }
 
     private func check(_ field: ProtoWireField, startingAt start: Int, end: Int) {
-        precondition(field.fieldRange.lowerBound == start, "a gap or an overlap before a field")
-        precondition(field.fieldRange.upperBound <= end && field.fieldRange.upperBound > start)
-        precondition(field.payloadRange.upperBound == field.fieldRange.upperBound)
-        precondition(field.keyEnd > start && field.keyEnd <= field.payloadRange.lowerBound)
-        precondition((1...ProtoFieldNumber.maximum).contains(field.fieldNumber))
+        require(field.fieldRange.lowerBound == start, "a gap or an overlap before a field")
+        require(field.fieldRange.upperBound <= end && field.fieldRange.upperBound > start)
+        require(field.payloadRange.upperBound == field.fieldRange.upperBound)
+        require(field.keyEnd > start && field.keyEnd <= field.payloadRange.lowerBound)
+        require((1...ProtoFieldNumber.maximum).contains(field.fieldNumber))
         let key = try! ProtoVarint.decode(bytes, at: start, end: end)
-        precondition(start + key.length == field.keyEnd)
-        precondition(key.value == ProtoFieldNumber.key(fieldNumber: field.fieldNumber, wireType: field.wireType))
+        require(start + key.length == field.keyEnd)
+        require(key.value == ProtoFieldNumber.key(fieldNumber: field.fieldNumber, wireType: field.wireType))
         switch field.wireType {
         case .varint:
-            precondition(field.keyEnd == field.payloadRange.lowerBound)
+            require(field.keyEnd == field.payloadRange.lowerBound)
             let value = try! ProtoVarint.decode(bytes, at: field.keyEnd, end: end)
-            precondition(value.length == field.payloadRange.count)
+            require(value.length == field.payloadRange.count)
         case .fixed32:
-            precondition(field.keyEnd == field.payloadRange.lowerBound && field.payloadRange.count == 4)
+            require(field.keyEnd == field.payloadRange.lowerBound && field.payloadRange.count == 4)
         case .fixed64:
-            precondition(field.keyEnd == field.payloadRange.lowerBound && field.payloadRange.count == 8)
+            require(field.keyEnd == field.payloadRange.lowerBound && field.payloadRange.count == 8)
         case .lengthDelimited:
             let length = try! ProtoVarint.decode(bytes, at: field.keyEnd, end: end)
-            precondition(field.keyEnd + length.length == field.payloadRange.lowerBound)
-            precondition(Int(length.value) == field.payloadRange.count)
+            require(field.keyEnd + length.length == field.payloadRange.lowerBound)
+            require(Int(length.value) == field.payloadRange.count)
         }
     }
 }
@@ -113,9 +113,9 @@ private func checkClampedRange(_ bytes: [UInt8], pick: UInt8) {
     let lower = Int(pick & 0xF) % (bytes.count + 1)
     let upper = lower + Int(pick >> 4) * 4
     var scanner = ProtoWireScanner(bytes: bytes, range: lower..<upper)
-    precondition(scanner.range.upperBound <= bytes.count)
+    require(scanner.range.upperBound <= bytes.count)
     while let field = try? scanner.next() {
-        precondition(field.fieldRange.upperBound <= scanner.range.upperBound)
+        require(field.fieldRange.upperBound <= scanner.range.upperBound)
     }
 }
 
@@ -148,7 +148,7 @@ private func newPayload(for field: ProtoWireField, in bytes: [UInt8], shape: UIn
 
 private func checkRewrite(_ tree: FieldTree, pick: UInt8, shape: UInt8) {
     var rewriter = ProtoWireRewriter(original: tree.bytes)
-    precondition(try! rewriter.rebuiltBytes() == tree.bytes, "no edit must give the original back")
+    require(try! rewriter.rebuiltBytes() == tree.bytes, "no edit must give the original back")
     var all: [EditCandidate] = []
     candidates(in: tree.root, path: [], into: &all)
     guard !all.isEmpty else { return }
@@ -161,18 +161,18 @@ private func checkRewrite(_ tree: FieldTree, pick: UInt8, shape: UInt8) {
         let nested = second.path.starts(with: first.path) || first.path.starts(with: second.path)
         do {
             try rewriter.replacePayload(of: second.field, with: payload)
-            precondition(!nested, "an edit inside another edit was accepted")
+            require(!nested, "an edit inside another edit was accepted")
             edits.append((second, payload))
         } catch {
-            precondition(nested, "a second edit elsewhere was refused: \(error)")
-            guard case .overlappingOrOutOfBoundsEdit = error.kind else { preconditionFailure("\(error)") }
+            require(nested, "a second edit elsewhere was refused: \(error)")
+            guard case .overlappingOrOutOfBoundsEdit = error.kind else { fatalError("\(error)") }
         }
     }
     let rebuilt: [UInt8]
     do {
         rebuilt = try rewriter.rebuiltBytes()
     } catch {
-        preconditionFailure("the edits of scanned fields cannot be applied: \(error)")
+        fatalError("the edits of scanned fields cannot be applied: \(error)")
     }
     compare(original: tree.bytes, 0..<tree.bytes.count, rebuilt: rebuilt, 0..<rebuilt.count, edits: edits, depth: 0)
 }
@@ -192,24 +192,24 @@ private func compare(
         let after = try? right.next()
         guard let before else {
             // Whatever stopped the original's scan (its end, or bytes copied as they were) stops the rebuilt one.
-            precondition(after == nil, "the rebuilt message has a field more")
+            require(after == nil, "the rebuilt message has a field more")
             return
         }
-        guard let after else { preconditionFailure("the rebuilt message lost field \(index) at depth \(depth)") }
-        precondition(before.fieldNumber == after.fieldNumber && before.wireType == after.wireType)
-        precondition(original[before.fieldRange.lowerBound..<before.keyEnd].elementsEqual(
+        guard let after else { fatalError("the rebuilt message lost field \(index) at depth \(depth)") }
+        require(before.fieldNumber == after.fieldNumber && before.wireType == after.wireType)
+        require(original[before.fieldRange.lowerBound..<before.keyEnd].elementsEqual(
             rebuilt[after.fieldRange.lowerBound..<after.keyEnd]), "a key changed")
         let here = edits.filter { $0.0.path.count > depth && $0.0.path[depth] == index }
         if here.isEmpty {
-            precondition(original[before.fieldRange].elementsEqual(rebuilt[after.fieldRange]), "an untouched field changed")
+            require(original[before.fieldRange].elementsEqual(rebuilt[after.fieldRange]), "an untouched field changed")
         } else if let whole = here.first(where: { $0.0.path.count == depth + 1 }) {
-            precondition(rebuilt[after.payloadRange].elementsEqual(whole.1), "an edited payload is not the new one")
+            require(rebuilt[after.payloadRange].elementsEqual(whole.1), "an edited payload is not the new one")
             if whole.1.count == before.payloadRange.count {
-                precondition(original[before.keyEnd..<before.payloadRange.lowerBound].elementsEqual(
+                require(original[before.keyEnd..<before.payloadRange.lowerBound].elementsEqual(
                     rebuilt[after.keyEnd..<after.payloadRange.lowerBound]), "an unchanged length was re-encoded")
             } else {
                 let prefix = after.payloadRange.lowerBound - after.keyEnd
-                precondition(prefix == ProtoVarint.encodedLength(of: UInt64(whole.1.count)), "a new length is not minimal")
+                require(prefix == ProtoVarint.encodedLength(of: UInt64(whole.1.count)), "a new length is not minimal")
             }
         } else {
             compare(
@@ -229,7 +229,8 @@ private func checkOverrides(_ tree: FieldTree, shape: UInt8) {
     // A field the message has (when it has one) and a fresh one, or the same field twice (the later value wins).
     let firstNumber = topNumbers.isEmpty ? 1 : topNumbers[Int(shape) % topNumbers.count]
     let firstValue: ProtoFieldOverrides.Value = shape & 0x10 != 0
-        ? .varint(UInt64(shape) << (shape & 0x20 != 0 ? 57 : 0)) : .lengthDelimited(Array("renamed".utf8.prefix(Int(shape & 7))))
+        ? .varint(UInt64(shape) << (shape & 0x20 != 0 ? 57 : 0))
+        : .lengthDelimited(Array("renamed".utf8.prefix(Int(shape & 7))))
     overrides.set(fieldNumber: firstNumber, to: firstValue)
     if shape & 0x40 != 0 {
         let secondNumber = shape & 0x80 != 0 ? firstNumber : 1000 + Int(shape & 0xF)
@@ -239,10 +240,10 @@ private func checkOverrides(_ tree: FieldTree, shape: UInt8) {
     do {
         result = try tree.bytes.withUnsafeBytes { (buffer) throws(ProtoWireError) in try overrides.apply(to: buffer) }
     } catch {
-        precondition(!tree.root.complete, "overrides refused a message that scans: \(error)")
+        require(!tree.root.complete, "overrides refused a message that scans: \(error)")
         return
     }
-    precondition(tree.root.complete, "overrides applied to a message that does not scan")
+    require(tree.root.complete, "overrides applied to a message that does not scan")
     let fields = tree.root.fields.map(\.field)
     var expected: [UInt8] = []
     var lastIndex: [Int: Int] = [:]
@@ -255,7 +256,9 @@ private func checkOverrides(_ tree: FieldTree, shape: UInt8) {
         } else {
             switch entry.value {
             case .varint(let value):
-                carried = carried && (try! ProtoVarint.decode(tree.bytes, at: occurrences[0].payloadRange.lowerBound, end: occurrences[0].payloadRange.upperBound)).value == value
+                let payload = occurrences[0].payloadRange
+                let decoded = try! ProtoVarint.decode(tree.bytes, at: payload.lowerBound, end: payload.upperBound)
+                carried = carried && decoded.value == value
             case .lengthDelimited(let payload):
                 carried = carried && tree.bytes[occurrences[0].payloadRange].elementsEqual(payload)
             }
@@ -272,10 +275,10 @@ private func checkOverrides(_ tree: FieldTree, shape: UInt8) {
         encode(entry, into: &expected)
     }
     if let result {
-        precondition(!carried, "a message that carries every value was rebuilt")
-        precondition(result == expected, "overrides built \(result), expected \(expected)")
+        require(!carried, "a message that carries every value was rebuilt")
+        require(result == expected, "overrides built \(result), expected \(expected)")
     } else {
-        precondition(carried, "a message that lacks a value was reported unchanged")
+        require(carried, "a message that lacks a value was reported unchanged")
     }
 }
 
@@ -303,18 +306,26 @@ private func checkVarints(_ bytes: [UInt8]) {
             let length = Result { () throws(ProtoWireError) in try ProtoVarint.length(in: raw, at: offset, end: end) }
             switch (array, inline, length) {
             case (.success(let a), .success(let b), .success(let c)):
-                precondition(a == b && a.length == c && a.length <= ProtoVarint.maximumLength)
-                precondition(offset + a.length <= end)
+                require(a == b && a.length == c && a.length <= ProtoVarint.maximumLength)
+                require(offset + a.length <= end)
                 var encoded: [UInt8] = []
                 ProtoVarint.append(a.value, to: &encoded)
-                precondition(encoded.count == ProtoVarint.encodedLength(of: a.value) && encoded.count <= a.length)
+                require(encoded.count == ProtoVarint.encodedLength(of: a.value) && encoded.count <= a.length)
                 let again = try! ProtoVarint.decode(encoded, at: 0, end: encoded.count)
-                precondition(again.value == a.value && again.length == encoded.count)
+                require(again.value == a.value && again.length == encoded.count)
             case (.failure(let a), .failure(let b), .failure(let c)):
-                precondition(a == b && b == c, "the entry points disagree on an error")
+                require(a == b && b == c, "the entry points disagree on an error")
             default:
-                preconditionFailure("the varint entry points disagree at \(offset)")
+                fatalError("the varint entry points disagree at \(offset)")
             }
         }
     }
+}
+
+/// `precondition` that says what failed in an optimized build too.
+private func require(
+    _ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String = "", file: StaticString = #file,
+    line: UInt = #line
+) {
+    if !condition() { fatalError("fuzz check failed: \(message())", file: file, line: line) }
 }

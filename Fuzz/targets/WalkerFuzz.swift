@@ -7,7 +7,8 @@
 // targets inside the message; renaming with a namespace-rename mapping gives nil exactly when no value is mapped,
 // and the renamed message walks to the mapped values in the same order; the edits write exactly
 // `rewrittenCount` bytes, the same as the array API; and a rename to values of the same byte length changes those
-// value bytes and nothing else. Built and run by scripts/fuzz.
+// value bytes and nothing else, but for non-minimal length prefixes, which the walker writes minimal. Built and run
+// by scripts/fuzz.
 //
 // Layout: byte 0 = the rule set (low 2 bits); bytes 1-2 = the message type (big-endian: below the fixture types'
 // count, one of them; else one of the schema's messages that can hold a target); the rest is the message.
@@ -46,8 +47,9 @@ private struct Loaded {
 }
 
 private let loaded: Loaded = {
-    let path = String("\(#filePath)".dropLast("Fuzz/targets/WalkerFuzz.swift".count)) + "Tests/Fixtures/temporal-dev-schema.binpb"
-    guard let file = fopen(path, "rb") else { fatalError("cannot open \(path): compile this file by its absolute path") }
+    let repository = String("\(#filePath)".dropLast("Fuzz/targets/WalkerFuzz.swift".count))
+    let path = repository + "Tests/Fixtures/temporal-dev-schema.binpb"
+    guard let file = fopen(path, "rb") else { fatalError("cannot open \(path): compile this file by its full path") }
     defer { fclose(file) }
     var bytes: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 65536)
@@ -98,52 +100,66 @@ private func check(_ plan: WalkPlan, _ message: [UInt8], _ buffer: UnsafeRawBuff
     var originals: [Seen] = []
     do {
         try plan.visit(buffer) { target in
-            precondition(target.valueOffset >= 0 && target.valueOffset + target.valueBytes.count <= message.count)
-            precondition(target.valueBytes.baseAddress == buffer.baseAddress.map { $0 + target.valueOffset }
+            require(target.valueOffset >= 0 && target.valueOffset + target.valueBytes.count <= message.count)
+            require(target.valueBytes.baseAddress == buffer.baseAddress.map { $0 + target.valueOffset }
                 || target.valueBytes.isEmpty, "a target's bytes are not where its offset says")
             let enclosing = target.enclosingMessageRange
-            precondition(enclosing.lowerBound <= target.valueOffset && target.valueOffset <= enclosing.upperBound)
+            require(enclosing.lowerBound <= target.valueOffset && target.valueOffset <= enclosing.upperBound)
             var starts: [Int] = []
             target.forEachEnclosingMessageStart { starts.append($0); return true }
-            precondition(starts.last == 0 && starts.first == enclosing.lowerBound, "enclosing messages out of order")
-            precondition(target.path.count == starts.count, "a path and its enclosing messages disagree")
+            require(starts.last == 0 && starts.first == enclosing.lowerBound, "enclosing messages out of order")
+            require(target.path.count == starts.count, "a path and its enclosing messages disagree")
             originals.append(Seen(value: target.value, offset: target.valueOffset, count: target.valueBytes.count))
         }
     } catch {
-        precondition((try? plan.rewrite(buffer) { _ in "x" }) == nil, "rewrite went through where visit failed")
-        precondition((try? plan.edits(buffer) { _ in nil }) == nil, "edits went through where visit failed")
+        require((try? plan.rewrite(buffer) { _ in "x" }) == nil, "rewrite went through where visit failed")
+        require((try? plan.edits(buffer) { _ in nil }) == nil, "edits went through where visit failed")
         return
     }
-    precondition(plan.canMatch || originals.isEmpty)
+    require(plan.canMatch || originals.isEmpty)
 
     // Identity: returning each value as it is (valid UTF-8 only) changes nothing.
     let identity = try! plan.rewrite(message) { $0.isValidUTF8 ? $0.value : nil }
-    precondition(identity == message, "returning every value unchanged changed the message")
+    require(identity == message, "returning every value unchanged changed the message")
 
     // Namespace-rename's mapping.
     let edits = try! plan.edits(buffer) { mapping[$0.value] }
     let mapped = originals.filter { mapping[$0.value] != nil }.count
-    precondition(edits.isEmpty == (mapped == 0), "a mapped value was left alone, or nothing mapped changed bytes")
-    precondition(edits.replacedValueCount == mapped)
+    require(edits.isEmpty == (mapped == 0), "a mapped value was left alone, or nothing mapped changed bytes")
+    require(edits.replacedValueCount == mapped)
     let renamed = try! plan.rewrite(buffer) { mapping[$0.value] }
-    precondition((renamed == nil) == edits.isEmpty)
+    require((renamed == nil) == edits.isEmpty)
     if let renamed {
-        precondition(renamed.count == edits.rewrittenCount)
+        require(renamed.count == edits.rewrittenCount)
         var written = [UInt8](repeating: 0xEE, count: edits.rewrittenCount + 3)
         written.withUnsafeMutableBytes { edits.write(applyingTo: buffer, into: $0) }
-        precondition(written.prefix(renamed.count).elementsEqual(renamed), "write and applied disagree")
-        precondition(written.suffix(3) == [0xEE, 0xEE, 0xEE], "write wrote past rewrittenCount")
+        require(written.prefix(renamed.count).elementsEqual(renamed), "write and applied disagree")
+        require(written.suffix(3) == [0xEE, 0xEE, 0xEE], "write wrote past rewrittenCount")
         var again: [String] = []
         try! plan.visit(renamed) { again.append($0.value) }
-        precondition(again == originals.map { mapping[$0.value] ?? $0.value }, "the renamed message walks differently")
+        require(again == originals.map { mapping[$0.value] ?? $0.value }, "the renamed message walks differently")
     }
 
-    // A rename to values of the same length touches their bytes only.
+    // A rename to values of the same length touches their bytes only, and length prefixes: a changed value's, and
+    // those around it, are written minimal, so a message with non-minimal ones shrinks (and never grows).
     let sameLength = try! plan.rewrite(message) { String(repeating: "z", count: $0.valueBytes.count) }
-    precondition(sameLength.count == message.count, "a same-length rename changed the size")
-    var expected = message
-    for seen in originals {
-        for index in seen.offset..<(seen.offset + seen.count) { expected[index] = UInt8(ascii: "z") }
+    var zs: [String] = []
+    try! plan.visit(sameLength) { zs.append($0.value) }
+    require(zs == originals.map { String(repeating: "z", count: $0.count) }, "a same-length rename walks differently")
+    require(sameLength.count <= message.count, "a same-length rename grew the message")
+    if sameLength.count == message.count {
+        var expected = message
+        for seen in originals {
+            for index in seen.offset..<(seen.offset + seen.count) { expected[index] = UInt8(ascii: "z") }
+        }
+        require(sameLength == expected, "a same-length rename changed other bytes")
     }
-    precondition(sameLength == expected, "a same-length rename changed other bytes")
+}
+
+/// `precondition` that says what failed in an optimized build too.
+private func require(
+    _ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String = "", file: StaticString = #file,
+    line: UInt = #line
+) {
+    if !condition() { fatalError("fuzz check failed: \(message())", file: file, line: line) }
 }
