@@ -731,6 +731,26 @@ final class ConfigLoaderTests: XCTestCase {
         XCTAssertEqual(parsed?["limit"] as? Int, 16)
     }
 
+    /// YAML tells `1` from `"1"`, JSON does not: such keys gave the plugin options it refuses to parse, after
+    /// `validate` had passed them (the config fuzz target's check; its input is
+    /// Fuzz/corpus/config/found-duplicate-option-keys).
+    func testOptionKeysThatAreTheSameInJSONAreAnError() {
+        let errors = parseErrors(minimalConfig(connectionExtra: """
+                plugins:
+                  - name: a
+                    options: {limits: {1: a, "1": b}}
+                  - name: b
+                    options: {true: x, 'true': y}
+            """))
+        XCTAssertEqual(errors.map(\.keyPath), [
+            "clusterConnections[0].plugins[0].options.limits",
+            "clusterConnections[0].plugins[1].options",
+        ])
+        guard errors.count == 2 else { return }
+        XCTAssertTrue(errors[0].message.contains("key \"1\" appears more than once"), errors[0].message)
+        XCTAssertTrue(errors[1].message.contains("key \"true\" appears more than once"), errors[1].message)
+    }
+
     func testPluginEntryMistakesAreReportedAtTheirKeys() {
         let errors = parseErrors(minimalConfig(connectionExtra: """
                 plugins:

@@ -178,9 +178,18 @@ struct YAMLNodeReader {
         case .mapping(let mapping):
             output += "{"
             var first = true
+            var keys: Set<String> = []
             for (keyNode, valueNode) in mapping {
                 guard case .scalar(let key) = keyNode else {
                     report("mapping keys must be scalars", at: path)
+                    return false
+                }
+                // YAML tells 1 from "1"; as JSON object keys they are the same, and a plugin refuses the options.
+                guard keys.insert(key.string).inserted else {
+                    report(
+                        "key \"\(key.string)\" appears more than once in this mapping (1 and \"1\" are one key in JSON)",
+                        at: path
+                    )
                     return false
                 }
                 if !first { output += "," }
