@@ -17,14 +17,14 @@ public func fuzzConfig(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     let text = String(decoding: UnsafeRawBufferPointer(start: start, count: count), as: UTF8.self)
     let loaded: LoadedConfig
     do {
-        loaded = try ConfigLoader.parse(yaml: text, sourceName: "fuzz.yaml", baseDirectory: "/nonexistent-fuzz-directory")
+        loaded = try ConfigLoader.parse(yaml: text, sourceName: "fuzz.yaml", baseDirectory: "/nonexistent-fuzz-dir")
     } catch {
         checkErrors(error, in: text)
         return 0
     }
     _ = loaded.summary
     for note in loaded.unsupported {
-        precondition(!note.message.isEmpty)
+        require(!note.message.isEmpty)
     }
     for (index, connection) in loaded.config.clusterConnections.enumerated() {
         for entry in connection.plugins {
@@ -38,23 +38,23 @@ public func fuzzConfig(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
 }
 
 private func checkErrors(_ errors: ConfigErrors, in text: String) {
-    precondition(!errors.errors.isEmpty, "a configuration refused without a reason")
+    require(!errors.errors.isEmpty, "a configuration refused without a reason")
     let lineCount = text.reduce(1) { $1.isNewline ? $0 + 1 : $0 }
     var previous = (line: 0, column: 0)
     var unlocated = false
     for error in errors.errors {
-        precondition(!error.message.isEmpty, "an error without a message")
-        precondition(error.sourceName == "fuzz.yaml")
+        require(!error.message.isEmpty, "an error without a message")
+        require(error.sourceName == "fuzz.yaml")
         guard let line = error.line else {
             unlocated = true
             continue
         }
-        precondition(!unlocated, "an error with a line after one without")
+        require(!unlocated, "an error with a line after one without")
         // Yams may point one line past the last at the end of the text.
-        precondition(line >= 1 && line <= lineCount + 1, "line \(line) of a text of \(lineCount) lines: \(error)")
-        if let column = error.column { precondition(column >= 0, "column \(column): \(error)") }
+        require(line >= 1 && line <= lineCount + 1, "line \(line) of a text of \(lineCount) lines: \(error)")
+        if let column = error.column { require(column >= 0, "column \(column): \(error)") }
         let column = error.column ?? Int.max
-        precondition((line, column) >= previous, "errors out of file order: \(errors)")
+        require((line, column) >= previous, "errors out of file order: \(errors)")
         previous = (line, column)
     }
     _ = errors.description
@@ -65,9 +65,17 @@ private func checkOptions(_ json: String, from label: String) {
     do {
         let value = try JSONValue(parsing: json)
         guard case .object = value else {
-            preconditionFailure("\(label): the options are \(value.kindDescription), not an object: \(json)")
+            fatalError("\(label): the options are \(value.kindDescription), not an object: \(json)")
         }
     } catch {
-        preconditionFailure("\(label): the options the host hands on do not parse: \(error): \(json)")
+        fatalError("\(label): the options the host hands on do not parse: \(error): \(json)")
     }
+}
+
+/// `precondition` that says what failed in an optimized build too.
+private func require(
+    _ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String = "", file: StaticString = #file,
+    line: UInt = #line
+) {
+    if !condition() { fatalError("fuzz check failed: \(message())", file: file, line: line) }
 }

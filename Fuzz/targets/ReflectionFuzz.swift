@@ -61,14 +61,14 @@ private func checkDecoding(_ message: [UInt8]) {
     do {
         switch try ReflectionResponse(decoding: message) {
         case .files(let files):
-            precondition(files.reduce(0) { $0 + $1.count } <= message.count, "more file bytes than message bytes")
+            require(files.reduce(0) { $0 + $1.count } <= message.count, "more file bytes than message bytes")
         case .services(let names):
-            precondition(names.count <= message.count)
+            require(names.count <= message.count)
         case .error, .unexpected:
             break
         }
     } catch {
-        precondition(error.offset >= 0 && error.offset <= message.count, "error offset \(error.offset) outside the message")
+        require(error.offset >= 0 && error.offset <= message.count, "error offset \(error.offset) outside the message")
     }
 }
 
@@ -77,14 +77,14 @@ private func check(_ requests: [ReflectionRequest]) {
     for request in requests {
         var reader = ReflectionWireReader(request.encoded()[...])
         guard let field = try! reader.nextField(), case .lengthDelimited(let text) = field.value else {
-            preconditionFailure("a request does not read back")
+            fatalError("a request does not read back")
         }
-        precondition(try! reader.nextField() == nil, "a request has more than one field")
+        require(try! reader.nextField() == nil, "a request has more than one field")
         let value = String(decoding: text, as: UTF8.self)
         switch request {
-        case .listServices: precondition(field.number == 7)
-        case .fileContainingSymbol(let symbol): precondition(field.number == 4 && value == symbol)
-        case .fileByFilename(let name): precondition(field.number == 3 && value == name)
+        case .listServices: require(field.number == 7)
+        case .fileContainingSymbol(let symbol): require(field.number == 4 && value == symbol)
+        case .fileByFilename(let name): require(field.number == 3 && value == name)
         }
     }
 }
@@ -94,19 +94,19 @@ private func checkFinished(_ schema: TemporalSchema, listed: [String]) {
     do {
         again = try TemporalSchema(descriptorSetBytes: schema.descriptorSetBytes, source: schema.source)
     } catch {
-        preconditionFailure("a pulled schema fails its own checks: \(error)")
+        fatalError("a pulled schema fails its own checks: \(error)")
     }
-    precondition(again == schema)
+    require(again == schema)
     let declared = Set(schema.serviceNames)
     for name in listed where !ReflectionPull.skippedServicePrefixes.contains(where: name.hasPrefix) {
-        precondition(declared.contains(name), "\(name) was listed but the finished schema lacks it")
+        require(declared.contains(name), "\(name) was listed but the finished schema lacks it")
     }
     let set = try! Google_Protobuf_FileDescriptorSet(serializedBytes: schema.descriptorSetBytes, partial: true)
     var seen: Set<String> = []
     for file in set.file {
         for dependency in file.dependency where dependency != file.name {
             // An import cycle cannot be ordered; anything else comes before its importers.
-            precondition(seen.contains(dependency) || importsCycle(set, from: dependency, to: file.name),
+            require(seen.contains(dependency) || importsCycle(set, from: dependency, to: file.name),
                          "\(file.name) comes before its import \(dependency)")
         }
         seen.insert(file.name)
@@ -135,11 +135,11 @@ private func checkFile(_ bytes: [UInt8]) {
         _ = "\(error)"
         return
     }
-    precondition(!schema.services.isEmpty && schema.fileCount > 0)
-    precondition(schema.serviceNames == schema.serviceNames.sorted())
+    require(!schema.services.isEmpty && schema.fileCount > 0)
+    require(schema.serviceNames == schema.serviceNames.sorted())
     for service in schema.services {
         for method in service.methods {
-            precondition(method.path == "/\(service.name)/\(method.name)")
+            require(method.path == "/\(service.name)/\(method.name)")
         }
     }
     // The same files through the assembler give a set that checks the same way.
@@ -148,12 +148,20 @@ private func checkFile(_ bytes: [UInt8]) {
     for file in set.file {
         try! assembler.add(serialized: try! file.serializedBytes(partial: true), source: "fuzz")
     }
-    precondition(assembler.missingImports.isEmpty)
+    require(assembler.missingImports.isEmpty)
     let ordered = assembler.filesInDependencyOrder
-    precondition(ordered.count == assembler.fileCount, "the dependency order lost or repeated a file")
+    require(ordered.count == assembler.fileCount, "the dependency order lost or repeated a file")
     // A name given twice keeps its first file only, which may lose services; otherwise nothing is lost.
     guard Set(set.file.map(\.name)).count == set.file.count else { return }
     let reassembled = try! assembler.serializedDescriptorSet(source: "fuzz")
     let again = try! TemporalSchema(descriptorSetBytes: reassembled, source: "fuzz")
-    precondition(again.serviceNames == schema.serviceNames && again.fileCount == schema.fileCount)
+    require(again.serviceNames == schema.serviceNames && again.fileCount == schema.fileCount)
+}
+
+/// `precondition` that says what failed in an optimized build too.
+private func require(
+    _ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String = "", file: StaticString = #file,
+    line: UInt = #line
+) {
+    if !condition() { fatalError("fuzz check failed: \(message())", file: file, line: line) }
 }
