@@ -154,6 +154,10 @@ private struct SchemaBuilder {
             fields.reserveCapacity(pending.definition.fields.count)
             for declared in pending.definition.fields {
                 let location = "message \(pending.fullName), field \"\(declared.name)\""
+                // A oneof index must name one of the message's oneofs: plugins index `oneofNames` with it.
+                if let index = declared.oneofIndex, !pending.definition.oneofNames.indices.contains(index) {
+                    throw ProtoSchemaError(.incompleteDefinition, location: location)
+                }
                 fields.append(try resolve(declared, in: pending.fullName, mapEntries: mapEntries, location: location))
             }
             result[pending.fullName] = ProtoSchema.Message(

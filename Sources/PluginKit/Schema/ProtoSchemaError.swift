@@ -14,7 +14,8 @@ public struct ProtoSchemaError: Error, Sendable, Equatable, CustomStringConverti
         case descriptorWireTypeMismatch(fieldNumber: Int, expected: ProtoWireType, found: ProtoWireType)
         /// A name in the descriptors is not valid UTF-8.
         case invalidUTF8
-        /// A file, message, field, enum, service or method has no name, or a field has no or an invalid number.
+        /// A file, message, field, enum, service or method has no name, or a field has no or an invalid number, or a
+        /// oneof index its message does not declare.
         case incompleteDefinition
         /// Two definitions share one fully qualified name.
         case duplicateDefinition(String)
@@ -53,7 +54,7 @@ public struct ProtoSchemaError: Error, Sendable, Equatable, CustomStringConverti
         case .invalidUTF8:
             what = "a descriptor name is not valid UTF-8"
         case .incompleteDefinition:
-            what = "a definition lacks its name or field number"
+            what = "a definition lacks its name, or a field its number or its oneof"
         case .duplicateDefinition(let name):
             what = "\(name) is defined twice"
         case .unresolvedTypeName(let name):

@@ -182,6 +182,21 @@ final class ProtoSchemaTests: XCTestCase {
         assertSchemaError(set, .incompleteDefinition, locationContains: "p.M, field \"x\"")
     }
 
+    /// A oneof index the message does not declare: `message.oneofNames[field.oneofIndex!]`, as the test of the real
+    /// schema above reads it, would trap (found by the proto-schema fuzz target).
+    func testOneofIndexWithoutItsOneofIsIncomplete() {
+        let beyond = Descriptor.field("x", 1, .string, oneofIndex: 1)
+        let negative = Descriptor.field("y", 2, .string) + varintField(9, UInt64(bitPattern: -1))
+        let inRange = Descriptor.field("z", 3, .string, oneofIndex: 0)
+        func set(_ field: [UInt8]) -> [UInt8] {
+            let message = Descriptor.message("M", fields: [field], oneofs: ["o"])
+            return Descriptor.set(Descriptor.file("a.proto", package: "p", messages: [message]))
+        }
+        assertSchemaError(set(beyond), .incompleteDefinition, locationContains: "p.M, field \"x\"")
+        assertSchemaError(set(negative), .incompleteDefinition, locationContains: "p.M, field \"y\"")
+        XCTAssertNoThrow(try ProtoSchema(fileDescriptorSet: set(inRange)))
+    }
+
     func testDescriptorFieldInTheWrongWireTypeIsAnError() {
         let file = varintField(1, 7)  // FileDescriptorProto.name as a varint
         assertSchemaError(
