@@ -177,17 +177,18 @@ public final class PluginOptions {
     /// The array of objects at `key` (e.g. a list of rules), each as options of its own, or nil if absent.
     public func optionsArray(forKey key: String) throws(PluginConfigError) -> [PluginOptions]? {
         guard let elements = try array(forKey: key) else { return nil }
-        var result: [PluginOptions] = []
-        result.reserveCapacity(elements.count)
+        var objects: [[String: JSONValue]] = []
+        objects.reserveCapacity(elements.count)
         for (index, element) in elements.enumerated() {
             guard case .object(let members) = element else {
                 throw PluginConfigError(
                     "\(path).\(key)[\(index)] must be a mapping, not \(element.kindDescription)"
                 )
             }
-            result.append(child(members: members, path: "\(path).\(key)[\(index)]"))
+            objects.append(members)
         }
-        return result
+        // Only now: a list that throws leaves no children behind for the unknown-key check.
+        return objects.enumerated().map { index, members in child(members: members, path: "\(path).\(key)[\(index)]") }
     }
 
     /// The array of objects at `key`; throws if absent.

@@ -133,6 +133,16 @@ final class PluginOptionsTests: XCTestCase {
         }
     }
 
+    /// An accessor that throws leaves nothing behind: a plugin that goes on without the rules (with a default, say)
+    /// is not told that the first rule's keys are unknown (found by the options-json fuzz target).
+    func testAListWithANonObjectLeavesNoHalfReadOptionsBehind() throws {
+        let options = try PluginOptions(json: #"{"rules": [{"from": "a"}, 5]}"#)
+        XCTAssertThrowsError(try options.optionsArray(forKey: "rules")) { error in
+            XCTAssertEqual((error as? PluginConfigError)?.message, "options.rules[1] must be a mapping, not a number")
+        }
+        XCTAssertNoThrow(try options.checkForUnknownKeys())
+    }
+
     func testUnknownKeysAtTheTopAreListed() throws {
         let options = try PluginOptions(json: #"{"header": "x", "valu": "y", "extra": 1}"#)
         _ = try options.string(forKey: "header")
