@@ -193,4 +193,22 @@ final class ReflectionPullTests: XCTestCase {
         assembler.add(Support.file("b.proto", imports: ["a.proto"]))
         XCTAssertEqual(assembler.filesInDependencyOrder.map(\.name), ["b.proto", "a.proto"])
     }
+
+    /// A server can answer with a long chain of imports (its messages may hold 64 MiB): ordering it must not recurse
+    /// once per link, which overflowed the stack (found with the reflection fuzz target's file mode and a 200 000-file
+    /// chain; its inputs are capped far below that).
+    func testALongImportChainIsOrderedWithoutRecursion() {
+        var assembler = DescriptorSetAssembler()
+        let count = 100_000
+        for index in 0..<count {
+            var file = Google_Protobuf_FileDescriptorProto()
+            file.name = "f\(index).proto"
+            if index + 1 < count { file.dependency = ["f\(index + 1).proto"] }
+            assembler.add(file)
+        }
+        let ordered = assembler.filesInDependencyOrder
+        XCTAssertEqual(ordered.count, count)
+        XCTAssertEqual(ordered.first?.name, "f\(count - 1).proto")
+        XCTAssertEqual(ordered.last?.name, "f0.proto")
+    }
 }

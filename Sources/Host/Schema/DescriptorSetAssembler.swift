@@ -56,20 +56,24 @@ struct DescriptorSetAssembler {
     /// are left out.
     var filesInDependencyOrder: [Google_Protobuf_FileDescriptorProto] {
         var ordered: [Google_Protobuf_FileDescriptorProto] = []
-        var placed: Set<String> = []
-        // An import cycle is invalid protobuf; `entered` keeps one from recursing forever.
+        // An import cycle is invalid protobuf; `entered` keeps one from looping forever.
         var entered: Set<String> = []
-        func place(_ name: String) {
-            guard let file = filesByName[name], entered.insert(name).inserted else { return }
-            for dependency in file.dependency {
-                place(dependency)
+        // Depth first with a stack of its own, not recursion: a server's chain of imports can be as long as it likes.
+        var path: [(file: Google_Protobuf_FileDescriptorProto, nextImport: Int)] = []
+        for name in arrivalOrder where entered.insert(name).inserted {
+            path.append((filesByName[name]!, 0))
+            while let (file, nextImport) = path.last {
+                guard nextImport < file.dependency.count else {
+                    ordered.append(file)
+                    path.removeLast()
+                    continue
+                }
+                path[path.count - 1].nextImport += 1
+                let dependency = file.dependency[nextImport]
+                if let imported = filesByName[dependency], entered.insert(dependency).inserted {
+                    path.append((imported, 0))
+                }
             }
-            if placed.insert(name).inserted {
-                ordered.append(file)
-            }
-        }
-        for name in arrivalOrder {
-            place(name)
         }
         return ordered
     }
