@@ -77,7 +77,10 @@ let package = Package(
         // (Frames/) and the connection state machine (Connection/); not wired into forwarding yet.
         .target(
             name: "HTTP2Forwarding",
-            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+            ],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         // The proxy itself: configuration, transports, HTTP/2 + gRPC forwarding, lifecycle.
@@ -152,7 +155,12 @@ let package = Package(
         ),
         .testTarget(
             name: "HTTP2ForwardingTests",
-            dependencies: ["HTTP2Forwarding", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                "HTTP2Forwarding",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+            ],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(name: "PluginKitTests", dependencies: [

@@ -40,7 +40,7 @@ public func fuzzH2FrameDecoder(_ start: UnsafeRawPointer, _ count: Int) -> CInt 
                     switch action {
                     case .close:
                         return 0
-                    case .data(let stream, let payload, _):
+                    case .data(let stream, let payload, _, _):
                         // An owner that forwards everything, and resets every seventh stream.
                         connection.release(stream: stream, bytes: payload.readableBytes, into: &owner)
                         if stream % 7 == 0 { connection.resetStream(stream, code: .cancel, into: &owner) }

@@ -71,7 +71,7 @@ private func discardsABlock(_ actions: [H2ConnectionAction]) -> Bool {
         let opened = h.headers(1)
         guard case .headers(1, _, false, true) = opened.first else { Issue.record("\(opened)"); return }
         #expect(h.machine.lifecycle(of: 1) == .open)
-        guard case .data(1, _, true) = h.data(1, 5, endStream: true).first else { Issue.record("\(h.actions)"); return }
+        guard case .data(1, _, true, _) = h.data(1, 5, endStream: true).first else { Issue.record("\(h.actions)"); return }
         #expect(h.machine.lifecycle(of: 1) == .halfClosedRemote)
         var actions: [H2ConnectionAction] = []
         #expect(h.machine.sendHeaders(stream: 1, endStream: false, into: &actions))
@@ -280,7 +280,7 @@ private func discardsABlock(_ actions: [H2ConnectionAction]) -> Bool {
         let late = h.headers(3)
         #expect(discardsABlock(late) && resets(late).isEmpty && closedConnection(late) == nil)
         #expect(h.data(3, 10).isEmpty, "DATA of an ignored stream only counts toward the connection window")
-        guard case .data(1, _, true) = h.data(1, 1, endStream: true).first else { Issue.record("\(h.actions)"); return }
+        guard case .data(1, _, true, _) = h.data(1, 1, endStream: true).first else { Issue.record("\(h.actions)"); return }
         actions = []
         h.machine.goAway(code: .noError, debug: "again", into: &actions)
         #expect(actions.isEmpty, "one GOAWAY per connection")

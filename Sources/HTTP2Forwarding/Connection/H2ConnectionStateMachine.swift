@@ -28,7 +28,9 @@ public enum H2ConnectionAction: Sendable {
     /// A header block for a stream that will not be served (refused, reset, after GOAWAY): it must still be decoded,
     /// since it may change the HPACK table, and then dropped.
     case decodeAndDiscard(ByteBuffer)
-    case data(stream: H2StreamID, payload: ByteBuffer, endStream: Bool)
+    /// DATA, padding removed; `flowControlledLength` is what it took from the windows (padding included), what the
+    /// owner hands back with `release(stream:bytes:)` once it forwarded the payload.
+    case data(stream: H2StreamID, payload: ByteBuffer, endStream: Bool, flowControlledLength: Int)
     /// The stream ended without both sides finishing it: the peer reset it (`byPeer`), or this end did for a stream
     /// error (the RST_STREAM is in a `.send` before this), or the peer's GOAWAY means it was never processed.
     case streamReset(stream: H2StreamID, code: H2ErrorCode, byPeer: Bool)
@@ -95,6 +97,8 @@ public struct H2ConnectionStateMachine: Sendable {
     public private(set) var peerMaxConcurrentStreams = Int.max
     public private(set) var peerInitialWindowSize = 65_535
     public private(set) var peerMaxFrameSize = 16_384
+    /// The HPACK dynamic table size the peer's decoder allows (SETTINGS_HEADER_TABLE_SIZE): this end's encoder's.
+    public private(set) var peerHeaderTableSize = 4_096
     /// This end's settings the peer has acknowledged (the stream windows of new streams follow them).
     private var localInitialWindowSize = 65_535
     private var unacknowledgedSettings: [[H2Setting]] = []
@@ -219,7 +223,7 @@ public struct H2ConnectionStateMachine: Sendable {
         state.receiveWindow -= length
         let closedNow = endStream ? state.peerEnded() : false
         streams[id] = state
-        actions.append(.data(stream: id, payload: payload, endStream: endStream))
+        actions.append(.data(stream: id, payload: payload, endStream: endStream, flowControlledLength: length))
         if closedNow { removeClosed(id, into: &actions) }
     }
 
@@ -227,11 +231,20 @@ public struct H2ConnectionStateMachine: Sendable {
         stream id: H2StreamID, block: ByteBuffer, endStream: Bool, into actions: inout [H2ConnectionAction]
     ) {
         if var state = streams[id] {
-            // Trailers: the last header block of the peer's side (RFC 9113 8.1).
             guard state.peerMaySend else {
                 actions.append(.decodeAndDiscard(block))
                 return resetStream(id, code: .streamClosed, into: &actions)
             }
+            if !state.peerHeadersReceived {
+                // A response's headers on a stream this end opened.
+                state.peerHeadersReceived = true
+                let closedNow = endStream ? state.peerEnded() : false
+                streams[id] = state
+                actions.append(.headers(stream: id, block: block, endStream: endStream, isNewStream: false))
+                if closedNow { removeClosed(id, into: &actions) }
+                return
+            }
+            // Trailers: the last header block of the peer's side (RFC 9113 8.1).
             guard endStream else {
                 actions.append(.decodeAndDiscard(block))
                 return resetStream(id, code: .protocolError, into: &actions)
@@ -328,8 +341,10 @@ public struct H2ConnectionStateMachine: Sendable {
                 }
             case H2Setting.maxFrameSize:
                 peerMaxFrameSize = Int(setting.value)
+            case H2Setting.headerTableSize:
+                peerHeaderTableSize = Int(setting.value)
             default:
-                break  // HEADER_TABLE_SIZE is the HPACK encoder's; unknown settings are ignored (RFC 9113 6.5.2)
+                break  // unknown settings are ignored (RFC 9113 6.5.2)
             }
         }
         actions.append(.send(.settingsAck))
@@ -381,6 +396,7 @@ public struct H2ConnectionStateMachine: Sendable {
         let id = nextLocalStreamID
         nextLocalStreamID += 2
         var state = H2StreamState(lifecycle: .open, sendWindow: peerInitialWindowSize, receiveWindow: localInitialWindowSize)
+        state.peerHeadersReceived = false
         if endStream { _ = state.localEnded() }
         streams[id] = state
         localStreamCount += 1
@@ -508,7 +524,9 @@ public struct H2ConnectionStateMachine: Sendable {
         recentlyReset.remember(id, capacity: configuration.recentlyResetMemory)
     }
 
-    private mutating func fail(_ violation: H2ProtocolViolation, into actions: inout [H2ConnectionAction]) {
+    /// Ends the connection for a connection error found outside the state machine (the decoder's, HPACK's):
+    /// GOAWAY with the reason, then `.close`.
+    public mutating func fail(_ violation: H2ProtocolViolation, into actions: inout [H2ConnectionAction]) {
         guard !closed else { return }
         closed = true
         let last = goAwaySent.map { min($0, lastPeerStreamID) } ?? lastPeerStreamID

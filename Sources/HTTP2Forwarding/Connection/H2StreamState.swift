@@ -21,6 +21,9 @@ struct H2StreamState: Sendable {
     var receiveWindow: Int
     /// Bytes the stream's owner forwarded that have not been granted back to the peer yet (batched).
     var pendingCredit = 0
+    /// The peer sent its first header block (a request opens the stream with it; a response's comes later). Only a
+    /// header block after that must end the stream: it is trailers.
+    var peerHeadersReceived = true
 
     var peerMaySend: Bool { lifecycle != .halfClosedRemote }
     var localMaySend: Bool { lifecycle != .halfClosedLocal }

@@ -1,0 +1,110 @@
+// The rules RFC 9113 (8.2, 8.3) sets for a decoded header block, checked before a block reaches the proxy: a block
+// that breaks one is malformed, and its stream (only that stream) is reset with PROTOCOL_ERROR.
+//
+// Requests: the pseudo-header fields :method, :scheme, :path (and optionally :authority) each once, before every
+// regular field, and no other pseudo-header; responses: :status once and nothing else pseudo; trailers: no
+// pseudo-header at all. In every block: names in lowercase without separators or controls, values without NUL, CR
+// or LF and without leading or trailing whitespace, and none of the connection-specific fields of HTTP/1.1
+// (`connection`, `keep-alive`, `proxy-connection`, `transfer-encoding`, `upgrade`; `te` only as "trailers").
+
+import NIOHPACK
+
+public enum H2HeaderValidation {
+    /// Which header block of a stream is checked.
+    public enum Block: Sendable {
+        case request
+        case response
+        case trailers
+    }
+
+    /// Why the block is malformed, nil when it is not.
+    public static func violation(in headers: HPACKHeaders, as block: Block) -> String? {
+        var seenRegular = false
+        var method = false, scheme = false, path = false, authority = false, status = false
+        for (name, value, _) in headers {
+            var utf8 = Substring(name).utf8
+            guard let first = utf8.first else { return "a header field with an empty name" }
+            if first == UInt8(ascii: ":") {
+                guard !seenRegular else { return "pseudo-header field \(name) after a regular field" }
+                switch (block, name) {
+                case (.request, ":method"):
+                    guard !method else { return "a second :method" }
+                    method = true
+                case (.request, ":scheme"):
+                    guard !scheme else { return "a second :scheme" }
+                    scheme = true
+                case (.request, ":path"):
+                    guard !path else { return "a second :path" }
+                    guard !value.isEmpty else { return "an empty :path" }
+                    path = true
+                case (.request, ":authority"):
+                    guard !authority else { return "a second :authority" }
+                    authority = true
+                case (.response, ":status"):
+                    guard !status else { return "a second :status" }
+                    status = true
+                default:
+                    return "pseudo-header field \(name) is not allowed in a \(block)"
+                }
+                utf8 = utf8.dropFirst()
+                guard !utf8.isEmpty else { return "a header field named \":\"" }
+            } else {
+                seenRegular = true
+                if let problem = connectionSpecific(name, value) { return problem }
+            }
+            for byte in utf8 where !isNameByte(byte) {
+                return "header field name \(name.debugDescription) has characters not allowed in a field name"
+            }
+            if let problem = valueProblem(value) { return "header field \(name): \(problem)" }
+        }
+        switch block {
+        case .request:
+            guard method, scheme, path else {
+                return "a request without \([method ? nil : ":method", scheme ? nil : ":scheme", path ? nil : ":path"].compactMap { $0 }.joined(separator: ", "))"
+            }
+        case .response:
+            guard status else { return "a response without :status" }
+        case .trailers:
+            break
+        }
+        return nil
+    }
+
+    /// Lowercase token characters (RFC 9110 5.6.2) without the uppercase letters HTTP/2 forbids.
+    @inline(__always)
+    private static func isNameByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
+             UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
+             UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            return true
+        default:
+            return false
+        }
+    }
+
+    private static func valueProblem(_ value: String) -> String? {
+        let utf8 = value.utf8
+        guard let first = utf8.first else { return nil }
+        if first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") { return "a value that starts with whitespace" }
+        let last = utf8.last!
+        if last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { return "a value that ends with whitespace" }
+        for byte in utf8 where byte == 0 || byte == UInt8(ascii: "\r") || byte == UInt8(ascii: "\n") {
+            return "a value holding NUL, CR or LF"
+        }
+        return nil
+    }
+
+    private static func connectionSpecific(_ name: String, _ value: String) -> String? {
+        switch name {
+        case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
+            return "the connection-specific header field \(name), which HTTP/2 forbids"
+        case "te" where value != "trailers":
+            return "te other than \"trailers\""
+        default:
+            return nil
+        }
+    }
+}
