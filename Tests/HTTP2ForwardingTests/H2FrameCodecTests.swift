@@ -167,6 +167,33 @@ func onlyFrame(_ bytes: [UInt8]) -> H2Frame? {
             #expect(try frames(cuts: cuts) == expected, "cuts \(cuts)")
         }
     }
+
+    @Test func framesCutByReadsCopyOnlyTheCutFrameAndPinNoMoreThanTheirRead() throws {
+        // 300 DATA frames of 1 000 bytes arriving in reads of 4 096 bytes: nearly every read ends inside a frame. A
+        // payload is a slice of its read, or of a buffer holding just the frame that straddled two reads; never of a
+        // buffer that grows with the stream (which a slice would pin, and every frame after it with it).
+        var bytes: [UInt8] = emptySettings
+        for index in 0..<300 { bytes += rawFrame(type: 0, stream: 1, payload: Array(repeating: UInt8(index & 0xFF), count: 1000)) }
+        var decoder = H2FrameDecoder(role: .client)
+        var payloads: [ByteBuffer] = []
+        var start = 0
+        while start < bytes.count {
+            let end = min(start + 4096, bytes.count)
+            var read = ByteBufferAllocator().buffer(capacity: 4096)
+            read.writeBytes(bytes[start..<end])
+            decoder.append(read)
+            start = end
+            while let output = try decoder.nextFrame() {
+                if case .frame(.data(_, let payload, _, _)) = output { payloads.append(payload) }
+            }
+            #expect(decoder.bufferedBytes < 1009)
+        }
+        #expect(payloads.count == 300)
+        for (index, payload) in payloads.enumerated() {
+            #expect(payload.readableBytesView.allSatisfy { $0 == UInt8(index & 0xFF) })
+            #expect(payload.storageCapacity <= 4096, "payload \(index) shares a buffer of \(payload.storageCapacity) bytes")
+        }
+    }
 }
 
 @Suite struct H2FrameRuleTests {

@@ -37,7 +37,11 @@ public struct H2FrameDecoder: Sendable {
     public var maxContinuationFrames: Int
 
     private let role: Role
+    /// The unread bytes of the latest read. Frames are slices of it: read buffers are never copied whole.
     private var input: ByteBuffer?
+    /// The start of a frame (or of the preface) that the previous read cut off: the only bytes ever copied, at
+    /// most one frame, completed from the next read before anything else is decoded.
+    private var carry: ByteBuffer?
     private var awaitingPreface: Bool
     private var awaitingSettings = true
     /// A header block whose END_HEADERS has not arrived yet.
@@ -60,15 +64,19 @@ public struct H2FrameDecoder: Sendable {
     }
 
     /// Bytes held that do not yet make a whole frame.
-    public var bufferedBytes: Int { input?.readableBytes ?? 0 }
+    public var bufferedBytes: Int { (input?.readableBytes ?? 0) + (carry?.readableBytes ?? 0) }
 
     /// Adds the bytes of one read.
     public mutating func append(_ bytes: ByteBuffer) {
         guard bytes.readableBytes > 0 else { return }
         if var held = input, held.readableBytes > 0 {
+            // Appended before the last read was decoded to its end: join the two in a buffer of their own (never
+            // in the read buffer, which frames already handed out still share).
+            var joined = ByteBufferAllocator().buffer(capacity: held.readableBytes + bytes.readableBytes)
+            joined.writeBuffer(&held)
             var incoming = bytes
-            held.writeBuffer(&incoming)
-            input = held
+            joined.writeBuffer(&incoming)
+            input = joined
         } else {
             input = bytes
         }
@@ -78,50 +86,117 @@ public struct H2FrameDecoder: Sendable {
     /// says. Throws a connection error, after which the decoder must not be used again.
     public mutating func nextFrame() throws(H2ProtocolViolation) -> Output? {
         while true {
+            if carry != nil {
+                guard var whole = try completeCarry() else { return nil }
+                // `whole` holds exactly one frame (or the preface) now.
+                switch try decodeOne(&whole) {
+                case .incomplete:
+                    preconditionFailure("a completed frame did not decode")
+                case .skipped:
+                    continue
+                case .output(let output):
+                    return output
+                }
+            }
             guard var buffer = input else { return nil }
-            if awaitingPreface {
-                guard try consumePreface(&buffer) else { return nil }
-            }
-            guard buffer.readableBytes >= Self.frameHeaderLength else {
-                input = buffer
+            switch try decodeOne(&buffer) {
+            case .incomplete:
+                // Keep the cut-off start in a small buffer of its own; the read buffer is let go.
+                var start = ByteBufferAllocator().buffer(capacity: max(64, carryCapacity(of: buffer)))
+                start.writeBuffer(&buffer)
+                carry = start
+                input = nil
                 return nil
-            }
-            let start = buffer.readerIndex
-            let length = Int(buffer.getInteger(at: start, as: UInt8.self)!) << 16
-                | Int(buffer.getInteger(at: start + 1, as: UInt16.self)!)
-            let type = buffer.getInteger(at: start + 3, as: UInt8.self)!
-            let flags = buffer.getInteger(at: start + 4, as: UInt8.self)!
-            let stream = buffer.getInteger(at: start + 5, as: UInt32.self)! & 0x7FFF_FFFF
-            guard length <= maxFrameSize else {
-                throw H2ProtocolViolation(
-                    connection: .frameSizeError, "a frame of \(length) bytes exceeds SETTINGS_MAX_FRAME_SIZE (\(maxFrameSize))")
-            }
-            guard buffer.readableBytes >= Self.frameHeaderLength + length else {
-                input = buffer
-                return nil
-            }
-            buffer.moveReaderIndex(forwardBy: Self.frameHeaderLength)
-            let payload = buffer.readSlice(length: length)!
-            input = buffer.readableBytes > 0 ? buffer : nil
-            if let output = try decode(type: type, flags: flags, stream: stream, payload: payload) {
+            case .skipped:
+                input = buffer.readableBytes > 0 ? buffer : nil
+            case .output(let output):
+                input = buffer.readableBytes > 0 ? buffer : nil
                 return output
             }
         }
     }
 
+    /// The size a cut-off frame will have once whole, when its header is there.
+    private func carryCapacity(of buffer: ByteBuffer) -> Int {
+        guard !awaitingPreface, buffer.readableBytes >= Self.frameHeaderLength else { return 0 }
+        return Self.frameHeaderLength + frameLength(buffer)
+    }
+
+    private func frameLength(_ buffer: ByteBuffer) -> Int {
+        let start = buffer.readerIndex
+        return Int(buffer.getInteger(at: start, as: UInt8.self)!) << 16 | Int(buffer.getInteger(at: start + 1, as: UInt16.self)!)
+    }
+
+    /// Moves bytes from `input` into `carry` until it holds a whole frame (returned, and `carry` emptied), or
+    /// `input` runs out (nil).
+    private mutating func completeCarry() throws(H2ProtocolViolation) -> ByteBuffer? {
+        guard var whole = carry else { return nil }
+        while true {
+            let needed: Int
+            if awaitingPreface {
+                needed = Self.clientPreface.count - whole.readableBytes
+            } else if whole.readableBytes < Self.frameHeaderLength {
+                needed = Self.frameHeaderLength - whole.readableBytes
+            } else {
+                let length = frameLength(whole)
+                guard length <= maxFrameSize else { throw frameTooLarge(length) }
+                needed = Self.frameHeaderLength + length - whole.readableBytes
+            }
+            if needed == 0 {
+                carry = nil
+                return whole
+            }
+            guard var rest = input, rest.readableBytes > 0 else {
+                carry = whole
+                return nil
+            }
+            var piece = rest.readSlice(length: min(needed, rest.readableBytes))!
+            whole.writeBuffer(&piece)
+            input = rest.readableBytes > 0 ? rest : nil
+        }
+    }
+
+    private enum Step {
+        case incomplete
+        case skipped
+        case output(Output)
+    }
+
+    /// Decodes the preface or one frame from the start of `buffer`, consuming it; `.incomplete` (consuming
+    /// nothing) when `buffer` does not hold all of it.
+    private mutating func decodeOne(_ buffer: inout ByteBuffer) throws(H2ProtocolViolation) -> Step {
+        if awaitingPreface {
+            guard try consumePreface(&buffer) else { return .incomplete }
+            return .skipped
+        }
+        guard buffer.readableBytes >= Self.frameHeaderLength else { return .incomplete }
+        let start = buffer.readerIndex
+        let length = frameLength(buffer)
+        let type = buffer.getInteger(at: start + 3, as: UInt8.self)!
+        let flags = buffer.getInteger(at: start + 4, as: UInt8.self)!
+        let stream = buffer.getInteger(at: start + 5, as: UInt32.self)! & 0x7FFF_FFFF
+        guard length <= maxFrameSize else { throw frameTooLarge(length) }
+        guard buffer.readableBytes >= Self.frameHeaderLength + length else { return .incomplete }
+        buffer.moveReaderIndex(forwardBy: Self.frameHeaderLength)
+        let payload = buffer.readSlice(length: length)!
+        guard let output = try decode(type: type, flags: flags, stream: stream, payload: payload) else { return .skipped }
+        return .output(output)
+    }
+
+    private func frameTooLarge(_ length: Int) -> H2ProtocolViolation {
+        H2ProtocolViolation(connection: .frameSizeError, "a frame of \(length) bytes exceeds SETTINGS_MAX_FRAME_SIZE (\(maxFrameSize))")
+    }
+
+    /// Consumes the client preface from `buffer`; false (consuming nothing) while it is not all there yet.
     private mutating func consumePreface(_ buffer: inout ByteBuffer) throws(H2ProtocolViolation) -> Bool {
         let available = min(buffer.readableBytes, Self.clientPreface.count)
         let view = buffer.readableBytesView.prefix(available)
         guard view.elementsEqual(Self.clientPreface.prefix(available)) else {
             throw H2ProtocolViolation(connection: .protocolError, "the connection does not start with the HTTP/2 client preface")
         }
-        guard available == Self.clientPreface.count else {
-            input = buffer
-            return false
-        }
+        guard available == Self.clientPreface.count else { return false }
         buffer.moveReaderIndex(forwardBy: Self.clientPreface.count)
         awaitingPreface = false
-        input = buffer
         return true
     }
 
