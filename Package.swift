@@ -88,6 +88,7 @@ let package = Package(
             name: "Host",
             dependencies: [
                 "Mux",
+                "HTTP2Forwarding",
                 "PluginABI",
                 "CZlib",
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -29,7 +29,8 @@ public protocol H2ConnectionDelegate: AnyObject {
     /// The stream ended without both sides finishing it: reset by the peer (`byPeer`), by this end for a stream
     /// error, or refused by the peer's GOAWAY.
     func h2StreamReset(_ stream: H2StreamID, code: H2ErrorCode, byPeer: Bool)
-    /// Both sides finished the stream.
+    /// The peer finished the stream after this end had: both sides are done. (A stream that this end's own write
+    /// closes is not reported: the owner made that write.)
     func h2StreamClosed(_ stream: H2StreamID)
     func h2GoAway(lastStream: H2StreamID, code: H2ErrorCode, debugData: ByteBuffer)
     /// The peer's SETTINGS took effect (the first ones end the handshake).
@@ -215,6 +216,13 @@ public final class H2ConnectionHandler: ChannelInboundHandler {
         }
         encodeHeaders(headers, stream: stream, endStream: endStream)
         if let promise { writeOutput(promise: promise) }
+        performOwnSend(&actions)
+    }
+
+    /// Does what followed from one of the owner's own writes, except telling it that the write closed its stream:
+    /// the owner knows, and hearing of it in the middle of its write would be an event out of order.
+    private func performOwnSend(_ actions: inout [H2ConnectionAction]) {
+        actions.removeAll { if case .streamClosed = $0 { return true } else { return false } }
         perform(&actions)
     }
 
@@ -266,7 +274,7 @@ public final class H2ConnectionHandler: ChannelInboundHandler {
                 unflushed = true
             }
             if last {
-                perform(&actions)
+                performOwnSend(&actions)
                 return nil
             }
         }

@@ -1,23 +1,25 @@
-// One accepted downstream HTTP/2 connection, handled frame by frame: each new stream becomes a `ProxyCall`.
+// One accepted downstream HTTP/2 connection: each new stream becomes a `ProxyCall`.
 //
-// NIO's HTTP/2 handler sits before this one without a stream multiplexer, so frames arrive here with their stream
-// ids; there is no channel per stream. This handler owns the connection's calls by stream id, hands frames to them,
-// grants connection-level flow-control credit back to the client as DATA arrives (its calls grant their streams'
-// credit once they have forwarded the bytes; both through its `HTTP2FrameWriter`), logs the connection's
-// life, closes it on protocol errors (garbage, a client that is not HTTP/2) and sends GOAWAY when the proxy drains.
-// Two timers bound what an idle client costs: a connection that has not sent its preface and SETTINGS within the
-// handshake timeout is closed, and one without calls for the idle timeout gets GOAWAY and is closed
-// (`limits.handshakeTimeoutSeconds`, `limits.idleTimeoutSeconds`).
+// The proxy's HTTP/2 engine (`H2ConnectionHandler`, module HTTP2Forwarding) sits before this handler and hands it
+// what the client sent by direct calls (`H2ConnectionDelegate`): header blocks, DATA, resets, closes. This handler
+// owns the connection's calls by stream id, hands them those events, and writes their frames through its
+// `HTTP2FrameWriter` into the engine, which keeps the flow-control windows: the connection's is granted back as DATA
+// arrives, a stream's once its call says the bytes were forwarded. It logs the connection's life, and sends GOAWAY
+// when the proxy drains. Two timers bound what an idle client costs: a connection that has not sent its preface
+// and SETTINGS within the handshake timeout is closed, and one without calls for the idle timeout gets GOAWAY and
+// is closed (`limits.handshakeTimeoutSeconds`, `limits.idleTimeoutSeconds`).
 //
 // Confined to the connection's event loop.
 
+import HTTP2Forwarding
 import Logging
 import NIOCore
+import NIOHPACK
 import NIOHTTP2
 
-final class DownstreamConnectionHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTP2Frame
-    typealias OutboundOut = HTTP2Frame
+final class DownstreamConnectionHandler: ChannelInboundHandler, H2ConnectionDelegate {
+    /// Nothing arrives through the pipeline: the engine calls this handler directly.
+    typealias InboundIn = Never
 
     private let listener: ListenerContext
     /// The connection's lines (`tcpServer`, with the peer).
@@ -26,6 +28,9 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
     private var callLoggers: [Logger?] = [nil, nil, nil, nil]
     /// Writes to the client; calls use it for their downstream frames.
     let writer: HTTP2FrameWriter
+    /// The engine that reads and writes the connection's HTTP/2.
+    private let engine: H2ConnectionHandler
+    private var context: ChannelHandlerContext?
     private var calls: [HTTP2StreamID: ProxyCall] = [:]
     private var reportedError = false
     private let handshakeTimeout: TimeAmount?
@@ -50,15 +55,15 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
     static let prematureResetWindow = 200
     static let prematureResetLimit = 100
     static let prematureResetLifetime: TimeAmount = .seconds(1)
-    /// NIOHTTP2 sent GOAWAY over frames for a stream that had already ended: the calls in flight finish, then the
-    /// connection closes.
+    /// The connection got GOAWAY for a flood: the calls in flight finish, then the connection closes.
     private var closeWhenIdle = false
     /// This side sent GOAWAY (drain, idle, flood): never a second one.
     private var goAwaySent = false
 
-    init(listener: ListenerContext, logger: Logger, tuning: HTTP2Tuning) {
+    init(listener: ListenerContext, logger: Logger, tuning: HTTP2Tuning, engine: H2ConnectionHandler) {
         self.listener = listener
         self.logger = logger
+        self.engine = engine
         self.writer = HTTP2FrameWriter(tuning: tuning)
         self.handshakeTimeout = tuning.handshakeTimeout
         self.idleTimeout = tuning.idleTimeout
@@ -80,10 +85,18 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        writer.attach(context)
+        self.context = context
+        engine.delegate = self
+        writer.attach(context, engine: engine)
         if context.channel.isActive {
             startHandshakeTimer(context: context)
         }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        // The context and the engine would otherwise keep this handler (and it them) alive after the connection.
+        self.context = nil
+        engine.delegate = nil
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -104,64 +117,88 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
             call.downstreamClosed(reason: nil)
         }
         writer.detach()
+        engine.delegate = nil
         context.fireChannelInactive()
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        writer.beginReadBatch()
-        writer.raiseConnectionWindowOnce()
-        if !handshakeDone {
-            // The HTTP/2 handler passes frames on only after the client's preface; the first is its SETTINGS.
+    // MARK: What the engine hands over
+
+    func h2PeerSettingsChanged() {
+        if !handshakeDone, let context {
+            // The client's preface and first SETTINGS are in.
             handshakeFinished(context: context)
-        }
-        let frame = unwrapInboundIn(data)
-        switch frame.payload {
-        case .headers(let headers):
-            if let call = calls[frame.streamID] {
-                call.downstreamHeaders(headers)
-            } else {
-                let call = ProxyCall(listener: listener, downstream: self, streamID: frame.streamID)
-                calls[frame.streamID] = call
-                streamsInWindow += 1
-                if streamsInWindow > Self.prematureResetWindow {
-                    streamsInWindow = 1
-                    prematureResets = 0
-                }
-                idleSince = nil
-                lastStreamID = max(lastStreamID, frame.streamID)
-                call.start(headers)
-            }
-        case .data(let data):
-            // The connection window is given back as bytes arrive, whoever they are for: a call whose other side
-            // does not read holds its own stream window, never the window its connection shares with other calls.
-            writer.releaseConnectionCredit(HTTP2FlowControlledLength.of(data))
-            calls[frame.streamID]?.downstreamData(data)
-        case .rstStream(let code):
-            if let call = calls[frame.streamID] {
-                if !call.isAnswered, NIODeadline.now() - call.startTime < Self.prematureResetLifetime {
-                    prematureResets += 1
-                }
-                call.downstreamReset(code)
-                if prematureResets >= Self.prematureResetLimit {
-                    return closeForRapidResets(context: context)
-                }
-            }
-        default:
-            break
         }
     }
 
+    func h2Headers(_ headers: HPACKHeaders, stream: H2StreamID, endStream: Bool, isNewStream: Bool) {
+        writer.beginReadBatch()
+        let streamID = HTTP2StreamID(Int(stream))
+        let block = HTTP2Frame.FramePayload.Headers(headers: headers, endStream: endStream)
+        guard isNewStream else {
+            calls[streamID]?.downstreamHeaders(block)
+            return
+        }
+        let call = ProxyCall(listener: listener, downstream: self, streamID: streamID)
+        calls[streamID] = call
+        streamsInWindow += 1
+        if streamsInWindow > Self.prematureResetWindow {
+            streamsInWindow = 1
+            prematureResets = 0
+        }
+        idleSince = nil
+        lastStreamID = max(lastStreamID, streamID)
+        call.start(block)
+    }
+
+    func h2Data(_ payload: ByteBuffer, stream: H2StreamID, endStream: Bool, flowControlledLength: Int) {
+        writer.beginReadBatch()
+        // The engine gave the connection window back as the bytes arrived; the call releases its stream's window.
+        guard let call = calls[HTTP2StreamID(Int(stream))] else { return }
+        let padding = flowControlledLength - payload.readableBytes
+        call.downstreamData(.init(data: .byteBuffer(payload), endStream: endStream, paddingBytes: padding > 0 ? padding - 1 : nil))
+    }
+
+    func h2StreamReset(_ stream: H2StreamID, code: H2ErrorCode, byPeer: Bool) {
+        writer.beginReadBatch()
+        let streamID = HTTP2StreamID(Int(stream))
+        let reason = HTTP2ErrorCode(networkCode: Int(code.rawValue))
+        guard byPeer else {
+            // This end reset the stream for a stream error (a window overflow, a malformed trailer block).
+            removeCall(streamID)?.downstreamClosed(reason: reason)
+            return
+        }
+        guard let call = removeCall(streamID) else { return }
+        if !call.isAnswered, NIODeadline.now() - call.startTime < Self.prematureResetLifetime {
+            prematureResets += 1
+        }
+        call.downstreamReset(reason)
+        if prematureResets >= Self.prematureResetLimit, let context {
+            closeForRapidResets(context: context)
+        }
+    }
+
+    func h2StreamClosed(_ stream: H2StreamID) {
+        writer.beginReadBatch()
+        removeCall(HTTP2StreamID(Int(stream)))?.downstreamClosed(reason: nil)
+    }
+
+    func h2GoAway(lastStream: H2StreamID, code: H2ErrorCode, debugData: ByteBuffer) {
+        logger.debug("the client sent GOAWAY", metadata: ["code": "\(code)"])
+    }
+
+    func h2PingAnswered(opaque: UInt64) {}
+
+    func h2ConnectionError(_ violation: H2ProtocolViolation) {
+        guard !reportedError else { return }
+        reportedError = true
+        logger.warning("closing connection after protocol error", metadata: ["error": "\(violation)"])
+    }
+
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        // Window updates come with every DATA frame and nobody after this handler needs them: stop them here,
-        // before the costlier checks below.
-        if event is NIOHTTP2WindowUpdatedEvent { return }
-        switch event {
-        case let closed as StreamClosedEvent:
-            removeCall(closed.streamID)?.downstreamClosed(reason: closed.reason)
-        case is DrainRequest:
+        if event is DrainRequest {
             // Tell the client to open no new streams; streams in flight continue.
-            sendGoAway(lastStreamID: .maxID, code: .noError, context: context)
-        default:
+            sendGoAway(code: .noError, context: context)
+        } else {
             context.fireUserInboundEventTriggered(event)
         }
     }
@@ -172,42 +209,11 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        // Stream-level errors were already answered with RST_STREAM by the HTTP/2 handler; a StreamClosedEvent ends
-        // the call. Anything else is a connection error: the connection is unusable.
-        if error is NIOHTTP2Errors.StreamError { return }
-        if goAwaySent, error is NIOHTTP2Errors.IOOnClosedConnection || error is NIOHTTP2Errors.RaisedGoawayLastStreamID {
-            // After this side's GOAWAY, NIOHTTP2 refuses what the client still sends once the connection has no
-            // streams left, and tries a GOAWAY of its own. The calls in flight finish; then the connection closes.
-            closeWhenIdle = true
-            if calls.isEmpty { context.close(promise: nil) }
-            return
-        }
-        if error is NIOHTTP2Errors.StreamIDTooSmall || error is NIOHTTP2Errors.NoSuchStream {
-            // Frames for a stream that has already ended: trailers or DATA a client still had in flight when the
-            // proxy ended its call. RFC 9113 (5.1, 6.4) says to ignore them; NIOHTTP2 ignores DATA on the streams
-            // it reset last but treats HEADERS (and older streams) as a connection error and has sent GOAWAY. The
-            // other calls on the connection are healthy: let them finish rather than fail them all, then close.
-            if !closeWhenIdle {
-                logger.info(
-                    "the client sent frames for a stream that had already ended; HTTP/2 sent GOAWAY: the connection closes once its calls finish",
-                    metadata: ["error": "\(error)", "calls": "\(calls.count)"])
-            }
-            closeWhenIdle = true
-            if calls.isEmpty { context.close(promise: nil) }
-            return
-        }
+        // Protocol errors are the engine's (`h2ConnectionError`); what arrives here failed below HTTP/2: a reset TCP
+        // connection, a TLS error, the mux session carrying the connection.
         if !reportedError {
             reportedError = true
-            if error is NIOHTTP2Errors.InvalidStreamIDForPeer {
-                // grpc-go clients (the temporal CLI, Temporal servers) close their connections with a GOAWAY naming
-                // their own last stream, which the HTTP/2 state machine rejects; the connection was ending anyway.
-                logger.debug("closing connection: the client's GOAWAY named one of its own streams", metadata: ["error": "\(error)"])
-            } else if error is any NIOHTTP2Error {
-                logger.warning("closing connection after protocol error", metadata: ["error": "\(NetworkErrorDescription.describe(error))"])
-            } else {
-                // The transport under HTTP/2 failed: a reset TCP connection, or the mux session carrying it ended.
-                logger.warning("connection lost", metadata: ["error": "\(NetworkErrorDescription.describe(error))"])
-            }
+            logger.warning("connection lost", metadata: ["error": "\(NetworkErrorDescription.describe(error))"])
         }
         context.close(promise: nil)
     }
@@ -244,7 +250,7 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
             metadata: ["calls": "\(calls.count)"]
         )
         listener.metrics.rapidResetConnectionClosed()
-        sendGoAway(lastStreamID: lastStreamID, code: .enhanceYourCalm, context: context, debug: "rapid reset")
+        sendGoAway(code: .enhanceYourCalm, context: context, debug: "rapid reset")
         closeWhenIdle = true
         if calls.isEmpty {
             writer.detachedClose()
@@ -257,17 +263,12 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
 
     static let rapidResetGrace: TimeAmount = .seconds(10)
 
-    /// Sends GOAWAY once per connection: NIOHTTP2 refuses a second one that names a higher last stream.
-    @discardableResult
-    private func sendGoAway(
-        lastStreamID: HTTP2StreamID, code: HTTP2ErrorCode, context: ChannelHandlerContext, debug: String? = nil
-    ) -> EventLoopFuture<Void>? {
-        guard !goAwaySent else { return nil }
+    /// Sends GOAWAY once per connection, naming the last stream the client opened: later ones it retries elsewhere.
+    private func sendGoAway(code: H2ErrorCode, context: ChannelHandlerContext, debug: String = "") {
+        guard !goAwaySent else { return }
         goAwaySent = true
-        let goAway = HTTP2Frame(
-            streamID: .rootStream,
-            payload: .goAway(lastStreamID: lastStreamID, errorCode: code, opaqueData: debug.map { ByteBuffer(string: $0) }))
-        return context.writeAndFlush(wrapOutboundOut(goAway))
+        engine.goAway(code: code, debug: debug)
+        engine.flush()
     }
 
     // MARK: Handshake and idle timeouts
@@ -308,9 +309,8 @@ final class DownstreamConnectionHandler: ChannelInboundHandler {
             return scheduleIdleCheck(in: idleTimeout - idle, context: context)
         }
         logger.info("closing idle connection: no call for \(idleTimeout.secondsText) s (limits.idleTimeoutSeconds)")
-        sendGoAway(lastStreamID: lastStreamID, code: .noError, context: context)?.whenComplete { _ in
-            context.close(promise: nil)
-        }
+        sendGoAway(code: .noError, context: context)
+        engine.close()
     }
 }
 

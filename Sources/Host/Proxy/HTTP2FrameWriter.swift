@@ -8,11 +8,15 @@
 //
 // Confined to the connection's event loop.
 
+import HTTP2Forwarding
 import NIOCore
 import NIOHTTP2
 
 final class HTTP2FrameWriter {
     private var context: ChannelHandlerContext?
+    /// The proxy's own HTTP/2 engine, when the connection runs on it rather than on NIOHTTP2: frames go to it by
+    /// direct calls, and it keeps the flow-control windows itself.
+    private var engine: H2ConnectionHandler?
     private let connectionWindowBytes: Int
     private var connectionCredit: FlowCredit
     private var connectionWindowRaised = false
@@ -30,6 +34,12 @@ final class HTTP2FrameWriter {
         flusher = ReadBatchFlusher.current
     }
 
+    /// Starts writing through the engine, on the connection of `context`.
+    func attach(_ context: ChannelHandlerContext, engine: H2ConnectionHandler) {
+        self.engine = engine
+        attach(context)
+    }
+
     /// Closes the connection once what was written is flushed (at the end of the current read batch, if any).
     func detachedClose() {
         guard let context else { return }
@@ -42,6 +52,7 @@ final class HTTP2FrameWriter {
     /// The connection is gone: writes fail from now on.
     func detach() {
         context = nil
+        engine = nil
     }
 
     var eventLoop: EventLoop? { context?.eventLoop }
@@ -51,7 +62,34 @@ final class HTTP2FrameWriter {
             promise?.fail(ChannelError.ioOnClosedChannel)
             return
         }
-        context.write(NIOAny(HTTP2Frame(streamID: streamID, payload: payload)), promise: promise)
+        guard let engine else {
+            context.write(NIOAny(HTTP2Frame(streamID: streamID, payload: payload)), promise: promise)
+            return
+        }
+        let stream = H2StreamID(Int32(streamID))
+        switch payload {
+        case .headers(let headers):
+            engine.sendHeaders(headers.headers, stream: stream, endStream: headers.endStream, promise: promise)
+        case .data(let data):
+            guard case .byteBuffer(let buffer) = data.data else {
+                promise?.fail(ChannelError.operationUnsupported)
+                return
+            }
+            engine.sendData(buffer, stream: stream, endStream: data.endStream, promise: promise)
+        case .rstStream(let code):
+            engine.resetStream(stream, code: H2ErrorCode(rawValue: UInt32(code.networkCode)))
+            promise?.succeed()
+        case .ping(let data, ack: false):
+            engine.ping(opaque: data.integer)
+            promise?.succeed()
+        case .goAway(_, let code, let debug):
+            engine.goAway(code: H2ErrorCode(rawValue: UInt32(code.networkCode)),
+                          debug: debug.map { String(buffer: $0) } ?? "")
+            promise?.succeed()
+        default:
+            // WINDOW_UPDATE and SETTINGS are the engine's own business.
+            promise?.succeed()
+        }
     }
 
     /// Flushes at the end of the event loop's current read batch, once for every call that wrote in it.
@@ -78,6 +116,7 @@ final class HTTP2FrameWriter {
     /// Called by the flusher.
     func flushNow() {
         flushPending = false
+        if let engine { return engine.flush() }
         context?.flush()
     }
 
@@ -90,6 +129,13 @@ final class HTTP2FrameWriter {
     /// `bytes` received on `streamID` were forwarded: let the peer send that much more on the stream, while it is
     /// open. (The connection's window got them back when they arrived: `releaseConnectionCredit`.)
     func releaseStreamCredit(_ bytes: Int, streamID: HTTP2StreamID, streamCredit: inout FlowCredit, streamOpen: Bool) {
+        if let engine {
+            if streamOpen {
+                engine.release(stream: H2StreamID(Int32(streamID)), bytes: bytes)
+                flush()
+            }
+            return
+        }
         if streamOpen, let increment = streamCredit.release(bytes) {
             write(.windowUpdate(windowSizeIncrement: increment), streamID: streamID, promise: nil)
             flush()
@@ -99,6 +145,7 @@ final class HTTP2FrameWriter {
     /// `bytes` of DATA arrived on the connection: the connection window gets them back at once, whatever stream
     /// they are for. Backpressure is per stream; a shared window held by one stalled call would stall all the others.
     func releaseConnectionCredit(_ bytes: Int) {
+        guard engine == nil else { return }
         if let increment = connectionCredit.release(bytes) {
             write(.windowUpdate(windowSizeIncrement: increment), streamID: .rootStream, promise: nil)
             flush()
@@ -108,7 +155,7 @@ final class HTTP2FrameWriter {
     /// Opens the connection window to its configured size. Done on first use rather than on activation, because
     /// the HTTP/2 handler's preface must be the first thing on the wire.
     func raiseConnectionWindowOnce() {
-        guard !connectionWindowRaised else { return }
+        guard !connectionWindowRaised, engine == nil else { return }
         connectionWindowRaised = true
         let raise = connectionWindowBytes - 65_535
         if raise > 0 {

@@ -5,6 +5,7 @@
 
 import Logging
 import NIOConcurrencyHelpers
+import HTTP2Forwarding
 import NIOCore
 import NIOHTTP2
 import NIOPosix
@@ -112,12 +113,9 @@ final class ProxyListener: Sendable {
         var logger = context.logger
         logger[metadataKey: "peer"] = "\(channel.remoteAddress?.endpointDescription ?? "?")"
         let sync = channel.pipeline.syncOperations
-        try sync.addHandler(NIOHTTP2Handler(
-            mode: .server, frameDelegate: nil,
-            connectionConfiguration: tuning.connectionConfiguration(for: .server),
-            streamConfiguration: tuning.streamConfiguration(for: .server)
-        ))
-        try sync.addHandler(DownstreamConnectionHandler(listener: context, logger: logger, tuning: tuning))
+        let engine = H2ConnectionHandler(configuration: tuning.engineConfiguration(for: .server))
+        try sync.addHandler(engine)
+        try sync.addHandler(DownstreamConnectionHandler(listener: context, logger: logger, tuning: tuning, engine: engine))
     }
 
     private func track(_ channel: Channel) {

@@ -4,6 +4,7 @@
 // slow reader can make the proxy hold bounded: at most one stream window per stream and one connection window per
 // connection are ever buffered.
 
+import HTTP2Forwarding
 import NIOCore
 import NIOHTTP2
 
@@ -66,6 +67,20 @@ public struct HTTP2Tuning: Sendable {
             configuration.headerBlockValidation = .disabled
             configuration.contentLengthValidation = .disabled
         }
+        return configuration
+    }
+
+    /// The engine's configuration for a connection the proxy accepts (`.server`) or makes (`.client`).
+    func engineConfiguration(for role: H2FrameDecoder.Role) -> H2ConnectionHandler.Configuration {
+        var configuration = H2ConnectionHandler.Configuration(role: role)
+        configuration.connection.maxConcurrentStreams = maxConcurrentStreams
+        configuration.connection.initialWindowSize = streamWindowBytes
+        configuration.connection.connectionWindowSize = connectionWindowBytes
+        configuration.connection.maxHeaderListSize = maxHeaderListBytes
+        let limit = role == .server ? downstreamControlFramesPer10Seconds : upstreamControlFramesPer10Seconds
+        configuration.connection.maxControlFramesPerWindow = limit
+        configuration.connection.maxResetsPerWindow = limit
+        configuration.connection.recentlyResetMemory = 1024
         return configuration
     }
 
