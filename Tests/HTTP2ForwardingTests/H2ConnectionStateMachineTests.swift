@@ -315,4 +315,21 @@ private func discardsABlock(_ actions: [H2ConnectionAction]) -> Bool {
         var h = Harness(role: .client)
         #expect(closedConnection(h.headers(2)) == .protocolError)
     }
+
+    @Test func aResponseStillOnItsWayWhenAClientCancelledItsCallIsIgnored() {
+        // A client cancels a call (RST_STREAM) while the server's answer to it is in flight: the answer's HEADERS,
+        // DATA and trailers arrive for a stream the client no longer has, and must not end the connection.
+        var h = Harness(role: .client)
+        let cancelled = h.machine.openStream(endStream: true)!
+        let other = h.machine.openStream(endStream: true)!
+        var actions: [H2ConnectionAction] = []
+        h.machine.resetStream(cancelled, code: .cancel, into: &actions)
+        let late = h.headers(cancelled) + h.data(cancelled, 10)
+            + h.receive(.headers(stream: cancelled, block: ByteBuffer(bytes: [0x82]), endStream: true))
+        #expect(resets(late).isEmpty && closedConnection(late) == nil, "\(late)")
+        #expect(discardsABlock(late), "the late blocks are still decoded, to keep HPACK in step")
+        #expect(h.machine.lifecycle(of: other) == .halfClosedLocal)
+        // HEADERS on a stream of this end's that it never opened is still a connection error.
+        #expect(closedConnection(h.headers(other + 2)) == .protocolError)
+    }
 }

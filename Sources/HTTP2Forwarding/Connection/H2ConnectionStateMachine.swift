@@ -255,6 +255,12 @@ public struct H2ConnectionStateMachine: Sendable {
             if closedNow { removeClosed(id, into: &actions) }
             return
         }
+        if configuration.role == .client, id % 2 == 1 {
+            // A stream this end (a client) opened and has closed or reset: a response still on its way when this
+            // end cancelled the call is ignored, not a reason to end every other call on the connection.
+            actions.append(.decodeAndDiscard(block))
+            return frameForAbsentStream(id, isData: false, into: &actions)
+        }
         guard configuration.role == .server, isPeerInitiated(id) else {
             actions.append(.decodeAndDiscard(block))
             return fail(H2ProtocolViolation(
@@ -375,7 +381,7 @@ public struct H2ConnectionStateMachine: Sendable {
                 connection: .protocolError, "\(isData ? "DATA" : "HEADERS") on stream \(id), which was never opened"),
                 into: &actions)
         }
-        if !isData && !recentlyClosed.contains(id) {
+        if !isData && isPeerInitiated(id) && !recentlyClosed.contains(id) {
             return fail(H2ProtocolViolation(
                 connection: .protocolError, "HEADERS opening stream \(id), below the last stream \(lastPeerStreamID)"),
                 into: &actions)

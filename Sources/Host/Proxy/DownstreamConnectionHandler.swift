@@ -64,7 +64,7 @@ final class DownstreamConnectionHandler: ChannelInboundHandler, H2ConnectionDele
         self.listener = listener
         self.logger = logger
         self.engine = engine
-        self.writer = HTTP2FrameWriter(tuning: tuning)
+        self.writer = HTTP2FrameWriter()
         self.handshakeTimeout = tuning.handshakeTimeout
         self.idleTimeout = tuning.idleTimeout
     }

@@ -1,10 +1,9 @@
 // The write side shared by both ends of a forwarded call: the client's connection and the upstream connection.
 //
-// Both connection handlers run NIO's HTTP/2 handler without a stream multiplexer, so each needs the same three
-// things: write frames by stream id, flush once per read batch (`ReadBatchFlusher`: flushing through the HTTP/2
-// handler is costly, and calls finish in bursts), and grant flow-control credit back to its peer (`FlowCredit`):
-// the connection's as bytes arrive, a stream's once they were forwarded, and the connection window opened beyond
-// the 64 KiB the protocol starts with.
+// Both run the proxy's HTTP/2 engine (`H2ConnectionHandler`) and need the same things from it: write frames by stream
+// id, flush once per read batch (`ReadBatchFlusher`: calls finish in bursts, and one write system call for all of
+// them is cheaper than one each), and grant a stream's flow-control credit back to its peer once its call forwarded
+// the bytes. The engine keeps the windows themselves (and gives the connection's back as bytes arrive).
 //
 // Confined to the connection's event loop.
 
@@ -14,30 +13,18 @@ import NIOHTTP2
 
 final class HTTP2FrameWriter {
     private var context: ChannelHandlerContext?
-    /// The proxy's own HTTP/2 engine, when the connection runs on it rather than on NIOHTTP2: frames go to it by
-    /// direct calls, and it keeps the flow-control windows itself.
+    /// The engine frames go to, by direct calls.
     private var engine: H2ConnectionHandler?
-    private let connectionWindowBytes: Int
-    private var connectionCredit: FlowCredit
-    private var connectionWindowRaised = false
     private var flushPending = false
     private var flusher: ReadBatchFlusher?
 
-    init(tuning: HTTP2Tuning) {
-        self.connectionWindowBytes = tuning.connectionWindowBytes
-        self.connectionCredit = FlowCredit(window: tuning.connectionWindowBytes)
-    }
+    init() {}
 
-    /// Starts writing through `context` (the connection handler's own context).
-    func attach(_ context: ChannelHandlerContext) {
-        self.context = context
-        flusher = ReadBatchFlusher.current
-    }
-
-    /// Starts writing through the engine, on the connection of `context`.
+    /// Starts writing through the engine, on the connection of `context` (the connection owner's context).
     func attach(_ context: ChannelHandlerContext, engine: H2ConnectionHandler) {
+        self.context = context
         self.engine = engine
-        attach(context)
+        flusher = ReadBatchFlusher.current
     }
 
     /// Closes the connection once what was written is flushed (at the end of the current read batch, if any).
@@ -58,12 +45,8 @@ final class HTTP2FrameWriter {
     var eventLoop: EventLoop? { context?.eventLoop }
 
     func write(_ payload: HTTP2Frame.FramePayload, streamID: HTTP2StreamID, promise: EventLoopPromise<Void>?) {
-        guard let context else {
-            promise?.fail(ChannelError.ioOnClosedChannel)
-            return
-        }
         guard let engine else {
-            context.write(NIOAny(HTTP2Frame(streamID: streamID, payload: payload)), promise: promise)
+            promise?.fail(ChannelError.ioOnClosedChannel)
             return
         }
         let stream = H2StreamID(Int32(streamID))
@@ -116,8 +99,7 @@ final class HTTP2FrameWriter {
     /// Called by the flusher.
     func flushNow() {
         flushPending = false
-        if let engine { return engine.flush() }
-        context?.flush()
+        engine?.flush()
     }
 
     /// True when the writer was not yet waiting for the end of the read batch.
@@ -127,40 +109,18 @@ final class HTTP2FrameWriter {
     }
 
     /// `bytes` received on `streamID` were forwarded: let the peer send that much more on the stream, while it is
-    /// open. (The connection's window got them back when they arrived: `releaseConnectionCredit`.)
-    func releaseStreamCredit(_ bytes: Int, streamID: HTTP2StreamID, streamCredit: inout FlowCredit, streamOpen: Bool) {
-        if let engine {
-            if streamOpen {
-                engine.release(stream: H2StreamID(Int32(streamID)), bytes: bytes)
-                flush()
-            }
-            return
-        }
-        if streamOpen, let increment = streamCredit.release(bytes) {
-            write(.windowUpdate(windowSizeIncrement: increment), streamID: streamID, promise: nil)
-            flush()
-        }
+    /// open. (The connection's window got them back when they arrived.)
+    func releaseStreamCredit(_ bytes: Int, streamID: HTTP2StreamID, streamOpen: Bool) {
+        guard streamOpen, let engine else { return }
+        engine.release(stream: H2StreamID(Int32(streamID)), bytes: bytes)
+        flush()
     }
+}
 
-    /// `bytes` of DATA arrived on the connection: the connection window gets them back at once, whatever stream
-    /// they are for. Backpressure is per stream; a shared window held by one stalled call would stall all the others.
-    func releaseConnectionCredit(_ bytes: Int) {
-        guard engine == nil else { return }
-        if let increment = connectionCredit.release(bytes) {
-            write(.windowUpdate(windowSizeIncrement: increment), streamID: .rootStream, promise: nil)
-            flush()
-        }
-    }
-
-    /// Opens the connection window to its configured size. Done on first use rather than on activation, because
-    /// the HTTP/2 handler's preface must be the first thing on the wire.
-    func raiseConnectionWindowOnce() {
-        guard !connectionWindowRaised, engine == nil else { return }
-        connectionWindowRaised = true
-        let raise = connectionWindowBytes - 65_535
-        if raise > 0 {
-            write(.windowUpdate(windowSizeIncrement: raise), streamID: .rootStream, promise: nil)
-            flush()
-        }
+/// Namespace for flow-control arithmetic.
+enum HTTP2FlowControlledLength {
+    /// The number of bytes a DATA frame takes from the flow-control windows: payload, padding and the pad-length byte.
+    static func of(_ data: HTTP2Frame.FramePayload.Data) -> Int {
+        data.data.readableBytes + (data.paddingBytes.map { $0 + 1 } ?? 0)
     }
 }

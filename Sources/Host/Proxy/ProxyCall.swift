@@ -49,8 +49,6 @@ final class ProxyCall {
 
     private var requestMessages: GRPCMessageBoundaryTracker
     private var responseMessages: GRPCMessageBoundaryTracker
-    private var requestCredit: FlowCredit
-    private var responseCredit: FlowCredit
     /// The client sent END_STREAM.
     private var clientEnded = false
     /// END_STREAM was forwarded to the upstream.
@@ -91,8 +89,6 @@ final class ProxyCall {
         self.logger = downstream.logger
         self.requestMessages = GRPCMessageBoundaryTracker(maxMessageBytes: listener.maxMessageBytes)
         self.responseMessages = GRPCMessageBoundaryTracker(maxMessageBytes: listener.maxMessageBytes)
-        self.requestCredit = FlowCredit(window: listener.tuning.streamWindowBytes)
-        self.responseCredit = FlowCredit(window: listener.tuning.streamWindowBytes)
         metricsShard = listener.metrics.shard(for: downstream.writer.eventLoop)
         listener.activeCalls.increment()
         listener.metrics.callStarted(shard: metricsShard)
@@ -256,8 +252,7 @@ final class ProxyCall {
         promise.futureResult.whenComplete { result in
             var successful = false
             if case .success = result { successful = true }
-            upstream.writer.releaseStreamCredit(bytes, streamID: streamID, streamCredit: &self.responseCredit,
-                                   streamOpen: successful && !self.upstreamEnded && self.phase == .open)
+            upstream.writer.releaseStreamCredit(bytes, streamID: streamID, streamOpen: successful && !self.upstreamEnded && self.phase == .open)
         }
         if data.endStream {
             responseEnded = true
@@ -321,8 +316,7 @@ final class ProxyCall {
             promise.futureResult.whenComplete { result in
                 var successful = false
                 if case .success = result { successful = true }
-                self.downstream.writer.releaseStreamCredit(bytes, streamID: self.downstreamStreamID, streamCredit: &self.requestCredit,
-                                              streamOpen: successful && !self.clientEnded && self.phase == .open)
+                self.downstream.writer.releaseStreamCredit(bytes, streamID: self.downstreamStreamID, streamOpen: successful && !self.clientEnded && self.phase == .open)
             }
         case .headers(var block):
             // Request trailers are rare in gRPC but legal HTTP/2; they end the request side.
@@ -341,8 +335,7 @@ final class ProxyCall {
     private func translateRequestData(_ data: HTTP2Frame.FramePayload.Data, to upstream: UpstreamConnection) {
         let bytes = HTTP2FlowControlledLength.of(data)
         let release: (Bool) -> Void = { successful in
-            self.downstream.writer.releaseStreamCredit(bytes, streamID: self.downstreamStreamID, streamCredit: &self.requestCredit,
-                                                 streamOpen: successful && !self.clientEnded && self.phase == .open)
+            self.downstream.writer.releaseStreamCredit(bytes, streamID: self.downstreamStreamID, streamOpen: successful && !self.clientEnded && self.phase == .open)
         }
         switch translate(data, reassembler: &requestReassembler, direction: S2S_DIRECTION_REQUEST) {
         case .fail(let status):
@@ -360,8 +353,7 @@ final class ProxyCall {
         let bytes = HTTP2FlowControlledLength.of(data)
         let streamID = upstreamStreamID
         let release: (Bool) -> Void = { successful in
-            upstream.writer.releaseStreamCredit(bytes, streamID: streamID, streamCredit: &self.responseCredit,
-                                          streamOpen: successful && !self.upstreamEnded && self.phase == .open)
+            upstream.writer.releaseStreamCredit(bytes, streamID: streamID, streamOpen: successful && !self.upstreamEnded && self.phase == .open)
         }
         upstreamEnded = upstreamEnded || data.endStream
         switch translate(data, reassembler: &responseReassembler, direction: S2S_DIRECTION_RESPONSE) {

@@ -6,7 +6,6 @@
 
 import HTTP2Forwarding
 import NIOCore
-import NIOHTTP2
 
 /// HTTP/2 connection and stream parameters of the proxy.
 public struct HTTP2Tuning: Sendable {
@@ -45,30 +44,12 @@ public struct HTTP2Tuning: Sendable {
     }
 
     /// PING, SETTINGS and RST_STREAM frames a peer may send per 10 s before its connection is closed as a flood.
-    /// NIOHTTP2's default (200 in 30 s) is far below what grpc-go sends in normal work: it answers nearly every
-    /// burst of data with a BDP PING (hundreds a second under load) and resets streams it ends early. So an
+    /// A tight limit (NIOHTTP2's default, 200 in 30 s) is far below what grpc-go sends in normal work: it answers
+    /// nearly every burst of data with a BDP PING (hundreds a second under load) and resets streams it ends early. So an
     /// upstream (a configured Temporal frontend, trusted) may send up to 1 000 000, a downstream client 50 000:
     /// still a bound on a real flood, which sends millions.
     public var upstreamControlFramesPer10Seconds = 1_000_000
     public var downstreamControlFramesPer10Seconds = 50_000
-
-    /// The HTTP/2 connection settings of a connection the proxy accepts (`.server`) or makes (`.client`).
-    func connectionConfiguration(for mode: NIOHTTP2Handler.ParserMode) -> NIOHTTP2Handler.ConnectionConfiguration {
-        var configuration = NIOHTTP2Handler.ConnectionConfiguration()
-        configuration.initialSettings = initialSettings
-        configuration.controlFrameRateLimit.maximumCount = controlFrameLimit(for: mode)
-        configuration.controlFrameRateLimit.windowLength = .seconds(10)
-        // Frames a peer still had in flight for a stream this side reset are ignored only while the stream is among
-        // the last ones reset (NIOHTTP2: 32 by default); a busy connection resets far more than that in the time a
-        // frame takes to arrive, and a frame for an older one is a connection error.
-        configuration.maximumRecentlyResetStreams = 1024
-        if mode == .client {
-            // Header blocks sent upstream were validated when they arrived from the client.
-            configuration.headerBlockValidation = .disabled
-            configuration.contentLengthValidation = .disabled
-        }
-        return configuration
-    }
 
     /// The engine's configuration for a connection the proxy accepts (`.server`) or makes (`.client`).
     func engineConfiguration(for role: H2FrameDecoder.Role) -> H2ConnectionHandler.Configuration {
@@ -82,28 +63,5 @@ public struct HTTP2Tuning: Sendable {
         configuration.connection.maxResetsPerWindow = limit
         configuration.connection.recentlyResetMemory = 1024
         return configuration
-    }
-
-    /// The HTTP/2 stream settings (reset and stream-error flood limits) of a connection, as above.
-    func streamConfiguration(for mode: NIOHTTP2Handler.ParserMode) -> NIOHTTP2Handler.StreamConfiguration {
-        var configuration = NIOHTTP2Handler.StreamConfiguration()
-        configuration.streamResetFrameRateLimit.maximumCount = controlFrameLimit(for: mode)
-        configuration.streamResetFrameRateLimit.windowLength = .seconds(10)
-        configuration.streamErrorRateLimit.maximumCount = controlFrameLimit(for: mode)
-        configuration.streamErrorRateLimit.windowLength = .seconds(10)
-        return configuration
-    }
-
-    private func controlFrameLimit(for mode: NIOHTTP2Handler.ParserMode) -> Int {
-        mode == .client ? upstreamControlFramesPer10Seconds : downstreamControlFramesPer10Seconds
-    }
-
-    /// SETTINGS the proxy announces on every connection it accepts or makes.
-    var initialSettings: HTTP2Settings {
-        [
-            HTTP2Setting(parameter: .maxConcurrentStreams, value: maxConcurrentStreams),
-            HTTP2Setting(parameter: .maxHeaderListSize, value: maxHeaderListBytes),
-            HTTP2Setting(parameter: .initialWindowSize, value: streamWindowBytes),
-        ]
     }
 }

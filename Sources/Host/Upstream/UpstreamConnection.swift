@@ -2,38 +2,43 @@
 //
 // Over TLS when the upstream's `tls:` block enables it: the connection counts as established only once the server
 // has spoken HTTP/2 after the handshake, so a refused certificate fails the connect (with its reason) instead of
-// handing calls a connection that is about to close. Frames are handled without a stream
-// multiplexer: the connection allocates client stream ids itself, hands each
-// inbound frame to the call that owns its stream, and grants flow-control credit back to the upstream: for the
-// connection as DATA arrives, for a stream when its call says the bytes were forwarded to its client. It tells its pool when the upstream says GOAWAY and when the
-// connection is gone; it never retries anything itself: that is the pool's job.
+// handing calls a connection that is about to close. The proxy's HTTP/2 engine (`H2ConnectionHandler`, client
+// role) reads and writes the connection: it allocates the stream ids, keeps the flow-control windows (the
+// connection's is granted back as DATA arrives, a stream's once its call says the bytes were forwarded) and takes a
+// server that never mentions SETTINGS_MAX_CONCURRENT_STREAMS at its word: no limit (RFC 9113 6.5.2; grpc-go servers,
+// the Temporal frontend among them, say nothing). This handler is the engine's owner: it hands each event to the call
+// that owns its stream, tells its pool when the upstream says GOAWAY and when the connection is gone, and pings a
+// silent connection that has calls. It never retries anything itself: that is the pool's job.
 //
 // Confined to its event loop.
 
+import HTTP2Forwarding
 import Logging
 import NIOCore
+import NIOHPACK
 import NIOHTTP2
 import NIOPosix
 import NIOTLS
 
-final class UpstreamConnection: ChannelInboundHandler {
-    typealias InboundIn = HTTP2Frame
-    typealias OutboundOut = HTTP2Frame
+final class UpstreamConnection: ChannelInboundHandler, H2ConnectionDelegate {
+    /// Nothing arrives through the pipeline: the engine calls this handler directly.
+    typealias InboundIn = Never
 
     let address: SocketAddress
     private(set) var channel: Channel?
     private var context: ChannelHandlerContext?
     /// Writes to the upstream; calls use it for their upstream frames.
     let writer: HTTP2FrameWriter
+    /// The engine that reads and writes the connection's HTTP/2.
+    private let engine: H2ConnectionHandler
     private let tuning: HTTP2Tuning
     private let onGoAway: (UpstreamConnection) -> Void
     private var calls: [HTTP2StreamID: ProxyCall] = [:]
-    private var nextStreamID = HTTP2StreamID(1)
-    /// Streams opened here that NIOHTTP2 has not yet reported closed. Calls that ended early leave `calls` at once
-    /// but hold a stream until its reset is out, so this, not `calls.count`, is what the peer's limit applies to.
-    private(set) var openStreams = 0
+    /// Streams open on the connection now. Calls that ended early leave `calls` at once but hold a stream until
+    /// its reset is out, so this, not `calls.count`, is what the peer's limit applies to.
+    var openStreams: Int { engine.openStreamCount }
     /// The peer's SETTINGS_MAX_CONCURRENT_STREAMS; `Int.max` while it has set none (RFC 9113 6.5.2: no limit).
-    private(set) var peerMaxConcurrentStreams = Int.max
+    var peerMaxConcurrentStreams: Int { engine.peerMaxConcurrentStreams }
     /// Set once the upstream sent GOAWAY (or stream ids run out): calls in flight finish, new ones go elsewhere.
     private(set) var isDraining = false
     /// Why the connection ended, when it was not simply closed by the upstream: a protocol error, or the error code
@@ -52,6 +57,10 @@ final class UpstreamConnection: ChannelInboundHandler {
     private var keepalive: RepeatedTask?
     private var readSinceLastCheck = false
     private var pingOutstanding = false
+    /// The opaque data of this side's keepalive PINGs.
+    private static let keepaliveOpaque: UInt64 = 0x5332_5350_524F_5859
+    /// Stream ids left before the connection must drain (client ids are odd and below 2^31).
+    private static let lastUsableStreamID = H2StreamID(Int32.max - 2)
 
     private init(
         address: SocketAddress, eventLoop: EventLoop, tuning: HTTP2Tuning,
@@ -60,7 +69,8 @@ final class UpstreamConnection: ChannelInboundHandler {
         self.address = address
         self.tls = tls
         self.active = eventLoop.makePromise()
-        self.writer = HTTP2FrameWriter(tuning: tuning)
+        self.writer = HTTP2FrameWriter()
+        self.engine = H2ConnectionHandler(configuration: tuning.engineConfiguration(for: .client))
         self.tuning = tuning
         self.onGoAway = onGoAway
     }
@@ -92,7 +102,7 @@ final class UpstreamConnection: ChannelInboundHandler {
         return bootstrap.connect(to: address).flatMap { channel in
             connection.channel = channel
             // A peer that accepts TCP and then stays silent (no TLS handshake, no SETTINGS) would hold the attempt,
-            // and the calls waiting on it, forever: NIOSSL and NIOHTTP2 have no timeout of their own for this.
+            // and the calls waiting on it, forever: neither TLS nor HTTP/2 has a timeout of its own for this.
             let deadline = eventLoop.scheduleTask(in: connectTimeout) {
                 let error: Error = tls != nil
                     ? TLSStartTimeout(timeout: connectTimeout) : HTTP2StartTimeout(timeout: connectTimeout)
@@ -107,8 +117,8 @@ final class UpstreamConnection: ChannelInboundHandler {
         }
     }
 
-    /// Builds a connection on a channel that is not yet active (an `EmbeddedChannel` in tests); `connect` is the
-    /// way for real sockets.
+    /// Builds a connection on a channel that is not yet active (an `EmbeddedChannel` in tests, a mux stream);
+    /// `connect` is the way for real sockets.
     static func install(on channel: Channel, address: SocketAddress, tuning: HTTP2Tuning, onGoAway: @escaping (UpstreamConnection) -> Void) throws -> UpstreamConnection {
         let connection = UpstreamConnection(address: address, eventLoop: channel.eventLoop, tuning: tuning, onGoAway: onGoAway)
         try connection.installHandlers(on: channel)
@@ -121,18 +131,20 @@ final class UpstreamConnection: ChannelInboundHandler {
             try tls.setup.addHandler(to: channel, logger: tls.logger)
         }
         let sync = channel.pipeline.syncOperations
-        try sync.addHandler(PeerStreamLimitHandler())
-        try sync.addHandler(NIOHTTP2Handler(
-            mode: .client, frameDelegate: nil,
-            connectionConfiguration: tuning.connectionConfiguration(for: .client),
-            streamConfiguration: tuning.streamConfiguration(for: .client)
-        ))
+        try sync.addHandler(engine)
         try sync.addHandler(self)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        writer.attach(context)
+        engine.delegate = self
+        writer.attach(context, engine: engine)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        // The context and the engine would otherwise keep this handler (and it them) alive after the connection.
+        self.context = nil
+        engine.delegate = nil
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -152,6 +164,7 @@ final class UpstreamConnection: ChannelInboundHandler {
         settleActive(.failure(tlsHandshakeCompleted ? ClosedAfterTLSHandshake() : ChannelError.ioOnClosedChannel))
         self.context = nil
         writer.detach()
+        engine.delegate = nil
         let open = calls
         calls = [:]
         for call in open.values {
@@ -160,85 +173,98 @@ final class UpstreamConnection: ChannelInboundHandler {
         context.fireChannelInactive()
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    // MARK: What the engine hands over
+
+    func h2PeerSettingsChanged() {
         // The server's first frame is its SETTINGS: only once it is read is the server's stream limit known, so only
         // then may calls choose this connection (over TLS it also says the server accepted the handshake).
-        defer { settleActive(.success(())) }
+        settleActive(.success(()))
+    }
+
+    func h2Headers(_ headers: HPACKHeaders, stream: H2StreamID, endStream: Bool, isNewStream: Bool) {
         writer.beginReadBatch()
-        writer.raiseConnectionWindowOnce()
-        readSinceLastCheck = true
-        let frame = unwrapInboundIn(data)
-        switch frame.payload {
-        case .ping(_, ack: true):
-            pingOutstanding = false
-        case .settings(.settings(let settings)):
-            for setting in settings where setting.parameter == .maxConcurrentStreams {
-                peerMaxConcurrentStreams = setting.value >= Int(PeerStreamLimit.unlimited) ? Int.max : setting.value
-            }
-        case .headers(let headers):
-            calls[frame.streamID]?.upstreamHeaders(headers)
-        case .data(let data):
-            // The connection window is given back as bytes arrive (see DownstreamConnectionHandler): a client that
-            // does not read holds back its own call's stream, never the other calls on this connection.
-            writer.releaseConnectionCredit(HTTP2FlowControlledLength.of(data))
-            calls[frame.streamID]?.upstreamData(data)
-        case .rstStream(let code):
-            calls[frame.streamID]?.upstreamReset(code)
-        case .goAway(let lastStreamID, let code, let debugData):
-            if code != .noError {
-                var reason = "the upstream sent GOAWAY (\(code))"
-                if let debugData, debugData.readableBytes > 0 {
-                    reason += ": " + String(decoding: debugData.readableBytesView.prefix(200), as: UTF8.self)
-                }
-                endReason = reason
-            }
-            drain()
-            // Streams above the last one the upstream processed were never seen by it: fail them so they can be
-            // retried by their clients.
-            for (id, call) in calls where id > lastStreamID {
-                calls.removeValue(forKey: id)
-                call.upstreamClosed(reason: .refusedStream)
-            }
-        default:
-            break
+        calls[HTTP2StreamID(Int(stream))]?.upstreamHeaders(.init(headers: headers, endStream: endStream))
+    }
+
+    func h2Data(_ payload: ByteBuffer, stream: H2StreamID, endStream: Bool, flowControlledLength: Int) {
+        writer.beginReadBatch()
+        // The engine gave the connection window back as the bytes arrived: a client that does not read holds back
+        // its own call's stream, never the other calls on this connection.
+        guard let call = calls[HTTP2StreamID(Int(stream))] else { return }
+        let padding = flowControlledLength - payload.readableBytes
+        call.upstreamData(.init(data: .byteBuffer(payload), endStream: endStream, paddingBytes: padding > 0 ? padding - 1 : nil))
+    }
+
+    func h2StreamReset(_ stream: H2StreamID, code: H2ErrorCode, byPeer: Bool) {
+        writer.beginReadBatch()
+        let streamID = HTTP2StreamID(Int(stream))
+        guard let call = calls.removeValue(forKey: streamID) else { return }
+        let reason = HTTP2ErrorCode(networkCode: Int(code.rawValue))
+        if byPeer {
+            // Also the streams above the last one a GOAWAY says the upstream processed (REFUSED_STREAM): it never
+            // saw them, so their clients may retry them.
+            call.upstreamReset(reason)
+        } else {
+            // This end reset the stream for the upstream's stream error (a malformed response header block, a
+            // window overflow).
+            call.upstreamClosed(reason: reason)
         }
     }
 
+    func h2StreamClosed(_ stream: H2StreamID) {
+        writer.beginReadBatch()
+        calls.removeValue(forKey: HTTP2StreamID(Int(stream)))?.upstreamClosed(reason: nil)
+    }
+
+    func h2GoAway(lastStream: H2StreamID, code: H2ErrorCode, debugData: ByteBuffer) {
+        if code != .noError {
+            var reason = "the upstream sent GOAWAY (\(code))"
+            if debugData.readableBytes > 0 {
+                reason += ": " + String(decoding: debugData.readableBytesView.prefix(200), as: UTF8.self)
+            }
+            endReason = reason
+        }
+        drain()
+    }
+
+    func h2PingAnswered(opaque: UInt64) {
+        if opaque == Self.keepaliveOpaque { pingOutstanding = false }
+    }
+
+    func h2ConnectionError(_ violation: H2ProtocolViolation) {
+        // The engine sent GOAWAY and is closing the connection; the pool reconnects.
+        if endReason == nil { endReason = "HTTP/2 protocol error: \(violation)" }
+        settleActive(.failure(UpstreamProtocolError(violation: "\(violation)")))
+    }
+
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        // Window updates come with every DATA frame and nobody after this handler needs them.
-        if event is NIOHTTP2WindowUpdatedEvent { return }
         if case TLSUserEvent.handshakeCompleted = event {
             // Not yet established: under TLS 1.3 the server judges our certificate after our side has finished.
             tlsHandshakeCompleted = true
-        }
-        if let closed = event as? StreamClosedEvent {
-            openStreams -= 1
-            calls.removeValue(forKey: closed.streamID)?.upstreamClosed(reason: closed.reason)
-            return
         }
         context.fireUserInboundEventTriggered(event)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        readSinceLastCheck = true
         writer.endReadBatch()
         context.fireChannelReadComplete()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if error is NIOHTTP2Errors.StreamError { return }
-        // Before the connection is established (a failed TLS handshake) the error is the reason the connect failed.
+        // Protocol errors are the engine's (`h2ConnectionError`); what arrives here failed below HTTP/2: a reset TCP
+        // connection, a TLS error. Before the connection is established the error is the reason the connect failed.
         settleActive(.failure(error))
         if endReason == nil { endReason = NetworkErrorDescription.describe(error) }
-        // A connection-level protocol error: the connection is unusable. Closing it lets the pool reconnect.
         context.close(promise: nil)
     }
 
     // MARK: Used by calls
 
     /// Whether a new call may open a stream here now: the connection is up, not draining, and below the peer's
-    /// stream limit. A call on a connection without room would wait inside NIOHTTP2 until another call ends.
+    /// stream limit.
     var canOpenStream: Bool {
-        context != nil && !isDraining && openStreams < peerMaxConcurrentStreams
+        context != nil && !isDraining && engine.canOpenStream
     }
 
     /// What `openStream` did.
@@ -252,17 +278,15 @@ final class UpstreamConnection: ChannelInboundHandler {
 
     /// Opens a stream for `call` by sending its request headers.
     func openStream(for call: ProxyCall, headers: HTTP2Frame.FramePayload.Headers) -> StreamOpening {
-        guard let context, !isDraining else { return .unavailable }
-        guard openStreams < peerMaxConcurrentStreams else { return .full }
-        writer.raiseConnectionWindowOnce()
-        let id = nextStreamID
-        nextStreamID = HTTP2StreamID(Int32(id) + 2)
-        if Int32(nextStreamID) > Int32.max - 2 {
+        guard context != nil, !isDraining else { return .unavailable }
+        guard let stream = engine.openStream(headers: headers.headers, endStream: headers.endStream) else {
+            return engine.openStreamCount >= engine.peerMaxConcurrentStreams ? .full : .unavailable
+        }
+        if stream >= Self.lastUsableStreamID {
             drain()
         }
+        let id = HTTP2StreamID(Int(stream))
         calls[id] = call
-        openStreams += 1
-        context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(headers))), promise: nil)
         return .opened(id)
     }
 
@@ -276,8 +300,8 @@ final class UpstreamConnection: ChannelInboundHandler {
         }
         if !readSinceLastCheck && !calls.isEmpty {
             pingOutstanding = true
-            writer.write(.ping(HTTP2PingData(withInteger: 0x5332_5350_524F_5859), ack: false), streamID: .rootStream, promise: nil)
-            writer.flush()
+            engine.ping(opaque: Self.keepaliveOpaque)
+            engine.flush()
         }
         readSinceLastCheck = false
     }
@@ -303,6 +327,14 @@ final class UpstreamConnection: ChannelInboundHandler {
     /// Closes the connection; calls on it end.
     func close() {
         channel?.close(promise: nil)
+    }
+}
+
+/// The upstream broke the HTTP/2 protocol before the connection was established.
+struct UpstreamProtocolError: Error, CustomStringConvertible {
+    var violation: String
+    var description: String {
+        "the server broke the HTTP/2 protocol (\(violation)); is it an HTTP/2 (gRPC) server, and does it want TLS?"
     }
 }
 
