@@ -65,7 +65,7 @@ public final class H2ConnectionHandler: ChannelInboundHandler {
     private var state: H2ConnectionStateMachine
     private var decoder: H2FrameDecoder
     private var hpackDecoder: HPACKDecoder
-    private var hpackEncoder: HPACKEncoder
+    private var headerEncoder = H2HeaderEncoder()
     private let role: H2FrameDecoder.Role
     private let validateHeaders: Bool
     private var context: ChannelHandlerContext?
@@ -110,7 +110,6 @@ public final class H2ConnectionHandler: ChannelInboundHandler {
         hpackDecoder = HPACKDecoder(
             allocator: allocator, maxDynamicTableSize: HPACKDecoder.maxDynamicTableSize,
             maxHeaderListSize: configuration.connection.maxHeaderListSize)
-        hpackEncoder = HPACKEncoder(allocator: allocator)
         validateHeaders = configuration.validateHeaders
         output = allocator.buffer(capacity: 512)
         headerBlock = allocator.buffer(capacity: 256)
@@ -369,9 +368,6 @@ public final class H2ConnectionHandler: ChannelInboundHandler {
             case .pingAnswered(let opaque):
                 delegate?.h2PingAnswered(opaque: opaque)
             case .peerSettingsChanged:
-                if state.peerHeaderTableSize != hpackEncoder.maximumDynamicTableSize {
-                    try? hpackEncoder.setDynamicTableSize(min(state.peerHeaderTableSize, HPACKDecoder.maxDynamicTableSize))
-                }
                 delegate?.h2PeerSettingsChanged()
             case .goAwayReceived(let lastStream, let code, let debugData):
                 delegate?.h2GoAway(lastStream: lastStream, code: code, debugData: debugData)
@@ -449,12 +445,7 @@ public final class H2ConnectionHandler: ChannelInboundHandler {
 
     private func encodeHeaders(_ headers: HPACKHeaders, stream: H2StreamID, endStream: Bool) {
         headerBlock.clear()
-        do {
-            try hpackEncoder.encode(headers: headers, to: &headerBlock)
-        } catch {
-            // Only a dynamic table size change can fail, and none is pending here.
-            preconditionFailure("HPACK encoding failed: \(error)")
-        }
+        headerEncoder.encode(headers, into: &headerBlock)
         H2FrameEncoder.writeHeaders(
             block: headerBlock, stream: stream, endStream: endStream, maxFrameSize: state.peerMaxFrameSize, into: &output)
     }

@@ -98,13 +98,21 @@ public enum H2HeaderValidation {
     }
 
     private static func connectionSpecific(_ name: String, _ value: String) -> String? {
-        switch name {
-        case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
-            return "the connection-specific header field \(name), which HTTP/2 forbids"
-        case "te" where value != "trailers":
-            return "te other than \"trailers\""
-        default:
-            return nil
+        guard isConnectionSpecific(name: name, value: value) else { return nil }
+        return name == "te" ? "te other than \"trailers\"" : "the connection-specific header field \(name), which HTTP/2 forbids"
+    }
+
+    /// Whether a field is one of HTTP/1.1's connection-specific ones, which HTTP/2 forbids (RFC 9113 8.2.2): `te` is
+    /// allowed only as "trailers". Checked for every field of every block, so the names' lengths sort first.
+    @inline(__always)
+    public static func isConnectionSpecific(name: String, value: String) -> Bool {
+        switch name.utf8.count {
+        case 2: return name == "te" && value != "trailers"
+        case 7: return name == "upgrade"
+        case 10: return name == "connection" || name == "keep-alive"
+        case 16: return name == "proxy-connection"
+        case 17: return name == "transfer-encoding"
+        default: return false
         }
     }
 }
