@@ -147,6 +147,33 @@ private func discardsABlock(_ actions: [H2ConnectionAction]) -> Bool {
         #expect(h.machine.lifecycle(of: 3) == .open)
     }
 
+    @Test func headersAfterThePeersOwnResetAreStreamClosedOnThatStreamOnly() {
+        // RFC 9113 5.1: after receiving RST_STREAM, any frame but PRIORITY is a stream error STREAM_CLOSED. It used
+        // to be taken for a new stream below the last one and end the connection (PROTOCOL_ERROR).
+        var h = Harness()
+        _ = h.headers(1)
+        _ = h.headers(3)
+        _ = h.receive(.rstStream(stream: 1, code: .cancel))
+        let late = h.headers(1, endStream: true)
+        #expect(resets(late) == [.rstStream(stream: 1, code: .streamClosed)], "\(late)")
+        #expect(closedConnection(late) == nil)
+        #expect(discardsABlock(late), "its block still goes through HPACK")
+        #expect(h.machine.lifecycle(of: 3) == .open)
+    }
+
+    @Test func aHeaderBlockOnAStreamBothSidesEndedIsAConnectionError() {
+        // RFC 9113 5.1: frames after the peer's END_STREAM on a stream now closed are a connection error
+        // STREAM_CLOSED. (Late trailers after this end reset a stream are another case: ignored, tested below.)
+        var h = Harness()
+        _ = h.headers(1, endStream: true)
+        var actions: [H2ConnectionAction] = []
+        _ = h.machine.sendHeaders(stream: 1, endStream: true, into: &actions)
+        let late = h.headers(1, endStream: true)
+        #expect(closedConnection(late) == .streamClosed, "\(late)")
+        #expect(resets(late).isEmpty)
+        #expect(discardsABlock(late))
+    }
+
     @Test func whatThePeerSendsAfterThisEndResetAStreamIsIgnoredEvenManyResetsLater() {
         var h = Harness()
         _ = h.headers(1)

@@ -108,8 +108,10 @@ public struct H2ConnectionStateMachine: Sendable {
     public private(set) var goAwaySent: H2StreamID?
 
     private var recentlyReset = H2RecentStreams()
-    /// Streams both sides finished lately: trailers arriving after that are answered on the stream only.
+    /// Streams both sides finished lately with END_STREAM: a header block on one is a connection error (RFC 9113 5.1).
     private var recentlyClosed = H2RecentStreams()
+    /// Streams the peer reset lately: frames it still sends on one reset that stream only (RFC 9113 5.1).
+    private var recentlyResetByPeer = H2RecentStreams()
 
     private var controlFrames = 0
     private var resets = 0
@@ -303,6 +305,7 @@ public struct H2ConnectionStateMachine: Sendable {
             return
         }
         removeStream(id)
+        recentlyResetByPeer.remember(id, capacity: configuration.recentlyResetMemory)
         actions.append(.streamReset(stream: id, code: code, byPeer: true))
     }
 
@@ -371,9 +374,11 @@ public struct H2ConnectionStateMachine: Sendable {
     }
 
     /// A DATA or HEADERS frame for a stream that is not open: ignored if this end reset it, else the RFC's answer
-    /// for an idle stream (connection error) or a closed one (STREAM_CLOSED on that stream only).
-    /// HEADERS below the last stream id are a new stream out of order (a connection error, RFC 9113 5.1.1) unless
-    /// the stream was open recently (trailers too late: STREAM_CLOSED on that stream).
+    /// for an idle stream (connection error) or a closed one (RFC 9113 5.1): STREAM_CLOSED on that stream only for
+    /// DATA, and for anything after the peer's own RST_STREAM; a connection error STREAM_CLOSED for a header block
+    /// after the peer had ended the stream with END_STREAM and this end had too, since a client never sends one
+    /// there (late trailers are the first case: this end reset the stream). HEADERS on an older stream this end no
+    /// longer remembers are a new stream out of order (a connection error, RFC 9113 5.1.1).
     private mutating func frameForAbsentStream(_ id: H2StreamID, isData: Bool, into actions: inout [H2ConnectionAction]) {
         if recentlyReset.contains(id) { return }
         if isIdle(id) {
@@ -381,10 +386,14 @@ public struct H2ConnectionStateMachine: Sendable {
                 connection: .protocolError, "\(isData ? "DATA" : "HEADERS") on stream \(id), which was never opened"),
                 into: &actions)
         }
-        if !isData && isPeerInitiated(id) && !recentlyClosed.contains(id) {
+        if !isData && isPeerInitiated(id) && !recentlyResetByPeer.contains(id) {
+            guard recentlyClosed.contains(id) else {
+                return fail(H2ProtocolViolation(
+                    connection: .protocolError, "HEADERS opening stream \(id), below the last stream \(lastPeerStreamID)"),
+                    into: &actions)
+            }
             return fail(H2ProtocolViolation(
-                connection: .protocolError, "HEADERS opening stream \(id), below the last stream \(lastPeerStreamID)"),
-                into: &actions)
+                connection: .streamClosed, "HEADERS on stream \(id) after both sides ended it"), into: &actions)
         }
         resetStream(id, code: .streamClosed, into: &actions)
     }
