@@ -1,6 +1,12 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// Release builds of the forwarding path (the engine and the host) skip the run-time exclusivity checks on class
+// properties: every access to a handler's state paid a call into the runtime and a thread-local lookup, about 8 %
+// of the proxy's CPU per call (docs/PERFORMANCE.md). Debug builds, which the tests run, keep the checks, so an
+// overlapping access is still caught there.
+let forwardingPathOptimization = SwiftSetting.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))
+
 let package = Package(
     name: "s2s-proxy",
     platforms: [.macOS(.v14)],
@@ -73,15 +79,15 @@ let package = Package(
         // The yamux multiplexer (hashicorp/yamux's protocol, as the Go s2s-proxy's mux mode speaks it): frames,
         // sessions, and each stream as a NIO child channel.
         .target(name: "Mux", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
-        // The proxy's own HTTP/2 engine for forwarding gRPC (issue "Own the HTTP/2 data path"): the frame codec
-        // (Frames/) and the connection state machine (Connection/); not wired into forwarding yet.
+        // The proxy's own HTTP/2 engine for forwarding gRPC: the frame codec (Frames/), the connection state machine
+        // and its channel handler (Connection/), header-block rules and encoding (Headers/).
         .target(
             name: "HTTP2Forwarding",
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHPACK", package: "swift-nio-http2"),
             ],
-            swiftSettings: [.swiftLanguageMode(.v6)]
+            swiftSettings: [.swiftLanguageMode(.v6), forwardingPathOptimization]
         ),
         // The proxy itself: configuration, transports, HTTP/2 + gRPC forwarding, lifecycle.
         .target(
@@ -104,7 +110,8 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
                 // Descriptor types only (FileDescriptorSet and friends), for the schema; no generated Temporal code.
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-            ]
+            ],
+            swiftSettings: [forwardingPathOptimization]
         ),
         // The `s2s-proxy` command line.
         .executableTarget(

@@ -215,8 +215,8 @@ struct EnginePeer {
             [0x00, UInt8(name.utf8.count)] + Array(name.utf8) + [UInt8(value.utf8.count)] + Array(value.utf8)
         }
         let base = [0x83, 0x86] + literal(":path", "/a")  // :method POST, :scheme http
-        for extra in [literal("Content-Type", "x"), literal("x", "a\nb"),
-                      literal("x y", "1"), literal("x", "a\u{0}b")] {
+        for extra in [literal("Content-Type", "x"), literal("x", "a\nb"), literal("x", "a\rb"), literal("x", "b\t"),
+                      literal("x y", "1"), literal("x", "a\u{0}b"), literal(":Path", "/b")] {
             var peer = try EnginePeer(role: .server)
             _ = peer.written()
             peer.send(rawFrame(type: 1, flags: 0x5, stream: 1, payload: base + extra))
@@ -224,6 +224,18 @@ struct EnginePeer {
             #expect(peer.owner.events == [.settings])
             #expect(peer.engine.malformedBlocks == 1)
         }
+    }
+
+    @Test func fieldsThatAreUnusualButWellFormedPass() throws {
+        // Whitespace inside a value, bytes above ASCII, every token character in a name, an empty value.
+        var peer = try EnginePeer(role: .server)
+        _ = peer.written()
+        peer.headers(1, [(":method", "POST"), (":scheme", "http"), (":path", "/a"), ("x", "a \t b"),
+                         ("grpc-message", "caf\u{E9} \u{1F600}"), ("!#$%&'*+-.^_`|~09az", "1"), ("empty", "")],
+                     endStream: true)
+        #expect(peer.written() == [])
+        #expect(peer.owner.events.count == 2, "\(peer.owner.events)")
+        #expect(peer.engine.malformedBlocks == 0)
     }
 
     @Test func trailersWithPseudoHeadersAreMalformed() throws {

@@ -22,8 +22,7 @@ public enum H2HeaderValidation {
         var seenRegular = false
         var method = false, scheme = false, path = false, authority = false, status = false
         for (name, value, _) in headers {
-            var utf8 = Substring(name).utf8
-            guard let first = utf8.first else { return "a header field with an empty name" }
+            guard let first = name.utf8.first else { return "a header field with an empty name" }
             if first == UInt8(ascii: ":") {
                 guard !seenRegular else { return "pseudo-header field \(name) after a regular field" }
                 switch (block, name) {
@@ -46,14 +45,13 @@ public enum H2HeaderValidation {
                 default:
                     return "pseudo-header field \(name) is not allowed in a \(block)"
                 }
-                utf8 = utf8.dropFirst()
-                guard !utf8.isEmpty else { return "a header field named \":\"" }
+                // The known pseudo-header names are well formed; no other one gets here.
             } else {
                 seenRegular = true
                 if let problem = connectionSpecific(name, value) { return problem }
-            }
-            for byte in utf8 where !isNameByte(byte) {
-                return "header field name \(name.debugDescription) has characters not allowed in a field name"
+                guard isWellFormedName(name) else {
+                    return "header field name \(name.debugDescription) has characters not allowed in a field name"
+                }
             }
             if let problem = valueProblem(value) { return "header field \(name): \(problem)" }
         }
@@ -70,10 +68,10 @@ public enum H2HeaderValidation {
         return nil
     }
 
-    /// Lowercase token characters (RFC 9110 5.6.2) without the uppercase letters HTTP/2 forbids.
-    @inline(__always)
-    private static func isNameByte(_ byte: UInt8) -> Bool {
-        switch byte {
+    /// Lowercase token characters (RFC 9110 5.6.2) without the uppercase letters HTTP/2 forbids, as a table: the
+    /// check runs for every byte of every field name.
+    private static let nameBytes: [Bool] = (0..<256).map { byte in
+        switch UInt8(byte) {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
             return true
         case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
@@ -85,16 +83,28 @@ public enum H2HeaderValidation {
         }
     }
 
-    private static func valueProblem(_ value: String) -> String? {
-        let utf8 = value.utf8
-        guard let first = utf8.first else { return nil }
-        if first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") { return "a value that starts with whitespace" }
-        let last = utf8.last!
-        if last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { return "a value that ends with whitespace" }
-        for byte in utf8 where byte == 0 || byte == UInt8(ascii: "\r") || byte == UInt8(ascii: "\n") {
-            return "a value holding NUL, CR or LF"
+    private static func isWellFormedName(_ name: String) -> Bool {
+        let check = { (bytes: UnsafeBufferPointer<UInt8>) -> Bool in
+            nameBytes.withUnsafeBufferPointer { table in
+                for byte in bytes where !table[Int(byte)] { return false }
+                return true
+            }
         }
-        return nil
+        return name.utf8.withContiguousStorageIfAvailable(check) ?? Array(name.utf8).withUnsafeBufferPointer(check)
+    }
+
+    private static func valueProblem(_ value: String) -> String? {
+        let check = { (bytes: UnsafeBufferPointer<UInt8>) -> String? in
+            guard let first = bytes.first, let last = bytes.last else { return nil }
+            if first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") { return "a value that starts with whitespace" }
+            if last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { return "a value that ends with whitespace" }
+            // NUL, CR and LF are the only bytes below 0x0E that matter; one comparison passes most bytes.
+            for byte in bytes where byte <= UInt8(ascii: "\r") {
+                if byte == 0 || byte == UInt8(ascii: "\r") || byte == UInt8(ascii: "\n") { return "a value holding NUL, CR or LF" }
+            }
+            return nil
+        }
+        return value.utf8.withContiguousStorageIfAvailable(check) ?? Array(value.utf8).withUnsafeBufferPointer(check)
     }
 
     private static func connectionSpecific(_ name: String, _ value: String) -> String? {
