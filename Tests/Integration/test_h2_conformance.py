@@ -394,10 +394,11 @@ class SilentUpstream:
     """An HTTP/2 server that takes every stream and answers none: the proxy's streams to it stay open.
 
     It speaks only as much HTTP/2 as keeps the proxy's connection to it healthy: an empty SETTINGS (no stream limit),
-    acknowledgements of SETTINGS and PING, and window for every DATA byte.
+    acknowledgements of SETTINGS and PING, and (with `grant_window`) window for every DATA byte.
     """
 
-    def __init__(self):
+    def __init__(self, grant_window: bool = True):
+        self.grant_window = grant_window
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.address = f"127.0.0.1:{self._listener.getsockname()[1]}"
         self._connections: list[socket.socket] = []
@@ -444,7 +445,7 @@ class SilentUpstream:
                         answers += frame(SETTINGS, ACK, 0)
                     elif kind == PING and not flags & ACK:
                         answers += frame(PING, ACK, 0, payload)
-                    elif kind == DATA and length:
+                    elif kind == DATA and length and self.grant_window:
                         answers += window_update(0, length) + window_update(stream, length)
                     elif kind == HEADERS:
                         with self._lock:
@@ -488,12 +489,20 @@ def silent_upstream():
 
 
 @pytest.fixture(scope="module")
-def conformance_proxy(conformance_backend, silent_upstream, tmp_path_factory):
+def stingy_upstream():
+    upstream = SilentUpstream(grant_window=False)
+    yield upstream
+    upstream.close()
+
+
+@pytest.fixture(scope="module")
+def conformance_proxy(conformance_backend, silent_upstream, stingy_upstream, tmp_path_factory):
     proxy = ProxyProcess(
         tmp_path_factory.mktemp("h2-conformance"),
         [
             ClusterConnection("grpc", conformance_backend.address, conformance_backend.address),
             ClusterConnection("silent", silent_upstream.address, silent_upstream.address),
+            ClusterConnection("stingy", stingy_upstream.address, stingy_upstream.address),
         ],
         max_message_bytes=MAX_MESSAGE_BYTES,
         drain_timeout_seconds=1,
@@ -1062,6 +1071,18 @@ def test_the_boundary_values_of_settings_are_accepted(grpc):
     grpc.expect_echo(1)
 
 
+def test_a_header_table_size_of_zero_keeps_the_proxys_header_blocks_off_the_dynamic_table(wires):
+    """RFC 9113 4.3, 6.5.2 (RFC 7541 4.2): with SETTINGS_HEADER_TABLE_SIZE 0 from the client, the proxy's header
+    blocks may not add to or refer to a dynamic table (a decoder with no table must read them all)."""
+    wire = wires(settings=[(HEADER_TABLE_SIZE, 0)])
+    wire.decoder.max_allowed_table_size = 0
+    wire.wait_settings_ack()
+    for stream in (1, 3, 5):
+        wire.echo(stream)
+        wire.expect_echo(stream)
+    assert not wire.decoder.header_table.dynamic_entries, list(wire.decoder.header_table.dynamic_entries)
+
+
 def test_unknown_settings_are_ignored(grpc):
     """RFC 9113 6.5.2: a setting of unknown identifier is ignored."""
     grpc.send(settings_frame([(0xFF, 1), (0x9999, 0xFFFF_FFFF)]))
@@ -1163,6 +1184,21 @@ def test_a_stream_window_past_the_maximum_resets_only_that_stream(silent):
     silent.expect_stream_error(1, FLOW_CONTROL_ERROR)
     silent.expect_quiet_on(3)
     silent.expect_alive()
+
+
+def test_data_beyond_the_stream_window_the_proxy_granted_resets_only_that_stream(wires):
+    """RFC 9113 6.9.1: DATA beyond the stream window the receiver announced is a flow-control error of that stream
+    (RST_STREAM FLOW_CONTROL_ERROR); the connection and its other streams go on. The upstream here grants no window,
+    so the proxy forwards no more than 64 KiB and gives none of the client's stream window back."""
+    wire = wires("stingy")
+    window = wire.server_settings.get(INITIAL_WINDOW_SIZE, 65_535)
+    chunk = grpc_message(b"w" * (DEFAULT_MAX_FRAME - 5))
+    frames = window // len(chunk) + 1
+    wire.send(headers_frame(1, grpc_request(method("Collect"))), headers_frame(3, grpc_request(method("Collect"))),
+              *[data_frame(3, chunk) for _ in range(frames)])  # fmt: skip
+    wire.expect_stream_error(3, FLOW_CONTROL_ERROR)
+    wire.expect_quiet_on(1)
+    wire.expect_alive()
 
 
 def test_the_proxy_sends_no_more_data_than_the_clients_window(grpc):
