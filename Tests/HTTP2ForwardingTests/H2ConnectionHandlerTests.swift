@@ -238,6 +238,31 @@ struct EnginePeer {
         #expect(peer.engine.malformedBlocks == 0)
     }
 
+    @Test func aContentLengthMustBeANumberAndMatchItsData() throws {
+        let cases: [(fields: [(String, String)], endStream: Bool)] = [
+            ([("content-length", "abc")], false),
+            ([("content-length", "-1")], false),
+            ([("content-length", "5"), ("content-length", "6")], false),
+            ([("content-length", "5")], true),  // no DATA can follow a block that ends the stream
+        ]
+        for (fields, endStream) in cases {
+            var peer = try EnginePeer(role: .server)
+            _ = peer.written()
+            peer.request(1, extra: fields, endStream: endStream)
+            #expect(peer.written() == [.reset(1, .protocolError)], "\(fields)")
+            #expect(peer.owner.events == [.settings], "\(fields)")
+        }
+        // A matching length passes; a longer body is reset before its excess reaches the owner.
+        var peer = try EnginePeer(role: .server)
+        _ = peer.written()
+        peer.request(1, extra: [("content-length", "5")])
+        peer.data(1, [0, 0, 0, 0, 0], endStream: true)
+        peer.request(3, extra: [("content-length", "5")])
+        peer.data(3, [0, 0, 0, 0, 0, 0])
+        #expect(peer.written() == [.reset(3, .protocolError)])
+        #expect(peer.owner.events.filter { if case .data = $0 { return true } else { return false } }.count == 1)
+    }
+
     @Test func trailersWithPseudoHeadersAreMalformed() throws {
         var peer = try EnginePeer(role: .server)
         _ = peer.written()

@@ -191,6 +191,29 @@ private func discardsABlock(_ actions: [H2ConnectionAction]) -> Bool {
         #expect(resets(late).isEmpty && closedConnection(late) == nil, "\(late)")
     }
 
+    @Test func dataMustAddUpToADeclaredContentLength() {
+        // RFC 9113 8.1.1: more or less DATA than the content-length is a malformed message, a stream error.
+        var h = Harness()
+        _ = h.headers(1)
+        h.machine.expectContentLength(stream: 1, 10)
+        #expect(resets(h.data(1, 4)).isEmpty)
+        #expect(resets(h.data(1, 6, endStream: true)).isEmpty, "exactly the declared length")
+        _ = h.headers(3)
+        h.machine.expectContentLength(stream: 3, 10)
+        #expect(resets(h.data(3, 11)) == [.rstStream(stream: 3, code: .protocolError)], "more than declared")
+        _ = h.headers(5)
+        h.machine.expectContentLength(stream: 5, 10)
+        #expect(resets(h.data(5, 4, endStream: true)) == [.rstStream(stream: 5, code: .protocolError)], "less, then the end")
+        _ = h.headers(7)
+        h.machine.expectContentLength(stream: 7, 10)
+        _ = h.data(7, 4)
+        let early = h.receive(.headers(stream: 7, block: ByteBuffer(bytes: [0x82]), endStream: true))
+        #expect(resets(early) == [.rstStream(stream: 7, code: .protocolError)], "trailers before the declared DATA")
+        #expect(closedConnection(early) == nil)
+        _ = h.headers(9)
+        #expect(resets(h.data(9, 100, endStream: true)).isEmpty, "no content-length, no check")
+    }
+
     @Test func aStreamErrorFromTheDecoderResetsTheStreamAndKeepsHPACKInStep() {
         var h = Harness()
         var actions: [H2ConnectionAction] = []

@@ -1448,11 +1448,6 @@ def test_a_non_grpc_request_whose_content_length_is_not_its_data_length_resets_i
     grpc.expect_stream_error(1, PROTOCOL_ERROR, or_connection_error=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the engine does not compare content-length with the DATA it receives: a gRPC request with a wrong "
-    "content-length is forwarded, content-length and all (the check needs the decoded headers, in H2ConnectionHandler)",
-)
 @pytest.mark.parametrize("chunks", [[b"test"], [b"te", b"st"]], ids=["one-data-frame", "two-data-frames"])
 def test_a_grpc_request_whose_content_length_is_not_its_data_length_resets_its_stream(
     grpc, conformance_backend, chunks

@@ -389,7 +389,16 @@ public final class H2ConnectionHandler: ChannelInboundHandler {
             } else {
                 kind = .trailers
             }
-            if let problem = H2HeaderValidation.violation(in: headers, as: kind) {
+            var contentLength: Int?
+            var problem = H2HeaderValidation.violation(in: headers, as: kind, contentLength: &contentLength)
+            if problem == nil, let contentLength, kind != .trailers {
+                if endStream && contentLength != 0 {
+                    problem = "a content-length of \(contentLength) on a block that ends its stream"
+                } else {
+                    state.expectContentLength(stream: stream, contentLength)
+                }
+            }
+            if let problem {
                 var actions = takeActions()
                 state.resetStream(stream, code: .protocolError, into: &actions)
                 // The owner never saw the stream if it was new: it learns nothing of its reset.

@@ -223,6 +223,16 @@ public struct H2ConnectionStateMachine: Sendable {
             return resetStream(id, code: .flowControlError, into: &actions)
         }
         state.receiveWindow -= length
+        if let remaining = state.contentLengthRemaining {
+            // More or less DATA than the content-length declared makes the request or response malformed
+            // (RFC 9113 8.1.1): a stream error, so that it is not forwarded as if whole.
+            let bytes = payload.readableBytes
+            guard bytes <= remaining, !endStream || bytes == remaining else {
+                streams[id] = state
+                return resetStream(id, code: .protocolError, into: &actions)
+            }
+            state.contentLengthRemaining = remaining - bytes
+        }
         let closedNow = endStream ? state.peerEnded() : false
         streams[id] = state
         actions.append(.data(stream: id, payload: payload, endStream: endStream, flowControlledLength: length))
@@ -246,8 +256,9 @@ public struct H2ConnectionStateMachine: Sendable {
                 if closedNow { removeClosed(id, into: &actions) }
                 return
             }
-            // Trailers: the last header block of the peer's side (RFC 9113 8.1).
-            guard endStream else {
+            // Trailers: the last header block of the peer's side (RFC 9113 8.1), after all the DATA a
+            // content-length declared.
+            guard endStream, (state.contentLengthRemaining ?? 0) == 0 else {
                 actions.append(.decodeAndDiscard(block))
                 return resetStream(id, code: .protocolError, into: &actions)
             }
@@ -399,6 +410,12 @@ public struct H2ConnectionStateMachine: Sendable {
     }
 
     // MARK: What this end does
+
+    /// The peer's header block on `id` declared a content-length of `length` bytes: its DATA must add up to that
+    /// (RFC 9113 8.1.1). Called by the owner of the decoded block, before the stream's DATA arrives.
+    public mutating func expectContentLength(stream id: H2StreamID, _ length: Int) {
+        streams[id]?.contentLengthRemaining = length
+    }
 
     /// Whether this end (a client) may open another stream now: the peer's limit, and no GOAWAY either way.
     public var canOpenStream: Bool {

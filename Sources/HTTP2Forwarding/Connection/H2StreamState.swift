@@ -24,6 +24,9 @@ struct H2StreamState: Sendable {
     /// The peer sent its first header block (a request opens the stream with it; a response's comes later). Only a
     /// header block after that must end the stream: it is trailers.
     var peerHeadersReceived = true
+    /// DATA bytes the peer still owes when its header block declared a content-length (RFC 9113 8.1.1); nil when it
+    /// declared none.
+    var contentLengthRemaining: Int?
 
     var peerMaySend: Bool { lifecycle != .halfClosedRemote }
     var localMaySend: Bool { lifecycle != .halfClosedLocal }

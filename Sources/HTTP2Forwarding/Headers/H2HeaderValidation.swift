@@ -19,6 +19,13 @@ public enum H2HeaderValidation {
 
     /// Why the block is malformed, nil when it is not.
     public static func violation(in headers: HPACKHeaders, as block: Block) -> String? {
+        var contentLength: Int?
+        return violation(in: headers, as: block, contentLength: &contentLength)
+    }
+
+    /// Why the block is malformed, nil when it is not; `contentLength` receives the value of its content-length
+    /// field, if it has one (RFC 9113 8.1.1: the DATA that follows must add up to it).
+    public static func violation(in headers: HPACKHeaders, as block: Block, contentLength: inout Int?) -> String? {
         var seenRegular = false
         var method = false, scheme = false, path = false, authority = false, status = false
         for (name, value, _) in headers {
@@ -49,6 +56,12 @@ public enum H2HeaderValidation {
             } else {
                 seenRegular = true
                 if let problem = connectionSpecific(name, value) { return problem }
+                if name.utf8.count == 14, name == "content-length" {
+                    guard let length = decimal(value), contentLength == nil || contentLength == length else {
+                        return "a content-length that is not one decimal number"
+                    }
+                    contentLength = length
+                }
                 guard isWellFormedName(name) else {
                     return "header field name \(name.debugDescription) has characters not allowed in a field name"
                 }
@@ -91,6 +104,18 @@ public enum H2HeaderValidation {
             }
         }
         return name.utf8.withContiguousStorageIfAvailable(check) ?? Array(name.utf8).withUnsafeBufferPointer(check)
+    }
+
+    /// A content-length value: decimal digits only, no sign, no list, at most 18 of them.
+    private static func decimal(_ value: String) -> Int? {
+        let utf8 = value.utf8
+        guard !utf8.isEmpty, utf8.count <= 18 else { return nil }
+        var result = 0
+        for byte in utf8 {
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+            result = result * 10 + Int(byte - UInt8(ascii: "0"))
+        }
+        return result
     }
 
     private static func valueProblem(_ value: String) -> String? {
