@@ -140,7 +140,7 @@ public enum H2HeaderValidation {
     /// Whether a field is one of HTTP/1.1's connection-specific ones, which HTTP/2 forbids (RFC 9113 8.2.2): `te` is
     /// allowed only as "trailers". Checked for every field of every block, so the names' lengths sort first.
     @inline(__always)
-    public static func isConnectionSpecific(name: String, value: String) -> Bool {
+    static func isConnectionSpecific(name: String, value: String) -> Bool {
         switch name.utf8.count {
         case 2: return name == "te" && value != "trailers"
         case 7: return name == "upgrade"

@@ -88,7 +88,6 @@ final class ProxyCall {
             return
         }
         var forwarded = request
-        forwarded.headers = HeaderFilter.forwardable(headers)
         if let chain = listener.plugins, let plan = chain.plan(for: method) {
             let runner = PluginCallRunner(plan: plan, method: method, side: chain.side, connection: chain.connectionName)
             runner.requestEncoding = headers.first(name: "grpc-encoding")
@@ -205,11 +204,11 @@ final class ProxyCall {
             return
         case .forwardHeaders:
             plugins?.responseEncoding = headers.headers.first(name: "grpc-encoding")
-            let block = HTTP2Frame.FramePayload.Headers(headers: HeaderFilter.forwardable(headers.headers))
+            let block = HTTP2Frame.FramePayload.Headers(headers: headers.headers)
             downstream.writer.write(.headers(block), streamID: downstreamStreamID, promise: nil)
             downstream.writer.flush()
         case .forwardStatus(let ending):
-            let written = writeResponseEnd(HeaderFilter.forwardable(headers.headers), stopsRequest: ending.stopsRequest)
+            let written = writeResponseEnd(headers.headers, stopsRequest: ending.stopsRequest)
             end(ending, responseEndWritten: written)
         }
     }
@@ -280,7 +279,7 @@ final class ProxyCall {
     @discardableResult
     private func forwardRequestTrailers(_ trailers: HTTP2Frame.FramePayload.Headers) -> Bool {
         guard machine.requestTrailers(trailers) == .forward, let upstream else { return false }
-        let block = HTTP2Frame.FramePayload.Headers(headers: HeaderFilter.forwardable(trailers.headers), endStream: true)
+        let block = HTTP2Frame.FramePayload.Headers(headers: trailers.headers, endStream: true)
         upstream.writer.write(.headers(block), streamID: upstreamStreamID, promise: nil)
         return true
     }
