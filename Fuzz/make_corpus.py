@@ -455,7 +455,58 @@ def config_seeds():
     return seeds
 
 
+# MARK: HTTP/2 conversations (h2-engine)
+
+def h2_frame(type_, flags, stream, payload=b""):
+    return struct.pack(">I", len(payload))[1:] + bytes([type_, flags]) + struct.pack(">I", stream) + payload
+
+
+def hpack_literal(name, value):
+    """A literal header field without indexing, new name, no Huffman (RFC 7541 6.2.2): any decoder reads it."""
+    name, value = name.encode(), value.encode()
+    assert len(name) < 127 and len(value) < 127
+    return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
+
+
+def h2_block(fields):
+    return b"".join(hpack_literal(name, value) for name, value in fields)
+
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+H2_REQUEST = [(":method", "POST"), (":scheme", "http"), (":path", "/svc/Method"), (":authority", "proxy"),
+              ("content-type", "application/grpc"), ("te", "trailers")]
+
+
+def h2_engine_seeds():
+    """The first byte is the target's control byte (bit 0: the engine's role, 0 server; bit 7: one read; else bits
+    1-6 + 1 the read size), the rest what the peer sends."""
+    message = grpc_message(b"\x0a\x05hello")
+    settings = h2_frame(4, 0, 0, struct.pack(">HI", 4, 65535))
+    ack = h2_frame(4, 1, 0)
+    server = (H2_PREFACE + settings + ack
+              + h2_frame(1, 4, 1, h2_block(H2_REQUEST)) + h2_frame(0, 1, 1, message)
+              + h2_frame(1, 4, 3, h2_block(H2_REQUEST)) + h2_frame(0, 0, 3, message)
+              + h2_frame(8, 0, 3, struct.pack(">I", 100)) + h2_frame(0, 0, 3, message)
+              + h2_frame(1, 5, 3, h2_block([("x-trailer", "1")]))
+              + h2_frame(6, 0, 0, b"pingping") + h2_frame(3, 0, 5, struct.pack(">I", 8)))
+    continuation = (H2_PREFACE + settings + h2_frame(1, 0, 1, h2_block(H2_REQUEST[:3]))
+                    + h2_frame(9, 4, 1, h2_block(H2_REQUEST[3:])) + h2_frame(0, 0x9, 1, b"\x02" + message + b"\x00\x00"))
+    client = (settings + ack + h2_frame(1, 4, 1, h2_block([(":status", "200"), ("content-type", "application/grpc")]))
+              + h2_frame(8, 0, 0, struct.pack(">I", 1 << 20)) + h2_frame(8, 0, 1, struct.pack(">I", 1 << 20))
+              + h2_frame(0, 0, 1, message) + h2_frame(1, 5, 1, h2_block([("grpc-status", "0")]))
+              + h2_frame(1, 5, 3, h2_block([(":status", "200"), ("grpc-status", "14")]))
+              + h2_frame(7, 0, 0, struct.pack(">II", 3, 0)))
+    return {
+        "server-calls": b"\x80" + server,
+        "server-calls-cut": b"\x0e" + server,
+        "server-continuation-padded": b"\x80" + continuation,
+        "client-calls": b"\x81" + client,
+        "client-calls-cut": b"\x15" + client,
+    }
+
+
 if __name__ == "__main__":
+    write("h2-engine", h2_engine_seeds())
     write("yamux", yamux_seeds())
     write("grpc-framing", grpc_seeds())
     write("proto-wire", proto_wire_seeds())
