@@ -70,6 +70,32 @@ final class UpstreamConnectionPoolTests: LoopbackServerTestCase {
         }
     }
 
+    func testAReadyConnectionIsHandedOutWithoutAFutureAndInTheSameRoundRobin() throws {
+        let first = try startServer(host: "127.0.0.2", port: 0)
+        let second = try startServer(host: "127.0.0.3", port: first.port!)
+        let pool = makePool(addresses: [first, second])
+        defer { try? pool.eventLoop.submit { pool.close() }.wait() }
+        // Before anything connected there is nothing ready: the caller goes through `acquire`.
+        XCTAssertNil(try pool.eventLoop.submit { pool.acquireReady() }.wait())
+        let deadline = Date().addingTimeInterval(5)
+        var seen: Set<String> = []
+        while seen.count < 2 && Date() < deadline {
+            seen.insert(try acquireAddress(pool))
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        let picks = try (0..<4).map { index in
+            try pool.eventLoop.submit {
+                // Ready and acquired connections take turns in one rotation.
+                index % 2 == 0 ? pool.acquireReady().map { "\($0.address.ipAddress!)" } : nil
+            }.wait() ?? acquireAddress(pool)
+        }
+        for index in 1..<picks.count {
+            XCTAssertNotEqual(picks[index], picks[index - 1], "not round-robin: \(picks)")
+        }
+        try pool.eventLoop.submit { pool.close() }.wait()
+        XCTAssertNil(try pool.eventLoop.submit { pool.acquireReady() }.wait(), "a closed pool hands out nothing")
+    }
+
     func testAnAddressThatRefusesIsSkippedWhileAnotherServes() throws {
         let serving = try startServer(host: "127.0.0.2", port: 0)
         // Nothing listens on 127.0.0.3 at that port.

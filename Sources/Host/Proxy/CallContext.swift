@@ -60,6 +60,13 @@ protocol UpstreamConnecting: Sendable {
     var target: HostAndPort { get }
     /// A connection to the upstream owned by `eventLoop`, the loop of the calling downstream connection.
     func connection(on eventLoop: EventLoop) -> EventLoopFuture<UpstreamConnection>
+    /// A connection owned by `eventLoop` that can take a call now, if there is one: the common case, answered
+    /// without a future. Nil sends the call to `connection(on:)`.
+    func readyConnection(on eventLoop: EventLoop) -> UpstreamConnection?
+}
+
+extension UpstreamConnecting {
+    func readyConnection(on eventLoop: EventLoop) -> UpstreamConnection? { nil }
 }
 
 /// Counts calls in flight across all listeners, so shutdown can wait for them to drain.

@@ -127,48 +127,60 @@ final class ProxyCall {
 
     /// Asks the upstream for a connection and opens the call's stream on it.
     private func openUpstreamStream(_ forwarded: HTTP2Frame.FramePayload.Headers, on loop: EventLoop, attemptsLeft: Int) {
+        // Most calls find a connection ready: they take it at once, without a future and its callback.
+        if let ready = listener.upstream.readyConnection(on: loop) {
+            return openUpstreamStream(forwarded, on: loop, attemptsLeft: attemptsLeft, connection: .success(ready))
+        }
         listener.upstream.connection(on: loop).whenComplete { result in
-            guard self.machine.isConnecting else { return }
-            switch result {
-            case .success(let connection):
-                let id: HTTP2StreamID
-                switch connection.openStream(for: self, headers: forwarded) {
-                case .opened(let opened):
-                    id = opened
-                case .full where attemptsLeft > 1, .unavailable where attemptsLeft > 1:
-                    return self.openUpstreamStream(forwarded, on: loop, attemptsLeft: attemptsLeft - 1)
-                case .full:
-                    self.failCall(
-                        GRPCStatus(.unavailable, "upstream \(self.listener.upstream.target) has no connection with room for another call (SETTINGS_MAX_CONCURRENT_STREAMS); retry the call"),
-                        cause: .upstream
-                    )
-                    return
-                case .unavailable:
-                    self.failCall(
-                        GRPCStatus(.unavailable, "upstream \(self.listener.upstream.target) is draining; retry the call"),
-                        cause: .upstream
-                    )
-                    return
-                }
-                self.upstream = connection
-                self.upstreamStreamID = id
-                // Frames the client sent meanwhile go out in order, flushed together.
-                for frame in self.machine.upstreamOpened() {
-                    switch frame {
-                    case .data(let data):
-                        self.forwardData(data, from: .client)
-                    case .headers(let trailers):
-                        self.forwardRequestTrailers(trailers)
-                    default:
-                        break
-                    }
-                }
-                connection.writer.flush()
-            case .failure(let error):
-                let message = (error as? UpstreamUnavailableError)?.description
-                    ?? "upstream \(self.listener.upstream.target) is unavailable: \(NetworkErrorDescription.describe(error))"
-                self.failCall(GRPCStatus(.unavailable, message), cause: .upstream)
+            self.openUpstreamStream(forwarded, on: loop, attemptsLeft: attemptsLeft, connection: result)
+        }
+    }
+
+    /// Opens the call's stream on the connection the upstream gave (or fails the call with why it gave none).
+    private func openUpstreamStream(
+        _ forwarded: HTTP2Frame.FramePayload.Headers, on loop: EventLoop, attemptsLeft: Int,
+        connection result: Result<UpstreamConnection, Error>
+    ) {
+        guard self.machine.isConnecting else { return }
+        switch result {
+        case .success(let connection):
+            let id: HTTP2StreamID
+            switch connection.openStream(for: self, headers: forwarded) {
+            case .opened(let opened):
+                id = opened
+            case .full where attemptsLeft > 1, .unavailable where attemptsLeft > 1:
+                return self.openUpstreamStream(forwarded, on: loop, attemptsLeft: attemptsLeft - 1)
+            case .full:
+                self.failCall(
+                    GRPCStatus(.unavailable, "upstream \(self.listener.upstream.target) has no connection with room for another call (SETTINGS_MAX_CONCURRENT_STREAMS); retry the call"),
+                    cause: .upstream
+                )
+                return
+            case .unavailable:
+                self.failCall(
+                    GRPCStatus(.unavailable, "upstream \(self.listener.upstream.target) is draining; retry the call"),
+                    cause: .upstream
+                )
+                return
             }
+            self.upstream = connection
+            self.upstreamStreamID = id
+            // Frames the client sent meanwhile go out in order, flushed together.
+            for frame in self.machine.upstreamOpened() {
+                switch frame {
+                case .data(let data):
+                    self.forwardData(data, from: .client)
+                case .headers(let trailers):
+                    self.forwardRequestTrailers(trailers)
+                default:
+                    break
+                }
+            }
+            connection.writer.flush()
+        case .failure(let error):
+            let message = (error as? UpstreamUnavailableError)?.description
+                ?? "upstream \(self.listener.upstream.target) is unavailable: \(NetworkErrorDescription.describe(error))"
+            self.failCall(GRPCStatus(.unavailable, message), cause: .upstream)
         }
     }
 

@@ -40,6 +40,10 @@ public final class Upstream: UpstreamConnecting {
         pool(for: eventLoop).acquire()
     }
 
+    func readyConnection(on eventLoop: EventLoop) -> UpstreamConnection? {
+        pool(for: eventLoop).acquireReady()
+    }
+
     /// The connection state of every pool, each read on its own loop; one entry per event loop and address.
     func snapshot() -> EventLoopFuture<[UpstreamEndpointSnapshot]> {
         let pools = Array(self.pools.values)

@@ -129,6 +129,32 @@ final class UpstreamConnectionPool {
         return connection()
     }
 
+    /// A connected, non-draining connection with room for a call, if one is ready now; nil sends the caller to
+    /// `acquire`, which also connects, waits and explains.
+    func acquireReady() -> UpstreamConnection? {
+        eventLoop.preconditionInEventLoop()
+        guard !isClosed, !endpoints.isEmpty else { return nil }
+        retryNowIfDue()
+        return roundRobinConnectionWithRoom().connection
+    }
+
+    /// Round-robin over the addresses with a ready connection that has room for another stream; else the first
+    /// address whose ready connection is full, if any.
+    private func roundRobinConnectionWithRoom() -> (connection: UpstreamConnection?, full: Endpoint?) {
+        var full: Endpoint?
+        for offset in 0..<endpoints.count {
+            let endpoint = endpoints[(nextEndpoint + offset) % endpoints.count]
+            guard case .ready(let primary) = endpoint.state, !primary.isDraining else { continue }
+            if let connection = endpoint.connectionWithRoom {
+                nextEndpoint = (nextEndpoint + offset + 1) % endpoints.count
+                connectIdleEndpoints()
+                return (connection, nil)
+            }
+            full = full ?? endpoint
+        }
+        return (nil, full)
+    }
+
     /// Each resolved address of the target and its connection state, for `/debug/connections` and health checks.
     func snapshot() -> [UpstreamEndpointSnapshot] {
         eventLoop.preconditionInEventLoop()
@@ -170,18 +196,8 @@ final class UpstreamConnectionPool {
             }
             return resolve().flatMap { self.connection() }
         }
-        // Round-robin over the addresses with a ready connection that has room for another stream.
-        var full: Endpoint?
-        for offset in 0..<endpoints.count {
-            let endpoint = endpoints[(nextEndpoint + offset) % endpoints.count]
-            guard case .ready(let primary) = endpoint.state, !primary.isDraining else { continue }
-            if let connection = endpoint.connectionWithRoom {
-                nextEndpoint = (nextEndpoint + offset + 1) % endpoints.count
-                connectIdleEndpoints()
-                return eventLoop.makeSucceededFuture(connection)
-            }
-            full = full ?? endpoint
-        }
+        let (ready, full) = roundRobinConnectionWithRoom()
+        if let ready { return eventLoop.makeSucceededFuture(ready) }
         connectIdleEndpoints()
         if let full {
             // Every ready connection is at the peer's stream limit: another connection, rather than a call waiting
