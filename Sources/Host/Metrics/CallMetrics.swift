@@ -89,8 +89,12 @@ public final class CallMetrics: Sendable {
         shards[shard].withLockedValue { state in
             state.ended += 1
             if failedInProxy { state.failedInProxyByCode[status, default: 0] += 1 }
-            let known = state.methods[method] != nil || state.methods.count < Self.methodLimit
-            let label = known ? method : Self.otherMethod
+            // One hash of the method in the common case (a method seen before), changed in place.
+            if let index = state.methods.index(forKey: method) {
+                state.methods.values[index].record(status: status, bucket: bucket, seconds: seconds)
+                return
+            }
+            let label = state.methods.count < Self.methodLimit ? method : Self.otherMethod
             state.methods[label, default: MethodStats()].record(status: status, bucket: bucket, seconds: seconds)
         }
     }

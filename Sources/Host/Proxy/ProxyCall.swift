@@ -254,6 +254,7 @@ final class ProxyCall {
     private func forwardData(_ data: HTTP2Frame.FramePayload.Data, from sender: CallSide) -> Bool {
         var messages: [ByteBuffer] = []
         let written: EventLoopFuture<Void>?
+        var wrote = false
         switch machine.receivedData(data, from: sender, messages: &messages) {
         case .held, .drop:
             return false
@@ -263,9 +264,12 @@ final class ProxyCall {
         case .forward(let completedMessages):
             countMessages(completedMessages, from: sender)
             guard let (writer, streamID) = receiver(of: sender), let loop = writer.eventLoop else { return false }
-            let promise = loop.makePromise(of: Void.self)
+            // A request's last DATA returns no credit (its sender is done) and ends nothing: nothing waits for its
+            // write, so it needs no promise (a unary call's request is one such frame).
+            let promise = data.endStream && sender == .client ? nil : loop.makePromise(of: Void.self)
             writer.write(.data(data), streamID: streamID, promise: promise)
-            written = promise.futureResult
+            written = promise?.futureResult
+            wrote = true
         case .translate:
             switch translate(messages, from: sender) {
             case .fail(let status):
@@ -277,6 +281,7 @@ final class ProxyCall {
                 countMessages(translated.count, from: sender)
                 guard let (writer, streamID) = receiver(of: sender) else { return false }
                 written = write(translated, endStream: data.endStream, to: writer, streamID: streamID)
+                wrote = written != nil
             }
         }
         releaseCredit(HTTP2FlowControlledLength.of(data), from: sender, once: written)
@@ -284,7 +289,7 @@ final class ProxyCall {
             end(ending, responseEndWritten: written)
             return false
         }
-        return written != nil
+        return wrote
     }
 
     /// Forwards the client's trailers (with END_STREAM) if the machine says so; true when they were written.
