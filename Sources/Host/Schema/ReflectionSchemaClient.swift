@@ -8,7 +8,6 @@
 
 import Logging
 import NIOCore
-import NIOHTTP2
 import NIOPosix
 
 /// Pulls the schema of a gRPC server by server reflection (grpc.reflection.v1, falling back to v1alpha).
@@ -68,9 +67,7 @@ public struct ReflectionSchemaClient: Sendable {
                         try tls.setup.addHandler(to: channel, logger: tls.logger)
                     }
                     let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(
-                        NIOHTTP2Handler(mode: .client, initialSettings: ReflectionStreamHandler.initialSettings)
-                    )
+                    try sync.addHandler(handler.engine)
                     try sync.addHandler(handler)
                 }
             }

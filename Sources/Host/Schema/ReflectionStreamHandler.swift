@@ -1,29 +1,36 @@
 // The I/O of one schema pull: a single HTTP/2 client connection carrying the `ServerReflectionInfo` stream.
 //
-// Owns `ReflectionStreamHandler`, which sits behind the client `NIOHTTP2Handler` (frames, no stream multiplexer),
-// opens the bidi stream, frames requests as gRPC messages, reassembles response messages from DATA frames, hands
-// them to `ReflectionPull` and writes what it asks for. When v1 answers UNIMPLEMENTED it tries v1alpha on the next
-// stream of the same connection. It settles the pull's future exactly once (schema, error, or timeout) and then
-// closes the connection. Confined to its event loop.
+// `ReflectionStreamHandler` is the owner of the connection's HTTP/2 engine (`H2ConnectionHandler`, client role, the
+// same engine the proxy forwards calls with; it sits in the pipeline before this handler): it opens the bidi stream,
+// frames requests as gRPC messages, reassembles response messages from DATA, hands them to `ReflectionPull` and
+// writes what it asks for, releasing the bytes it consumed so the server may send more. When v1 answers
+// UNIMPLEMENTED it tries v1alpha on the next stream of the same connection. It settles the pull's future exactly
+// once (schema, error, or timeout) and then closes the connection. Confined to its event loop.
 
 import Foundation
+import HTTP2Forwarding
 import NIOCore
 import NIOHPACK
-import NIOHTTP2
 
-final class ReflectionStreamHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTP2Frame
-    typealias OutboundOut = HTTP2Frame
+final class ReflectionStreamHandler: ChannelInboundHandler, H2ConnectionDelegate {
+    /// Nothing arrives through the pipeline: the engine calls this handler directly.
+    typealias InboundIn = Never
 
     /// The reflection services to try, in order; both speak the same messages.
     static let serviceVersions = ["grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]
     /// No reflection answer comes near this; a larger length prefix means the peer is not what it claims.
     static let maxMessageBytes = 64 << 20
     /// Receive windows large enough that a Temporal schema (about 1 MiB) arrives without waiting for updates.
-    static let initialSettings: HTTP2Settings = [
-        HTTP2Setting(parameter: .initialWindowSize, value: 4 << 20),
-        HTTP2Setting(parameter: .maxHeaderListSize, value: 64 << 10),
-    ]
+    static var engineConfiguration: H2ConnectionHandler.Configuration {
+        var configuration = H2ConnectionHandler.Configuration(role: .client)
+        configuration.connection.initialWindowSize = 4 << 20
+        configuration.connection.connectionWindowSize = 4 << 20
+        configuration.connection.maxHeaderListSize = 64 << 10
+        return configuration
+    }
+
+    /// The engine under this handler; add it to the pipeline just before it.
+    let engine = H2ConnectionHandler(configuration: ReflectionStreamHandler.engineConfiguration)
 
     /// Completes once: the schema, or why there is none.
     let result: EventLoopPromise<TemporalSchema>
@@ -38,7 +45,8 @@ final class ReflectionStreamHandler: ChannelInboundHandler {
 
     private var pull: ReflectionPull
     private var versionIndex = 0
-    private var streamID = HTTP2StreamID(1)
+    /// The stream of the current version's call; nil before it is opened.
+    private var streamID: H2StreamID?
     private var sawResponseHeaders = false
     private var received: ByteBuffer
 
@@ -70,10 +78,12 @@ final class ReflectionStreamHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        engine.delegate = self
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        engine.delegate = nil
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -83,9 +93,7 @@ final class ReflectionStreamHandler: ChannelInboundHandler {
             return
         }
         connected = true
-        // The connection window starts at 64 KiB whatever SETTINGS say; raise it once to match the stream window.
-        let raise = (4 << 20) - 65_535
-        write(.windowUpdate(windowSizeIncrement: raise), on: .rootStream, context: context)
+        // (The engine has written its preface and opened the connection window in its own channelActive.)
         openStream(context: context)
         context.fireChannelActive()
     }
@@ -98,27 +106,40 @@ final class ReflectionStreamHandler: ChannelInboundHandler {
         context.fireChannelInactive()
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = unwrapInboundIn(data)
+    // MARK: What the engine hands over
+
+    func h2Headers(_ headers: HPACKHeaders, stream: H2StreamID, endStream: Bool, isNewStream: Bool) {
         // Frames of an abandoned v1 stream may still arrive after the switch to v1alpha.
-        guard frame.streamID == streamID, !settled else { return }
-        switch frame.payload {
-        case .headers(let headers):
-            receivedHeaders(headers, context: context)
-        case .data(let data):
-            receivedData(data, context: context)
-        case .rstStream(let code):
-            settle(.failure(.protocolViolation(
-                address: target.description, detail: "the server reset the reflection stream (\(code))"
-            )))
-        default:
-            break
-        }
+        guard stream == streamID, !settled, let context else { return }
+        receivedHeaders(headers, endStream: endStream, context: context)
+    }
+
+    func h2Data(_ payload: ByteBuffer, stream: H2StreamID, endStream: Bool, flowControlledLength: Int) {
+        guard stream == streamID, !settled, let context else { return }
+        receivedData(payload, endStream: endStream, flowControlledLength: flowControlledLength, context: context)
+    }
+
+    func h2StreamReset(_ stream: H2StreamID, code: H2ErrorCode, byPeer: Bool) {
+        guard stream == streamID else { return }
+        settle(.failure(.protocolViolation(
+            address: target.description,
+            detail: byPeer ? "the server reset the reflection stream (\(code))"
+                : "the server's answer broke HTTP/2 (\(engine.lastMalformedReason ?? "\(code)"))"
+        )))
+    }
+
+    func h2StreamClosed(_ stream: H2StreamID) {}
+    func h2GoAway(lastStream: H2StreamID, code: H2ErrorCode, debugData: ByteBuffer) {}
+    func h2PeerSettingsChanged() {}
+    func h2PingAnswered(opaque: UInt64) {}
+
+    func h2ConnectionError(_ violation: H2ProtocolViolation) {
+        let hint = scheme == "http" ? " (is \(target) a gRPC server over plain HTTP/2?)" : ""
+        settle(.failure(.protocolViolation(address: target.description, detail: "\(violation)\(hint)")))
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        // Errors about one stream (a late frame for the abandoned v1 stream) leave the connection usable.
-        if error is NIOHTTP2Errors.StreamError { return }
+        // What arrives here failed below HTTP/2 (a reset connection, TLS); protocol errors are the engine's.
         let hint = scheme == "http" ? " (is \(target) a gRPC server over plain HTTP/2?)" : ""
         settle(.failure(.protocolViolation(
             address: target.description,
@@ -141,12 +162,17 @@ final class ReflectionStreamHandler: ChannelInboundHandler {
             "grpc-timeout": "\(min(remainingMilliseconds, 99_999_999))m",
             "user-agent": "s2s-proxy-schema",
         ]
-        write(.headers(.init(headers: headers)), on: streamID, context: context)
+        guard let opened = engine.openStream(headers: headers, endStream: false) else {
+            settle(.failure(.protocolViolation(
+                address: target.description, detail: "the server accepts no stream (GOAWAY or a stream limit of 0)"
+            )))
+            return
+        }
+        streamID = opened
         send(pull.start(), context: context)
     }
 
-    private func receivedHeaders(_ payload: HTTP2Frame.FramePayload.Headers, context: ChannelHandlerContext) {
-        let headers = payload.headers
+    private func receivedHeaders(_ headers: HPACKHeaders, endStream: Bool, context: ChannelHandlerContext) {
         if !sawResponseHeaders {
             sawResponseHeaders = true
             if let status = headers.first(name: ":status"), status != "200" {
@@ -157,7 +183,7 @@ final class ReflectionStreamHandler: ChannelInboundHandler {
                 return
             }
         }
-        if payload.endStream {
+        if endStream {
             streamEnded(trailers: headers, context: context)
         }
     }
@@ -178,7 +204,11 @@ final class ReflectionStreamHandler: ChannelInboundHandler {
             )))
         case .unimplemented where versionIndex + 1 < Self.serviceVersions.count:
             versionIndex += 1
-            streamID = HTTP2StreamID(Int32(streamID) + 2)
+            // This side never ended the abandoned stream's requests: cancel it, then ask again on a new one.
+            if let abandoned = streamID {
+                streamID = nil
+                engine.resetStream(abandoned, code: .cancel)
+            }
             pull = ReflectionPull(address: target.description)
             sawResponseHeaders = false
             received.clear()
@@ -192,15 +222,15 @@ final class ReflectionStreamHandler: ChannelInboundHandler {
         }
     }
 
-    private func receivedData(_ payload: HTTP2Frame.FramePayload.Data, context: ChannelHandlerContext) {
-        guard case .byteBuffer(var bytes) = payload.data else { return }
-        let consumed = HTTP2FlowControlledLength.of(payload)
-        if consumed > 0 {
-            write(.windowUpdate(windowSizeIncrement: consumed), on: .rootStream, context: context)
-            if !payload.endStream {
-                write(.windowUpdate(windowSizeIncrement: consumed), on: streamID, context: context)
-            }
+    private func receivedData(
+        _ payload: ByteBuffer, endStream: Bool, flowControlledLength: Int, context: ChannelHandlerContext
+    ) {
+        // The engine gave the connection window back as the bytes arrived; the stream's goes back once they are
+        // taken in here (the messages are bounded by `maxMessageBytes`).
+        if let streamID, !endStream, flowControlledLength > 0 {
+            engine.release(stream: streamID, bytes: flowControlledLength)
         }
+        var bytes = payload
         received.writeBuffer(&bytes)
         while !settled, let message = nextMessage() {
             switch pull.receive(message: message) {
@@ -213,12 +243,12 @@ final class ReflectionStreamHandler: ChannelInboundHandler {
             }
         }
         received.discardReadBytes()
-        if payload.endStream, !settled {
+        if endStream, !settled {
             settle(.failure(.protocolViolation(
                 address: target.description, detail: "the reflection stream ended without trailers"
             )))
         }
-        context.flush()
+        engine.flush()
     }
 
     /// The next complete gRPC message of the response, if one has fully arrived.
@@ -253,12 +283,9 @@ final class ReflectionStreamHandler: ChannelInboundHandler {
             buffer.writeInteger(UInt32(bytes.count))
             buffer.writeBytes(bytes)
         }
-        write(.data(.init(data: .byteBuffer(buffer))), on: streamID, context: context)
-        context.flush()
-    }
-
-    private func write(_ payload: HTTP2Frame.FramePayload, on stream: HTTP2StreamID, context: ChannelHandlerContext) {
-        context.write(wrapOutboundOut(HTTP2Frame(streamID: stream, payload: payload)), promise: nil)
+        guard let streamID else { return }
+        engine.sendData(buffer, stream: streamID, endStream: false, promise: nil)
+        engine.flush()
     }
 
     // MARK: The end
