@@ -79,18 +79,30 @@ final class ProxyCall {
 
     func start(_ request: HTTP2Frame.FramePayload.Headers) {
         let headers = request.headers
-        method = headers.first(name: ":path") ?? ""
+        // One pass over the fields for the four the call needs (the engine checked the block: names are lowercase,
+        // and each pseudo-header is there once).
+        var path = "", httpMethod = "", contentType = ""
+        var encoding: String?
+        for (name, value, _) in headers {
+            switch name {
+            case ":path": path = value
+            case ":method": httpMethod = value
+            case "content-type" where contentType.isEmpty: contentType = value
+            case "grpc-encoding" where encoding == nil: encoding = value
+            default: break
+            }
+        }
+        method = path
         logger = downstream.callLogger(for: LogComponent.ofCall(path: method))
         machine.start(endStream: request.endStream)
-        let contentType = headers.first(name: "content-type") ?? ""
-        guard headers.first(name: ":method") == "POST", contentType.hasPrefix("application/grpc") else {
+        guard httpMethod == "POST", contentType.hasPrefix("application/grpc") else {
             rejectNonGRPC(contentType: contentType)
             return
         }
         var forwarded = request
         if let chain = listener.plugins, let plan = chain.plan(for: method) {
             let runner = PluginCallRunner(plan: plan, method: method, side: chain.side, connection: chain.connectionName)
-            runner.requestEncoding = headers.first(name: "grpc-encoding")
+            runner.requestEncoding = encoding
             runner.maxMessageBytes = listener.maxMessageBytes
             plugins = runner
             if case .fail(let status) = runner.start(headers: &forwarded.headers) {
