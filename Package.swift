@@ -4,7 +4,8 @@ import PackageDescription
 // Release builds of the forwarding path (the engine and the host) skip the run-time exclusivity checks on class
 // properties: every access to a handler's state paid a call into the runtime and a thread-local lookup, about 8 %
 // of the proxy's CPU per call (docs/PERFORMANCE.md). Debug builds, which the tests run, keep the checks, so an
-// overlapping access is still caught there.
+// overlapping access is still caught there. (An unsafe flag bars a target's products from versioned dependents;
+// PluginKit, the product plugins depend on, has none.)
 let forwardingPathOptimization = SwiftSetting.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))
 
 let package = Package(
