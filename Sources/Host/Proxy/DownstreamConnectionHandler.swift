@@ -154,8 +154,7 @@ final class DownstreamConnectionHandler: ChannelInboundHandler, H2ConnectionDele
         writer.beginReadBatch()
         // The engine gave the connection window back as the bytes arrived; the call releases its stream's window.
         guard let call = calls[HTTP2StreamID(Int(stream))] else { return }
-        let padding = flowControlledLength - payload.readableBytes
-        call.downstreamData(.init(data: .byteBuffer(payload), endStream: endStream, paddingBytes: padding > 0 ? padding - 1 : nil))
+        call.downstreamData(.init(engineData: payload, endStream: endStream, flowControlledLength: flowControlledLength))
     }
 
     func h2StreamReset(_ stream: H2StreamID, code: H2ErrorCode, byPeer: Bool) {

@@ -124,3 +124,12 @@ enum HTTP2FlowControlledLength {
         data.data.readableBytes + (data.paddingBytes.map { $0 + 1 } ?? 0)
     }
 }
+
+extension HTTP2Frame.FramePayload.Data {
+    /// DATA the engine handed over, as a frame payload whose flow-controlled length (`HTTP2FlowControlledLength.of`)
+    /// is the one the engine counted: what is beyond the payload was padding and its pad-length byte.
+    init(engineData payload: ByteBuffer, endStream: Bool, flowControlledLength: Int) {
+        let padding = flowControlledLength - payload.readableBytes
+        self.init(data: .byteBuffer(payload), endStream: endStream, paddingBytes: padding > 0 ? padding - 1 : nil)
+    }
+}

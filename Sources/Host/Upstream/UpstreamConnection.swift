@@ -191,8 +191,7 @@ final class UpstreamConnection: ChannelInboundHandler, H2ConnectionDelegate {
         // The engine gave the connection window back as the bytes arrived: a client that does not read holds back
         // its own call's stream, never the other calls on this connection.
         guard let call = calls[HTTP2StreamID(Int(stream))] else { return }
-        let padding = flowControlledLength - payload.readableBytes
-        call.upstreamData(.init(data: .byteBuffer(payload), endStream: endStream, paddingBytes: padding > 0 ? padding - 1 : nil))
+        call.upstreamData(.init(engineData: payload, endStream: endStream, flowControlledLength: flowControlledLength))
     }
 
     func h2StreamReset(_ stream: H2StreamID, code: H2ErrorCode, byPeer: Bool) {
