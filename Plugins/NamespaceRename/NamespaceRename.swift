@@ -95,10 +95,10 @@ public final class NamespaceRename: TranslatorPlugin {
             renamed.add()
         }
         // A method the schema does not know (a Temporal newer than the schema) passes untouched.
-        let method = call.method
+        let plans = walker.value?.plans(method: call.method)
         return .proceed(with: CallState(
-            request: try? walker.value?.plan(method: method, direction: .request),
-            response: try? walker.value?.plan(method: method, direction: .response),
+            request: plans?.request,
+            response: plans?.response,
             requestMap: requestMap,
             responseMap: responseMap
         ))

@@ -97,10 +97,10 @@ public final class SearchAttributeRename: TranslatorPlugin {
             return .proceed(with: CallState(request: nil, response: nil, outbound: outbound, namespace: .init()))
         }
         // A method the schema does not know (a Temporal newer than the schema) passes untouched.
-        let method = call.method
+        let plans = walker.value?.plans(method: call.method)
         return .proceed(with: CallState(
-            request: try? walker.value?.plan(method: method, direction: .request),
-            response: try? walker.value?.plan(method: method, direction: .response),
+            request: plans?.request,
+            response: plans?.response,
             outbound: outbound,
             namespace: CallNamespace(id: nil, name: call.header("temporal-namespace"))
         ))

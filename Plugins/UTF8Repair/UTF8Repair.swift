@@ -95,10 +95,11 @@ public final class UTF8Repair: TranslatorPlugin {
     public func startCall(_ call: borrowing CallStart) throws -> CallDecision<CallState> {
         // A method the schema does not know (a Temporal newer than the schema) passes untouched.
         let method = call.method
+        let plans = walker.value?.plans(method: method)
         return .proceed(with: CallState(
             method: method,
-            request: try? walker.value?.plan(method: method, direction: .request),
-            response: try? walker.value?.plan(method: method, direction: .response)
+            request: plans?.request,
+            response: plans?.response
         ))
     }
 

@@ -75,12 +75,10 @@ public final class ACLPlugin: TranslatorPlugin {
         guard let walker = derived.value?.walker else {
             throw PluginFailure("the Temporal schema has not been delivered")
         }
-        do {
-            let plan = try walker.plan(method: method, direction: .request)
-            return .proceed(with: CallState(rule: rule, requestPlan: plan))
-        } catch {
+        guard let plans = walker.plans(method: method) else {
             return deny(rule.namespaceDenial, because: "the Temporal schema lacks \(method): namespaces not checkable")
         }
+        return .proceed(with: CallState(rule: rule, requestPlan: plans.request))
     }
 
     public func message(_ message: borrowing MessageView, state: inout CallState) throws -> MessageDecision {

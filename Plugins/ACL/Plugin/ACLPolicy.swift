@@ -65,7 +65,8 @@ public struct ACLPolicy: Sendable, Equatable {
     /// What the plugin does with the calls of the method at gRPC path `path`.
     public func rule(forMethod path: String) -> MethodRule {
         let name = Self.methodName(of: path)
-        let denied = MethodRule(methodName: name, denial: Self.methodDenial(name))
+        // The denial text is built only for a call that is refused: this runs for every call.
+        var denied: MethodRule { MethodRule(methodName: name, denial: Self.methodDenial(name)) }
         let checksNamespaces = !allowedNamespaces.isEmpty
         if path.hasPrefix(Self.adminService) {
             if !allowedAdminMethods.isEmpty, !allowedAdminMethods.contains(name) {

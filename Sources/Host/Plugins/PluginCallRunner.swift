@@ -73,14 +73,21 @@ final class PluginCallRunner {
             }
         }
         scratch.headers = headers
+        // Laid out for the first step, and again only for a step after one that edited the metadata.
+        var info = CallInfoBlock(method: method, side: side, connection: connection, headers: scratch.headers)
+        var infoVersion = scratch.headersVersion
+        defer { info.deallocate() }
         for (stepIndex, step) in plan.steps.enumerated() {
             let entry = step.entry
+            if infoVersion != scratch.headersVersion {
+                info.deallocate()
+                info = CallInfoBlock(method: method, side: side, connection: connection, headers: scratch.headers)
+                infoVersion = scratch.headersVersion
+            }
             scratch.begin(.callStart)
             var state: UnsafeMutableRawPointer?
             let hookStarted = NIODeadline.now()
-            let outcome = withCallInfo(scratch.headers) { info in
-                entry.library.api.pointee.call_start(entry.config, scratch.handle, info, &state)
-            }
+            let outcome = entry.library.api.pointee.call_start(entry.config, scratch.handle, info.pointer, &state)
             let elapsed = NIODeadline.now() - hookStarted
             states.append(state)
             scratch.hook = .none
@@ -277,38 +284,84 @@ final class PluginCallRunner {
             return nil
         }
     }
+}
 
-    /// Builds the `s2s_call_info_t` for the current metadata (host-owned, valid during `body`).
-    private func withCallInfo<Result>(_ headers: HPACKHeaders, _ body: (UnsafePointer<s2s_call_info_t>) -> Result) -> Result {
-        var storage: [UInt8] = []
-        var ranges: [(name: Range<Int>, value: Range<Int>)] = []
-        func append(_ bytes: some Collection<UInt8>) -> Range<Int> {
-            let start = storage.count
-            storage.append(contentsOf: bytes)
-            return start..<storage.count
-        }
-        let methodRange = append(method.utf8)
-        let connectionRange = append(connection.utf8)
+/// The `s2s_call_info_t` of call_start and everything it points at, in memory the runner owns from its layout to
+/// `deallocate()`: the method, the connection, and each metadata entry but the pseudo-headers (binary values
+/// decoded), in one block of bytes, with the list of entries beside it.
+private struct CallInfoBlock {
+    private let bytes: UnsafeMutableRawBufferPointer
+    private let entries: UnsafeMutableBufferPointer<s2s_header_t>
+    private let info: UnsafeMutablePointer<s2s_call_info_t>
+
+    var pointer: UnsafePointer<s2s_call_info_t> { UnsafePointer(info) }
+
+    init(method: String, side: PluginSide, connection: String, headers: HPACKHeaders) {
+        var byteCount = method.utf8.count + connection.utf8.count
+        var entryCount = 0
+        var binaryValues: [[UInt8]] = []
         for (name, value, _) in headers where !name.hasPrefix(":") {
-            ranges.append((append(name.utf8), append(PluginHeaderRules.pluginValue(name: name, value: value))))
-        }
-        return storage.withUnsafeBufferPointer { bytes in
-            func view(_ range: Range<Int>) -> s2s_bytes_t {
-                s2s_bytes_t(data: bytes.baseAddress.map { $0 + range.lowerBound }, len: range.count)
-            }
-            let list = ranges.map { s2s_header_t(name: view($0.name), value: view($0.value)) }
-            return list.withUnsafeBufferPointer { headerList in
-                var info = s2s_call_info_t(
-                    struct_size: UInt32(MemoryLayout<s2s_call_info_t>.size),
-                    method: view(methodRange),
-                    side: side.abiValue,
-                    connection: view(connectionRange),
-                    headers: headerList.baseAddress,
-                    header_count: headerList.count
-                )
-                return body(&info)
+            entryCount += 1
+            byteCount += name.utf8.count
+            if PluginHeaderRules.isBinary(name) {
+                let decoded = PluginHeaderRules.pluginValue(name: name, value: value)
+                byteCount += decoded.count
+                binaryValues.append(decoded)
+            } else {
+                byteCount += value.utf8.count
             }
         }
+        bytes = .allocate(byteCount: max(byteCount, 1), alignment: 1)
+        entries = .allocate(capacity: max(entryCount, 1))
+        info = .allocate(capacity: 1)
+        var offset = 0
+        let base = bytes.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        func append(_ text: some Collection<UInt8>) -> s2s_bytes_t {
+            let start = offset
+            let copied = text.withContiguousStorageIfAvailable { source in
+                if let from = source.baseAddress { (base + offset).initialize(from: from, count: source.count) }
+                return source.count
+            }
+            if let copied {
+                offset += copied
+            } else {
+                for byte in text {
+                    (base + offset).initialize(to: byte)
+                    offset += 1
+                }
+            }
+            return s2s_bytes_t(data: UnsafePointer(base + start), len: offset - start)
+        }
+        let methodBytes = append(method.utf8)
+        let connectionBytes = append(connection.utf8)
+        var entry = 0
+        var binary = 0
+        for (name, value, _) in headers where !name.hasPrefix(":") {
+            let nameBytes = append(name.utf8)
+            let valueBytes: s2s_bytes_t
+            if PluginHeaderRules.isBinary(name) {
+                valueBytes = append(binaryValues[binary])
+                binary += 1
+            } else {
+                valueBytes = append(value.utf8)
+            }
+            (entries.baseAddress! + entry).initialize(to: s2s_header_t(name: nameBytes, value: valueBytes))
+            entry += 1
+        }
+        info.initialize(to: s2s_call_info_t(
+            struct_size: UInt32(MemoryLayout<s2s_call_info_t>.size),
+            method: methodBytes,
+            side: side.abiValue,
+            connection: connectionBytes,
+            headers: entryCount == 0 ? nil : UnsafePointer(entries.baseAddress),
+            header_count: entryCount
+        ))
+    }
+
+    func deallocate() {
+        bytes.deallocate()
+        entries.deallocate()
+        info.deallocate()
     }
 }
 

@@ -83,7 +83,12 @@ final class PluginHookScratch {
 
     var hook = Hook.none
     /// The request metadata as edited so far (call_start only).
-    var headers = HPACKHeaders()
+    var headers = HPACKHeaders() {
+        didSet { headersVersion &+= 1 }
+    }
+    /// Counts changes of `headers`, so that the call info handed to call_start is laid out again only after a
+    /// plugin edited the metadata.
+    private(set) var headersVersion = 0
     /// A replacement message, framed: 5-byte gRPC prefix (flag from `replacementCompressedFlag`) then the bytes.
     var replacement: ByteBuffer?
     var replacementCompressedFlag: UInt8 = 0
@@ -240,12 +245,17 @@ enum PluginHeaderRules {
 
     /// The bytes a plugin sees for a received value: decoded for `-bin` names (as received if not valid base64).
     static func pluginValue(name: String, value: String) -> [UInt8] {
-        if name.hasSuffix("-bin") {
+        if isBinary(name) {
             var padded = value
             let remainder = padded.utf8.count % 4
             if remainder != 0 { padded += String(repeating: "=", count: 4 - remainder) }
             if let data = Data(base64Encoded: padded) { return Array(data) }
         }
         return Array(value.utf8)
+    }
+
+    /// Whether a metadata value is binary (`-bin`), base64 on the wire and raw bytes for plugins.
+    static func isBinary(_ name: String) -> Bool {
+        name.hasSuffix("-bin")
     }
 }

@@ -6,9 +6,12 @@
 // value becomes S2S_ERROR or "wants nothing", never a trap), catches what the plugin throws, and translates the
 // plugin's decision into the ABI's outcome and host calls.
 //
-// Per-call state: a plugin's `CallState` lives in a retained `CallStateBox` whose pointer is the ABI's
-// `call_state`, released in call_end. A plugin with `Void` state allocates nothing: its started calls carry a
-// constant non-NULL marker, so call_end still tells calls that proceeded from calls that were rejected.
+// Per-call state: a plugin's `CallState` lives in memory allocated for it in call_start, whose address is the ABI's
+// `call_state`; call_end moves the state out and frees it. A plugin with `Void` state allocates nothing: its
+// started calls all carry the address of one `Void` kept by the config, so call_end still tells calls that
+// proceeded from calls that were rejected. This code is compiled once for every plugin type (generic, not
+// specialized), so it avoids what would look the plugin's types up in the runtime on every call: a generic box
+// class, an optional or a cast of the plugin's `CallState`.
 
 import PluginABI
 
@@ -39,27 +42,32 @@ final class ExportedConfigBox {
     }
 }
 
-/// A call's state between its hooks.
-final class CallStateBox<State> {
-    var value: State
-
-    init(_ value: State) {
-        self.value = value
-    }
-}
-
 final class ExportedConfig<Plugin: TranslatorPlugin>: ExportedConfigHooks {
     let plugin: Plugin
     let services: HostServices
 
-    /// The `call_state` of a started call of a plugin whose state is `Void`: any non-NULL value the host passes
-    /// back untouched; never dereferenced.
-    private static var voidStateMarker: UnsafeMutableRawPointer? { UnsafeMutableRawPointer(bitPattern: 1) }
-    private static var stateIsVoid: Bool { Plugin.CallState.self == Void.self }
+    /// Whether the plugin's `CallState` is `Void`.
+    private let stateIsVoid: Bool
+    /// For a plugin whose state is `Void`: the one `Void` every started call's `call_state` points at (allocated
+    /// once, never freed per call); nil otherwise.
+    private let voidState: UnsafeMutablePointer<Plugin.CallState>?
 
     init(plugin: Plugin, services: HostServices) {
         self.plugin = plugin
         self.services = services
+        if let void = () as? Plugin.CallState {
+            let state = UnsafeMutablePointer<Plugin.CallState>.allocate(capacity: 1)
+            state.initialize(to: void)
+            stateIsVoid = true
+            voidState = state
+        } else {
+            stateIsVoid = false
+            voidState = nil
+        }
+    }
+
+    deinit {
+        voidState?.deinitialize(count: 1).deallocate()
     }
 
     /// Creates the plugin from the host's options and wraps it for the host; the error text on failure.
@@ -136,7 +144,7 @@ final class ExportedConfig<Plugin: TranslatorPlugin>: ExportedConfigHooks {
         do {
             switch try plugin.startCall(start) {
             case .proceed(with: let state):
-                callState.pointee = Self.store(state)
+                callState.pointee = store(state)
                 return S2S_OK
             case .rejected(let code, let message):
                 services.setStatus(call, code: code.rawValue, message: message)
@@ -168,13 +176,9 @@ final class ExportedConfig<Plugin: TranslatorPlugin>: ExportedConfigHooks {
         )
         let decision: MessageDecision
         do {
-            if Self.stateIsVoid {
-                guard var state = () as? Plugin.CallState else { return fail(call, "call state lost") }
-                decision = try plugin.message(message, state: &state)
-            } else {
-                let box = Unmanaged<CallStateBox<Plugin.CallState>>.fromOpaque(callState).takeUnretainedValue()
-                decision = try plugin.message(message, state: &box.value)
-            }
+            // A Void state is the config's shared one; any other is this call's own.
+            let state = callState.assumingMemoryBound(to: Plugin.CallState.self)
+            decision = try plugin.message(message, state: &state.pointee)
         } catch {
             return fail(call, String(describing: error))
         }
@@ -204,20 +208,23 @@ final class ExportedConfig<Plugin: TranslatorPlugin>: ExportedConfigHooks {
             status = code < 0 ? nil : Int(code)
         }
         let end = CallEnd(grpcStatus: status)
-        if Self.stateIsVoid {
-            guard let state = () as? Plugin.CallState else { return }
-            plugin.endCall(end, state: state)
+        let state = callState.assumingMemoryBound(to: Plugin.CallState.self)
+        if stateIsVoid {
+            plugin.endCall(end, state: state.pointee)
         } else {
-            let box = Unmanaged<CallStateBox<Plugin.CallState>>.fromOpaque(callState).takeRetainedValue()
-            plugin.endCall(end, state: box.value)
+            let value = state.move()
+            state.deallocate()
+            plugin.endCall(end, state: value)
         }
     }
 
     // MARK: Helpers
 
-    private static func store(_ state: Plugin.CallState) -> UnsafeMutableRawPointer? {
-        if stateIsVoid { return voidStateMarker }
-        return Unmanaged.passRetained(CallStateBox(state)).toOpaque()
+    private func store(_ state: consuming Plugin.CallState) -> UnsafeMutableRawPointer? {
+        if let voidState { return UnsafeMutableRawPointer(voidState) }
+        let stored = UnsafeMutablePointer<Plugin.CallState>.allocate(capacity: 1)
+        stored.initialize(to: state)
+        return UnsafeMutableRawPointer(stored)
     }
 
     /// Reports a failure: the message as the status detail (its code is ignored for S2S_ERROR), and S2S_ERROR.

@@ -12,13 +12,15 @@
 /// the host publishes them with a full memory barrier (see THREADS in s2s_plugin.h). Do not write it from a call
 /// hook.
 public final class SchemaDerived<Value: Sendable>: @unchecked Sendable {
-    private var stored: Value?
+    // Inlinable, so that a plugin's read is specialized for its `Value` in the plugin's own module: a generic
+    // read costs a runtime metadata lookup on every call.
+    @usableFromInline var stored: Value?
 
     /// An empty box, filled in `schemaReady`.
     public init() {}
 
     /// The value, or nil before `schemaReady` set it.
-    public var value: Value? {
+    @inlinable public var value: Value? {
         get { stored }
         set { stored = newValue }
     }

@@ -1,9 +1,9 @@
 // A rule set compiled against a schema: the entry point of the schema-driven walker.
 //
 // Build one per (schema, rules) when the schema arrives (a plugin's `schemaReady`); it is immutable and shared by
-// every event loop. Asking it for the plan of a message type or of a gRPC method is a dictionary lookup, cheap
-// enough per call; a plan whose message cannot contain any target says so (`canMatch`), and walking with it costs
-// nothing.
+// every event loop. The plans of every message type and of both directions of every method are made when it is
+// built, so asking for them per call is one dictionary lookup (``plans(method:)`` gives both directions of a call
+// for one); a plan whose message cannot contain any target says so (`canMatch`), and walking with it costs nothing.
 //
 //     let schema = try ProtoSchema(fileDescriptorSet: bytes)
 //     let walker = try schema.walker(rules: .temporalNamespaces())
@@ -21,6 +21,11 @@ public final class ProtoWalker: Sendable {
     /// ``ProtoWireError/Kind/nestingTooDeep(limit:)``.
     public let maximumDepth: Int
     let program: WalkProgram
+    /// Every message type's full name and compiled root, by full name: a plan's parts (a plan itself refers to
+    /// its walker, so the walker cannot hold plans without a reference cycle).
+    private let messageRoots: [String: PlanRoot]
+    /// The roots of both message types of every method, by gRPC path.
+    private let methodRoots: [String: (request: PlanRoot, response: PlanRoot)]
 
     /// Compiles `rules` against `schema`.
     ///
@@ -31,17 +36,44 @@ public final class ProtoWalker: Sendable {
         self.schema = schema
         self.rules = rules
         self.maximumDepth = max(1, maximumDepth)
-        program = try WalkCompiler.compile(rules, for: schema)
+        let program = try WalkCompiler.compile(rules, for: schema)
+        self.program = program
+        var messageRoots: [String: PlanRoot] = [:]
+        messageRoots.reserveCapacity(schema.messages.count)
+        for name in schema.messages.keys {
+            messageRoots[name] = PlanRoot(messageName: name, root: program.roots[name] ?? -1)
+        }
+        var methodRoots: [String: (request: PlanRoot, response: PlanRoot)] = [:]
+        methodRoots.reserveCapacity(schema.methods.count)
+        for (path, method) in schema.methods {
+            // The schema resolved every method's types to messages it holds.
+            guard let request = messageRoots[method.inputType], let response = messageRoots[method.outputType] else {
+                continue
+            }
+            methodRoots[path] = (request, response)
+        }
+        self.messageRoots = messageRoots
+        self.methodRoots = methodRoots
     }
 
     /// The plan for walking messages of type `messageName` (a full name).
     ///
     /// - Throws: ``ProtoSchemaError`` with ``ProtoSchemaError/Kind/unknownMessage(_:)``.
     public func plan(message messageName: String) throws(ProtoSchemaError) -> WalkPlan {
-        guard let message = schema.message(named: messageName) else {
-            throw ProtoSchemaError(.unknownMessage(messageName))
+        if let root = messageRoots[messageName] {
+            return plan(root)
         }
-        return WalkPlan(walker: self, messageName: message.fullName, root: program.roots[message.fullName] ?? -1)
+        if messageName.hasPrefix("."), let root = messageRoots[String(messageName.dropFirst())] {
+            return plan(root)
+        }
+        throw ProtoSchemaError(.unknownMessage(messageName))
+    }
+
+    /// The plans for the request and the response messages of the method at gRPC path `path`, or nil when the
+    /// schema has no such method (a Temporal newer than the schema): one lookup for both directions of a call.
+    public func plans(method path: String) -> MethodPlans? {
+        guard let roots = methodRoots[path] else { return nil }
+        return MethodPlans(request: plan(roots.request), response: plan(roots.response))
     }
 
     /// The plan for the request or response messages of the method at gRPC path `path`
@@ -49,11 +81,29 @@ public final class ProtoWalker: Sendable {
     ///
     /// - Throws: ``ProtoSchemaError`` with ``ProtoSchemaError/Kind/unknownMethod(_:)``.
     public func plan(method path: String, direction: MessageDirection) throws(ProtoSchemaError) -> WalkPlan {
-        guard let method = schema.method(path: path) else {
+        guard let roots = methodRoots[path] else {
             throw ProtoSchemaError(.unknownMethod(path))
         }
-        return try plan(message: direction == .request ? method.inputType : method.outputType)
+        return plan(direction == .request ? roots.request : roots.response)
     }
+
+    private func plan(_ root: PlanRoot) -> WalkPlan {
+        WalkPlan(walker: self, messageName: root.messageName, root: root.root)
+    }
+}
+
+/// What a ``WalkPlan`` is made of besides its walker.
+private struct PlanRoot: Sendable {
+    let messageName: String
+    let root: Int32
+}
+
+/// The walk plans of one method's two message types.
+public struct MethodPlans: Sendable {
+    /// The plan for the method's request messages.
+    public let request: WalkPlan
+    /// The plan for the method's response messages.
+    public let response: WalkPlan
 }
 
 extension ProtoSchema {

@@ -36,9 +36,8 @@ final class NamespaceRenamePlugin: TranslatorPlugin {
 
     func startCall(_ call: borrowing CallStart) throws -> CallDecision<CallState> {
         // A method the schema does not know (a newer Temporal than the schema) passes untouched.
-        let request = try? walker.value?.plan(method: call.method, direction: .request)
-        let response = try? walker.value?.plan(method: call.method, direction: .response)
-        return .proceed(with: CallState(request: request, response: response))
+        let plans = walker.value?.plans(method: call.method)
+        return .proceed(with: CallState(request: plans?.request, response: plans?.response))
     }
 
     func message(_ message: borrowing MessageView, state: inout CallState) throws -> MessageDecision {

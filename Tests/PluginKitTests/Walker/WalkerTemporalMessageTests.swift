@@ -143,6 +143,25 @@ final class WalkerTemporalMessageTests: XCTestCase {
         }
     }
 
+    func testPlansOfAMethodAreBothDirectionsInOneLookup() throws {
+        let schema = try TemporalFixtures.schema.get()
+        let walker = try schema.walker(rules: .temporalNamespaces())
+        // Every method of the schema, both directions, the same plans as the one-direction lookup gives.
+        for path in schema.methods.keys {
+            let plans = try XCTUnwrap(walker.plans(method: path), path)
+            XCTAssertEqual(plans.request.messageName, try walker.plan(method: path, direction: .request).messageName)
+            XCTAssertEqual(plans.response.messageName, try walker.plan(method: path, direction: .response).messageName)
+            XCTAssertEqual(plans.request.canMatch, try walker.plan(method: path, direction: .request).canMatch)
+        }
+        XCTAssertNil(walker.plans(method: "/no.Such/Method"))
+        // A message's plan by its full name, with or without the leading dot; an unknown name throws.
+        let blob = try walker.plan(message: ".temporal.api.common.v1.DataBlob")
+        XCTAssertEqual(blob.messageName, "temporal.api.common.v1.DataBlob")
+        XCTAssertThrowsError(try walker.plan(message: "no.Such")) { error in
+            XCTAssertEqual((error as? ProtoSchemaError)?.kind, .unknownMessage("no.Such"))
+        }
+    }
+
     func testMessagesThatCannotHoldATargetAreNotWalked() throws {
         let walker = try TemporalFixtures.schema.get().walker(rules: .temporalNamespaces())
         let plan = try walker.plan(message: "temporal.api.common.v1.Payload")
