@@ -453,8 +453,22 @@ public final class H2ConnectionHandler: ChannelInboundHandler {
     }
 
     private func encodeHeaders(_ headers: HPACKHeaders, stream: H2StreamID, endStream: Bool) {
+        // The block is encoded in place after room for its frame header, which is filled in once the block's
+        // length is known; a block larger than the peer's frame size (rare: metadata of 16 KiB) is moved into
+        // HEADERS and CONTINUATION frames instead.
+        let frameStart = output.writerIndex
+        output.writeRepeatingByte(0, count: 9)
+        headerEncoder.encode(headers, into: &output)
+        let length = output.writerIndex - frameStart - 9
+        if length <= state.peerMaxFrameSize {
+            H2FrameEncoder.setFrameHeader(
+                length: length, type: .headers, flags: endStream ? 0x5 : 0x4, stream: stream, at: frameStart,
+                in: &output)
+            return
+        }
         headerBlock.clear()
-        headerEncoder.encode(headers, into: &headerBlock)
+        headerBlock.writeImmutableBuffer(output.getSlice(at: frameStart + 9, length: length)!)
+        output.moveWriterIndex(to: frameStart)
         H2FrameEncoder.writeHeaders(
             block: headerBlock, stream: stream, endStream: endStream, maxFrameSize: state.peerMaxFrameSize, into: &output)
     }

@@ -13,11 +13,36 @@ public enum H2FrameEncoder {
     public static func writeFrameHeader(
         length: Int, type: H2FrameType, flags: UInt8, stream: H2StreamID, into buffer: inout ByteBuffer
     ) {
-        buffer.writeInteger(UInt8(truncatingIfNeeded: length >> 16))
-        buffer.writeInteger(UInt16(truncatingIfNeeded: length))
-        buffer.writeInteger(type.rawValue)
-        buffer.writeInteger(flags)
-        buffer.writeInteger(stream & 0x7FFF_FFFF)
+        // One write of nine bytes (five integer writes cost five times the buffer's checks).
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 9) { bytes in
+            storeFrameHeader(length: length, type: type, flags: flags, stream: stream, at: bytes.baseAddress!)
+            return 9
+        }
+    }
+
+    /// Overwrites the nine bytes at `index` (already written, e.g. reserved before a header block encoded in
+    /// place) with a frame header.
+    @inlinable
+    public static func setFrameHeader(
+        length: Int, type: H2FrameType, flags: UInt8, stream: H2StreamID, at index: Int, in buffer: inout ByteBuffer
+    ) {
+        let offset = index - buffer.readerIndex
+        buffer.withUnsafeMutableReadableBytes { bytes in
+            storeFrameHeader(length: length, type: type, flags: flags, stream: stream, at: bytes.baseAddress! + offset)
+        }
+    }
+
+    @inlinable
+    static func storeFrameHeader(
+        length: Int, type: H2FrameType, flags: UInt8, stream: H2StreamID, at base: UnsafeMutableRawPointer
+    ) {
+        let stream = stream & 0x7FFF_FFFF
+        base.storeBytes(of: UInt8(truncatingIfNeeded: length >> 16), as: UInt8.self)
+        base.storeBytes(of: UInt8(truncatingIfNeeded: length >> 8), toByteOffset: 1, as: UInt8.self)
+        base.storeBytes(of: UInt8(truncatingIfNeeded: length), toByteOffset: 2, as: UInt8.self)
+        base.storeBytes(of: type.rawValue, toByteOffset: 3, as: UInt8.self)
+        base.storeBytes(of: flags, toByteOffset: 4, as: UInt8.self)
+        base.storeBytes(of: stream.bigEndian, toByteOffset: 5, as: UInt32.self)
     }
 
     /// The header of a DATA frame whose `length`-byte payload the caller writes next. `length` must not exceed the

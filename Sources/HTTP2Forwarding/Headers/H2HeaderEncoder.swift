@@ -19,52 +19,83 @@ public struct H2HeaderEncoder: Sendable {
 
     /// Appends the HPACK encoding of `headers` to `buffer`.
     public mutating func encode(_ headers: HPACKHeaders, into buffer: inout ByteBuffer) {
-        if !announcedTableSize {
-            announcedTableSize = true
-            // Dynamic table size update (001xxxxx) to 0.
-            buffer.writeInteger(UInt8(0x20))
+        // At most: the table size update, and per field a prefix byte with a 5-byte integer for the name's index
+        // or length, the name, a 5-byte integer for the value's length and the value. The block is written with
+        // one reservation and plain stores: a buffer write per byte costs the buffer's checks every time.
+        var bound = 1
+        for (name, value, _) in headers {
+            bound += 11 + name.utf8.count + value.utf8.count
         }
-        for (name, value, indexing) in headers {
-            let neverIndexed = indexing == .neverIndexed
-            if !neverIndexed, let index = Self.staticIndex(name: name, value: value) {
-                // Indexed header field (1xxxxxxx).
-                Self.writeInteger(index, prefixBits: 7, flags: 0x80, into: &buffer)
-                continue
+        let announce = !announcedTableSize
+        announcedTableSize = true
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { bytes in
+            var writer = BlockWriter(base: bytes.baseAddress!.assumingMemoryBound(to: UInt8.self))
+            if announce {
+                // Dynamic table size update (001xxxxx) to 0.
+                writer.byte(0x20)
             }
-            // Literal without indexing (0000xxxx) or never indexed (0001xxxx).
-            let flags: UInt8 = neverIndexed ? 0x10 : 0x00
-            if let nameIndex = Self.staticNameIndex(name) {
-                Self.writeInteger(nameIndex, prefixBits: 4, flags: flags, into: &buffer)
-            } else {
-                buffer.writeInteger(flags)
-                Self.writeString(name, into: &buffer)
+            for (name, value, indexing) in headers {
+                let neverIndexed = indexing == .neverIndexed
+                if !neverIndexed, let index = Self.staticIndex(name: name, value: value) {
+                    // Indexed header field (1xxxxxxx).
+                    writer.integer(index, prefixBits: 7, flags: 0x80)
+                    continue
+                }
+                // Literal without indexing (0000xxxx) or never indexed (0001xxxx).
+                let flags: UInt8 = neverIndexed ? 0x10 : 0x00
+                if let nameIndex = Self.staticNameIndex(name) {
+                    writer.integer(nameIndex, prefixBits: 4, flags: flags)
+                } else {
+                    writer.byte(flags)
+                    writer.string(name)
+                }
+                writer.string(value)
             }
-            Self.writeString(value, into: &buffer)
+            precondition(writer.count <= bound, "HPACK block overran its reservation")
+            return writer.count
         }
     }
 
-    /// An HPACK integer with an N-bit prefix (RFC 7541 5.1), the prefix byte's other bits set to `flags`.
-    @inline(__always)
-    static func writeInteger(_ value: Int, prefixBits: Int, flags: UInt8, into buffer: inout ByteBuffer) {
-        let limit = (1 << prefixBits) - 1
-        if value < limit {
-            buffer.writeInteger(flags | UInt8(value))
-            return
-        }
-        buffer.writeInteger(flags | UInt8(limit))
-        var rest = value - limit
-        while rest >= 128 {
-            buffer.writeInteger(UInt8(rest & 0x7F | 0x80))
-            rest >>= 7
-        }
-        buffer.writeInteger(UInt8(rest))
-    }
+    /// Stores an HPACK block's bytes into memory reserved for it.
+    private struct BlockWriter {
+        let base: UnsafeMutablePointer<UInt8>
+        var count = 0
 
-    /// A string literal without Huffman coding (RFC 7541 5.2).
-    @inline(__always)
-    static func writeString(_ string: String, into buffer: inout ByteBuffer) {
-        writeInteger(string.utf8.count, prefixBits: 7, flags: 0, into: &buffer)
-        buffer.writeString(string)
+        @inline(__always)
+        mutating func byte(_ value: UInt8) {
+            base[count] = value
+            count += 1
+        }
+
+        /// An HPACK integer with an N-bit prefix (RFC 7541 5.1), the prefix byte's other bits set to `flags`.
+        @inline(__always)
+        mutating func integer(_ value: Int, prefixBits: Int, flags: UInt8) {
+            let limit = (1 << prefixBits) - 1
+            if value < limit {
+                byte(flags | UInt8(value))
+                return
+            }
+            byte(flags | UInt8(limit))
+            var rest = value - limit
+            while rest >= 128 {
+                byte(UInt8(rest & 0x7F | 0x80))
+                rest >>= 7
+            }
+            byte(UInt8(rest))
+        }
+
+        /// A string literal without Huffman coding (RFC 7541 5.2).
+        @inline(__always)
+        mutating func string(_ string: String) {
+            var string = string
+            let length = string.utf8.count
+            integer(length, prefixBits: 7, flags: 0)
+            let target = base + count
+            string.withUTF8 { utf8 in
+                if let source = utf8.baseAddress { target.update(from: source, count: utf8.count) }
+            }
+            count += length
+        }
     }
 
     /// The static table entry that matches both name and value, for the pairs a gRPC call uses (RFC 7541
