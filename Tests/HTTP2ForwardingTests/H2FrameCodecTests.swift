@@ -309,7 +309,7 @@ func onlyFrame(_ bytes: [UInt8]) -> H2Frame? {
 }
 
 /// SplitMix64: a small seeded generator, so a failing case replays.
-struct SeededGenerator {
+struct SeededGenerator: RandomNumberGenerator {
     var state: UInt64
     init(seed: UInt64) { state = seed }
     mutating func next() -> UInt64 {

@@ -64,7 +64,7 @@ public final class H2ConnectionHandler: ChannelInboundHandler {
     public var delegate: (any H2ConnectionDelegate)?
     private var state: H2ConnectionStateMachine
     private var decoder: H2FrameDecoder
-    private var hpackDecoder: HPACKDecoder
+    private var hpackDecoder: H2HeaderDecoder
     private var headerEncoder = H2HeaderEncoder()
     private let role: H2FrameDecoder.Role
     private let validateHeaders: Bool
@@ -107,9 +107,7 @@ public final class H2ConnectionHandler: ChannelInboundHandler {
         state = H2ConnectionStateMachine(configuration: configuration.connection)
         decoder = H2FrameDecoder(role: role, maxHeaderBlockBytes: configuration.connection.maxHeaderListSize)
         let allocator = ByteBufferAllocator()
-        hpackDecoder = HPACKDecoder(
-            allocator: allocator, maxDynamicTableSize: HPACKDecoder.maxDynamicTableSize,
-            maxHeaderListSize: configuration.connection.maxHeaderListSize)
+        hpackDecoder = H2HeaderDecoder(maxHeaderListSize: configuration.connection.maxHeaderListSize)
         validateHeaders = configuration.validateHeaders
         output = allocator.buffer(capacity: 512)
         headerBlock = allocator.buffer(capacity: 256)
@@ -423,9 +421,8 @@ public final class H2ConnectionHandler: ChannelInboundHandler {
     public private(set) var lastMalformedReason: String?
 
     private func decodeBlock(_ block: ByteBuffer) -> HPACKHeaders? {
-        var bytes = block
         do {
-            return try hpackDecoder.decodeHeaders(from: &bytes)
+            return try hpackDecoder.decode(block)
         } catch {
             var actions = takeActions()
             state.fail(H2ProtocolViolation(connection: .compressionError, "a header block HPACK cannot decode: \(error)"), into: &actions)
