@@ -505,7 +505,36 @@ def h2_engine_seeds():
     }
 
 
+def hpack_seeds():
+    """The first byte is the target's control byte (bits 0-1: the table size this end allows, 0, 64, 256 or 4096),
+    then header blocks of one connection, each after a byte with its length. RFC 7541's examples bring Huffman
+    strings, indexing and evictions (C.6 at 256 bytes)."""
+    def blocks(*hexes):
+        out = b""
+        for text in hexes:
+            block = bytes.fromhex(text)
+            out += bytes([len(block)]) + block
+        return out
+    c4 = blocks("828684418cf1e3c2e5f23a6ba0ab90f4ff", "828684be5886a8eb10649cbf",
+                "828785bf408825a849e95ba97d7f8925a849e95bb8e8b4bf")
+    c6 = blocks("488264025885aec3771a4b6196d07abe941054d444a8200595040b8166e082a62d1bff6e919d29ad171863c78f0b97c8e9ae"
+                "82ae43d3", "4883640effc1c0bf",
+                "88c16196d07abe941054d444a8200595040b8166e084a62d1bffc05a839bd9ab77ad94e7821dd7f2e6c7b335dfdfcd5b3960d5"
+                "af27087f3672c1ab270fb5291f9587316065c003ed4ee5b1063d5007")
+    c2 = blocks("400a637573746f6d2d6b65790d637573746f6d2d686561646572", "040c2f73616d706c652f70617468",
+                "100870617373776f726406736563726574", "82")
+    grpc = h2_block(H2_REQUEST)
+    return {
+        "rfc7541-c4": b"\x03" + c4,
+        "rfc7541-c6": b"\x02" + c6,
+        "rfc7541-c2": b"\x03" + c2,
+        "grpc-literals": b"\x03" + bytes([len(grpc)]) + grpc + bytes([len(grpc)]) + grpc,
+        "size-updates": b"\x01" + blocks("20", "3f21", "2082", "3fe11f"),
+    }
+
+
 if __name__ == "__main__":
+    write("hpack", hpack_seeds())
     write("h2-engine", h2_engine_seeds())
     write("yamux", yamux_seeds())
     write("grpc-framing", grpc_seeds())
