@@ -34,7 +34,7 @@ final class MemoryTrimmer: Sendable {
         var trimming = false
     }
 
-    init(threadPool: NIOThreadPool, logger: Logger, interval: TimeAmount = .seconds(5), threshold: Int = 32 << 20) {
+    init(threadPool: NIOThreadPool, logger: Logger, interval: TimeAmount = .seconds(5), threshold: Int = 16 << 20) {
         self.threadPool = threadPool
         self.logger = logger
         self.interval = interval
