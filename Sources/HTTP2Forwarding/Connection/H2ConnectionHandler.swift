@@ -79,7 +79,7 @@ public final class H2ConnectionHandler: ChannelInboundHandler {
     private var spareActions: [H2ConnectionAction] = []
     /// DATA (and trailers behind it) waiting for flow-control window, per stream, and the streams in the order they
     /// started waiting.
-    private var queued: [H2StreamID: CircularBuffer<QueuedWrite>] = [:]
+    private var queued = H2StreamMap<CircularBuffer<QueuedWrite>>()
     private var waitingStreams: [H2StreamID] = []
     private var closing = false
     /// When the flood counters last started over (checked on each read: no timer to cancel).
@@ -197,8 +197,8 @@ public final class H2ConnectionHandler: ChannelInboundHandler {
     /// Sends a header block on an open stream: a response's headers, or trailers (`endStream`). Waits behind DATA
     /// of the stream still waiting for window.
     public func sendHeaders(_ headers: HPACKHeaders, stream: H2StreamID, endStream: Bool, promise: EventLoopPromise<Void>?) {
-        if endStream, queued[stream] != nil {
-            queued[stream]!.append(.trailers(headers, promise: promise))
+        if endStream, queued.contains(stream) {
+            queued.modify(stream) { $0.append(.trailers(headers, promise: promise)) }
             return
         }
         writeHeaders(headers, stream: stream, endStream: endStream, promise: promise)
@@ -230,8 +230,8 @@ public final class H2ConnectionHandler: ChannelInboundHandler {
             promise?.fail(H2StreamNotWritable(stream: stream))
             return
         }
-        if queued[stream] != nil {
-            queued[stream]!.append(.data(payload, endStream: endStream, promise: promise))
+        if queued.contains(stream) {
+            queued.modify(stream) { $0.append(.data(payload, endStream: endStream, promise: promise)) }
             return
         }
         if let rest = writeData(payload, stream: stream, endStream: endStream, promise: promise) {
@@ -355,11 +355,11 @@ public final class H2ConnectionHandler: ChannelInboundHandler {
                 delegate?.h2Data(payload, stream: stream, endStream: endStream, flowControlledLength: length)
             case .streamReset(let stream, let code, let byPeer):
                 dropQueue(of: stream, H2StreamNotWritable(stream: stream))
-                if role == .client { headersSeen.remove(stream) }
+                if role == .client { headersSeen.removeValue(forKey: stream) }
                 delegate?.h2StreamReset(stream, code: code, byPeer: byPeer)
             case .streamClosed(let stream):
                 dropQueue(of: stream, H2StreamNotWritable(stream: stream))
-                if role == .client { headersSeen.remove(stream) }
+                if role == .client { headersSeen.removeValue(forKey: stream) }
                 delegate?.h2StreamClosed(stream)
             case .windowOpened(let stream):
                 resumeQueued(stream: stream)
@@ -388,7 +388,8 @@ public final class H2ConnectionHandler: ChannelInboundHandler {
                 kind = .trailers
             }
             var contentLength: Int?
-            var problem = H2HeaderValidation.violation(in: headers, as: kind, contentLength: &contentLength)
+            var problem = H2HeaderValidation.violation(
+                in: headers, as: kind, contentLength: &contentLength, checkedFields: hpackDecoder.checkedFields)
             if problem == nil, let contentLength, kind != .trailers {
                 if endStream && contentLength != 0 {
                     problem = "a content-length of \(contentLength) on a block that ends its stream"
@@ -408,14 +409,14 @@ public final class H2ConnectionHandler: ChannelInboundHandler {
                 return false
             }
         }
-        if role == .client && !isNewStream && !endStream { headersSeen.insert(stream) }
-        if role == .client && endStream { headersSeen.remove(stream) }
+        if role == .client && !isNewStream && !endStream { headersSeen[stream] = () }
+        if role == .client && endStream { headersSeen.removeValue(forKey: stream) }
         delegate?.h2Headers(headers, stream: stream, endStream: endStream, isNewStream: isNewStream)
         return true
     }
 
     /// Streams (clients) whose response headers arrived: the next block on them is trailers.
-    private var headersSeen: Set<H2StreamID> = []
+    private var headersSeen = H2StreamMap<Void>()
     /// Header blocks refused as malformed, and the last reason (for tests and logs).
     public private(set) var malformedBlocks = 0
     public private(set) var lastMalformedReason: String?
@@ -495,33 +496,36 @@ public final class H2ConnectionHandler: ChannelInboundHandler {
     private func resumeQueued(stream: H2StreamID?) {
         guard !waitingStreams.isEmpty else { return }
         if let stream {
-            guard queued[stream] != nil else { return }
+            guard queued.contains(stream) else { return }
             resume(stream)
         } else {
             for id in waitingStreams where state.sendableBytes(stream: id) > 0 {
                 resume(id)
             }
         }
-        waitingStreams.removeAll { queued[$0] == nil }
+        waitingStreams.removeAll { !queued.contains($0) }
     }
 
     private func resume(_ stream: H2StreamID) {
-        while var writes = queued[stream], let next = writes.first {
+        // The queue is changed in place (`modify`): a copy taken out and put back would be copied whole by each
+        // change, for every write of a long queue.
+        while let next = queued[stream]?.first {
             switch next {
             case .data(let payload, let endStream, let promise):
                 if let rest = writeData(payload, stream: stream, endStream: endStream, promise: promise) {
-                    writes[writes.startIndex] = .data(rest, endStream: endStream, promise: promise)
-                    queued[stream] = writes
+                    queued.modify(stream) { $0[$0.startIndex] = .data(rest, endStream: endStream, promise: promise) }
                     return
                 }
             case .trailers(let headers, let promise):
                 writeHeaders(headers, stream: stream, endStream: true, promise: promise)
             }
             // The write may have closed (and dropped) the stream's queue.
-            guard queued[stream] != nil else { return }
-            writes = queued[stream]!
-            writes.removeFirst()
-            queued[stream] = writes.isEmpty ? nil : writes
+            let emptied = queued.modify(stream) { writes -> Bool in
+                writes.removeFirst()
+                return writes.isEmpty
+            }
+            guard let emptied else { return }
+            if emptied { queued.removeValue(forKey: stream) }
         }
     }
 
@@ -531,10 +535,10 @@ public final class H2ConnectionHandler: ChannelInboundHandler {
     }
 
     private func failQueuedWrites(_ error: Error) {
-        let all = queued
-        queued = [:]
+        let all = queued.allValues
+        queued.removeAll()
         waitingStreams = []
-        for writes in all.values {
+        for writes in all {
             for write in writes { write.promise?.fail(error) }
         }
     }

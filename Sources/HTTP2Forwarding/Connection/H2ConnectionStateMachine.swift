@@ -79,7 +79,7 @@ public struct H2ConnectionStateMachine: Sendable {
     }
 
     public let configuration: Configuration
-    private var streams: [H2StreamID: H2StreamState] = [:]
+    private var streams = H2StreamMap<H2StreamState>()
     /// The highest stream id the peer opened (or that this end ignored after GOAWAY).
     private(set) var lastPeerStreamID: H2StreamID = 0
     /// The next stream id this end opens (a client's: 1, 3, 5...).
@@ -180,7 +180,7 @@ public struct H2ConnectionStateMachine: Sendable {
             for setting in acknowledged where setting.identifier == H2Setting.initialWindowSize {
                 let delta = Int(setting.value) - localInitialWindowSize
                 localInitialWindowSize = Int(setting.value)
-                for id in streams.keys { streams[id]!.receiveWindow += delta }
+                streams.modifyAll { _, state in state.receiveWindow += delta }
             }
         case .ping(let opaque, let ack):
             if ack {
@@ -351,13 +351,15 @@ public struct H2ConnectionStateMachine: Sendable {
             case H2Setting.initialWindowSize:
                 let delta = Int(setting.value) - peerInitialWindowSize
                 peerInitialWindowSize = Int(setting.value)
-                for id in streams.keys {
-                    streams[id]!.sendWindow += delta
-                    if streams[id]!.sendWindow > Int(Int32.max) {
-                        return fail(H2ProtocolViolation(
-                            connection: .flowControlError, "SETTINGS_INITIAL_WINDOW_SIZE pushed stream \(id)'s window past 2^31-1"),
-                            into: &actions)
-                    }
+                var overflowed: H2StreamID?
+                streams.modifyAll { id, state in
+                    state.sendWindow += delta
+                    if state.sendWindow > Int(Int32.max), overflowed == nil { overflowed = id }
+                }
+                if let overflowed {
+                    return fail(H2ProtocolViolation(
+                        connection: .flowControlError, "SETTINGS_INITIAL_WINDOW_SIZE pushed stream \(overflowed)'s window past 2^31-1"),
+                        into: &actions)
                 }
             case H2Setting.maxFrameSize:
                 peerMaxFrameSize = Int(setting.value)
@@ -378,7 +380,7 @@ public struct H2ConnectionStateMachine: Sendable {
         goAwayReceived = min(goAwayReceived ?? lastStream, lastStream)
         actions.append(.goAwayReceived(lastStream: lastStream, code: code, debugData: debugData))
         // Streams this end opened above the last one the peer processed were never seen: their calls may retry.
-        for id in streams.keys.sorted() where !isPeerInitiated(id) && id > lastStream {
+        for id in streams.streamIDs.sorted() where !isPeerInitiated(id) && id > lastStream {
             removeStream(id)
             actions.append(.streamReset(stream: id, code: .refusedStream, byPeer: true))
         }
@@ -414,7 +416,7 @@ public struct H2ConnectionStateMachine: Sendable {
     /// The peer's header block on `id` declared a content-length of `length` bytes: its DATA must add up to that
     /// (RFC 9113 8.1.1). Called by the owner of the decoded block, before the stream's DATA arrives.
     public mutating func expectContentLength(stream id: H2StreamID, _ length: Int) {
-        streams[id]?.contentLengthRemaining = length
+        streams.modify(id) { $0.contentLengthRemaining = length }
     }
 
     /// Whether this end (a client) may open another stream now: the peer's limit, and no GOAWAY either way.

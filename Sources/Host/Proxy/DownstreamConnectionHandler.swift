@@ -31,7 +31,7 @@ final class DownstreamConnectionHandler: ChannelInboundHandler, H2ConnectionDele
     /// The engine that reads and writes the connection's HTTP/2.
     private let engine: H2ConnectionHandler
     private var context: ChannelHandlerContext?
-    private var calls: [HTTP2StreamID: ProxyCall] = [:]
+    private var calls = H2StreamMap<ProxyCall>()
     private var reportedError = false
     private let handshakeTimeout: TimeAmount?
     private let idleTimeout: TimeAmount?
@@ -111,9 +111,9 @@ final class DownstreamConnectionHandler: ChannelInboundHandler, H2ConnectionDele
         handshakeDeadline?.cancel()
         idleCheck?.cancel()
         logger.info("connection closed")
-        let open = calls
-        calls = [:]
-        for call in open.values {
+        let open = calls.allValues
+        calls.removeAll()
+        for call in open {
             call.downstreamClosed(reason: nil)
         }
         writer.detach()
@@ -135,11 +135,11 @@ final class DownstreamConnectionHandler: ChannelInboundHandler, H2ConnectionDele
         let streamID = HTTP2StreamID(Int(stream))
         let block = HTTP2Frame.FramePayload.Headers(headers: headers, endStream: endStream)
         guard isNewStream else {
-            calls[streamID]?.downstreamHeaders(block)
+            calls[stream]?.downstreamHeaders(block)
             return
         }
         let call = ProxyCall(listener: listener, downstream: self, streamID: streamID)
-        calls[streamID] = call
+        calls[stream] = call
         streamsInWindow += 1
         if streamsInWindow > Self.prematureResetWindow {
             streamsInWindow = 1
@@ -153,7 +153,7 @@ final class DownstreamConnectionHandler: ChannelInboundHandler, H2ConnectionDele
     func h2Data(_ payload: ByteBuffer, stream: H2StreamID, endStream: Bool, flowControlledLength: Int) {
         writer.beginReadBatch()
         // The engine gave the connection window back as the bytes arrived; the call releases its stream's window.
-        guard let call = calls[HTTP2StreamID(Int(stream))] else { return }
+        guard let call = calls[stream] else { return }
         call.downstreamData(.init(engineData: payload, endStream: endStream, flowControlledLength: flowControlledLength))
     }
 
@@ -226,7 +226,7 @@ final class DownstreamConnectionHandler: ChannelInboundHandler, H2ConnectionDele
 
     @discardableResult
     private func removeCall(_ streamID: HTTP2StreamID) -> ProxyCall? {
-        let removed = calls.removeValue(forKey: streamID)
+        let removed = calls.removeValue(forKey: streamID.engineID)
         if removed != nil, calls.isEmpty {
             if closeWhenIdle {
                 writer.detachedClose()

@@ -133,3 +133,8 @@ extension HTTP2Frame.FramePayload.Data {
         self.init(data: .byteBuffer(payload), endStream: endStream, paddingBytes: padding > 0 ? padding - 1 : nil)
     }
 }
+
+extension HTTP2StreamID {
+    /// The id as the engine and its stream maps have it.
+    var engineID: H2StreamID { H2StreamID(truncatingIfNeeded: Int(self)) }
+}

@@ -33,7 +33,7 @@ final class UpstreamConnection: ChannelInboundHandler, H2ConnectionDelegate {
     private let engine: H2ConnectionHandler
     private let tuning: HTTP2Tuning
     private let onGoAway: (UpstreamConnection) -> Void
-    private var calls: [HTTP2StreamID: ProxyCall] = [:]
+    private var calls = H2StreamMap<ProxyCall>()
     /// Streams open on the connection now. Calls that ended early leave `calls` at once but hold a stream until
     /// its reset is out, so this, not `calls.count`, is what the peer's limit applies to.
     var openStreams: Int { engine.openStreamCount }
@@ -165,9 +165,9 @@ final class UpstreamConnection: ChannelInboundHandler, H2ConnectionDelegate {
         self.context = nil
         writer.detach()
         engine.delegate = nil
-        let open = calls
-        calls = [:]
-        for call in open.values {
+        let open = calls.allValues
+        calls.removeAll()
+        for call in open {
             call.upstreamClosed(reason: nil)
         }
         context.fireChannelInactive()
@@ -183,21 +183,21 @@ final class UpstreamConnection: ChannelInboundHandler, H2ConnectionDelegate {
 
     func h2Headers(_ headers: HPACKHeaders, stream: H2StreamID, endStream: Bool, isNewStream: Bool) {
         writer.beginReadBatch()
-        calls[HTTP2StreamID(Int(stream))]?.upstreamHeaders(.init(headers: headers, endStream: endStream))
+        calls[stream]?.upstreamHeaders(.init(headers: headers, endStream: endStream))
     }
 
     func h2Data(_ payload: ByteBuffer, stream: H2StreamID, endStream: Bool, flowControlledLength: Int) {
         writer.beginReadBatch()
         // The engine gave the connection window back as the bytes arrived: a client that does not read holds back
         // its own call's stream, never the other calls on this connection.
-        guard let call = calls[HTTP2StreamID(Int(stream))] else { return }
+        guard let call = calls[stream] else { return }
         call.upstreamData(.init(engineData: payload, endStream: endStream, flowControlledLength: flowControlledLength))
     }
 
     func h2StreamReset(_ stream: H2StreamID, code: H2ErrorCode, byPeer: Bool) {
         writer.beginReadBatch()
         let streamID = HTTP2StreamID(Int(stream))
-        guard let call = calls.removeValue(forKey: streamID) else { return }
+        guard let call = calls.removeValue(forKey: stream) else { return }
         let reason = HTTP2ErrorCode(networkCode: Int(code.rawValue))
         if byPeer {
             // Also the streams above the last one a GOAWAY says the upstream processed (REFUSED_STREAM): it never
@@ -212,7 +212,7 @@ final class UpstreamConnection: ChannelInboundHandler, H2ConnectionDelegate {
 
     func h2StreamClosed(_ stream: H2StreamID) {
         writer.beginReadBatch()
-        calls.removeValue(forKey: HTTP2StreamID(Int(stream)))?.upstreamClosed(reason: nil)
+        calls.removeValue(forKey: stream)?.upstreamClosed(reason: nil)
     }
 
     func h2GoAway(lastStream: H2StreamID, code: H2ErrorCode, debugData: ByteBuffer) {
@@ -284,9 +284,8 @@ final class UpstreamConnection: ChannelInboundHandler, H2ConnectionDelegate {
         if stream >= Self.lastUsableStreamID {
             drain()
         }
-        let id = HTTP2StreamID(Int(stream))
-        calls[id] = call
-        return .opened(id)
+        calls[stream] = call
+        return .opened(HTTP2StreamID(Int(stream)))
     }
 
     /// Runs every keepalive interval: a PING unanswered for a whole interval means the peer is gone. Idle
@@ -307,7 +306,7 @@ final class UpstreamConnection: ChannelInboundHandler, H2ConnectionDelegate {
 
     /// The call on `streamID` no longer wants its frames.
     func forget(_ streamID: HTTP2StreamID) {
-        calls.removeValue(forKey: streamID)
+        calls.removeValue(forKey: streamID.engineID)
     }
 
     /// Completes `active` once: with success when streams may be opened, or with the reason they never can.
