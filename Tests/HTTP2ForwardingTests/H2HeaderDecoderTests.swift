@@ -180,6 +180,30 @@ import Testing
         }
     }
 
+    @Test func fieldsAreCheckedOnceAndTheAnswerKeptWithTheirTableEntry() throws {
+        var decoder = H2HeaderDecoder(maxHeaderListSize: 1 << 16)
+        // A well-formed block: no problem. Its literal "x-ok: 1" is indexed (62).
+        _ = try decoder.decode(bytes("82 86 84 40 04 782d6f6b 01 31"))
+        #expect(decoder.checkedFields.firstProblem == nil)
+        // "X-Bad: 1" with incremental indexing: a problem at field 3, and again when it is sent by index (62).
+        _ = try decoder.decode(bytes("82 86 84 40 05 582d426164 01 31"))
+        #expect(decoder.checkedFields.firstProblem?.index == 3)
+        #expect(decoder.checkedFields.firstProblem?.problem.contains("not allowed in a field name") == true)
+        let again = try decoder.decode(bytes("82 86 84 bf be"))
+        #expect(fields(again).suffix(2) == ["x-ok=1", "X-Bad=1"])
+        #expect(decoder.checkedFields.firstProblem?.index == 4)
+        // The static table's transfer-encoding (57) with a value: connection-specific, whatever its value.
+        _ = try decoder.decode(bytes("82 86 84 0f2a 07 636875 6e6b6564"))
+        #expect(decoder.checkedFields.firstProblem?.problem.contains("transfer-encoding") == true)
+        // The block's structure is still checked with the fields' answers taken from the decoder.
+        var contentLength: Int?
+        let block = try decoder.decode(bytes("82 86 84 bf"))
+        #expect(H2HeaderValidation.violation(
+            in: block, as: .request, contentLength: &contentLength, checkedFields: decoder.checkedFields) == nil)
+        #expect(H2HeaderValidation.violation(
+            in: block, as: .response, contentLength: &contentLength, checkedFields: decoder.checkedFields) != nil)
+    }
+
     @Test func anEntryLargerThanTheTableEmptiesIt() throws {
         var decoder = H2HeaderDecoder(allowedTableSize: 100, maxHeaderListSize: 1 << 16)
         _ = try decoder.decode(bytes("400a 6375 7374 6f6d 2d6b 6579 0d63 7573 746f 6d2d 6865 6164 6572"))

@@ -22,6 +22,9 @@ enum H2HPACKTables {
         ("transfer-encoding", ""), ("user-agent", ""), ("vary", ""), ("via", ""), ("www-authenticate", ""),
     ]
 
+    /// Why each static table entry is malformed on its own (`transfer-encoding` is connection-specific).
+    static let staticTableProblems: [String?] = staticTable.map { H2HeaderValidation.fieldProblem(name: $0.0, value: $0.1) }
+
     /// The Huffman code's length in bits for each symbol: the 256 byte values, then EOS (RFC 7541 appendix B).
     static let huffmanCodeLengths: [UInt8] = [
         13, 23, 28, 28, 28, 28, 28, 28, 28, 24, 30, 28, 28, 30, 28, 28,

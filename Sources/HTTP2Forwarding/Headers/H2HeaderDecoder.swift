@@ -30,6 +30,9 @@ public struct H2HeaderDecoder {
         let value: String
         /// RFC 7541 4.1: the lengths of name and value in bytes, plus 32.
         let size: Int
+        /// Why the field is malformed on its own (`H2HeaderValidation.fieldProblem`), checked once when it was
+        /// added: a field sent by index is not checked again.
+        let problem: String?
     }
 
     /// Oldest first: the newest entry, index 62, is the last.
@@ -43,11 +46,14 @@ public struct H2HeaderDecoder {
     /// The largest decoded header list (names, values and 32 per field) accepted: SETTINGS_MAX_HEADER_LIST_SIZE.
     public let maxHeaderListSize: Int
     private let staticTable = H2HPACKTables.staticTable
+    private let staticProblems = H2HPACKTables.staticTableProblems
     private let huffman = H2HPACKTables.huffman
     /// Decoded Huffman bytes, reused.
     private var scratch: [UInt8] = []
     /// The fields of the block being decoded, reused.
     private var fields: [(String, String)] = []
+    /// The last block's fields as `H2HeaderValidation.fieldProblem` judges them one by one (the first problem).
+    public private(set) var checkedFields = H2HeaderValidation.CheckedFields()
 
     public init(allowedTableSize: Int = 4096, maxHeaderListSize: Int) {
         self.allowedTableSize = allowedTableSize
@@ -65,6 +71,7 @@ public struct H2HeaderDecoder {
     /// upper case or not ASCII at all: whether the block is well formed is the header validation's question.
     public mutating func decode(_ block: ByteBuffer) throws(H2HeaderDecodingError) -> HPACKHeaders {
         fields.removeAll(keepingCapacity: true)
+        checkedFields = H2HeaderValidation.CheckedFields()
         var neverIndexed: [Int] = []
         let result = block.withUnsafeReadableBytes { bytes -> H2HeaderDecodingError? in
             do throws(H2HeaderDecodingError) {
@@ -106,13 +113,14 @@ public struct H2HeaderDecoder {
         while let first = reader.peek() {
             let name: String
             let value: String
+            let problem: String?
             if first & 0x80 != 0 {
                 // Indexed header field (1xxxxxxx).
-                (name, value) = try field(at: reader.integer(prefixBits: 7))
+                (name, value, problem) = try field(at: reader.integer(prefixBits: 7))
             } else if first & 0x40 != 0 {
                 // Literal with incremental indexing (01xxxxxx).
-                (name, value) = try literal(&reader, prefixBits: 6)
-                insert(name: name, value: value)
+                (name, value, problem) = try literal(&reader, prefixBits: 6)
+                insert(name: name, value: value, problem: problem)
             } else if first & 0x20 != 0 {
                 // Dynamic table size update (001xxxxx): only at the start of a block (RFC 7541 4.2).
                 guard !fieldSeen else {
@@ -129,7 +137,10 @@ public struct H2HeaderDecoder {
             } else {
                 // Literal without indexing (0000xxxx) or never indexed (0001xxxx).
                 if first & 0x10 != 0 { neverIndexed.append(fields.count) }
-                (name, value) = try literal(&reader, prefixBits: 4)
+                (name, value, problem) = try literal(&reader, prefixBits: 4)
+            }
+            if let problem, checkedFields.firstProblem == nil {
+                checkedFields.firstProblem = (fields.count, problem)
             }
             fieldSeen = true
             listSize += name.utf8.count + value.utf8.count + 32
@@ -140,26 +151,29 @@ public struct H2HeaderDecoder {
         }
     }
 
-    /// The field at an index of the static (1...61) or the dynamic table (62 and up, newest first).
-    private func field(at index: Int) throws(H2HeaderDecodingError) -> (String, String) {
+    /// The field at an index of the static (1...61) or the dynamic table (62 and up, newest first), with its
+    /// problem on its own, if it has one.
+    private func field(at index: Int) throws(H2HeaderDecodingError) -> (String, String, String?) {
         if index >= 1, index <= staticTable.count {
-            return staticTable[index - 1]
+            let (name, value) = staticTable[index - 1]
+            return (name, value, staticProblems[index - 1])
         }
         let dynamicIndex = index - staticTable.count - 1
         guard index > 0, dynamicIndex < entries.count else {
             throw H2HeaderDecodingError("header table index \(index), beyond the \(entries.count) dynamic entries")
         }
         let entry = entries[entries.index(entries.startIndex, offsetBy: entries.count - 1 - dynamicIndex)]
-        return (entry.name, entry.value)
+        return (entry.name, entry.value, entry.problem)
     }
 
     /// A literal field: its name by index (non-zero) or as a string, then its value.
     private mutating func literal(
         _ reader: inout Reader, prefixBits: Int
-    ) throws(H2HeaderDecodingError) -> (String, String) {
+    ) throws(H2HeaderDecodingError) -> (String, String, String?) {
         let index = try reader.integer(prefixBits: prefixBits)
         let name = index == 0 ? try string(&reader) : try field(at: index).0
-        return (name, try string(&reader))
+        let value = try string(&reader)
+        return (name, value, H2HeaderValidation.fieldProblem(name: name, value: value))
     }
 
     /// A string literal (RFC 7541 5.2), raw or Huffman coded.
@@ -179,7 +193,7 @@ public struct H2HeaderDecoder {
 
     /// Adds an entry, evicting the oldest ones to make room (RFC 7541 4.4); an entry larger than the table empties
     /// it and is not added.
-    private mutating func insert(name: String, value: String) {
+    private mutating func insert(name: String, value: String, problem: String?) {
         let size = name.utf8.count + value.utf8.count + 32
         guard size <= maxTableSize else {
             entries.removeAll(keepingCapacity: true)
@@ -187,7 +201,7 @@ public struct H2HeaderDecoder {
             return
         }
         evict(toFit: size)
-        entries.append(Entry(name: name, value: value, size: size))
+        entries.append(Entry(name: name, value: value, size: size, problem: problem))
         tableSize += size
     }
 

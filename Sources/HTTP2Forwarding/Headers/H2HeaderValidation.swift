@@ -23,12 +23,28 @@ public enum H2HeaderValidation {
         return violation(in: headers, as: block, contentLength: &contentLength)
     }
 
+    /// What the decoder already knows of a block's fields: the first (by position) that is malformed on its own,
+    /// whatever block it is in (`fieldProblem(name:value:)`), or none. The decoder checks a field when it first
+    /// sees it and remembers the answer with its table entry, so a field sent by index is not checked again.
+    public struct CheckedFields: Sendable {
+        public var firstProblem: (index: Int, problem: String)?
+
+        public init(firstProblem: (index: Int, problem: String)? = nil) {
+            self.firstProblem = firstProblem
+        }
+    }
+
     /// Why the block is malformed, nil when it is not; `contentLength` receives the value of its content-length
-    /// field, if it has one (RFC 9113 8.1.1: the DATA that follows must add up to it).
-    public static func violation(in headers: HPACKHeaders, as block: Block, contentLength: inout Int?) -> String? {
+    /// field, if it has one (RFC 9113 8.1.1: the DATA that follows must add up to it). With `checkedFields`, the
+    /// checks of each field on its own (`fieldProblem(name:value:)`) are taken from it instead of made again.
+    public static func violation(
+        in headers: HPACKHeaders, as block: Block, contentLength: inout Int?, checkedFields: CheckedFields? = nil
+    ) -> String? {
         var seenRegular = false
         var method = false, scheme = false, path = false, authority = false, status = false
-        for (name, value, _) in headers {
+        let problemIndex = checkedFields?.firstProblem?.index ?? -1
+        for (index, (name, value, _)) in headers.enumerated() {
+            if index == problemIndex, let problem = checkedFields?.firstProblem?.problem { return problem }
             guard let first = name.utf8.first else { return "a header field with an empty name" }
             if first == UInt8(ascii: ":") {
                 guard !seenRegular else { return "pseudo-header field \(name) after a regular field" }
@@ -55,18 +71,15 @@ public enum H2HeaderValidation {
                 // The known pseudo-header names are well formed; no other one gets here.
             } else {
                 seenRegular = true
-                if let problem = connectionSpecific(name, value) { return problem }
                 if name.utf8.count == 14, name == "content-length" {
                     guard let length = decimal(value), contentLength == nil || contentLength == length else {
                         return "a content-length that is not one decimal number"
                     }
                     contentLength = length
                 }
-                guard isWellFormedName(name) else {
-                    return "header field name \(name.debugDescription) has characters not allowed in a field name"
-                }
+                if checkedFields == nil, let problem = regularFieldProblem(name: name, value: value) { return problem }
             }
-            if let problem = valueProblem(value) { return "header field \(name): \(problem)" }
+            if checkedFields == nil, let problem = valueProblem(value) { return "header field \(name): \(problem)" }
         }
         switch block {
         case .request:
@@ -77,6 +90,24 @@ public enum H2HeaderValidation {
             guard status else { return "a response without :status" }
         case .trailers:
             break
+        }
+        return nil
+    }
+
+    /// Why a field is malformed on its own, whatever block it is in and wherever: a regular field's name that is
+    /// not a lowercase token, a connection-specific field, or a value with NUL, CR, LF or surrounding whitespace.
+    /// Pseudo-header fields are judged by their place in a block, not here.
+    public static func fieldProblem(name: String, value: String) -> String? {
+        guard let first = name.utf8.first else { return "a header field with an empty name" }
+        if first != UInt8(ascii: ":"), let problem = regularFieldProblem(name: name, value: value) { return problem }
+        if let problem = valueProblem(value) { return "header field \(name): \(problem)" }
+        return nil
+    }
+
+    private static func regularFieldProblem(name: String, value: String) -> String? {
+        if let problem = connectionSpecific(name, value) { return problem }
+        guard isWellFormedName(name) else {
+            return "header field name \(name.debugDescription) has characters not allowed in a field name"
         }
         return nil
     }
