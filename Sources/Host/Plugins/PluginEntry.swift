@@ -12,6 +12,21 @@ import NIOConcurrencyHelpers
 import NIOCore
 import PluginABI
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A number that tells the calling thread from the others (its pthread handle).
+private func currentThreadKey() -> UInt64 {
+    #if canImport(Darwin)
+    return UInt64(UInt(bitPattern: pthread_self()))
+    #else
+    return UInt64(pthread_self())
+    #endif
+}
+
 /// What a plugin failure (a hook returning S2S_ERROR, or breaking the ABI's rules) does to the call.
 public enum PluginFailurePolicy: String, Sendable, Equatable, CaseIterable {
     /// The call ends with INTERNAL and the plugin's message (the default).
@@ -62,6 +77,19 @@ public struct PluginEntryStats: Sendable, Equatable {
     /// How long each `call_end` took (one per call whose `call_start` ran, when the plugin has the hook).
     public var callEndDurations = DurationHistogram()
 
+    /// Adds another shard's figures.
+    mutating func add(_ other: PluginEntryStats) {
+        calls += other.calls
+        messages += other.messages
+        replaced += other.replaced
+        rejected += other.rejected
+        failures += other.failures
+        failedOpen += other.failedOpen
+        callStartDurations.add(other.callStartDurations)
+        messageDurations.add(other.messageDurations)
+        callEndDurations.add(other.callEndDurations)
+    }
+
     /// Time spent inside the plugin's call hooks: call_start, on_message and call_end.
     public var hookNanoseconds: UInt64 {
         callStartDurations.sumNanoseconds &+ messageDurations.sumNanoseconds &+ callEndDurations.sumNanoseconds
@@ -88,7 +116,7 @@ public final class PluginEntry: @unchecked Sendable {
     let config: UnsafeMutableRawPointer
     private let schemaState: NIOLockedValueBox<SchemaState>
 
-    /// Everything the call threads count for the entry, behind one lock so that a hook takes it once.
+    /// Everything the call threads count for the entry, behind one lock per shard so that a hook takes it once.
     private struct Counters {
         var stats = PluginEntryStats()
         /// Indexed by `MessageTypeTable` type number; empty until the schema arrives, and for entries without a
@@ -96,7 +124,15 @@ public final class PluginEntry: @unchecked Sendable {
         var translations: [TranslationCounters] = []
     }
 
-    private let counters = NIOLockedValueBox(Counters())
+    /// The counters, sharded by thread: each event loop counts into its own shard (two loops may share one), so
+    /// the lock a hook takes is not fought over by the other loops, whose every hook of every call took the same
+    /// one. Readers add the shards up.
+    private let counterShards: [NIOLockedValueBox<Counters>] = (0..<8).map { _ in NIOLockedValueBox(Counters()) }
+
+    /// The calling thread's shard (of eight).
+    private var counters: NIOLockedValueBox<Counters> {
+        counterShards[Int((currentThreadKey() &* 0x9E37_79B9_7F4A_7C15) >> 61)]
+    }
     /// The message types of the schema, for an entry with a translation kind; set before the schema reaches the
     /// plugin, so no call runs before it is there.
     private let messageTypes = NIOLockedValueBox<MessageTypeTable?>(nil)
@@ -146,7 +182,13 @@ public final class PluginEntry: @unchecked Sendable {
         library.api.pointee.config_destroy?(config)
     }
 
-    public var stats: PluginEntryStats { counters.withLockedValue { $0.stats } }
+    public var stats: PluginEntryStats {
+        var total = PluginEntryStats()
+        for shard in counterShards {
+            total.add(shard.withLockedValue { $0.stats })
+        }
+        return total
+    }
 
     func updateStats(_ update: (inout PluginEntryStats) -> Void) {
         counters.withLockedValue { update(&$0.stats) }
@@ -179,7 +221,14 @@ public final class PluginEntry: @unchecked Sendable {
         guard let translationKind, let table = messageTypes.withLockedValue({ $0 }) else { return nil }
         // A copy element by element, so that the array the call threads write stays uniquely referenced and their
         // next write does not copy it.
-        let translations = counters.withLockedValue { $0.translations.map { $0 } }
+        var translations = Array(repeating: TranslationCounters(), count: table.names.count)
+        for shard in counterShards {
+            shard.withLockedValue { counters in
+                for (index, counter) in counters.translations.enumerated() where index < translations.count {
+                    translations[index].add(counter)
+                }
+            }
+        }
         let seen = zip(table.names, translations).filter { $0.1.latency.count > 0 }
         return TranslationSnapshot(kind: translationKind, seen: seen.map { (messageType: $0.0, counters: $0.1) })
     }
@@ -220,7 +269,9 @@ public final class PluginEntry: @unchecked Sendable {
     public func deliverSchema(_ schema: TemporalSchema) {
         if translationKind != nil, case .pending = currentSchemaState {
             let table = MessageTypeTable(schema: schema)
-            counters.withLockedValue { $0.translations = Array(repeating: TranslationCounters(), count: table.names.count) }
+            for shard in counterShards {
+                shard.withLockedValue { $0.translations = Array(repeating: TranslationCounters(), count: table.names.count) }
+            }
             messageTypes.withLockedValue { $0 = table }
         }
         deliverSchema(schema.descriptorSetBytes)
