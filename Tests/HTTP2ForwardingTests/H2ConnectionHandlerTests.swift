@@ -307,6 +307,40 @@ struct EnginePeer {
             == ["16384", "16384", "16384", "16384", "16384", "16384", "1696!"])
     }
 
+    @Test func dataOfOneStreamInOneBatchGoesOutAsOneFrameUpToTheFrameSize() throws {
+        var peer = try EnginePeer(role: .server)
+        _ = peer.written()
+        peer.request(1)
+        peer.request(3)
+        peer.send(rawFrame(type: 8, stream: 0, payload: u32(1 << 20)))
+        _ = peer.written()
+        let engine = peer.engine
+        var completed: [Int] = []
+        func write(_ count: Int, stream: H2StreamID, endStream: Bool = false, tag: Int) {
+            let promise = peer.channel.eventLoop.makePromise(of: Void.self)
+            promise.futureResult.whenSuccess { completed.append(tag) }
+            engine.sendData(ByteBuffer(repeating: UInt8(tag), count: count), stream: stream, endStream: endStream, promise: promise)
+        }
+        engine.sendHeaders(HPACKHeaders([(":status", "200")]), stream: 1, endStream: false, promise: nil)
+        // Three messages of stream 1 in one batch: one frame. Then stream 3 (its own frame), then stream 1 again
+        // (a new frame: another frame came between), ending its stream.
+        write(1029, stream: 1, tag: 1)
+        write(1029, stream: 1, tag: 2)
+        write(1029, stream: 1, tag: 3)
+        write(100, stream: 3, tag: 4)
+        write(1029, stream: 1, endStream: true, tag: 5)
+        // Up to the peer's frame size (16 384): sixteen 1029-byte messages of stream 3 make 15 in one frame, then 1.
+        for tag in 6..<22 { write(1029, stream: 3, tag: tag) }
+        #expect(completed.isEmpty)
+        engine.flush()
+        let sent = peer.written()
+        #expect(sent.first == .headers(1, [":status": "200"], endStream: false))
+        #expect(sent.dropFirst().map { if case .data(let id, let n, let end) = $0 { return "\(id):\(n)\(end ? "!" : "")" } else { return "?" } }
+            == ["1:3087", "3:100", "1:1029!", "3:15435", "3:1029"])
+        #expect(completed == Array(1..<22).reversed() || Set(completed) == Set(1..<22))
+        #expect(completed.count == 21)
+    }
+
     @Test func anUndecodableHeaderBlockEndsTheConnectionWithCompressionError() throws {
         var peer = try EnginePeer(role: .server)
         _ = peer.written()

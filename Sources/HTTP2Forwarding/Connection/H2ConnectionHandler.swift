@@ -71,6 +71,12 @@ public final class H2ConnectionHandler: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     /// Frames encoded but not yet handed to the channel.
     private var output: ByteBuffer
+    /// The promise of the writes whose bytes are all in `output` (a later one cascades to the earlier ones, since
+    /// the buffer is written as a whole), completed when `output` is written.
+    private var outputPromise: EventLoopPromise<Void>?
+    /// The DATA frame that ends `output`, which the stream's next DATA may extend: a peer then reads one frame for
+    /// the messages forwarded in one batch, as it would from HAProxy, instead of one per message.
+    private var openDataFrame: (stream: H2StreamID, start: Int, length: Int)?
     /// A header block being encoded (reused).
     private var headerBlock: ByteBuffer
     /// Something was written to the channel since the last flush.
@@ -96,9 +102,10 @@ public final class H2ConnectionHandler: ChannelInboundHandler {
         }
     }
 
-    /// DATA payloads up to this size are copied into the batch buffer next to their frame header; larger ones are
-    /// written as their own buffer (the socket gathers them).
-    static let copyThreshold = 1024
+    /// DATA payloads up to this size are copied into the batch buffer next to their frame header (where the next
+    /// DATA of the same stream may join them in one frame); larger ones are written as their own buffer (the socket
+    /// gathers them).
+    static let copyThreshold = 4096
     /// How often the flood counters start over.
     static let floodWindow: TimeAmount = .seconds(10)
 
@@ -123,6 +130,10 @@ public final class H2ConnectionHandler: ChannelInboundHandler {
     public func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
         delegate = nil
+        output.clear()
+        openDataFrame = nil
+        outputPromise?.fail(ChannelError.ioOnClosedChannel)
+        outputPromise = nil
     }
 
     public func channelActive(context: ChannelHandlerContext) {
@@ -145,6 +156,11 @@ public final class H2ConnectionHandler: ChannelInboundHandler {
     public func channelInactive(context: ChannelHandlerContext) {
         closing = true
         failQueuedWrites(ChannelError.ioOnClosedChannel)
+        // What was encoded but never handed to the channel is lost with it.
+        output.clear()
+        openDataFrame = nil
+        outputPromise?.fail(ChannelError.ioOnClosedChannel)
+        outputPromise = nil
         context.fireChannelInactive()
     }
 
@@ -212,7 +228,7 @@ public final class H2ConnectionHandler: ChannelInboundHandler {
             return
         }
         encodeHeaders(headers, stream: stream, endStream: endStream)
-        if let promise { writeOutput(promise: promise) }
+        if let promise { addOutputPromise(promise) }
         performOwnSend(&actions)
     }
 
@@ -260,12 +276,25 @@ public final class H2ConnectionHandler: ChannelInboundHandler {
                 promise?.fail(H2StreamNotWritable(stream: stream))
                 return nil
             }
-            H2FrameEncoder.writeDataHeader(length: length, stream: stream, endStream: last && endStream, into: &output)
             var chunk = rest.readSlice(length: length)!
+            let endsStream = last && endStream
             if length <= Self.copyThreshold {
+                if let open = openDataFrame, open.stream == stream, output.writerIndex == open.start + 9 + open.length,
+                   open.length + length <= state.peerMaxFrameSize {
+                    // The stream's DATA frame ends the batch: it grows by this chunk (its END_STREAM with it).
+                    H2FrameEncoder.setFrameHeader(
+                        length: open.length + length, type: .data, flags: endsStream ? 0x1 : 0, stream: stream,
+                        at: open.start, in: &output)
+                    openDataFrame = (stream, open.start, open.length + length)
+                } else {
+                    openDataFrame = (stream, output.writerIndex, length)
+                    H2FrameEncoder.writeDataHeader(length: length, stream: stream, endStream: endsStream, into: &output)
+                }
                 output.writeBuffer(&chunk)
-                if last, let promise { writeOutput(promise: promise) }
+                if endsStream { openDataFrame = nil }
+                if last, let promise { addOutputPromise(promise) }
             } else {
+                H2FrameEncoder.writeDataHeader(length: length, stream: stream, endStream: endsStream, into: &output)
                 writeOutput(promise: nil)
                 context?.write(wrapOutboundOut(chunk), promise: last ? promise : nil)
                 unflushed = true
@@ -471,8 +500,21 @@ public final class H2ConnectionHandler: ChannelInboundHandler {
             block: headerBlock, stream: stream, endStream: endStream, maxFrameSize: state.peerMaxFrameSize, into: &output)
     }
 
-    /// Hands the batch buffer to the channel (with `promise`, which completes when it was written).
+    /// Adds a write whose bytes are in `output` to the promise `output` is written with.
+    private func addOutputPromise(_ promise: EventLoopPromise<Void>) {
+        if let earlier = outputPromise { promise.futureResult.cascade(to: earlier) }
+        outputPromise = promise
+    }
+
+    /// Hands the batch buffer to the channel (with `promise` and those of the writes in it, which complete when it
+    /// was written).
     private func writeOutput(promise: EventLoopPromise<Void>?) {
+        openDataFrame = nil
+        var promise = promise
+        if let pending = outputPromise {
+            outputPromise = nil
+            if let promise { promise.futureResult.cascade(to: pending) } else { promise = pending }
+        }
         guard output.readableBytes > 0 else {
             if let promise {
                 if let context { context.write(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: promise) } else {
