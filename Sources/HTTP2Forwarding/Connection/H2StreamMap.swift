@@ -6,7 +6,8 @@
 // integers a peer chooses in increasing order, so this is an open-addressing table with linear probing: the id,
 // mixed with a random per-process value so that a peer cannot pick ids that collide, times a Fibonacci constant,
 // top bits for the slot. Removal shifts the following entries back (no tombstones), the table doubles past half
-// full and halves again when a burst of streams has gone, so a connection keeps memory for the streams it has now.
+// full and halves again (down to 64 slots) when a burst of streams has gone, so a connection does not keep the
+// memory of its busiest moment.
 // Stream 0 (the connection) is never a key: its slot value marks an empty slot.
 
 public struct H2StreamMap<Value> {
@@ -21,7 +22,9 @@ public struct H2StreamMap<Value> {
     @usableFromInline var storedCount: Int
 
     @usableFromInline static var minimumSlots: Int { 8 }
+    @usableFromInline static var shrinkFloor: Int { 64 }
 
+    @inlinable
     public init() {
         keys = Array(repeating: 0, count: Self.minimumSlots)
         values = Array(repeating: nil, count: Self.minimumSlots)
@@ -32,8 +35,10 @@ public struct H2StreamMap<Value> {
     }
 
     /// The number of entries.
+    @inlinable
     public var count: Int { storedCount }
 
+    @inlinable
     public var isEmpty: Bool { storedCount == 0 }
 
     @inlinable
@@ -123,34 +128,40 @@ public struct H2StreamMap<Value> {
         keys[hole] = 0
         values[hole] = nil
         storedCount -= 1
-        if keys.count > Self.minimumSlots, storedCount * 8 < keys.count {
+        // Down to 64 slots only: a connection whose calls come and go around a few dozen would otherwise resize
+        // back and forth with them.
+        if keys.count > Self.shrinkFloor, storedCount * 8 < keys.count {
             resize(slots: keys.count / 2)
         }
         return removed
     }
 
+    @inlinable
     public mutating func removeAll() {
         self = H2StreamMap()
     }
 
     /// The keys, in no particular order.
+    @inlinable
     public var streamIDs: [UInt32] {
         keys.filter { $0 != 0 }
     }
 
     /// The values, in no particular order.
+    @inlinable
     public var allValues: [Value] {
         values.compactMap { $0 }
     }
 
     /// Runs `body` on every value in place.
+    @inlinable
     public mutating func modifyAll(_ body: (UInt32, inout Value) throws -> Void) rethrows {
         for slot in keys.indices where keys[slot] != 0 {
             try body(keys[slot], &values[slot]!)
         }
     }
 
-    @usableFromInline
+    @inlinable
     mutating func resize(slots: Int) {
         let oldKeys = keys
         var oldValues = values
