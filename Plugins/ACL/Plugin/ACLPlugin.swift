@@ -26,6 +26,9 @@ public final class ACLPlugin: TranslatorPlugin {
     private struct Derived: Sendable {
         let walker: ProtoWalker
         let listFilter: NamespaceListFilter
+        /// The rule and the request plan of every method of the schema, decided once: a call of one of them costs
+        /// one lookup of its path.
+        let methods: [String: (rule: MethodRule, requestPlan: WalkPlan)]
     }
 
     /// The policy read from the options.
@@ -49,10 +52,14 @@ public final class ACLPlugin: TranslatorPlugin {
     /// about allowed AdminService methods this Temporal does not have (a typo allows nothing).
     public func schemaReady(_ fileDescriptorSet: UnsafeRawBufferPointer) throws {
         let schema = try ProtoSchema(fileDescriptorSet: fileDescriptorSet)
-        derived.value = Derived(
-            walker: try schema.walker(rules: ACLPolicy.namespaceRules()),
-            listFilter: try NamespaceListFilter(schema: schema)
-        )
+        let walker = try schema.walker(rules: ACLPolicy.namespaceRules())
+        var methods: [String: (rule: MethodRule, requestPlan: WalkPlan)] = [:]
+        for path in schema.methods.keys {
+            if let plans = walker.plans(method: path) {
+                methods[path] = (policy.rule(forMethod: path), plans.request)
+            }
+        }
+        derived.value = Derived(walker: walker, listFilter: try NamespaceListFilter(schema: schema), methods: methods)
         for method in policy.allowedAdminMethods.sorted()
         where schema.method(path: ACLPolicy.adminService + method) == nil {
             host.warning("acl: allowedMethods.adminService lists \(method), which this Temporal's AdminService lacks")
@@ -65,12 +72,16 @@ public final class ACLPlugin: TranslatorPlugin {
 
     public func startCall(_ call: borrowing CallStart) throws -> CallDecision<CallState> {
         let method = call.method
-        let rule = policy.rule(forMethod: method)
+        let known = derived.value?.methods[method]
+        let rule = known?.rule ?? policy.rule(forMethod: method)
         if let denial = rule.denial {
             return deny(denial, because: "\(method) is not allowed")
         }
         guard rule.checksRequestNamespaces else {
             return .proceed(with: CallState(rule: rule, requestPlan: nil))
+        }
+        if let known {
+            return .proceed(with: CallState(rule: rule, requestPlan: known.requestPlan))
         }
         guard let walker = derived.value?.walker else {
             throw PluginFailure("the Temporal schema has not been delivered")
