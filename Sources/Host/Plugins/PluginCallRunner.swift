@@ -315,7 +315,7 @@ private struct CallInfoBlock {
         entries = .allocate(capacity: max(entryCount, 1))
         info = .allocate(capacity: 1)
         var offset = 0
-        let base = bytes.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        let base = bytes.baseAddress!.bindMemory(to: UInt8.self, capacity: bytes.count)
         func append(_ text: some Collection<UInt8>) -> s2s_bytes_t {
             let start = offset
             let copied = text.withContiguousStorageIfAvailable { source in
