@@ -161,7 +161,7 @@ def test_a_proxy_out_of_file_descriptors_says_so_and_serves_again_once_they_are_
 def test_memory_a_wave_of_connections_took_is_returned_once_they_are_gone(backend, proxy_factory):
     """glibc keeps what a thread freed in its arena: after three waves of 2000 connections the proxy stayed at
     about 255 MiB with none open. It must come back near where it started. (On the proxy's own HTTP/2 engine a
-    connection costs about 12 KiB, so a wave is 3000 connections, which take more than twice what may stay.)"""
+    connection costs about 9 KiB, so a wave is 3000 connections, which take about twice what may stay.)"""
     import resource
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
