@@ -130,10 +130,7 @@ public final class H2ConnectionHandler: ChannelInboundHandler {
     public func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
         delegate = nil
-        output.clear()
-        openDataFrame = nil
-        outputPromise?.fail(ChannelError.ioOnClosedChannel)
-        outputPromise = nil
+        discardOutput()
     }
 
     public func channelActive(context: ChannelHandlerContext) {
@@ -156,11 +153,7 @@ public final class H2ConnectionHandler: ChannelInboundHandler {
     public func channelInactive(context: ChannelHandlerContext) {
         closing = true
         failQueuedWrites(ChannelError.ioOnClosedChannel)
-        // What was encoded but never handed to the channel is lost with it.
-        output.clear()
-        openDataFrame = nil
-        outputPromise?.fail(ChannelError.ioOnClosedChannel)
-        outputPromise = nil
+        discardOutput()
         context.fireChannelInactive()
     }
 
@@ -213,8 +206,7 @@ public final class H2ConnectionHandler: ChannelInboundHandler {
     /// Sends a header block on an open stream: a response's headers, or trailers (`endStream`). Waits behind DATA
     /// of the stream still waiting for window.
     public func sendHeaders(_ headers: HPACKHeaders, stream: H2StreamID, endStream: Bool, promise: EventLoopPromise<Void>?) {
-        if endStream, queued.contains(stream) {
-            queued.modify(stream) { $0.append(.trailers(headers, promise: promise)) }
+        if endStream, queued.modify(stream, { $0.append(.trailers(headers, promise: promise)) }) != nil {
             return
         }
         writeHeaders(headers, stream: stream, endStream: endStream, promise: promise)
@@ -246,8 +238,7 @@ public final class H2ConnectionHandler: ChannelInboundHandler {
             promise?.fail(H2StreamNotWritable(stream: stream))
             return
         }
-        if queued.contains(stream) {
-            queued.modify(stream) { $0.append(.data(payload, endStream: endStream, promise: promise)) }
+        if queued.modify(stream, { $0.append(.data(payload, endStream: endStream, promise: promise)) }) != nil {
             return
         }
         if let rest = writeData(payload, stream: stream, endStream: endStream, promise: promise) {
@@ -498,6 +489,14 @@ public final class H2ConnectionHandler: ChannelInboundHandler {
         output.moveWriterIndex(to: frameStart)
         H2FrameEncoder.writeHeaders(
             block: headerBlock, stream: stream, endStream: endStream, maxFrameSize: state.peerMaxFrameSize, into: &output)
+    }
+
+    /// What was encoded but never handed to the channel is lost with it: the writes in it fail.
+    private func discardOutput() {
+        output.clear()
+        openDataFrame = nil
+        outputPromise?.fail(ChannelError.ioOnClosedChannel)
+        outputPromise = nil
     }
 
     /// Adds a write whose bytes are in `output` to the promise `output` is written with.

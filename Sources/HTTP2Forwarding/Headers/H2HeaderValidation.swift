@@ -44,7 +44,10 @@ public enum H2HeaderValidation {
         var method = false, scheme = false, path = false, authority = false, status = false
         let problemIndex = checkedFields?.firstProblem?.index ?? -1
         for (index, (name, value, _)) in headers.enumerated() {
-            if index == problemIndex, let problem = checkedFields?.firstProblem?.problem { return problem }
+            // The field on its own first: as the decoder judged it, or judged here.
+            let ownProblem = checkedFields.map { index == problemIndex ? $0.firstProblem?.problem : nil }
+                ?? fieldProblem(name: name, value: value)
+            if let ownProblem { return ownProblem }
             guard let first = name.utf8.first else { return "a header field with an empty name" }
             if first == UInt8(ascii: ":") {
                 guard !seenRegular else { return "pseudo-header field \(name) after a regular field" }
@@ -77,9 +80,7 @@ public enum H2HeaderValidation {
                     }
                     contentLength = length
                 }
-                if checkedFields == nil, let problem = regularFieldProblem(name: name, value: value) { return problem }
             }
-            if checkedFields == nil, let problem = valueProblem(value) { return "header field \(name): \(problem)" }
         }
         switch block {
         case .request:
@@ -99,16 +100,13 @@ public enum H2HeaderValidation {
     /// Pseudo-header fields are judged by their place in a block, not here.
     public static func fieldProblem(name: String, value: String) -> String? {
         guard let first = name.utf8.first else { return "a header field with an empty name" }
-        if first != UInt8(ascii: ":"), let problem = regularFieldProblem(name: name, value: value) { return problem }
-        if let problem = valueProblem(value) { return "header field \(name): \(problem)" }
-        return nil
-    }
-
-    private static func regularFieldProblem(name: String, value: String) -> String? {
-        if let problem = connectionSpecific(name, value) { return problem }
-        guard isWellFormedName(name) else {
-            return "header field name \(name.debugDescription) has characters not allowed in a field name"
+        if first != UInt8(ascii: ":") {
+            if let problem = connectionSpecific(name, value) { return problem }
+            guard isWellFormedName(name) else {
+                return "header field name \(name.debugDescription) has characters not allowed in a field name"
+            }
         }
+        if let problem = valueProblem(value) { return "header field \(name): \(problem)" }
         return nil
     }
 
