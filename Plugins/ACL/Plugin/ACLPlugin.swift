@@ -24,7 +24,6 @@ public final class ACLPlugin: TranslatorPlugin {
     }
 
     private struct Derived: Sendable {
-        let walker: ProtoWalker
         let listFilter: NamespaceListFilter
         /// The rule and the request plan of every method of the schema, decided once: a call of one of them costs
         /// one lookup of its path.
@@ -59,7 +58,7 @@ public final class ACLPlugin: TranslatorPlugin {
                 methods[path] = (policy.rule(forMethod: path), plans.request)
             }
         }
-        derived.value = Derived(walker: walker, listFilter: try NamespaceListFilter(schema: schema), methods: methods)
+        derived.value = Derived(listFilter: try NamespaceListFilter(schema: schema), methods: methods)
         for method in policy.allowedAdminMethods.sorted()
         where schema.method(path: ACLPolicy.adminService + method) == nil {
             host.warning("acl: allowedMethods.adminService lists \(method), which this Temporal's AdminService lacks")
@@ -72,7 +71,8 @@ public final class ACLPlugin: TranslatorPlugin {
 
     public func startCall(_ call: borrowing CallStart) throws -> CallDecision<CallState> {
         let method = call.method
-        let known = derived.value?.methods[method]
+        let schemaDerived = derived.value
+        let known = schemaDerived?.methods[method]
         let rule = known?.rule ?? policy.rule(forMethod: method)
         if let denial = rule.denial {
             return deny(denial, because: "\(method) is not allowed")
@@ -80,16 +80,14 @@ public final class ACLPlugin: TranslatorPlugin {
         guard rule.checksRequestNamespaces else {
             return .proceed(with: CallState(rule: rule, requestPlan: nil))
         }
-        if let known {
-            return .proceed(with: CallState(rule: rule, requestPlan: known.requestPlan))
-        }
-        guard let walker = derived.value?.walker else {
+        guard schemaDerived != nil else {
             throw PluginFailure("the Temporal schema has not been delivered")
         }
-        guard let plans = walker.plans(method: method) else {
+        // Every method the schema has is in `methods`: one that is not cannot have its namespaces checked.
+        guard let known else {
             return deny(rule.namespaceDenial, because: "the Temporal schema lacks \(method): namespaces not checkable")
         }
-        return .proceed(with: CallState(rule: rule, requestPlan: plans.request))
+        return .proceed(with: CallState(rule: rule, requestPlan: known.requestPlan))
     }
 
     public func message(_ message: borrowing MessageView, state: inout CallState) throws -> MessageDecision {

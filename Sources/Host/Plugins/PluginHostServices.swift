@@ -236,7 +236,7 @@ enum PluginHeaderRules {
 
     /// The value as it goes on the wire: base64 for `-bin` names, else printable ASCII (and no CR/LF) only.
     static func wireValue(name: String, bytes: UnsafeBufferPointer<UInt8>) -> String? {
-        if name.hasSuffix("-bin") {
+        if isBinary(name) {
             return Data(bytes).base64EncodedString().replacingOccurrences(of: "=", with: "")
         }
         guard bytes.allSatisfy({ $0 == 0x09 || (0x20...0x7E).contains($0) }) else { return nil }

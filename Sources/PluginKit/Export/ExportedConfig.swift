@@ -46,8 +46,6 @@ final class ExportedConfig<Plugin: TranslatorPlugin>: ExportedConfigHooks {
     let plugin: Plugin
     let services: HostServices
 
-    /// Whether the plugin's `CallState` is `Void`.
-    private let stateIsVoid: Bool
     /// For a plugin whose state is `Void`: the one `Void` every started call's `call_state` points at (allocated
     /// once, never freed per call); nil otherwise.
     private let voidState: UnsafeMutablePointer<Plugin.CallState>?
@@ -58,10 +56,8 @@ final class ExportedConfig<Plugin: TranslatorPlugin>: ExportedConfigHooks {
         if let void = () as? Plugin.CallState {
             let state = UnsafeMutablePointer<Plugin.CallState>.allocate(capacity: 1)
             state.initialize(to: void)
-            stateIsVoid = true
             voidState = state
         } else {
-            stateIsVoid = false
             voidState = nil
         }
     }
@@ -209,7 +205,7 @@ final class ExportedConfig<Plugin: TranslatorPlugin>: ExportedConfigHooks {
         }
         let end = CallEnd(grpcStatus: status)
         let state = callState.assumingMemoryBound(to: Plugin.CallState.self)
-        if stateIsVoid {
+        if voidState != nil {
             plugin.endCall(end, state: state.pointee)
         } else {
             let value = state.move()

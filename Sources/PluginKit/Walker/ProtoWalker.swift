@@ -21,10 +21,8 @@ public final class ProtoWalker: Sendable {
     /// ``ProtoWireError/Kind/nestingTooDeep(limit:)``.
     public let maximumDepth: Int
     let program: WalkProgram
-    /// Every message type's full name and compiled root, by full name: a plan's parts (a plan itself refers to
-    /// its walker, so the walker cannot hold plans without a reference cycle).
-    private let messageRoots: [String: PlanRoot]
-    /// The roots of both message types of every method, by gRPC path.
+    /// The roots of both message types of every method, by gRPC path: a plan's parts (a plan itself refers to its
+    /// walker, so the walker cannot hold plans without a reference cycle).
     private let methodRoots: [String: (request: PlanRoot, response: PlanRoot)]
 
     /// Compiles `rules` against `schema`.
@@ -38,21 +36,13 @@ public final class ProtoWalker: Sendable {
         self.maximumDepth = max(1, maximumDepth)
         let program = try WalkCompiler.compile(rules, for: schema)
         self.program = program
-        var messageRoots: [String: PlanRoot] = [:]
-        messageRoots.reserveCapacity(schema.messages.count)
-        for name in schema.messages.keys {
-            messageRoots[name] = PlanRoot(messageName: name, root: program.roots[name] ?? -1)
-        }
         var methodRoots: [String: (request: PlanRoot, response: PlanRoot)] = [:]
         methodRoots.reserveCapacity(schema.methods.count)
         for (path, method) in schema.methods {
             // The schema resolved every method's types to messages it holds.
-            guard let request = messageRoots[method.inputType], let response = messageRoots[method.outputType] else {
-                continue
-            }
-            methodRoots[path] = (request, response)
+            guard schema.messages[method.inputType] != nil, schema.messages[method.outputType] != nil else { continue }
+            methodRoots[path] = (PlanRoot(method.inputType, in: program), PlanRoot(method.outputType, in: program))
         }
-        self.messageRoots = messageRoots
         self.methodRoots = methodRoots
     }
 
@@ -60,13 +50,10 @@ public final class ProtoWalker: Sendable {
     ///
     /// - Throws: ``ProtoSchemaError`` with ``ProtoSchemaError/Kind/unknownMessage(_:)``.
     public func plan(message messageName: String) throws(ProtoSchemaError) -> WalkPlan {
-        if let root = messageRoots[messageName] {
-            return plan(root)
+        guard let message = schema.message(named: messageName) else {
+            throw ProtoSchemaError(.unknownMessage(messageName))
         }
-        if messageName.hasPrefix("."), let root = messageRoots[String(messageName.dropFirst())] {
-            return plan(root)
-        }
-        throw ProtoSchemaError(.unknownMessage(messageName))
+        return plan(PlanRoot(message.fullName, in: program))
     }
 
     /// The plans for the request and the response messages of the method at gRPC path `path`, or nil when the
@@ -96,6 +83,12 @@ public final class ProtoWalker: Sendable {
 private struct PlanRoot: Sendable {
     let messageName: String
     let root: Int32
+
+    /// The message type's compiled root in `program`; -1 when no target can be reached from it.
+    init(_ messageName: String, in program: WalkProgram) {
+        self.messageName = messageName
+        root = program.roots[messageName] ?? -1
+    }
 }
 
 /// The walk plans of one method's two message types.
