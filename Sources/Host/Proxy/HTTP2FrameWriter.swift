@@ -49,7 +49,7 @@ final class HTTP2FrameWriter {
             promise?.fail(ChannelError.ioOnClosedChannel)
             return
         }
-        let stream = H2StreamID(Int32(streamID))
+        let stream = streamID.engineID
         switch payload {
         case .headers(let headers):
             engine.sendHeaders(headers.headers, stream: stream, endStream: headers.endStream, promise: promise)
@@ -112,7 +112,7 @@ final class HTTP2FrameWriter {
     /// open. (The connection's window got them back when they arrived.)
     func releaseStreamCredit(_ bytes: Int, streamID: HTTP2StreamID, streamOpen: Bool) {
         guard streamOpen, let engine else { return }
-        engine.release(stream: H2StreamID(Int32(streamID)), bytes: bytes)
+        engine.release(stream: streamID.engineID, bytes: bytes)
         flush()
     }
 }
@@ -136,5 +136,5 @@ extension HTTP2Frame.FramePayload.Data {
 
 extension HTTP2StreamID {
     /// The id as the engine and its stream maps have it.
-    var engineID: H2StreamID { H2StreamID(truncatingIfNeeded: Int(self)) }
+    var engineID: H2StreamID { H2StreamID(Int32(self)) }
 }
