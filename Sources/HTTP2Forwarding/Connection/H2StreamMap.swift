@@ -86,6 +86,16 @@ public struct H2StreamMap<Value> {
         return try body(&values[slot]!)
     }
 
+    /// The first empty slot from `key`'s home on, where it goes when it is not in the map.
+    @inlinable
+    func emptySlot(for key: UInt32) -> Int {
+        var slot = home(of: key)
+        while keys[slot] != 0 {
+            slot = (slot &+ 1) & mask
+        }
+        return slot
+    }
+
     /// Sets the value for `key`, replacing any.
     @inlinable
     public mutating func insert(_ value: Value, forKey key: UInt32) {
@@ -97,10 +107,7 @@ public struct H2StreamMap<Value> {
         if (storedCount + 1) * 2 > keys.count {
             resize(slots: keys.count * 2)
         }
-        var slot = home(of: key)
-        while keys[slot] != 0 {
-            slot = (slot &+ 1) & mask
-        }
+        let slot = emptySlot(for: key)
         keys[slot] = key
         values[slot] = value
         storedCount += 1
@@ -170,10 +177,7 @@ public struct H2StreamMap<Value> {
         mask = slots - 1
         shift = 32 - UInt32(slots.trailingZeroBitCount)
         for index in oldKeys.indices where oldKeys[index] != 0 {
-            var slot = home(of: oldKeys[index])
-            while keys[slot] != 0 {
-                slot = (slot &+ 1) & mask
-            }
+            let slot = emptySlot(for: oldKeys[index])
             keys[slot] = oldKeys[index]
             swap(&values[slot], &oldValues[index])
         }
