@@ -127,7 +127,7 @@ struct HuffmanCode: Sendable {
         }
     }
 
-    /// The Huffman coding of `bytes`, padded with ones (for tests and the fuzz corpus).
+    /// The Huffman coding of `bytes`, padded with ones (for tests: the engine sends no Huffman strings).
     func encode(_ bytes: some Sequence<UInt8>) -> [UInt8] {
         var output: [UInt8] = []
         var accumulator: UInt64 = 0
