@@ -84,6 +84,11 @@ private struct SchemaBuilder {
             guard !file.name.isEmpty else {
                 throw ProtoSchemaError(.incompleteDefinition, location: "a file without a name")
             }
+            guard file.package.isEmpty
+                || file.package.split(separator: ".", omittingEmptySubsequences: false).allSatisfy(Self.isIdentifier)
+            else {
+                throw ProtoSchemaError(.invalidName(file.package), location: "\(location), its package")
+            }
             for message in file.messages {
                 try registerMessage(message, scope: file.package, fileName: file.name)
             }
@@ -94,6 +99,7 @@ private struct SchemaBuilder {
                 guard !service.name.isEmpty else {
                     throw ProtoSchemaError(.incompleteDefinition, location: "\(location), a service")
                 }
+                try Self.checkName(service.name, location: "\(location), a service")
                 let fullName = Self.qualified(service.name, in: file.package)
                 try define(fullName, location: location)
                 pendingServices.append(
@@ -111,6 +117,7 @@ private struct SchemaBuilder {
         guard !message.name.isEmpty else {
             throw ProtoSchemaError(.incompleteDefinition, location: "file \"\(fileName)\", a message in \(scope)")
         }
+        try Self.checkName(message.name, location: "file \"\(fileName)\", a message in \(scope)")
         let fullName = Self.qualified(message.name, in: scope)
         try define(fullName, location: "file \"\(fileName)\"")
         messageNames.insert(fullName)
@@ -131,6 +138,7 @@ private struct SchemaBuilder {
         guard !enumeration.name.isEmpty else {
             throw ProtoSchemaError(.incompleteDefinition, location: "\(location), an enum")
         }
+        try Self.checkName(enumeration.name, location: "\(location), an enum")
         let fullName = Self.qualified(enumeration.name, in: scope)
         try define(fullName, location: location)
         enumerations[fullName] = ProtoSchema.Enumeration(fullName: fullName, values: enumeration.values)
@@ -182,6 +190,7 @@ private struct SchemaBuilder {
         else {
             throw ProtoSchemaError(.incompleteDefinition, location: location)
         }
+        try Self.checkName(declared.name, location: location)
         var type = declared.type.flatMap(ProtoSchema.FieldType.init(rawValue:))
         var typeName: String?
         if let declaredName = declared.typeName, !declaredName.isEmpty {
@@ -233,6 +242,7 @@ private struct SchemaBuilder {
                 guard !method.name.isEmpty else {
                     throw ProtoSchemaError(.incompleteDefinition, location: location)
                 }
+                try Self.checkName(method.name, location: location)
                 let input = try resolveMessageName(method.inputType, scope: service.package, location: location)
                 let output = try resolveMessageName(method.outputType, scope: service.package, location: location)
                 let path = "/\(service.fullName)/\(method.name)"
@@ -279,6 +289,28 @@ private struct SchemaBuilder {
                 return scope.isEmpty ? nil : (definedNames.contains(name) ? name : nil)
             }
             scope = scope[..<lastDot]
+        }
+    }
+
+    private static func checkName(_ name: String, location: String) throws(ProtoSchemaError) {
+        guard isIdentifier(Substring(name)) else {
+            throw ProtoSchemaError(.invalidName(name), location: location)
+        }
+    }
+
+    /// protoc's identifier: ASCII letters, digits and underscores, not starting with a digit.
+    private static func isIdentifier(_ name: Substring) -> Bool {
+        guard let first = name.utf8.first, !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first) else {
+            return false
+        }
+        return name.utf8.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"):
+                true
+            default:
+                false
+            }
         }
     }
 

@@ -17,6 +17,10 @@ public struct ProtoSchemaError: Error, Sendable, Equatable, CustomStringConverti
         /// A file, message, field, enum, service or method has no name, or a field has no or an invalid number, or a
         /// oneof index its message does not declare.
         case incompleteDefinition
+        /// A name is not what protoc accepts: letters, digits and underscores, not starting with a digit (a package:
+        /// such names joined by dots). Full names are built by joining names with dots, so a dot inside one would
+        /// make two definitions, or a definition and a lookup, disagree about a name.
+        case invalidName(String)
         /// Two definitions share one fully qualified name.
         case duplicateDefinition(String)
         /// A field's or method's type name matches no message or enum of the set.
@@ -55,6 +59,8 @@ public struct ProtoSchemaError: Error, Sendable, Equatable, CustomStringConverti
             what = "a descriptor name is not valid UTF-8"
         case .incompleteDefinition:
             what = "a definition lacks its name, or a field its number or its oneof"
+        case .invalidName(let name):
+            what = "\"\(name)\" is not a protobuf name (letters, digits and underscores, not starting with a digit)"
         case .duplicateDefinition(let name):
             what = "\(name) is defined twice"
         case .unresolvedTypeName(let name):

@@ -162,6 +162,39 @@ final class ProtoSchemaTests: XCTestCase {
         assertSchemaError(set, .duplicateDefinition("pkg.M"), locationContains: "b.proto")
     }
 
+    /// Full names are names joined by dots, so a dot inside a name, or an empty package segment, made a message whose
+    /// full name a walk rule could not name: the proto-schema fuzz target (in CI) built a message ".x.DataBlob" from
+    /// the package ".x", and a rule for it, normalised to "x.DataBlob", found no such message.
+    func testNamesThatAreNotProtobufIdentifiersAreErrors() {
+        func file(package: String = "p", message: String = "M", field: String = "f", service: String = "S",
+                  method: String = "Call", enumeration: String = "E") -> [UInt8] {
+            Descriptor.set(
+                Descriptor.file(
+                    "a.proto", package: package,
+                    messages: [Descriptor.message(message, fields: [Descriptor.field(field, 1, .string)])],
+                    enums: [Descriptor.enumeration(enumeration, values: [("ZERO", 0)])],
+                    services: [Descriptor.service(service, methods: [(method, message, message)])]
+                )
+            )
+        }
+        XCTAssertNoThrow(try ProtoSchema(fileDescriptorSet: file(package: "a_1.B2.c", message: "_M9", field: "f_2")))
+        XCTAssertNoThrow(try ProtoSchema(fileDescriptorSet: file(package: "")))
+        for package in [".x", "x.", "a..b", "1a", "a.1b", "a-b", "a b", "ä"] {
+            assertSchemaError(file(package: package), .invalidName(package), locationContains: "its package")
+        }
+        for name in ["x.DataBlob", "9M", "M-1", "M\u{0}"] {
+            assertSchemaError(file(message: name), .invalidName(name), locationContains: "a message in p")
+        }
+        assertSchemaError(file(field: "a.b"), .invalidName("a.b"), locationContains: "p.M, field")
+        assertSchemaError(file(service: "S.T"), .invalidName("S.T"), locationContains: "a service")
+        assertSchemaError(file(method: "/Call"), .invalidName("/Call"), locationContains: "method")
+        assertSchemaError(file(enumeration: "E.F"), .invalidName("E.F"), locationContains: "an enum")
+        XCTAssertEqual(
+            ProtoSchemaError(.invalidName("a.b")).description,
+            "\"a.b\" is not a protobuf name (letters, digits and underscores, not starting with a digit)"
+        )
+    }
+
     func testMessageTypeNamingAnEnumIsAnError() {
         let set = Descriptor.set(
             Descriptor.file(
