@@ -58,7 +58,7 @@ final class PluginCallRunner {
 
     /// Runs call_start of every step; `headers` (the request HEADERS as forwarded) receives the metadata edits.
     func start(headers: inout HPACKHeaders) -> Verdict {
-        for step in plan.steps {
+        for step in plan.steps where !step.entry.isServing {
             switch step.entry.currentSchemaState {
             case .notNeeded, .ready:
                 continue
@@ -77,18 +77,23 @@ final class PluginCallRunner {
         var info = CallInfoBlock(method: method, side: side, connection: connection, headers: scratch.headers)
         var infoVersion = scratch.headersVersion
         defer { info.deallocate() }
+        // One clock read per hook boundary: a hook's time runs from the end of the one before it (so it includes
+        // the host's few instructions of bookkeeping between them) to its own end.
+        var mark = NIODeadline.now()
         for (stepIndex, step) in plan.steps.enumerated() {
             let entry = step.entry
             if infoVersion != scratch.headersVersion {
                 info.deallocate()
                 info = CallInfoBlock(method: method, side: side, connection: connection, headers: scratch.headers)
                 infoVersion = scratch.headersVersion
+                mark = NIODeadline.now()
             }
             scratch.begin(.callStart)
             var state: UnsafeMutableRawPointer?
-            let hookStarted = NIODeadline.now()
-            let outcome = entry.library.api.pointee.call_start(entry.config, scratch.handle, info.pointer, &state)
-            let elapsed = NIODeadline.now() - hookStarted
+            let outcome = step.callStart(step.config, scratch.handle, info.pointer, &state)
+            let now = NIODeadline.now()
+            let elapsed = now - mark
+            mark = now
             states.append(state)
             scratch.hook = .none
             entry.updateStats {
@@ -145,19 +150,19 @@ final class PluginCallRunner {
         }
         var anyReplaced = false
         let stepCount = plan.steps.count
+        var mark = NIODeadline.now()  // one clock read per hook boundary, as in start
         for position in 0..<stepCount {
             // Requests pass the chain in order, responses in reverse; no index array is built per message.
             let stepIndex = isRequest ? position : stepCount - 1 - position
             guard stepIndex < states.count, !skipped.contains(stepIndex) else { continue }
             let step = plan.steps[stepIndex]
             guard isRequest ? step.wantsRequestMessages : step.wantsResponseMessages,
-                  let onMessage = step.entry.library.api.pointee.on_message
+                  let onMessage = step.onMessage
             else { continue }
             let entry = step.entry
             let flag: UInt8 = current.getInteger(at: current.readerIndex) ?? 0
             scratch.begin(.message)
             scratch.replacementCompressedFlag = flag
-            let hookStarted = NIODeadline.now()
             let outcome = current.withUnsafeReadableBytes { raw -> s2s_outcome_t in
                 let payload = UnsafeRawBufferPointer(rebasing: raw.dropFirst(5))
                 var message = s2s_message_t(
@@ -167,9 +172,11 @@ final class PluginCallRunner {
                     payload: s2s_bytes_t(data: payload.baseAddress?.assumingMemoryBound(to: UInt8.self), len: payload.count),
                     compressed: flag == 0 ? 0 : 1
                 )
-                return onMessage(entry.config, states[stepIndex], scratch.handle, &message)
+                return onMessage(step.config, states[stepIndex], scratch.handle, &message)
             }
-            let elapsed = NIODeadline.now() - hookStarted
+            let now = NIODeadline.now()
+            let elapsed = now - mark
+            mark = now
             scratch.hook = .none
             let judgement = judge(outcome, of: entry, during: "on_message")
             entry.recordMessage(
@@ -197,13 +204,16 @@ final class PluginCallRunner {
         guard !ended else { return }
         ended = true
         var end = s2s_call_end_t(struct_size: UInt32(MemoryLayout<s2s_call_end_t>.size), grpc_status: grpcStatus)
+        var mark = NIODeadline.now()  // one clock read per hook boundary, as in start
         for (stepIndex, state) in states.enumerated() {
-            let entry = plan.steps[stepIndex].entry
-            guard let callEnd = entry.library.api.pointee.call_end else { continue }
+            let step = plan.steps[stepIndex]
+            let entry = step.entry
+            guard let callEnd = step.callEnd else { continue }
             scratch.begin(.callEnd)
-            let hookStarted = NIODeadline.now()
-            callEnd(entry.config, state, scratch.handle, &end)
-            let elapsed = NIODeadline.now() - hookStarted
+            callEnd(step.config, state, scratch.handle, &end)
+            let now = NIODeadline.now()
+            let elapsed = now - mark
+            mark = now
             scratch.hook = .none
             entry.updateStats { $0.callEndDurations.record(elapsed) }
         }
@@ -286,21 +296,19 @@ final class PluginCallRunner {
     }
 }
 
-/// The `s2s_call_info_t` of call_start and everything it points at, in memory the runner owns from its layout to
-/// `deallocate()`: the method, the connection, and each metadata entry but the pseudo-headers (binary values
-/// decoded), in one block of bytes, with the list of entries beside it.
+/// The `s2s_call_info_t` of call_start and everything it points at, in one allocation the runner owns from its
+/// layout to `deallocate()`: the info, the list of metadata entries (all but the pseudo-headers), then the bytes of
+/// the method, the connection and each entry (binary values decoded).
 private struct CallInfoBlock {
-    private let bytes: UnsafeMutableRawBufferPointer
-    private let entries: UnsafeMutableBufferPointer<s2s_header_t>
-    private let info: UnsafeMutablePointer<s2s_call_info_t>
+    private let block: UnsafeMutableRawPointer
 
-    var pointer: UnsafePointer<s2s_call_info_t> { UnsafePointer(info) }
+    var pointer: UnsafePointer<s2s_call_info_t> { UnsafePointer(block.assumingMemoryBound(to: s2s_call_info_t.self)) }
 
     init(method: String, side: PluginSide, connection: String, headers: HPACKHeaders) {
         var byteCount = method.utf8.count + connection.utf8.count
         var entryCount = 0
         var binaryValues: [[UInt8]] = []
-        for (name, value, _) in headers where !name.hasPrefix(":") {
+        for (name, value, _) in headers where name.utf8.first != UInt8(ascii: ":") {
             entryCount += 1
             byteCount += name.utf8.count
             if PluginHeaderRules.isBinary(name) {
@@ -311,11 +319,17 @@ private struct CallInfoBlock {
                 byteCount += value.utf8.count
             }
         }
-        bytes = .allocate(byteCount: max(byteCount, 1), alignment: 1)
-        entries = .allocate(capacity: max(entryCount, 1))
-        info = .allocate(capacity: 1)
+        let infoSize = MemoryLayout<s2s_call_info_t>.stride
+        let entriesOffset = (infoSize + MemoryLayout<s2s_header_t>.alignment - 1)
+            & ~(MemoryLayout<s2s_header_t>.alignment - 1)
+        let bytesOffset = entriesOffset + entryCount * MemoryLayout<s2s_header_t>.stride
+        block = .allocate(
+            byteCount: bytesOffset + byteCount,
+            alignment: max(MemoryLayout<s2s_call_info_t>.alignment, MemoryLayout<s2s_header_t>.alignment)
+        )
+        let entries = (block + entriesOffset).bindMemory(to: s2s_header_t.self, capacity: entryCount)
+        let base = (block + bytesOffset).bindMemory(to: UInt8.self, capacity: byteCount)
         var offset = 0
-        let base = bytes.baseAddress!.bindMemory(to: UInt8.self, capacity: bytes.count)
         func append(_ text: some Collection<UInt8>) -> s2s_bytes_t {
             let start = offset
             let copied = text.withContiguousStorageIfAvailable { source in
@@ -336,7 +350,7 @@ private struct CallInfoBlock {
         let connectionBytes = append(connection.utf8)
         var entry = 0
         var binary = 0
-        for (name, value, _) in headers where !name.hasPrefix(":") {
+        for (name, value, _) in headers where name.utf8.first != UInt8(ascii: ":") {
             let nameBytes = append(name.utf8)
             let valueBytes: s2s_bytes_t
             if PluginHeaderRules.isBinary(name) {
@@ -345,23 +359,21 @@ private struct CallInfoBlock {
             } else {
                 valueBytes = append(value.utf8)
             }
-            (entries.baseAddress! + entry).initialize(to: s2s_header_t(name: nameBytes, value: valueBytes))
+            (entries + entry).initialize(to: s2s_header_t(name: nameBytes, value: valueBytes))
             entry += 1
         }
-        info.initialize(to: s2s_call_info_t(
+        block.bindMemory(to: s2s_call_info_t.self, capacity: 1).initialize(to: s2s_call_info_t(
             struct_size: UInt32(MemoryLayout<s2s_call_info_t>.size),
             method: methodBytes,
             side: side.abiValue,
             connection: connectionBytes,
-            headers: entryCount == 0 ? nil : UnsafePointer(entries.baseAddress),
+            headers: entryCount == 0 ? nil : UnsafePointer(entries),
             header_count: entryCount
         ))
     }
 
     func deallocate() {
-        bytes.deallocate()
-        entries.deallocate()
-        info.deallocate()
+        block.deallocate()
     }
 }
 

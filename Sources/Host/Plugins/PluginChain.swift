@@ -9,24 +9,57 @@
 import NIOConcurrencyHelpers
 import PluginABI
 
+typealias CallStartHook = @convention(c) (
+    UnsafeMutableRawPointer?, OpaquePointer?, UnsafePointer<s2s_call_info_t>?,
+    UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+) -> s2s_outcome_t
+typealias OnMessageHook = @convention(c) (
+    UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, OpaquePointer?, UnsafePointer<s2s_message_t>?
+) -> s2s_outcome_t
+typealias CallEndHook = @convention(c) (
+    UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, OpaquePointer?, UnsafePointer<s2s_call_end_t>?
+) -> Void
+
 /// The entries that want calls of one method, with what each wants.
 final class PluginCallPlan: Sendable {
-    struct Step: Sendable {
-        let entry: PluginEntry
+    /// One entry that wants the call, with what every hook needs from it at hand: reading a step takes no
+    /// reference count (the plan's `entries` keeps each entry alive) and no pointer chase to the library's table.
+    /// `@unchecked Sendable`: `config` is the plugin's config object, which the ABI lets every thread pass to the
+    /// call hooks; everything else is immutable.
+    struct Step: @unchecked Sendable {
+        unowned(unsafe) let entry: PluginEntry
+        let config: UnsafeMutableRawPointer
+        let callStart: CallStartHook
+        let onMessage: OnMessageHook?
+        let callEnd: CallEndHook?
         let wants: UInt32
         /// The type numbers of the method's messages, for an entry that counts translations per message type.
         let messageTypes: MessageTypeTable.MethodTypes?
+
+        init(entry: PluginEntry, wants: UInt32, messageTypes: MessageTypeTable.MethodTypes?) {
+            self.entry = entry
+            config = entry.config
+            let api = entry.library.api.pointee
+            callStart = api.call_start
+            onMessage = api.on_message
+            callEnd = api.call_end
+            self.wants = wants
+            self.messageTypes = messageTypes
+        }
 
         var wantsRequestMessages: Bool { wants & S2S_WANTS_REQUEST_MESSAGES != 0 }
         var wantsResponseMessages: Bool { wants & S2S_WANTS_RESPONSE_MESSAGES != 0 }
     }
 
     let steps: [Step]
+    /// The steps' entries, held here so that a step may refer to its entry without counting.
+    private let entries: [PluginEntry]
     let wantsRequestMessages: Bool
     let wantsResponseMessages: Bool
 
-    init(steps: [Step]) {
+    init(steps: [Step], entries: [PluginEntry]) {
         self.steps = steps
+        self.entries = entries
         wantsRequestMessages = steps.contains { $0.wantsRequestMessages }
         wantsResponseMessages = steps.contains { $0.wantsResponseMessages }
     }
@@ -54,14 +87,17 @@ public final class PluginChain: Sendable {
         if entries.isEmpty { return nil }
         if let cached = plans.withLockedValue({ $0[method] }) { return cached }
         var complete = true
-        let steps = entries.compactMap { entry -> PluginCallPlan.Step? in
+        var steps: [PluginCallPlan.Step] = []
+        var wanting: [PluginEntry] = []
+        for entry in entries {
             let wants = entry.wants(method: method, side: side)
-            guard wants != 0 else { return nil }
+            guard wants != 0 else { continue }
             let messageTypes = entry.messageTypes(ofMethod: method)
             if entry.translationKind != nil, messageTypes == nil { complete = false }
-            return PluginCallPlan.Step(entry: entry, wants: wants, messageTypes: messageTypes)
+            steps.append(PluginCallPlan.Step(entry: entry, wants: wants, messageTypes: messageTypes))
+            wanting.append(entry)
         }
-        let plan = steps.isEmpty ? nil : PluginCallPlan(steps: steps)
+        let plan = steps.isEmpty ? nil : PluginCallPlan(steps: steps, entries: wanting)
         // Before the schema arrives a translating entry has no message types; its calls are refused until then
         // (UNAVAILABLE), so such a plan serves them and is not kept.
         guard complete else { return plan }

@@ -11,6 +11,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import PluginABI
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -115,6 +116,9 @@ public final class PluginEntry: @unchecked Sendable {
     /// The plugin's config object (opaque).
     let config: UnsafeMutableRawPointer
     private let schemaState: NIOLockedValueBox<SchemaState>
+    /// Whether calls may run (the schema is not needed, or the plugin has it): what every call asks, without the
+    /// lock and the copy of `schemaState`. Set after `schemaState` changes; a call that sees it false reads the state.
+    private let serving: Synchronization.Atomic<Bool>
 
     /// Everything the call threads count for the entry, behind one lock per shard so that a hook takes it once.
     private struct Counters {
@@ -153,6 +157,7 @@ public final class PluginEntry: @unchecked Sendable {
         )
         self.context = context
         schemaState = NIOLockedValueBox(library.needsSchema ? .pending("the Temporal schema has not been loaded yet") : .notNeeded)
+        serving = Atomic(!library.needsSchema)
         let table = library.api.pointee
         var options = Array(optionsJSON.utf8)
         let (created, message) = Self.configurationHook(context) { error, capacity in
@@ -235,6 +240,9 @@ public final class PluginEntry: @unchecked Sendable {
 
     public var currentSchemaState: SchemaState { schemaState.withLockedValue { $0 } }
 
+    /// Whether the entry's calls may run now (`currentSchemaState` is `.notNeeded` or `.ready`).
+    var isServing: Bool { serving.load(ordering: .acquiring) }
+
     private let schemaSource = NIOLockedValueBox<TemporalSchemaSource?>(nil)
 
     /// The source this entry's schema comes from; its state explains a wait to callers.
@@ -255,6 +263,7 @@ public final class PluginEntry: @unchecked Sendable {
     /// Records that the schema will never come (e.g. no source is configured); calls stay UNAVAILABLE with `reason`.
     func schemaFailed(_ reason: String) {
         schemaState.withLockedValue { $0 = .failed(reason) }
+        serving.store(false, ordering: .releasing)
     }
 
     /// Records why the schema is not there yet (shown to callers in UNAVAILABLE messages).
@@ -288,10 +297,12 @@ public final class PluginEntry: @unchecked Sendable {
         }
         if outcome == S2S_OK {
             schemaState.withLockedValue { $0 = .ready }
+            serving.store(true, ordering: .releasing)
             context.logger.info("plugin has the Temporal schema", metadata: ["entry": "\(label)"])
         } else {
             let reason = "plugin \(library.name) (\(label)) rejected the Temporal schema: " + (message.isEmpty ? "no reason given" : message)
             schemaState.withLockedValue { $0 = .failed(reason) }
+            serving.store(false, ordering: .releasing)
             context.logger.error("\(reason)")
         }
     }
