@@ -59,20 +59,20 @@ enum CThunks {
         UnsafeMutablePointer<UnsafeMutableRawPointer?>?
     ) -> s2s_outcome_t = { config, call, info, callState in
         guard let config else { return S2S_ERROR }
-        return ExportedConfigBox.from(config).hooks.callStart(call, info, callState)
+        return ExportedConfigBox.from(config).callStart(call, info, callState)
     }
 
     static let onMessage: @convention(c) (
         UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, OpaquePointer?, UnsafePointer<s2s_message_t>?
     ) -> s2s_outcome_t = { config, callState, call, message in
         guard let config else { return S2S_ERROR }
-        return ExportedConfigBox.from(config).hooks.onMessage(callState, call, message)
+        return ExportedConfigBox.from(config).onMessage(callState, call, message)
     }
 
     static let callEnd: @convention(c) (
         UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, OpaquePointer?, UnsafePointer<s2s_call_end_t>?
     ) -> Void = { config, callState, _, end in
         guard let config else { return }
-        ExportedConfigBox.from(config).hooks.callEnd(callState, end)
+        ExportedConfigBox.from(config).callEnd(callState, end)
     }
 }

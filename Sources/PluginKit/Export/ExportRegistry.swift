@@ -29,7 +29,7 @@ final class ExportRegistry: @unchecked Sendable {
 
     /// The table of `Plugin`, built on first use; nil (with the reason) if the type cannot be exported.
     func table<Plugin: TranslatorPlugin>(
-        for type: Plugin.Type
+        for type: Plugin.Type, box: @escaping (ExportedConfig<Plugin>) -> ExportedConfigBox
     ) -> Result<UnsafePointer<s2s_plugin_api_t>, PluginConfigError> {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
@@ -58,7 +58,7 @@ final class ExportRegistry: @unchecked Sendable {
         ))
         tables[ObjectIdentifier(type)] = UnsafePointer(table)
         factories[UnsafeRawPointer(table)] = { services, host, options in
-            ExportedConfig<Plugin>.make(services: services, host: host, options: options)
+            ExportedConfig<Plugin>.make(services: services, host: host, options: options, box: box)
         }
         return .success(UnsafePointer(table))
     }

@@ -9,32 +9,46 @@
 // Per-call state: a plugin's `CallState` lives in memory allocated for it in call_start, whose address is the ABI's
 // `call_state`; call_end moves the state out and frees it. A plugin with `Void` state allocates nothing: its
 // started calls all carry the address of one `Void` kept by the config, so call_end still tells calls that
-// proceeded from calls that were rejected. This code is compiled once for every plugin type (generic, not
-// specialized), so it avoids what would look the plugin's types up in the runtime on every call: a generic box
-// class, an optional or a cast of the plugin's `CallState`.
+// proceeded from calls that were rejected.
+//
+// The call hooks are inlinable, and the box reaches them through closures made in `PluginExport.table`, which is
+// inlinable too: so they are compiled into the plugin's own image for its own type (specialized), not run as
+// generic code that looks the plugin's types up in the runtime and copies its `CallState` through value witnesses
+// on every hook. Configuration-time hooks (schema_ready, wants) go through the protocol, unspecialized.
 
 import PluginABI
 
-/// The C hooks of one chain entry, independent of the plugin's type.
+/// The configuration-time hooks of one chain entry, independent of the plugin's type.
+@usableFromInline
 protocol ExportedConfigHooks: AnyObject {
     func schemaReady(_ schema: s2s_bytes_t, error: UnsafeMutablePointer<CChar>?, capacity: Int) -> s2s_outcome_t
     func wants(method: s2s_bytes_t, side: s2s_side_t) -> UInt32
-    func callStart(
-        _ call: OpaquePointer?, _ info: UnsafePointer<s2s_call_info_t>?,
-        _ callState: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
-    ) -> s2s_outcome_t
-    func onMessage(
-        _ callState: UnsafeMutableRawPointer?, _ call: OpaquePointer?, _ message: UnsafePointer<s2s_message_t>?
-    ) -> s2s_outcome_t
-    func callEnd(_ callState: UnsafeMutableRawPointer?, _ end: UnsafePointer<s2s_call_end_t>?)
 }
 
-/// What the host's `void *config` points at.
+/// What the host's `void *config` points at: the entry's hooks, the call hooks as closures specialized for the
+/// plugin's type.
+@usableFromInline
 final class ExportedConfigBox {
     let hooks: any ExportedConfigHooks
+    let callStart: (
+        OpaquePointer?, UnsafePointer<s2s_call_info_t>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+    ) -> s2s_outcome_t
+    let onMessage: (UnsafeMutableRawPointer?, OpaquePointer?, UnsafePointer<s2s_message_t>?) -> s2s_outcome_t
+    let callEnd: (UnsafeMutableRawPointer?, UnsafePointer<s2s_call_end_t>?) -> Void
 
-    init(hooks: any ExportedConfigHooks) {
+    @usableFromInline
+    init(
+        hooks: any ExportedConfigHooks,
+        callStart: @escaping (
+            OpaquePointer?, UnsafePointer<s2s_call_info_t>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+        ) -> s2s_outcome_t,
+        onMessage: @escaping (UnsafeMutableRawPointer?, OpaquePointer?, UnsafePointer<s2s_message_t>?) -> s2s_outcome_t,
+        callEnd: @escaping (UnsafeMutableRawPointer?, UnsafePointer<s2s_call_end_t>?) -> Void
+    ) {
         self.hooks = hooks
+        self.callStart = callStart
+        self.onMessage = onMessage
+        self.callEnd = callEnd
     }
 
     static func from(_ config: UnsafeMutableRawPointer) -> ExportedConfigBox {
@@ -42,13 +56,14 @@ final class ExportedConfigBox {
     }
 }
 
+@usableFromInline
 final class ExportedConfig<Plugin: TranslatorPlugin>: ExportedConfigHooks {
-    let plugin: Plugin
-    let services: HostServices
+    @usableFromInline let plugin: Plugin
+    @usableFromInline let services: HostServices
 
     /// For a plugin whose state is `Void`: the one `Void` every started call's `call_state` points at (allocated
     /// once, never freed per call); nil otherwise.
-    private let voidState: UnsafeMutablePointer<Plugin.CallState>?
+    @usableFromInline let voidState: UnsafeMutablePointer<Plugin.CallState>?
 
     init(plugin: Plugin, services: HostServices) {
         self.plugin = plugin
@@ -66,9 +81,11 @@ final class ExportedConfig<Plugin: TranslatorPlugin>: ExportedConfigHooks {
         voidState?.deinitialize(count: 1).deallocate()
     }
 
-    /// Creates the plugin from the host's options and wraps it for the host; the error text on failure.
+    /// Creates the plugin from the host's options and wraps it for the host (`box`, which `PluginExport.table`
+    /// makes); the error text on failure.
     static func make(
-        services: HostServices, host: OpaquePointer?, options: s2s_bytes_t
+        services: HostServices, host: OpaquePointer?, options: s2s_bytes_t,
+        box: (ExportedConfig<Plugin>) -> ExportedConfigBox
     ) -> Result<UnsafeMutableRawPointer, PluginConfigError> {
         guard let optionBytes = options.buffer else {
             return .failure(PluginConfigError("the host passed options with a length but no bytes (an ABI violation)"))
@@ -78,8 +95,7 @@ final class ExportedConfig<Plugin: TranslatorPlugin>: ExportedConfigHooks {
             let options = optionBytes.isEmpty ? PluginOptions(members: [:]) : try PluginOptions(json: optionBytes)
             let plugin = try Plugin(options: options, host: PluginHost(services: services, handle: host))
             try options.checkForUnknownKeys()
-            let box = ExportedConfigBox(hooks: ExportedConfig(plugin: plugin, services: services))
-            return .success(Unmanaged.passRetained(box).toOpaque())
+            return .success(Unmanaged.passRetained(box(ExportedConfig(plugin: plugin, services: services))).toOpaque())
         } catch let error as PluginConfigError {
             return .failure(error)
         } catch {
@@ -89,6 +105,7 @@ final class ExportedConfig<Plugin: TranslatorPlugin>: ExportedConfigHooks {
 
     // MARK: Control-thread hooks
 
+    @usableFromInline
     func schemaReady(
         _ schema: s2s_bytes_t, error buffer: UnsafeMutablePointer<CChar>?, capacity: Int
     ) -> s2s_outcome_t {
@@ -105,6 +122,7 @@ final class ExportedConfig<Plugin: TranslatorPlugin>: ExportedConfigHooks {
         }
     }
 
+    @usableFromInline
     func wants(method: s2s_bytes_t, side: s2s_side_t) -> UInt32 {
         guard let method = method.string, let side = CallSide(abi: side) else { return 0 }
         var wants = plugin.wants(method: method, side: side)
@@ -116,6 +134,7 @@ final class ExportedConfig<Plugin: TranslatorPlugin>: ExportedConfigHooks {
 
     // MARK: Call hooks
 
+    @inlinable
     func callStart(
         _ call: OpaquePointer?, _ infoPointer: UnsafePointer<s2s_call_info_t>?,
         _ callState: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
@@ -151,6 +170,7 @@ final class ExportedConfig<Plugin: TranslatorPlugin>: ExportedConfigHooks {
         }
     }
 
+    @inlinable
     func onMessage(
         _ callState: UnsafeMutableRawPointer?, _ call: OpaquePointer?, _ messagePointer: UnsafePointer<s2s_message_t>?
     ) -> s2s_outcome_t {
@@ -194,6 +214,7 @@ final class ExportedConfig<Plugin: TranslatorPlugin>: ExportedConfigHooks {
         }
     }
 
+    @inlinable
     func callEnd(_ callState: UnsafeMutableRawPointer?, _ endPointer: UnsafePointer<s2s_call_end_t>?) {
         // NULL: startCall rejected or failed the call, so it has no state and the plugin is not told.
         guard let callState else { return }
@@ -216,7 +237,8 @@ final class ExportedConfig<Plugin: TranslatorPlugin>: ExportedConfigHooks {
 
     // MARK: Helpers
 
-    private func store(_ state: consuming Plugin.CallState) -> UnsafeMutableRawPointer? {
+    @inlinable
+    func store(_ state: consuming Plugin.CallState) -> UnsafeMutableRawPointer? {
         if let voidState { return UnsafeMutableRawPointer(voidState) }
         let stored = UnsafeMutablePointer<Plugin.CallState>.allocate(capacity: 1)
         stored.initialize(to: state)
@@ -224,7 +246,8 @@ final class ExportedConfig<Plugin: TranslatorPlugin>: ExportedConfigHooks {
     }
 
     /// Reports a failure: the message as the status detail (its code is ignored for S2S_ERROR), and S2S_ERROR.
-    private func fail(_ call: OpaquePointer?, _ message: String) -> s2s_outcome_t {
+    @inlinable
+    func fail(_ call: OpaquePointer?, _ message: String) -> s2s_outcome_t {
         services.setStatus(call, code: StatusCode.internalError.rawValue, message: message)
         return S2S_ERROR
     }

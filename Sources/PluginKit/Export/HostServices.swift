@@ -6,6 +6,7 @@
 
 import PluginABI
 
+@usableFromInline
 struct HostServices: @unchecked Sendable {
     typealias Log = @convention(c) (OpaquePointer?, s2s_log_level_t, UnsafePointer<CChar>?, Int) -> Void
     typealias LogEnabled = @convention(c) (OpaquePointer?, s2s_log_level_t) -> Int32
@@ -17,7 +18,7 @@ struct HostServices: @unchecked Sendable {
         OpaquePointer?, UnsafePointer<CChar>?, Int, UnsafePointer<UInt8>?, Int
     ) -> Int32
     typealias RemoveHeader = @convention(c) (OpaquePointer?, UnsafePointer<CChar>?, Int) -> Int32
-    typealias SetMessage = @convention(c) (OpaquePointer?, UnsafePointer<UInt8>?, Int) -> Int32
+    @usableFromInline typealias SetMessage = @convention(c) (OpaquePointer?, UnsafePointer<UInt8>?, Int) -> Int32
     typealias SetStatus = @convention(c) (OpaquePointer?, UInt32, UnsafePointer<CChar>?, Int) -> Int32
 
     let abiMajor: Int
@@ -29,7 +30,7 @@ struct HostServices: @unchecked Sendable {
     let setHeader: EditHeader?
     let addHeader: EditHeader?
     let removeHeader: RemoveHeader?
-    let setMessage: SetMessage?
+    @usableFromInline let setMessage: SetMessage?
     let setStatus: SetStatus?
 
     init(_ table: UnsafePointer<s2s_host_api_t>) {
@@ -48,6 +49,7 @@ struct HostServices: @unchecked Sendable {
     }
 
     /// Sets the call's status (for S2S_REJECTED, or the detail of S2S_ERROR); a no-op if the host offers none.
+    @usableFromInline
     func setStatus(_ call: OpaquePointer?, code: UInt32, message: String) {
         guard let setStatus else { return }
         var message = message

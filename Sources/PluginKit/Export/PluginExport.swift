@@ -37,8 +37,26 @@ public enum PluginExport {
     /// The plugin's table (`const s2s_plugin_api_t *`) for a host speaking ABI `hostMajor.hostMinor`, or nil
     /// (after a line on stderr) if the host speaks another major version or the type cannot be exported. Built on
     /// the first call and the same for the life of the process.
+    @inlinable
     public static func table<Plugin: TranslatorPlugin>(
         for type: Plugin.Type, hostMajor: UInt32, hostMinor: UInt32
+    ) -> UnsafeRawPointer? {
+        // The call hooks as closures made here, in the plugin's image and for its type, so that they run
+        // specialized (ExportedConfig.swift).
+        table(for: type, hostMajor: hostMajor, hostMinor: hostMinor) { config in
+            ExportedConfigBox(
+                hooks: config,
+                callStart: { config.callStart($0, $1, $2) },
+                onMessage: { config.onMessage($0, $1, $2) },
+                callEnd: { config.callEnd($0, $1) }
+            )
+        }
+    }
+
+    @usableFromInline
+    static func table<Plugin: TranslatorPlugin>(
+        for type: Plugin.Type, hostMajor: UInt32, hostMinor: UInt32,
+        box: @escaping (ExportedConfig<Plugin>) -> ExportedConfigBox
     ) -> UnsafeRawPointer? {
         let ours = "\(S2S_PLUGIN_ABI_MAJOR).\(S2S_PLUGIN_ABI_MINOR)"
         guard hostMajor == UInt32(S2S_PLUGIN_ABI_MAJOR) else {
@@ -49,7 +67,7 @@ public enum PluginExport {
             )
             return nil
         }
-        switch ExportRegistry.shared.table(for: type) {
+        switch ExportRegistry.shared.table(for: type, box: box) {
         case .success(let table):
             return UnsafeRawPointer(table)
         case .failure(let error):

@@ -8,13 +8,15 @@
 
 import PluginABI
 
+@usableFromInline
 struct ReceivedStruct<Layout> {
     /// The host's struct, truncated or zero-extended to today's layout.
-    private let copy: Layout
+    @usableFromInline let copy: Layout
     /// The size the host declared in `struct_size`.
-    let declaredSize: Int
+    @usableFromInline let declaredSize: Int
 
     /// Copies the struct at `pointer`, whose first four bytes are its `struct_size`.
+    @inlinable
     init(_ pointer: UnsafePointer<Layout>, zeroed: Layout) {
         let raw = UnsafeRawPointer(pointer)
         declaredSize = Int(raw.load(as: UInt32.self))
@@ -27,12 +29,14 @@ struct ReceivedStruct<Layout> {
     }
 
     /// Whether the host's struct includes all of `field`.
+    @inlinable
     func has<Field>(_ field: KeyPath<Layout, Field>) -> Bool {
         guard let offset = MemoryLayout<Layout>.offset(of: field) else { return false }
         return declaredSize >= offset + MemoryLayout<Field>.size
     }
 
     /// The value of `field`, or `fallback` if the host's struct does not include it.
+    @inlinable
     subscript<Field>(_ field: KeyPath<Layout, Field>, or fallback: Field) -> Field {
         has(field) ? copy[keyPath: field] : fallback
     }
@@ -41,6 +45,7 @@ struct ReceivedStruct<Layout> {
 extension s2s_bytes_t {
     /// The bytes as a buffer, or nil if the host broke the ABI (a NULL pointer with a length, or a length beyond
     /// `Int.max`, which `size_t` imports as a negative `Int`). A zero length is an empty buffer whatever the pointer.
+    @inlinable
     var buffer: UnsafeRawBufferPointer? {
         guard len >= 0 else { return nil }
         if len == 0 { return UnsafeRawBufferPointer(start: nil, count: 0) }
@@ -56,6 +61,7 @@ extension s2s_bytes_t {
 
 extension CallSide {
     /// The side for an ABI value, or nil for a value this SDK does not know (a newer host's).
+    @inlinable
     init?(abi: s2s_side_t) {
         switch abi {
         case S2S_SIDE_OUTBOUND: self = .outbound
@@ -67,6 +73,7 @@ extension CallSide {
 
 extension MessageDirection {
     /// The direction for an ABI value, or nil for a value this SDK does not know.
+    @inlinable
     init?(abi: s2s_direction_t) {
         switch abi {
         case S2S_DIRECTION_REQUEST: self = .request

@@ -17,6 +17,7 @@ public struct CallStart: ~Copyable {
     /// Which listener the call came through.
     public let side: CallSide
 
+    @usableFromInline
     init(
         call: OpaquePointer?, services: HostServices, method: UnsafeRawBufferPointer, side: CallSide,
         connection: UnsafeRawBufferPointer, headers: UnsafeBufferPointer<s2s_header_t>

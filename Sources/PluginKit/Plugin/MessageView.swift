@@ -15,6 +15,7 @@ public struct MessageView: ~Copyable {
     /// that cannot decompress it should leave it `.unchanged` or reject the call, not parse it.
     public let isCompressed: Bool
 
+    @usableFromInline
     init(direction: MessageDirection, index: Int, payload: UnsafeRawBufferPointer, isCompressed: Bool) {
         self.direction = direction
         self.index = index
