@@ -292,8 +292,11 @@ final class ProxyCall {
             case .forward(let translated):
                 countMessages(translated.count, from: sender)
                 guard let (writer, streamID) = receiver(of: sender) else { return false }
-                written = write(translated, endStream: data.endStream, to: writer, streamID: streamID)
-                wrote = written != nil
+                // As above: a request's last DATA needs no completion.
+                (wrote, written) = write(
+                    translated, endStream: data.endStream, to: writer, streamID: streamID,
+                    completion: !(data.endStream && sender == .client)
+                )
             }
         }
         releaseCredit(HTTP2FlowControlledLength.of(data), from: sender, once: written)
@@ -387,13 +390,14 @@ final class ProxyCall {
         return .forward(output)
     }
 
-    /// Writes re-framed messages as DATA frames. Returns the last write's completion, nil when there was nothing to
-    /// write (a part of a message, held until the rest arrives).
+    /// Writes re-framed messages as DATA frames. Returns whether anything was written (nothing for a part of a
+    /// message, held until the rest arrives) and, if `completion`, the last write's completion.
     private func write(
-        _ messages: [ByteBuffer], endStream: Bool, to writer: HTTP2FrameWriter, streamID: HTTP2StreamID
-    ) -> EventLoopFuture<Void>? {
-        guard !messages.isEmpty || endStream, let loop = writer.eventLoop else { return nil }
-        let promise = loop.makePromise(of: Void.self)
+        _ messages: [ByteBuffer], endStream: Bool, to writer: HTTP2FrameWriter, streamID: HTTP2StreamID,
+        completion: Bool
+    ) -> (wrote: Bool, written: EventLoopFuture<Void>?) {
+        guard !messages.isEmpty || endStream, let loop = writer.eventLoop else { return (false, nil) }
+        let promise = completion ? loop.makePromise(of: Void.self) : nil
         if messages.isEmpty {
             writer.write(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)), streamID: streamID, promise: promise)
         } else {
@@ -403,7 +407,7 @@ final class ProxyCall {
                              promise: last ? promise : nil)
             }
         }
-        return promise.futureResult
+        return (true, promise?.futureResult)
     }
 
     // MARK: Ending
