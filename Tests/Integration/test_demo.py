@@ -29,6 +29,7 @@ from temporal_server import cli_env, temporal_binary
 DASHBOARD = REPO_ROOT / "deploy" / "grafana" / "s2s-proxy.json"
 RULES = REPO_ROOT / "deploy" / "prometheus" / "s2s-proxy-alerts.yaml"
 RULE_TESTS = REPO_ROOT / "deploy" / "prometheus" / "s2s-proxy-alerts.test.yaml"
+PROMETHEUS_DEMO = REPO_ROOT / "deploy" / "prometheus" / "prometheus-demo.yml"
 # Every port of examples/two-clusters and the dev servers run-dev starts (each Temporal port + 10 and + 20).
 EXAMPLE_PORTS = [7233, 7243, 7253, 8233, 8243, 8253, 6233, 8333, 6334, 6240, 6241, 6290, 8340, 8341, 8390]
 UP_TIMEOUT = 300
@@ -152,8 +153,8 @@ def scrape(demo: Demo) -> set[str]:
 def test_the_printed_commands_show_a_workflow_crossing_renamed_and_a_call_refused(demo):
     commands = demo.printed_commands()
     temporal_commands = [c for c in commands if not c.startswith("curl")]
-    assert len(temporal_commands) == 4, demo.output
-    start, describe, refused, namespaces = (run_printed(demo, c) for c in temporal_commands)
+    assert len(temporal_commands) == 6, demo.output
+    start, describe, refused, namespaces, back, described_in_a = (run_printed(demo, c) for c in temporal_commands)
 
     # Started through proxy A under cluster A's name ...
     assert start.returncode == 0, start.stderr
@@ -169,6 +170,10 @@ def test_the_printed_commands_show_a_workflow_crossing_renamed_and_a_call_refuse
     assert namespaces.returncode == 0, namespaces.stderr
     names = re.findall(r"NamespaceInfo\.Name\s+(\S+)", namespaces.stdout)
     assert names == ["orders"], namespaces.stdout
+    # The other way: started by cluster B's side under B's name, there in cluster A under A's name.
+    assert back.returncode == 0, back.stderr
+    assert described_in_a.returncode == 0, described_in_a.stderr
+    assert re.search(r"Namespace\s+orders\b", described_in_a.stdout) and "demo-3" in described_in_a.stdout
 
 
 def test_the_printed_health_connections_and_metrics_urls_answer(demo):
@@ -215,11 +220,19 @@ def test_the_alert_rules_name_only_exported_metrics_and_pass_promtool(demo):
     exported = scrape(demo)
     named = {name for rule in alerts for name in METRIC.findall(rule["expr"])}
     assert not named - exported, f"not exported: {sorted(named - exported)}"
+    # The demo's Prometheus scrapes the example proxies' metrics listeners.
+    targets = {target for job in yaml.safe_load(PROMETHEUS_DEMO.read_text())["scrape_configs"]
+               for group in job["static_configs"] for target in group["targets"]}  # fmt: skip
+    examples = {yaml.safe_load((REPO_ROOT / "examples" / "two-clusters" / f"proxy-{side}.yaml").read_text())
+                ["metrics"]["prometheus"]["listenAddress"] for side in "ab"}  # fmt: skip
+    assert targets == examples
     promtool = shutil.which("promtool")
     if not promtool:
         pytest.skip("promtool is not installed (Debian prometheus; .ci/run installs it)")
     check = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
+    config = subprocess.run([promtool, "check", "config", str(PROMETHEUS_DEMO)], capture_output=True, text=True)
+    assert config.returncode == 0, config.stdout + config.stderr
     unit = subprocess.run([promtool, "test", "rules", str(RULE_TESTS)], capture_output=True, text=True,
                           cwd=RULE_TESTS.parent)
     assert unit.returncode == 0, unit.stdout + unit.stderr
