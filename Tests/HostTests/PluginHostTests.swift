@@ -162,6 +162,29 @@ final class PluginHostTests: XCTestCase {
         XCTAssertEqual(first.stats.replaced, 2)
     }
 
+    /// Hook runs are counted in batches, at the latest when 16 are waiting: a long stream's figures move while it
+    /// is open, and every run is counted by the call's end.
+    func testHookRunsAreCountedWhileACallIsOpenAndAllByItsEnd() throws {
+        let probe = try entry()
+        let chain = PluginChain(side: .inbound, connectionName: "c", entries: [probe])
+        let plan = try XCTUnwrap(chain.plan(for: "/a.B/C"))
+        let runner = PluginCallRunner(plan: plan, method: "/a.B/C", side: .inbound, connection: "c")
+        var headers = requestHeaders()
+        guard case .proceed = runner.start(headers: &headers) else { return XCTFail("call rejected") }
+        for _ in 0..<40 {
+            _ = runner.message(framed("a"), direction: S2S_DIRECTION_REQUEST)
+        }
+        let open = probe.stats
+        XCTAssertEqual(open.calls, 1)
+        XCTAssertGreaterThanOrEqual(open.messages, 24, "counted while the call is open")
+        XCTAssertLessThan(open.messages, 40, "the last runs wait for the batch")
+        runner.end(grpcStatus: 0)
+        let ended = probe.stats
+        XCTAssertEqual([ended.calls, ended.messages], [1, 40])
+        XCTAssertEqual(ended.messageDurations.count, 40)
+        XCTAssertEqual(ended.callEndDurations.count, 1)
+    }
+
     func testUnchangedMessagesAreTheOriginalBuffer() throws {
         let chain = PluginChain(side: .inbound, connectionName: "c", entries: [try entry()])
         let runner = PluginCallRunner(plan: try XCTUnwrap(chain.plan(for: "/a.B/C")), method: "/a.B/C", side: .inbound, connection: "c")

@@ -6,7 +6,9 @@
 // response first), each entry seeing the previous one's output. A message nobody changes goes on as the very
 // buffer it arrived in. The outcome of each hook is checked against the ABI's rules; a hook that breaks them
 // counts as a plugin failure, and the entry's failure policy decides what the call sees. Every hook is timed and
-// counted in its entry's stats, whatever its outcome.
+// counted in its entry's stats, whatever its outcome: in batches (`tally`), one lock per entry at the call's end,
+// when 16 hook runs are waiting, or when the oldest waiting one is a second old, so that a long stream's figures
+// are never more than a second behind. Rejections and failures are counted at once.
 //
 // Confined to the call's event loop, like the `ProxyCall` that owns it.
 
@@ -43,6 +45,11 @@ final class PluginCallRunner {
     var responseEncoding: String?
     /// The largest message inflated for plugins (`limits.maxMessageBytes`).
     var maxMessageBytes = Int(Int32.max)
+    /// Hook runs not yet counted into their entries' stats, the first `tallyCount`, the first of them at
+    /// `tallyStarted`.
+    private var tally = InlineArray<16, HookRun>(repeating: HookRun())
+    private var tallyCount = 0
+    private var tallyStarted = NIODeadline.uptimeNanoseconds(0)
 
     init(plan: PluginCallPlan, method: String, side: PluginSide, connection: String) {
         self.plan = plan
@@ -96,10 +103,7 @@ final class PluginCallRunner {
             mark = now
             states.append(state)
             scratch.hook = .none
-            entry.updateStats {
-                $0.calls += 1
-                $0.callStartDurations.record(elapsed)
-            }
+            count(HookRun(step: stepIndex, kind: .callStart, elapsed: elapsed), at: now)
             switch judge(outcome, of: entry, during: "call_start") {
             case .goOn:
                 continue
@@ -179,10 +183,11 @@ final class PluginCallRunner {
             mark = now
             scratch.hook = .none
             let judgement = judge(outcome, of: entry, during: "on_message")
-            entry.recordMessage(
-                elapsed, replaced: judgement.isReplacement, failed: judgement.isFailure,
+            count(HookRun(
+                step: stepIndex, kind: .message, elapsed: elapsed, replaced: judgement.isReplacement,
+                failed: judgement.isFailure,
                 messageType: isRequest ? step.messageTypes?.request : step.messageTypes?.response
-            )
+            ), at: now)
             switch judgement {
             case .goOn, .failedOpen:
                 break
@@ -207,7 +212,6 @@ final class PluginCallRunner {
         var mark = NIODeadline.now()  // one clock read per hook boundary, as in start
         for (stepIndex, state) in states.enumerated() {
             let step = plan.steps[stepIndex]
-            let entry = step.entry
             guard let callEnd = step.callEnd else { continue }
             scratch.begin(.callEnd)
             callEnd(step.config, state, scratch.handle, &end)
@@ -215,9 +219,46 @@ final class PluginCallRunner {
             let elapsed = now - mark
             mark = now
             scratch.hook = .none
-            entry.updateStats { $0.callEndDurations.record(elapsed) }
+            count(HookRun(step: stepIndex, kind: .callEnd, elapsed: elapsed), at: now)
         }
         states = []
+        countTally()
+    }
+
+    deinit {
+        countTally()  // a runner dropped without end (which the proxy never does) still counts what ran
+    }
+
+    // MARK: Hook statistics
+
+    private func count(_ run: HookRun, at now: NIODeadline) {
+        if tallyCount == 0 { tallyStarted = now }
+        tally[tallyCount] = run
+        tallyCount += 1
+        if tallyCount == tally.count || now - tallyStarted > .seconds(1) {
+            countTally()
+        }
+    }
+
+    /// Counts the waiting hook runs into their entries' stats: one lock per entry that has any.
+    private func countTally() {
+        guard tallyCount > 0 else { return }
+        let waiting = tallyCount
+        tallyCount = 0
+        for (index, step) in plan.steps.enumerated() {
+            let stepIndex = UInt16(truncatingIfNeeded: index)
+            var any = false
+            for i in 0..<waiting where tally[i].step == stepIndex {
+                any = true
+                break
+            }
+            guard any else { continue }
+            step.entry.count { record in
+                for i in 0..<waiting where tally[i].step == stepIndex {
+                    record(tally[i])
+                }
+            }
+        }
     }
 
     // MARK: Outcomes

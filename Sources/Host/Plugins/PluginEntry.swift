@@ -62,6 +62,37 @@ public enum PluginSide: String, Sendable, Equatable {
 }
 
 /// Counters the host keeps per chain entry.
+/// One run of a hook of a chain entry, as the call's runner keeps it until it counts a batch into the entry.
+struct HookRun {
+    enum Kind: UInt8 {
+        case callStart, message, callEnd
+    }
+
+    /// The entry's step in the call's plan.
+    var step: UInt16 = 0
+    var kind: Kind = .callStart
+    /// on_message: whether it replaced the message, whether it failed.
+    var replaced = false
+    var failed = false
+    /// on_message of an entry that counts translations: the message's type number, else -1.
+    var messageType: Int32 = -1
+    var nanoseconds: UInt64 = 0
+
+    init() {}
+
+    init(
+        step: Int, kind: Kind, elapsed: TimeAmount, replaced: Bool = false, failed: Bool = false,
+        messageType: Int? = nil
+    ) {
+        self.step = UInt16(truncatingIfNeeded: step)
+        self.kind = kind
+        self.replaced = replaced
+        self.failed = failed
+        self.messageType = messageType.map { Int32(truncatingIfNeeded: $0) } ?? -1
+        nanoseconds = UInt64(max(0, elapsed.nanoseconds))  // the monotonic clock never goes back; 0 if it did
+    }
+}
+
 public struct PluginEntryStats: Sendable, Equatable {
     public var calls: UInt64 = 0
     public var messages: UInt64 = 0
@@ -199,18 +230,27 @@ public final class PluginEntry: @unchecked Sendable {
         counters.withLockedValue { update(&$0.stats) }
     }
 
-    /// Counts one run of `on_message`: its time, whether it replaced the message or failed, and, for an entry with a
-    /// translation kind, the same under the message's type number (the plan's `messageTypes`). One lock, no
-    /// allocation.
-    func recordMessage(_ elapsed: TimeAmount, replaced: Bool, failed: Bool, messageType: Int?) {
+    /// Counts hook runs of this entry under one lock: `runs` passes each to the function it is given.
+    func count(_ runs: ((HookRun) -> Void) -> Void) {
         counters.withLockedValue { counters in
-            counters.stats.messages += 1
-            if replaced { counters.stats.replaced += 1 }
-            counters.stats.messageDurations.record(elapsed)
-            guard let messageType, counters.translations.indices.contains(messageType) else { return }
-            if replaced { counters.translations[messageType].succeeded += 1 }
-            if failed { counters.translations[messageType].failed += 1 }
-            counters.translations[messageType].latency.record(elapsed)
+            runs { run in
+                switch run.kind {
+                case .callStart:
+                    counters.stats.calls += 1
+                    counters.stats.callStartDurations.record(nanoseconds: run.nanoseconds)
+                case .callEnd:
+                    counters.stats.callEndDurations.record(nanoseconds: run.nanoseconds)
+                case .message:
+                    counters.stats.messages += 1
+                    if run.replaced { counters.stats.replaced += 1 }
+                    counters.stats.messageDurations.record(nanoseconds: run.nanoseconds)
+                    let type = Int(run.messageType)
+                    guard counters.translations.indices.contains(type) else { return }
+                    if run.replaced { counters.translations[type].succeeded += 1 }
+                    if run.failed { counters.translations[type].failed += 1 }
+                    counters.translations[type].latency.record(nanoseconds: run.nanoseconds)
+                }
+            }
         }
     }
 

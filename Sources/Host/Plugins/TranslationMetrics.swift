@@ -5,8 +5,8 @@
 // The Go proxy times and counts every run of a translator over a message. Here the runs are the `on_message` hooks
 // of the bundled plugins that do the Go translations; other plugins (acl, cluster-adapter, third-party ones) have
 // no Go counterpart and stay out of these families. The counters live in the entry, behind the same lock as its
-// other stats (`PluginEntry.recordMessage`), indexed by a number the call resolves once, so that a message costs
-// no hashing and no allocation.
+// other stats (`PluginEntry.count`, in the call runner's batches), indexed by a number the call resolves once, so
+// that a message costs no hashing and no allocation.
 
 /// The Go proxy's `kind` label: which translation a chain entry does.
 public enum TranslationKind: String, Sendable, CaseIterable {
