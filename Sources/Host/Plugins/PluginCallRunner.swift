@@ -7,8 +7,9 @@
 // buffer it arrived in. The outcome of each hook is checked against the ABI's rules; a hook that breaks them
 // counts as a plugin failure, and the entry's failure policy decides what the call sees. Every hook is timed and
 // counted in its entry's stats, whatever its outcome: in batches (`tally`), one lock per entry at the call's end,
-// when 16 hook runs are waiting, or when the oldest waiting one is a second old, so that a long stream's figures
-// are never more than a second behind. Rejections and failures are counted at once.
+// when 16 hook runs are waiting, and at the next run once the oldest waiting one is a second old (a busy stream's
+// figures are about a second behind; an idle one's last few wait for its next run or its end). Rejections and
+// failures are counted at once.
 //
 // Confined to the call's event loop, like the `ProxyCall` that owns it.
 
