@@ -238,6 +238,22 @@ def test_the_alert_rules_name_only_exported_metrics_and_pass_promtool(demo):
     assert unit.returncode == 0, unit.stdout + unit.stderr
 
 
+def test_a_port_in_use_is_named_at_once(tmp_path):
+    offset = free_offset()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 8233 + offset))  # cluster B's frontend
+        taken.listen()
+        env = cli_env(tmp_path)
+        env.update({"S2S_PROXY_BIN": str(proxy_binary()), "S2S_DEV_DIR": str(tmp_path / "dev"),
+                    "S2S_DEV_PORT_OFFSET": str(offset), "TEMPORAL": temporal_binary()})  # fmt: skip
+        result = subprocess.run([str(REPO_ROOT / "scripts" / "run-dev")], cwd=REPO_ROOT, env=env, capture_output=True,
+                                text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"127.0.0.1:{8233 + offset} is in use" in result.stderr
+    assert "S2S_DEV_PORT_OFFSET" in result.stderr
+    assert not (tmp_path / "dev" / "logs" / "cluster-a.log").exists(), "nothing was started"
+
+
 def test_ctrl_c_stops_everything_it_started(demo):
     assert demo.ctrl_c() is not None, "run-dev did not exit within 60 s of Ctrl-C"
     deadline = time.monotonic() + 30
