@@ -185,6 +185,21 @@ final class PluginHostTests: XCTestCase {
         XCTAssertEqual(ended.callEndDurations.count, 1)
     }
 
+    /// call_start's call info: every metadata entry but the pseudo-headers, binary values decoded; what the plugin
+    /// sets under a `-bin` name goes out base64 again.
+    func testCallInfoCarriesTheMetadataWithBinaryValuesDecoded() throws {
+        let chain = PluginChain(side: .inbound, connectionName: "c", entries: [try entry()])
+        let runner = PluginCallRunner(plan: try XCTUnwrap(chain.plan(for: "/a.B/C")), method: "/a.B/C", side: .inbound, connection: "c")
+        var headers = requestHeaders([
+            ("x-probe-copy-bin", "AAH+/w"), ("x-probe-copy", "a text value longer than fifteen bytes"),
+        ])
+        guard case .proceed = runner.start(headers: &headers) else { return XCTFail("call rejected") }
+        XCTAssertEqual(headers.first(name: "x-probe-copied-bin"), "AAH+/w", "decoded for the plugin, encoded again")
+        XCTAssertEqual(headers.first(name: "x-probe-copied"), "a text value longer than fifteen bytes")
+        XCTAssertEqual(headers.first(name: ":path"), "/a.B/C")
+        runner.end(grpcStatus: 0)
+    }
+
     func testUnchangedMessagesAreTheOriginalBuffer() throws {
         let chain = PluginChain(side: .inbound, connectionName: "c", entries: [try entry()])
         let runner = PluginCallRunner(plan: try XCTUnwrap(chain.plan(for: "/a.B/C")), method: "/a.B/C", side: .inbound, connection: "c")

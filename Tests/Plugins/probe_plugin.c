@@ -137,6 +137,12 @@ static s2s_outcome_t probe_call_start(void *raw, s2s_call_t *call, const s2s_cal
     }
     const char *side = info->side == S2S_SIDE_INBOUND ? "inbound" : "outbound";
     api->set_header(call, "x-probe-side", 12, (const uint8_t *)side, strlen(side));
+    /* What the plugin was given for a binary and a text header, handed back under other names: a binary value
+     * reaches the plugin decoded, and goes out encoded again. */
+    const s2s_bytes_t *binary = find_header(info, "x-probe-copy-bin");
+    if (binary) api->set_header(call, "x-probe-copied-bin", 18, binary->data, binary->len);
+    const s2s_bytes_t *text = find_header(info, "x-probe-copy");
+    if (text) api->set_header(call, "x-probe-copied", 14, text->data, text->len);
     *state = calloc(1, sizeof(probe_call_t));
     return S2S_OK;
 }

@@ -347,29 +347,22 @@ private struct CallInfoBlock {
     var pointer: UnsafePointer<s2s_call_info_t> { UnsafePointer(block.assumingMemoryBound(to: s2s_call_info_t.self)) }
 
     init(method: String, side: PluginSide, connection: String, headers: HPACKHeaders) {
+        // One pass over the metadata, into room for all of it: a decoded binary value is shorter than its base64,
+        // and pseudo-headers take room they do not use.
         var byteCount = method.utf8.count + connection.utf8.count
-        var entryCount = 0
-        var binaryValues: [[UInt8]] = []
-        for (name, value, _) in headers where name.utf8.first != UInt8(ascii: ":") {
-            entryCount += 1
-            byteCount += name.utf8.count
-            if PluginHeaderRules.isBinary(name) {
-                let decoded = PluginHeaderRules.pluginValue(name: name, value: value)
-                byteCount += decoded.count
-                binaryValues.append(decoded)
-            } else {
-                byteCount += value.utf8.count
-            }
+        for (name, value, _) in headers {
+            byteCount += name.utf8.count + value.utf8.count
         }
+        let entryCapacity = headers.count
         let infoSize = MemoryLayout<s2s_call_info_t>.stride
         let entriesOffset = (infoSize + MemoryLayout<s2s_header_t>.alignment - 1)
             & ~(MemoryLayout<s2s_header_t>.alignment - 1)
-        let bytesOffset = entriesOffset + entryCount * MemoryLayout<s2s_header_t>.stride
+        let bytesOffset = entriesOffset + entryCapacity * MemoryLayout<s2s_header_t>.stride
         block = .allocate(
             byteCount: bytesOffset + byteCount,
             alignment: max(MemoryLayout<s2s_call_info_t>.alignment, MemoryLayout<s2s_header_t>.alignment)
         )
-        let entries = (block + entriesOffset).bindMemory(to: s2s_header_t.self, capacity: entryCount)
+        let entries = (block + entriesOffset).bindMemory(to: s2s_header_t.self, capacity: entryCapacity)
         let base = (block + bytesOffset).bindMemory(to: UInt8.self, capacity: byteCount)
         var offset = 0
         func append(_ text: some Collection<UInt8>) -> s2s_bytes_t {
@@ -390,19 +383,14 @@ private struct CallInfoBlock {
         }
         let methodBytes = append(method.utf8)
         let connectionBytes = append(connection.utf8)
-        var entry = 0
-        var binary = 0
+        var entryCount = 0
         for (name, value, _) in headers where name.utf8.first != UInt8(ascii: ":") {
             let nameBytes = append(name.utf8)
-            let valueBytes: s2s_bytes_t
-            if PluginHeaderRules.isBinary(name) {
-                valueBytes = append(binaryValues[binary])
-                binary += 1
-            } else {
-                valueBytes = append(value.utf8)
-            }
-            (entries + entry).initialize(to: s2s_header_t(name: nameBytes, value: valueBytes))
-            entry += 1
+            let valueBytes = PluginHeaderRules.isBinary(name)
+                ? append(PluginHeaderRules.pluginValue(name: name, value: value))
+                : append(value.utf8)
+            (entries + entryCount).initialize(to: s2s_header_t(name: nameBytes, value: valueBytes))
+            entryCount += 1
         }
         block.bindMemory(to: s2s_call_info_t.self, capacity: 1).initialize(to: s2s_call_info_t(
             struct_size: UInt32(MemoryLayout<s2s_call_info_t>.size),

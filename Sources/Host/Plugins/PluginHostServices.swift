@@ -216,13 +216,21 @@ enum PluginHostServices {
 
 /// Which metadata plugins may edit, and how values cross the boundary.
 enum PluginHeaderRules {
-    /// Headers that belong to HTTP/2 or to the connection, not to the call's metadata.
-    private static let reserved: Set<String> = [
-        "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "host", "content-length",
-    ]
+    /// Headers that belong to HTTP/2 or to the connection, not to the call's metadata. (Compared one by one: a set
+    /// would hash every name a plugin edits, which costs more than these eight comparisons, most of which the
+    /// length settles.)
+    private static func isReserved(_ name: String) -> Bool {
+        switch name {
+        case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "host",
+            "content-length":
+            return true
+        default:
+            return false
+        }
+    }
 
     static func isEditableName(_ name: String) -> Bool {
-        guard !name.isEmpty, !reserved.contains(name) else { return false }
+        guard !name.isEmpty, !isReserved(name) else { return false }
         return name.utf8.allSatisfy { byte in
             switch byte {
             case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
