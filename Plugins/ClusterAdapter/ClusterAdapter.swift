@@ -154,8 +154,8 @@ public final class ClusterAdapter: TranslatorPlugin {
         guard let overrides = state, !overrides.isEmpty else { return .unchanged }
         if message.isCompressed {
             throw PluginFailure(
-                "cluster-adapter cannot rewrite a compressed message; turn off compression between Temporal and "
-                    + "the proxy"
+                "cluster-adapter cannot rewrite a message compressed in an encoding the proxy does not inflate (it"
+                    + " inflates gzip and deflate); use one of those, or none, between Temporal and the proxy"
             )
         }
         guard let output = try overrides.apply(to: message.payload) else { return .unchanged }

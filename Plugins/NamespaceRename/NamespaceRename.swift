@@ -108,7 +108,9 @@ public final class NamespaceRename: TranslatorPlugin {
         let isRequest = message.direction == .request
         guard let plan = isRequest ? state.request : state.response, plan.canMatch else { return .unchanged }
         if message.isCompressed {
-            throw PluginFailure("namespace-rename cannot translate a compressed message; turn off compression between Temporal and the proxy")
+            throw PluginFailure(
+                "namespace-rename cannot translate a message compressed in an encoding the proxy does not inflate (it"
+                    + " inflates gzip and deflate); use one of those, or none, between Temporal and the proxy")
         }
         let map = isRequest ? state.requestMap : state.responseMap
         var count = 0

@@ -111,8 +111,8 @@ public final class SearchAttributeRename: TranslatorPlugin {
         guard let plan = isRequest ? state.request : state.response, plan.canMatch else { return .unchanged }
         if message.isCompressed {
             throw PluginFailure(
-                "search-attribute-rename cannot translate a compressed message; turn off compression between "
-                    + "Temporal and the proxy")
+                "search-attribute-rename cannot translate a message compressed in an encoding the proxy does not"
+                    + " inflate (it inflates gzip and deflate); use one of those, or none, between Temporal and the proxy")
         }
         let payload = message.payload
         // First read: where the namespaces are, and whether any key is a name some mapping renames.

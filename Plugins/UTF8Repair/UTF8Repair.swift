@@ -108,7 +108,8 @@ public final class UTF8Repair: TranslatorPlugin {
         guard let plan = isRequest ? state.request : state.response, plan.canMatch else { return .unchanged }
         if message.isCompressed {
             throw PluginFailure(
-                "utf8-repair cannot check a compressed message; turn off compression between Temporal and the proxy"
+                "utf8-repair cannot check a message compressed in an encoding the proxy does not inflate (it inflates"
+                    + " gzip and deflate); use one of those, or none, between Temporal and the proxy"
             )
         }
         let logsRepairs = host.isLogEnabled(.debug)

@@ -8,6 +8,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHPACK
 import PluginABI
+import Foundation
 import XCTest
 
 /// Collects log lines, to see what plugins wrote through the host's logger.
@@ -39,6 +40,7 @@ final class PluginHostTests: XCTestCase {
     private static let variants: [String: [String]] = [
         "probe": [], "probe-schema": ["-DPROBE_NEEDS_SCHEMA"], "probe-abi2": ["-DPROBE_ABI_MAJOR=2"],
         "probe-no-entry": ["-DPROBE_NO_ENTRY"], "probe-refuse-entry": ["-DPROBE_REFUSE_ENTRY"],
+        "probe-bad-name": ["-DPROBE_BAD_NAME"],
     ]
     private static let built = NIOLockedValueBox<[String: String]?>(nil)
 
@@ -107,11 +109,44 @@ final class PluginHostTests: XCTestCase {
         XCTAssertEqual(kind(paths["probe-abi2"]!), .abiMismatch(pluginMajor: 2, pluginMinor: Int(S2S_PLUGIN_ABI_MINOR)))
         XCTAssertEqual(kind(paths["probe-no-entry"]!), .entrySymbolMissing)
         XCTAssertEqual(kind(paths["probe-refuse-entry"]!), .entryRefused)
+        XCTAssertEqual(kind(paths["probe-bad-name"]!), .malformedTable)
+        XCTAssertThrowsError(try PluginLibrary.load(path: paths["probe-bad-name"]!)) { error in
+            XCTAssertTrue("\(error)".contains(#"name "probe plugin!" has characters other than"#), "\(error)")
+        }
         XCTAssertEqual(kind("/nonexistent/lib.so"), .fileMissing)
         XCTAssertEqual(kind(#filePath), .notSharedObject)
         XCTAssertThrowsError(try PluginLibrary.load(bundledName: "surely-not-installed")) { error in
             XCTAssertTrue("\(error)".contains("libsurely-not-installed.so"))
         }
+    }
+
+    /// A shared object for another machine or word size: glibc's dlopen calls it "No such file or directory"; the
+    /// error says what it is built for instead. The probe plugin with its ELF header's machine or class changed.
+    func testAPluginForAnotherArchitectureSaysSo() throws {
+        let original = try Data(contentsOf: URL(fileURLWithPath: try XCTUnwrap(try plugins()["probe"])))
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("elf-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        func variant(_ name: String, _ change: (inout Data) -> Void) throws -> String {
+            var bytes = original
+            change(&bytes)
+            let path = directory.appendingPathComponent(name).path
+            try bytes.write(to: URL(fileURLWithPath: path))
+            return path
+        }
+        let aarch64 = try variant("aarch64.so") { $0[18] = 183; $0[19] = 0 }
+        let thirtyTwo = try variant("elf32.so") { $0[4] = 1 }
+        let here = ELFIdentity.name(of: ELFIdentity.current)
+        XCTAssertThrowsError(try PluginLibrary.load(path: aarch64)) { error in
+            let error = error as? PluginLoadError
+            XCTAssertEqual(error?.kind, .wrongArchitecture(found: "aarch64 (64-bit ELF)", expected: "\(here) (64-bit ELF)"))
+            XCTAssertTrue("\(error!)".contains("is built for aarch64 (64-bit ELF), but this s2s-proxy runs on \(here)"))
+        }
+        XCTAssertThrowsError(try PluginLibrary.load(path: thirtyTwo)) { error in
+            XCTAssertEqual((error as? PluginLoadError)?.kind, .wrongArchitecture(found: "\(here) (32-bit ELF)", expected: "\(here) (64-bit ELF)"))
+        }
+        XCTAssertNil(ELFIdentity.mismatch(header: Array(original.prefix(20))), "the probe itself is for this machine")
+        XCTAssertNil(ELFIdentity.mismatch(header: Array("not an ELF file at all".utf8)))
     }
 
     func testAFileIsLoadedOnceAndDescribesItself() throws {

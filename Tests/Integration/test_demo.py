@@ -166,6 +166,15 @@ def test_the_printed_commands_show_a_workflow_crossing_renamed_and_a_call_refuse
     # B's other namespace is refused by proxy B's ACL, with its message.
     assert refused.returncode != 0
     assert "not allowed by namespace access control" in refused.stderr + refused.stdout
+    # Proxy B's log says which chain entry ended the call.
+    deadline = time.monotonic() + 10
+    while True:
+        lines = [line for line in (demo.workdir / "dev" / "logs" / "proxy-b.log").read_text().splitlines()
+                 if "call failed in proxy" in line and "status=PERMISSION_DENIED" in line]
+        if lines or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert lines and "plugin=acl" in lines[-1] and "entry=clusterConnections[0].plugins[1]" in lines[-1], lines
     # The namespace list through the tunnel: B's orders-b under A's name, billing left out.
     assert namespaces.returncode == 0, namespaces.stderr
     names = re.findall(r"NamespaceInfo\.Name\s+(\S+)", namespaces.stdout)

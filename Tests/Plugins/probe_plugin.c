@@ -232,7 +232,11 @@ static const s2s_plugin_api_t probe_api = {
     .struct_size = sizeof(s2s_plugin_api_t),
     .abi_major = PROBE_ABI_MAJOR,
     .abi_minor = S2S_PLUGIN_ABI_MINOR,
+#ifdef PROBE_BAD_NAME
+    .name = "probe plugin!",
+#else
     .name = "probe",
+#endif
     .version = "0.0.1",
     .description = "test plugin driven by the traffic it sees",
     .config_new = probe_config_new,

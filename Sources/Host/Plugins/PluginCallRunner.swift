@@ -59,6 +59,9 @@ final class PluginCallRunner {
         self.connection = connection
     }
 
+    /// The chain entry whose rejection or (closed) failure ended the call, for the proxy's log line about it.
+    private(set) var endedBy: (plugin: String, entry: String)?
+
     var wantsRequestMessages: Bool { plan.wantsRequestMessages }
     var wantsResponseMessages: Bool { plan.wantsResponseMessages }
 
@@ -303,7 +306,7 @@ final class PluginCallRunner {
             if let status = rejection(by: entry) { return .rejected(status) }
             detail = "returned S2S_REJECTED without a valid status (set_status with a code 1-16)"
         case S2S_ERROR:
-            detail = scratch.statusMessage ?? "no message"
+            detail = scratch.statusMessage ?? "returned S2S_ERROR without a message (call set_status before returning it)"
         default:
             detail = "returned outcome \(outcome.rawValue), which \(hook) may not return"
         }
@@ -314,6 +317,7 @@ final class PluginCallRunner {
     private func rejection(by entry: PluginEntry) -> GRPCStatus? {
         guard scratch.statusCode != 0, let code = GRPCStatusCode(rawValue: Int(scratch.statusCode)) else { return nil }
         entry.updateStats { $0.rejected += 1 }
+        endedBy = (entry.library.name, entry.label)
         entry.context.logger.debug("plugin rejected the call", metadata: [
             "method": "\(method)", "status": "\(code)", "reason": "\(scratch.statusMessage ?? "")",
         ])
@@ -329,6 +333,7 @@ final class PluginCallRunner {
         let metadata: Logger.Metadata = ["entry": "\(entry.label)", "hook": "\(hook)", "method": "\(method)", "reason": "\(detail)"]
         switch entry.policy {
         case .failClosed:
+            endedBy = (entry.library.name, entry.label)
             entry.context.logger.warning("plugin failed; the call is ended (onError: failClosed)", metadata: metadata)
             return GRPCStatus(.internal, "s2s-proxy plugin \(entry.library.name) failed in \(hook): \(detail)")
         case .failOpen:

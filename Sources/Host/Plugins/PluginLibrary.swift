@@ -24,6 +24,8 @@ public struct PluginLoadError: Error, CustomStringConvertible, Sendable {
         case abiMismatch(pluginMajor: Int, pluginMinor: Int)
         case malformedTable
         case notFoundByName(searched: [String])
+        /// An ELF shared object for another machine or word size (glibc's dlopen says "No such file" for it).
+        case wrongArchitecture(found: String, expected: String)
     }
 
     public let path: String
@@ -48,6 +50,9 @@ public struct PluginLoadError: Error, CustomStringConvertible, Sendable {
                 + " rebuild the plugin against this host's s2s_plugin.h (major versions must match)"
         case .malformedTable:
             return "plugin \(path) returned a malformed table: \(detail)"
+        case .wrongArchitecture(let found, let expected):
+            return "plugin file \(path) is built for \(found), but this s2s-proxy runs on \(expected);"
+                + " build the plugin for \(expected)"
         case .notFoundByName(let searched):
             return "no bundled plugin named \(path): looked for \(PluginLibrary.fileName(forBundledName: path)) in "
                 + searched.joined(separator: ", ")
@@ -104,6 +109,26 @@ public final class PluginLibrary: @unchecked Sendable {
         needsSchema = table.schema_ready != nil
         guard !name.isEmpty else {
             throw PluginLoadError(path: path, kind: .malformedTable, detail: "empty name")
+        }
+        guard Self.isValidName(name) else {
+            throw PluginLoadError(
+                path: path, kind: .malformedTable,
+                detail: "name \"\(name)\" has characters other than ASCII letters, digits, '-' and '_' (logs, metric labels"
+                    + " and `name:` use it)"
+            )
+        }
+    }
+
+    /// A plugin's name: ASCII letters, digits, `-` and `_` (the header's rule).
+    static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"):
+                true
+            default:
+                false
+            }
         }
     }
 
@@ -179,6 +204,9 @@ public final class PluginLibrary: @unchecked Sendable {
         _ = dlerror()
         guard let handle = dlopen(openPath, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE) else {
             let message = dlerror().map { String(cString: $0) } ?? "dlopen failed"
+            if let (found, expected) = ELFIdentity.mismatch(ofFileAt: openPath) {
+                throw PluginLoadError(path: path, kind: .wrongArchitecture(found: found, expected: expected), detail: message)
+            }
             throw PluginLoadError(path: path, kind: .notSharedObject, detail: message)
         }
         guard let symbol = dlsym(handle, S2S_PLUGIN_ENTRY_SYMBOL) else {
@@ -189,5 +217,58 @@ public final class PluginLibrary: @unchecked Sendable {
             throw PluginLoadError(path: path, kind: .entryRefused, detail: "")
         }
         return try PluginLibrary(path: path, api: api)
+    }
+}
+
+/// The machine and word size an ELF file is built for, read from its header (the first 20 bytes), to say why a
+/// plugin for another architecture does not load: glibc's dlopen reports such a file as "No such file or directory".
+enum ELFIdentity {
+    /// (what the file is built for, what this process is), when the file is ELF for another machine or word size;
+    /// nil when it is not ELF, cannot be read, or matches.
+    static func mismatch(ofFileAt path: String) -> (found: String, expected: String)? {
+        guard let file = fopen(path, "rb") else { return nil }
+        defer { fclose(file) }
+        var header = [UInt8](repeating: 0, count: 20)
+        guard fread(&header, 1, header.count, file) == header.count else { return nil }
+        return mismatch(header: header)
+    }
+
+    static func mismatch(header: [UInt8]) -> (found: String, expected: String)? {
+        guard header.count >= 20, header[0...3].elementsEqual([0x7F, 0x45, 0x4C, 0x46]) else { return nil }
+        let bits = header[4] == 2 ? 64 : header[4] == 1 ? 32 : 0
+        let littleEndian = header[5] != 2
+        let machine = littleEndian
+            ? UInt16(header[18]) | UInt16(header[19]) << 8 : UInt16(header[18]) << 8 | UInt16(header[19])
+        let ours = (machine: current, bits: MemoryLayout<Int>.size * 8)
+        guard machine != ours.machine || bits != ours.bits else { return nil }
+        return ("\(name(of: machine)) (\(bits)-bit ELF)", "\(name(of: ours.machine)) (\(ours.bits)-bit ELF)")
+    }
+
+    /// This process's ELF machine number (`e_machine`).
+    static var current: UInt16 {
+        #if arch(x86_64)
+        return 62
+        #elseif arch(arm64)
+        return 183
+        #elseif arch(i386)
+        return 3
+        #elseif arch(arm)
+        return 40
+        #else
+        return 0
+        #endif
+    }
+
+    static func name(of machine: UInt16) -> String {
+        switch machine {
+        case 3: return "x86 (i386)"
+        case 40: return "ARM (32-bit)"
+        case 62: return "x86_64"
+        case 183: return "aarch64"
+        case 243: return "RISC-V"
+        case 21: return "PowerPC 64"
+        case 22: return "s390x"
+        default: return "ELF machine \(machine)"
+        }
     }
 }

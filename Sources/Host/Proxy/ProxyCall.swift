@@ -444,7 +444,12 @@ final class ProxyCall {
         case .responseEnd:
             logger.debug("call finished", metadata: callMetadata([:]))
         case .status(let code, let trailersOnly):
-            logger.info("call failed in proxy", metadata: callMetadata(["status": "\(code)", "reason": "\(statusMessage)"]))
+            var metadata: Logger.Metadata = ["status": "\(code)", "reason": "\(statusMessage)"]
+            if let endedBy = plugins?.endedBy {  // a plugin's rejection or closed failure: say which entry
+                metadata["plugin"] = "\(endedBy.plugin)"
+                metadata["entry"] = "\(endedBy.entry)"
+            }
+            logger.info("call failed in proxy", metadata: callMetadata(metadata))
             written = writeResponseEnd(
                 GRPCStatus(code, statusMessage).trailers(trailersOnly: trailersOnly), stopsRequest: ending.stopsRequest
             )

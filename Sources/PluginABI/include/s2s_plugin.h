@@ -210,7 +210,7 @@ typedef struct s2s_plugin_api {
     uint32_t struct_size;           /* sizeof(s2s_plugin_api_t) as the plugin was compiled */
     uint16_t abi_major;             /* S2S_PLUGIN_ABI_MAJOR as the plugin was compiled */
     uint16_t abi_minor;
-    const char *name;               /* NUL-terminated, _plugin, static: e.g. "namespace-rename" */
+    const char *name;               /* NUL-terminated, _plugin, static; ASCII letters, digits, '-', '_' only */
     const char *version;            /* NUL-terminated, _plugin, static: e.g. "1.2.0" */
     const char *description;        /* NUL-terminated, _plugin, static, one line; may be NULL */
 

@@ -51,6 +51,13 @@ final class PluginExportTests: XCTestCase {
         XCTAssertNotEqual(first, other)
     }
 
+    /// A name the header does not allow (it labels logs and metrics, and `name:` finds the file by it) is not
+    /// exported: the entry point returns NULL, as for any type that cannot be exported.
+    func testANameWithOtherCharactersIsNotExported() {
+        XCTAssertNil(PluginExport.table(for: BadlyNamedPlugin.self, hostMajor: 1, hostMinor: 0))
+        XCTAssertNotNil(PluginExport.table(for: MetadataPlugin.self, hostMajor: 1, hostMinor: 0))
+    }
+
     func testEntryRefusesAHostOfAnotherMajorVersion() {
         XCTAssertNil(PluginExport.table(for: MetadataPlugin.self, hostMajor: 2, hostMinor: 0))
         XCTAssertNil(PluginExport.table(for: MetadataPlugin.self, hostMajor: 0, hostMinor: 9))
@@ -465,4 +472,14 @@ extension Result {
         if case .failure(let failure) = self { return failure }
         return nil
     }
+}
+
+private final class BadlyNamedPlugin: TranslatorPlugin {
+    static let name = "team header"
+    static let version = "1.0.0"
+    static let description = ""
+
+    init(options: PluginOptions, host: PluginHost) throws {}
+
+    func wants(method: String, side: CallSide) -> Wants { .call }
 }
