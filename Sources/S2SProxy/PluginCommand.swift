@@ -71,7 +71,7 @@ struct PluginInspectCommand: AsyncParsableCommand {
     @Argument(help: "The plugin file (or a bundled plugin's name).")
     var plugin: String
 
-    @Option(name: .long, help: "The plugin's options as a JSON object (default {}), used with --method.")
+    @Option(name: .long, help: "The plugin's options as a JSON object (default {}): checked by the plugin, and used with --method.")
     var options: String?
 
     @Option(name: .long, help: "A method path to ask the plugin about, e.g. /temporal.api.workflowservice.v1.WorkflowService/StartWorkflowExecution (repeatable).")
@@ -87,7 +87,7 @@ struct PluginInspectCommand: AsyncParsableCommand {
         }
         print("plugin ABI:   \(library.abiMajor).\(library.abiMinor) (this host: \(S2S_PLUGIN_ABI_MAJOR).\(S2S_PLUGIN_ABI_MINOR))")
         print("needs schema: \(library.needsSchema ? "yes" : "no")")
-        guard !method.isEmpty else { return }
+        guard !method.isEmpty || options != nil else { return }
         let optionsJSON = try PluginArgument.options(options, file: nil)
         let entry: PluginEntry
         do {
@@ -100,6 +100,13 @@ struct PluginInspectCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
         defer { entry.destroy() }
+        if options != nil {
+            print("options:      accepted by the plugin")
+        }
+        guard !method.isEmpty else {
+            print("(add --method PATH to see what it wants of a method)")
+            return
+        }
         print("wants:")
         for path in method {
             for side in [PluginSide.outbound, .inbound] {
@@ -116,7 +123,8 @@ struct PluginRunCommand: AsyncParsableCommand {
         discussion: """
             The message is the protobuf encoding of one gRPC message, without the 5-byte gRPC prefix. The outcome \
             goes to stdout; the output message to --output (or as text to stdout with --print-output). Exit code: \
-            0 when the message goes on (unchanged or replaced), 3 when the call is ended (rejected or failed).
+            0 when the message goes on (unchanged or replaced), 3 when the call is ended (rejected or failed). \
+            Without a message only call_start and call_end run: for a plugin that looks at calls, not messages.
             """
     )
 
@@ -174,6 +182,7 @@ struct PluginRunCommand: AsyncParsableCommand {
             headers.append((String(item[..<equals]).lowercased(), String(item[item.index(after: equals)...])))
         }
         let input = try readMessage()
+        if json, input == nil { throw ValidationError("--json needs the message: --message FILE or --message-text TEXT") }
         let loadedSchema: TemporalSchema?
         do {
             loadedSchema = try schema.map { try TemporalSchema.load(file: $0) }
@@ -190,8 +199,8 @@ struct PluginRunCommand: AsyncParsableCommand {
             }
             transcoder = (try ProtoJSONTranscoder(schema: loadedSchema), messageDirection == .request ? rpc.inputType : rpc.outputType)
         }
-        let bytes: [UInt8]
-        if let (codec, type) = transcoder {
+        let bytes: [UInt8]?
+        if let input, let (codec, type) = transcoder {
             do {
                 bytes = try codec.encode(json: String(decoding: input, as: UTF8.self), as: type)
             } catch {
@@ -227,10 +236,13 @@ struct PluginRunCommand: AsyncParsableCommand {
         case .callEnded(let code, let message):
             print("outcome:  call ended in call_start: status \(code) (\(statusName(code))): \(message)")
             throw ExitCode(3)
+        case .callProceeds:
+            print("outcome:  the call proceeds (no message given: call_start and call_end ran)")
+            return
         case .unchanged:
-            print("outcome:  unchanged (\(bytes.count) bytes forwarded as they came)")
+            print("outcome:  unchanged (\(bytes?.count ?? 0) bytes forwarded as they came)")
         case .replaced:
-            print("outcome:  replaced (\(bytes.count) bytes in, \(result.output.count) bytes out)")
+            print("outcome:  replaced (\(bytes?.count ?? 0) bytes in, \(result.output.count) bytes out)")
         case .messageEnded(let code, let message):
             print("outcome:  call ended on this message: status \(code) (\(statusName(code))): \(message)")
             throw ExitCode(3)
@@ -253,9 +265,10 @@ struct PluginRunCommand: AsyncParsableCommand {
         }
     }
 
-    private func readMessage() throws -> [UInt8] {
+    /// The message given, or nil when none is (the run stops after call_start).
+    private func readMessage() throws -> [UInt8]? {
         if let messageText { return Array(messageText.utf8) }
-        guard let message else { throw ValidationError("give the message with --message FILE (- for stdin) or --message-text TEXT") }
+        guard let message else { return nil }
         if message == "-" {
             return Array(FileHandle.standardInput.readDataToEndOfFile())
         }

@@ -413,6 +413,31 @@ def test_plugin_run_shows_the_outcome(probe_plugins, tmp_path):
     assert "status 7 (PERMISSION_DENIED): probe rejected request message 0" in rejected.stdout
 
 
+def test_plugin_run_without_a_message_runs_the_call_hooks_only(probe_plugins):
+    proceeds = subprocess.run([str(proxy_binary()), "plugin", "run", str(probe_plugins["probe"]), "--method", "/a.B/C",
+                               "--side", "inbound"], capture_output=True, text=True, timeout=30)
+    assert proceeds.returncode == 0, proceeds.stderr
+    assert "outcome:  the call proceeds (no message given: call_start and call_end ran)" in proceeds.stdout
+    assert "x-probe-side: inbound" in proceeds.stdout
+    rejected = subprocess.run([str(proxy_binary()), "plugin", "run", str(probe_plugins["probe"]), "--method", "/a.B/C",
+                               "--header", "x-probe-reject=7"], capture_output=True, text=True, timeout=30)
+    assert rejected.returncode == 3
+    assert "call ended in call_start: status 7 (PERMISSION_DENIED): probe rejected the call" in rejected.stdout
+
+
+def test_plugin_inspect_checks_options_without_a_method(probe_plugins):
+    plugin = str(probe_plugins["probe"])
+    accepted = subprocess.run([str(proxy_binary()), "plugin", "inspect", plugin, "--options", '{"tag": "x"}'],
+                              capture_output=True, text=True, timeout=30)
+    assert accepted.returncode == 0, accepted.stderr
+    assert "options:      accepted by the plugin" in accepted.stdout
+    assert "wants:" not in accepted.stdout
+    refused = subprocess.run([str(proxy_binary()), "plugin", "inspect", plugin, "--options", "[1]"],
+                             capture_output=True, text=True, timeout=30)
+    assert refused.returncode == 2
+    assert "--options must be a JSON object" in refused.stderr
+
+
 def wait_for_log(proxy, text, timeout=10):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

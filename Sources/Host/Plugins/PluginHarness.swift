@@ -1,6 +1,7 @@
 // Runs one plugin over one message outside the proxy, exactly as a chain of one entry would inside it: the
 // config from the options, the schema if the plugin needs one, `wants`, `call_start` with the given metadata, one
-// `on_message`, `call_end`. Behind `s2s-proxy plugin run`, for plugin authors and their tests.
+// `on_message` (none when no message is given: a plugin that only looks at calls), `call_end`. Behind
+// `s2s-proxy plugin run`, for plugin authors and their tests.
 
 import Logging
 import NIOCore
@@ -21,6 +22,8 @@ public enum PluginHarness {
             case messageNotWanted
             /// The call was ended in call_start (rejected by the plugin, or a failure under failClosed).
             case callEnded(code: Int, message: String)
+            /// call_start let the call go on, and no message was given, so none ran.
+            case callProceeds
             case unchanged
             case replaced
             /// The message ended the call (rejected by the plugin, or a failure under failClosed).
@@ -37,7 +40,7 @@ public enum PluginHarness {
 
     public static func run(
         library: PluginLibrary, optionsJSON: String, schema: [UInt8]?, method: String, side: PluginSide,
-        direction: Direction, headers: [(String, String)], message: [UInt8], policy: PluginFailurePolicy = .failClosed,
+        direction: Direction, headers: [(String, String)], message: [UInt8]?, policy: PluginFailurePolicy = .failClosed,
         priorRequest: [UInt8]? = nil, logger: Logger
     ) throws -> Result {
         let entry = try PluginEntry(
@@ -55,7 +58,9 @@ public enum PluginHarness {
             }
         }
         let chain = PluginChain(side: side, connectionName: "harness", entries: [entry])
-        var result = Result(wants: entry.wants(method: method, side: side), outcome: .notWanted, headers: [], output: message)
+        var result = Result(
+            wants: entry.wants(method: method, side: side), outcome: .notWanted, headers: [], output: message ?? []
+        )
         guard let plan = chain.plan(for: method) else { return result }
 
         var block = HPACKHeaders([(":method", "POST"), (":path", method), (":scheme", "http"), ("content-type", "application/grpc")])
@@ -66,6 +71,10 @@ public enum PluginHarness {
         result.headers = block.filter { !$0.name.hasPrefix(":") }.map { ($0.name, $0.value) }
         if case .fail(let status) = verdict {
             result.outcome = .callEnded(code: status.code.rawValue, message: status.message)
+            return result
+        }
+        guard let message else {
+            result.outcome = .callProceeds
             return result
         }
         let wanted = direction == .request ? runner.wantsRequestMessages : runner.wantsResponseMessages
