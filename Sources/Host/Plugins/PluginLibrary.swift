@@ -110,7 +110,7 @@ public final class PluginLibrary: @unchecked Sendable {
         guard !name.isEmpty else {
             throw PluginLoadError(path: path, kind: .malformedTable, detail: "empty name")
         }
-        guard Self.isValidName(name) else {
+        guard s2s_plugin_name_is_valid(table.name) != 0 else {
             throw PluginLoadError(
                 path: path, kind: .malformedTable,
                 detail: "name \"\(name)\" has characters other than ASCII letters, digits, '-' and '_' (logs, metric labels"
@@ -119,18 +119,6 @@ public final class PluginLibrary: @unchecked Sendable {
         }
     }
 
-    /// A plugin's name: ASCII letters, digits, `-` and `_` (the header's rule).
-    static func isValidName(_ name: String) -> Bool {
-        !name.isEmpty && name.utf8.allSatisfy { byte in
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"):
-                true
-            default:
-                false
-            }
-        }
-    }
 
     // MARK: Loading
 

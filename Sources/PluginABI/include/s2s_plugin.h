@@ -206,6 +206,18 @@ typedef struct s2s_call_end {
 
 /* ---- What the plugin provides -------------------------------------------------------------------------------- */
 
+/* Whether `name` may be a plugin's name (s2s_plugin_api_t.name): not empty, ASCII letters, digits, '-' and '_' only.
+ * The host refuses a plugin whose name is not (it names the plugin in logs, metric labels and `name:`). */
+static inline int s2s_plugin_name_is_valid(const char *name) {
+    if (name == 0 || *name == '\0') return 0;
+    for (const char *c = name; *c != '\0'; c++) {
+        int letter = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z');
+        int digit = *c >= '0' && *c <= '9';
+        if (!letter && !digit && *c != '-' && *c != '_') return 0;
+    }
+    return 1;
+}
+
 typedef struct s2s_plugin_api {
     uint32_t struct_size;           /* sizeof(s2s_plugin_api_t) as the plugin was compiled */
     uint16_t abi_major;             /* S2S_PLUGIN_ABI_MAJOR as the plugin was compiled */

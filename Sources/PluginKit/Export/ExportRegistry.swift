@@ -36,14 +36,15 @@ final class ExportRegistry: @unchecked Sendable {
         if let table = tables[ObjectIdentifier(type)] {
             return .success(table)
         }
-        guard let name = Self.staticCString(Plugin.name), let version = Self.staticCString(Plugin.version) else {
-            return .failure(PluginConfigError("a plugin's name and version must be non-empty and contain no NUL"))
-        }
-        guard Plugin.name.utf8.allSatisfy(Self.isNameByte) else {
+        // The header's rule, checked before anything is kept for the type (a NUL inside the name fails it too).
+        guard !Plugin.name.utf8.contains(0), Plugin.name.withCString({ s2s_plugin_name_is_valid($0) }) != 0 else {
             return .failure(PluginConfigError(
-                "a plugin's name may hold only ASCII letters, digits, '-' and '_' (it names the plugin in logs, metric"
-                    + " labels and `name:`), not \"\(Plugin.name)\""
+                "a plugin's name must be non-empty and hold only ASCII letters, digits, '-' and '_' (it names the"
+                    + " plugin in logs, metric labels and `name:`), not \"\(Plugin.name)\""
             ))
+        }
+        guard let name = Self.staticCString(Plugin.name), let version = Self.staticCString(Plugin.version) else {
+            return .failure(PluginConfigError("a plugin's version must be non-empty and contain no NUL"))
         }
         let description = Self.staticCString(Plugin.description)
         let table = UnsafeMutablePointer<s2s_plugin_api_t>.allocate(capacity: 1)
@@ -74,16 +75,6 @@ final class ExportRegistry: @unchecked Sendable {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return factories[UnsafeRawPointer(table)]
-    }
-
-    private static func isNameByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"):
-            true
-        default:
-            false
-        }
     }
 
     /// A C copy of `string` that lives as long as the process; nil if empty or containing NUL.
