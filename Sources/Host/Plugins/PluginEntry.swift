@@ -61,7 +61,6 @@ public enum PluginSide: String, Sendable, Equatable {
     var abiValue: s2s_side_t { self == .outbound ? S2S_SIDE_OUTBOUND : S2S_SIDE_INBOUND }
 }
 
-/// Counters the host keeps per chain entry.
 /// One run of a hook of a chain entry, as the call's runner keeps it until it counts a batch into the entry.
 struct HookRun {
     enum Kind: UInt8 {
@@ -93,6 +92,7 @@ struct HookRun {
     }
 }
 
+/// Counters the host keeps per chain entry.
 public struct PluginEntryStats: Sendable, Equatable {
     public var calls: UInt64 = 0
     public var messages: UInt64 = 0
