@@ -3,7 +3,8 @@
 // for every logger at the same moment.
 //
 // A new config with errors, features this build lacks, plugins that do not load or a schema that does not arrive
-// within a minute is refused with its problems in the log, and the running config stays. What a reload cannot
+// within a minute is refused with its problems in the log, and the running config stays. A reload still waiting for
+// the schema when SIGTERM or SIGINT arrives is abandoned, so that shutdown does not wait for it. What a reload cannot
 // change without new sockets (listeners, upstreams, mux, TLS, limits, the health and metrics endpoints) or new
 // loggers (`logging.level`) is named in a warning and takes effect at the next start; the plugin chains are swapped all the same. The old chains stay
 // loaded until exit: calls in flight may still be using them.
@@ -91,6 +92,12 @@ final class ConfigReloader {
             }
             if !states.contains(where: { if case .pending = $0 { return true } else { return false } }) {
                 break
+            }
+            guard !Task.isCancelled else {
+                logger.warning("reload abandoned: the proxy is shutting down; the running config stays until it exits")
+                delivery.stop()
+                setup.destroy()
+                return
             }
             guard Date() < deadline else {
                 logger.error("reload refused: the Temporal schema did not arrive within 60 s")

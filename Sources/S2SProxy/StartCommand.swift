@@ -122,12 +122,22 @@ struct StartCommand: AsyncParsableCommand {
             path: config, config: loaded.config, plugins: plugins, schemas: schemas, server: server, group: group,
             logLimits: logLimits, logger: logger
         )
+        // Reloads run one after another, beside the wait for the next signal: a reload waiting for the Temporal
+        // schema (up to a minute) must not keep SIGTERM waiting, nor a second SIGHUP.
+        var reloads: [Task<Void, Never>] = []
         var signal = await signals.next()
         while signal == "SIGHUP" {
-            await reloader.reload()
+            let previous = reloads.last
+            reloads.append(Task {
+                await previous?.value
+                guard !Task.isCancelled else { return }
+                await reloader.reload()
+            })
             signal = await signals.next()
         }
         logger.info("received \(signal); shutting down")
+        for reload in reloads { reload.cancel() }
+        await reloads.last?.value
         Task.detached {
             var second = await signals.next()
             while second == "SIGHUP" {

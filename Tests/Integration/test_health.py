@@ -18,7 +18,7 @@ import pytest
 
 from backend import Backend
 from netutil import free_address
-from proxy_process import DIRECT, ClusterConnection
+from proxy_process import DIRECT, ClusterConnection, render_config
 
 pytestmark = pytest.mark.skipif(DIRECT, reason="the health endpoints are the proxy's")
 
@@ -173,6 +173,33 @@ def test_local_health_waits_for_the_schema_a_plugin_needs(proxy_factory, backend
     # utf8-repair comes with renaming, as in the Go proxy.
     assert [p["name"] for p in connection["plugins"]["inbound"]] == ["namespace-rename", "utf8-repair"], connection
     assert {s["state"] for s in connection["schema"]} == {"pending"}, connection
+
+
+def test_health_and_debug_follow_the_chains_a_reload_puts_in_place(proxy_factory, backend_factory):
+    # A chain whose schema never arrives keeps the local check at 503; once a reload replaces it with a chain that
+    # needs no schema, the check and /debug/connections speak of the new chain, not of the retired one.
+    local = backend_factory("local")
+    health = free_address()
+    connection = ClusterConnection(
+        "renaming", local.address, local.address,
+        extra={**health_checks(local=health), "namespaceTranslation": {"mappings": [{"local": "a", "remote": "b"}]}},
+    )
+    proxy = proxy_factory.start([connection])
+    assert "Temporal schema" in wait_for_status(health, 503, timeout=10)
+
+    connection.extra = health_checks(local=health)
+    connection.plugins = [{"name": "example-header-stamp", "options": {"header": "x-stamp", "value": "reloaded"}}]
+    proxy.config_path.write_text(render_config([connection], drain_timeout_seconds=proxy.drain_timeout_seconds))
+    proxy.process.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 20
+    while "reload done" not in proxy.log(None):
+        assert time.monotonic() < deadline, f"the reload did not finish:\n{proxy.log()}"
+        time.sleep(0.1)
+    assert wait_for_status(health, 200, timeout=10) == "OK\n"
+    report = json.loads(get(health, "/debug/connections")[1])
+    [entry] = report["connections"]
+    assert [p["name"] for p in entry["plugins"]["inbound"]] == ["example-header-stamp"], entry
+    assert entry["schema"] == [], entry
 
 
 def test_local_health_turns_200_once_the_schema_is_pulled_from_temporal(proxy_factory, temporal_server):

@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 from backend import CALL_ID_HEADER, method
-from proxy_process import DIRECT, ClusterConnection
+from proxy_process import DIRECT, ClusterConnection, render_config
 
 pytestmark = pytest.mark.skipif(DIRECT, reason="reloading is the proxy's")
 TIMEOUT = 10
@@ -104,3 +104,24 @@ def test_sighup_applies_new_log_limits_and_names_a_new_level_as_needing_a_restar
     assert "take effect only at the next start: logging.level" in proxy.log(None), proxy.log()
     connect_and_leave()
     wait_for_log(proxy, "connection opened")
+
+
+def test_sigterm_during_a_reload_waiting_for_the_schema_stops_the_proxy_at_once(backend, proxy_factory):
+    # The new chain needs the Temporal schema, which the grpcio backend never serves: the reload waits for it (up to a
+    # minute). SIGTERM meanwhile abandons the reload and shuts down as usual instead of waiting for it.
+    connection = ClusterConnection("itest", local_upstream=backend.address, remote_upstream=backend.address,
+                                   plugins=stamp("before"))
+    proxy = proxy_factory.start([connection])
+    connection.plugins = None
+    connection.extra = {"namespaceTranslation": {"mappings": [{"local": "a", "remote": "b"}]}}
+    proxy.config_path.write_text(render_config([connection], drain_timeout_seconds=proxy.drain_timeout_seconds))
+    proxy.process.send_signal(signal.SIGHUP)
+    wait_for_log(proxy, "SIGHUP: reloading")
+    time.sleep(1)
+    assert "reload done" not in proxy.log(None) and "reload refused" not in proxy.log(None), proxy.log()
+    signalled_at = time.monotonic()
+    proxy.send_signal(signal.SIGTERM)
+    code = proxy.wait_exit(10)
+    assert code == 0, f"exit code {code!r} (None = still running 10 s after SIGTERM):\n{proxy.log()}"
+    assert time.monotonic() - signalled_at < 5, proxy.log()
+    assert "reload abandoned" in proxy.log(None), proxy.log()

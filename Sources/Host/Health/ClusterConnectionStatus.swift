@@ -3,6 +3,7 @@
 // schema, and its listeners' open replication streams. Owns the health rules' inputs (probing the upstreams,
 // counting sessions) and the debug JSON of one connection; it changes nothing on the connection.
 
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// One cluster connection's parts, read for health answers and debug reports.
@@ -25,7 +26,10 @@ final class ClusterConnectionStatus: Sendable {
     let listeners: [Listener]
     private let local: Upstream
     private let remote: RemoteSide
-    private let chains: [PluginChain]
+    /// The chains new calls use; a reload swaps them (`replaceChains`), so that health and debug answers speak of
+    /// the plugins that serve, not of the ones a reload retired.
+    private let currentChains: NIOLockedValueBox<[PluginChain]>
+    private var chains: [PluginChain] { currentChains.withLockedValue { $0 } }
     /// One per listener (outbound, inbound).
     private let replicationStreams: [ReplicationStreamRegistry]
     private let localProbe = ProbeCache()
@@ -39,7 +43,7 @@ final class ClusterConnectionStatus: Sendable {
         self.listeners = listeners
         self.local = local
         self.remote = remote
-        self.chains = chains
+        currentChains = NIOLockedValueBox(chains)
         self.replicationStreams = replicationStreams
     }
 
@@ -60,6 +64,11 @@ final class ClusterConnectionStatus: Sendable {
             name: connection.name, listeners: listeners, local: local, remote: remote, chains: chains,
             replicationStreams: replicationStreams
         )
+    }
+
+    /// After a reload: the chains the listeners now give new calls.
+    func replaceChains(_ chains: [PluginChain]) {
+        currentChains.withLockedValue { $0 = chains }
     }
 
     /// The plugin entries of this connection that need the Temporal schema, each once, with its state.

@@ -22,6 +22,8 @@ public final class ProxyServer: Sendable {
     /// Every listener's context, the mux inbound sides' included, for swapping plugin chains.
     private let listenerContexts: [ListenerContext]
     private let healthEndpoints: [HealthEndpoint]
+    /// Per cluster connection, in config order: what health checks and `/debug/connections` read.
+    private let statuses: [ClusterConnectionStatus]
     private let group: MultiThreadedEventLoopGroup
     private let logger: Logger
     /// Calls in flight across all listeners.
@@ -220,15 +222,20 @@ public final class ProxyServer: Sendable {
         self.muxTransports = muxTransports
         self.listenerContexts = contexts
         self.healthEndpoints = healthEndpoints
+        self.statuses = statuses
         allStatuses.withLockedValue { $0 = statuses }
     }
 
     /// Swaps every listener's plugin chain for the one `plugins` builds for its connection and side; calls that
-    /// start from now on use it, calls in flight keep the chain they started with.
+    /// start from now on use it, calls in flight keep the chain they started with. Health answers and
+    /// `/debug/connections` follow the new chains from now on.
     public func replacePlugins(_ plugins: PluginSetup) {
         metrics.setPluginEntries(plugins)
         for context in listenerContexts {
             context.replacePlugins(plugins.chain(connection: context.connectionIndex, side: context.side))
+        }
+        for (index, status) in statuses.enumerated() {
+            status.replaceChains([.outbound, .inbound].compactMap { plugins.chain(connection: index, side: $0) })
         }
     }
 
