@@ -145,6 +145,7 @@ class ProxyProcess:
         extra_args: tuple[str, ...] = (),
         extra_yaml: str = "",
         max_open_files: int | None = None,
+        env: dict[str, str] | None = None,
     ):
         self.connections = {c.name: c for c in connections}
         # `metrics.prometheus.listenAddress`, served at http://<address>/metrics; None: no metrics endpoint.
@@ -163,6 +164,8 @@ class ProxyProcess:
         self.extra_args = extra_args
         # RLIMIT_NOFILE of the proxy process (soft and hard), to run it out of file descriptors on purpose.
         self.max_open_files = max_open_files
+        # Environment variables set for the proxy process on top of the test run's.
+        self.env = env
         self.process: subprocess.Popen | None = None
         self.exit_code: int | None = None
         self.signalled_by_test = False
@@ -186,6 +189,7 @@ class ProxyProcess:
                 stderr=subprocess.STDOUT,
                 cwd=self.config_path.parent,
                 preexec_fn=self._limit_open_files if self.max_open_files else None,
+                env={**os.environ, **self.env} if self.env else None,
             )
         deadline = time.monotonic() + START_TIMEOUT
         for address in self.listen_addresses():

@@ -16,7 +16,8 @@
  *            "schema" (request)       replaced by "schema=<bytes of the FileDescriptorSet>" (schema builds only)
  *            "grow:N"                 replaced by N bytes of 'g' (large replacements)
  *
- * Build variants (-D): PROBE_NEEDS_SCHEMA, PROBE_ABI_MAJOR=n, PROBE_NO_ENTRY, PROBE_REFUSE_ENTRY.
+ * Build variants (-D): PROBE_NEEDS_SCHEMA, PROBE_ABI_MAJOR=n, PROBE_NO_ENTRY, PROBE_REFUSE_ENTRY, PROBE_BUILD="text"
+ * (the version is that text, and every call gets metadata x-probe-build: text; tells rebuilds of one file apart).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -132,6 +133,12 @@ static s2s_outcome_t probe_call_start(void *raw, s2s_call_t *call, const s2s_cal
         api->set_status(call, 0, message, strlen(message));
         return S2S_ERROR;
     }
+#ifdef PROBE_BUILD
+    if (api->add_header(call, "x-probe-build", strlen("x-probe-build"), (const uint8_t *)PROBE_BUILD,
+                        strlen(PROBE_BUILD)) != 0) {
+        return S2S_ERROR;
+    }
+#endif
     if (config->tag[0]) {
         api->add_header(call, "x-probe-chain", 13, (const uint8_t *)config->tag, strlen(config->tag));
     }
@@ -237,7 +244,11 @@ static const s2s_plugin_api_t probe_api = {
 #else
     .name = "probe",
 #endif
+#ifdef PROBE_BUILD
+    .version = PROBE_BUILD,
+#else
     .version = "0.0.1",
+#endif
     .description = "test plugin driven by the traffic it sees",
     .config_new = probe_config_new,
     .config_destroy = probe_config_destroy,

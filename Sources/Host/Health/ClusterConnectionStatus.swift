@@ -117,7 +117,10 @@ final class ClusterConnectionStatus: Sendable {
     func debugInfo(on loop: EventLoop) -> EventLoopFuture<ConnectionDebugInfo> {
         let plugins = Dictionary(uniqueKeysWithValues: chains.map { chain in
             (chain.side.rawValue, chain.entries.map {
-                ConnectionDebugInfo.Plugin(name: $0.library.name, version: $0.library.version, entry: $0.label)
+                ConnectionDebugInfo.Plugin(
+                    name: $0.library.name, version: $0.library.version, entry: $0.label, path: $0.library.path,
+                    sha256: $0.library.sha256
+                )
             })
         })
         let schema = schemaStates.map { label, state -> ConnectionDebugInfo.Schema in
@@ -184,6 +187,10 @@ struct ConnectionDebugInfo: Sendable, Encodable {
         var version: String
         /// The config key of the entry, e.g. `clusterConnections[0].plugins[1]`.
         var entry: String
+        /// The file the plugin was loaded from, and the SHA-256 of the build that serves (compare with
+        /// `sha256sum`; a reload loads a rebuilt file anew).
+        var path: String
+        var sha256: String
     }
 
     struct Schema: Sendable, Encodable {

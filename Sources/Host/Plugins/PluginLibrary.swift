@@ -1,4 +1,6 @@
-// A translator plugin's shared object, loaded once per process.
+// A translator plugin's shared object, loaded once per process and build, from a private copy of the file
+// (PluginFileCopies): a file rebuilt at the same path is loaded anew by the next reload, and each build is named by
+// the SHA-256 of its bytes.
 //
 // Loading follows the ABI's rules (Sources/PluginABI/include/s2s_plugin.h): dlopen with RTLD_NOW | RTLD_LOCAL |
 // RTLD_NODELETE, one call of `s2s_plugin_entry`, then checks of the returned table before anything else touches
@@ -74,10 +76,24 @@ public final class PluginLibrary: @unchecked Sendable {
     public let abiMinor: Int
     /// Whether the plugin needs the Temporal schema before it can serve calls.
     public let needsSchema: Bool
+    /// SHA-256 of the file's bytes as loaded (hex; compare with `sha256sum`): which build of the file runs.
+    public let sha256: String
+    /// The file the process mapped: the private copy of this build, or `path` itself.
+    public let mappedPath: String
+    /// Why the build was loaded from `path` itself rather than from a private copy; nil when from a copy.
+    public let inPlaceReason: String?
 
-    private init(path: String, api: UnsafePointer<s2s_plugin_api_t>) throws {
+    /// The first 12 hex digits of `sha256`, for log lines.
+    public var shortSHA256: String { String(sha256.prefix(12)) }
+
+    private init(
+        path: String, api: UnsafePointer<s2s_plugin_api_t>, sha256: String, mappedPath: String, inPlaceReason: String?
+    ) throws {
         self.path = path
         self.api = api
+        self.sha256 = sha256
+        self.mappedPath = mappedPath
+        self.inPlaceReason = inPlaceReason
         // Only the versioned prefix may be read before the version and size are known to be ours.
         let prefix = UnsafeRawPointer(api)
         let structSize = prefix.loadUnaligned(as: UInt32.self)
@@ -122,32 +138,136 @@ public final class PluginLibrary: @unchecked Sendable {
 
     // MARK: Loading
 
-    private static let loaded = NIOLockedValueBox<[String: PluginLibrary]>([:])
+    /// What identifies a file's current contents cheaply, to skip hashing a file that has not changed.
+    private struct FileStamp: Equatable {
+        var device: UInt64
+        var inode: UInt64
+        var size: Int64
+        var modified: Int64
+        var modifiedNanoseconds: Int64
 
-    /// Loads the plugin at `path` (once per process and file; later calls return the same library).
+        init(_ status: stat) {
+            device = UInt64(status.st_dev)
+            inode = UInt64(status.st_ino)
+            size = Int64(status.st_size)
+            modified = Int64(status.st_mtim.tv_sec)
+            modifiedNanoseconds = Int64(status.st_mtim.tv_nsec)
+        }
+    }
+
+    /// One build of a file loaded in this process.
+    private struct LoadedBuild {
+        var stamp: FileStamp
+        let library: PluginLibrary
+    }
+
+    /// Per file (its real path), every build of it loaded so far, the latest last.
+    private static let loaded = NIOLockedValueBox<[String: [LoadedBuild]]>([:])
+
+    /// A library and how it relates to what was loaded from the same file before.
+    public struct Loading: Sendable {
+        public let library: PluginLibrary
+        /// Whether this load mapped the build (false: it had been loaded before).
+        public let isNew: Bool
+        /// The SHA-256 of the build loaded from this file before, when the file now holds another build.
+        public let replacedBuild: String?
+    }
+
+    /// Loads the plugin at `path`: once per process and build. A later load of an unchanged file returns the same
+    /// library; once the file holds another build (rebuilt, reinstalled), the new build is loaded beside the old one,
+    /// so that calls in flight finish on the old code and new ones use the new. Builds are loaded from private
+    /// copies (`PluginFileCopies`), so rebuilding the file never touches code that runs.
     public static func load(path: String) throws -> PluginLibrary {
+        try loadNoting(path: path).library
+    }
+
+    /// `load(path:)`, saying whether the file holds another build than the one last loaded from it.
+    public static func loadNoting(path: String) throws -> Loading {
         var status = stat()
         guard stat(path, &status) == 0 else {
             throw PluginLoadError(path: path, kind: .fileMissing, detail: String(cString: strerror(errno)))
         }
+        let stamp = FileStamp(status)
         let key = realPath(path) ?? path
         return try loaded.withLockedValue { cache in
-            if let library = cache[key] { return library }
-            let library = try open(path: path)
-            cache[key] = library
-            return library
+            var builds = cache[key] ?? []
+            let latest = builds.last
+            if let latest, latest.stamp == stamp {
+                return Loading(library: latest.library, isNew: false, replacedBuild: nil)
+            }
+            let copy = PluginFileCopies.copy(path)
+            let digest: String
+            switch copy {
+            case .success(let made): digest = made.sha256
+            case .failure:
+                guard let hashed = SHA256.hex(ofFileAt: path) else {
+                    throw PluginLoadError(path: path, kind: .notSharedObject, detail: String(cString: strerror(errno)))
+                }
+                digest = hashed
+            }
+            let replaced = latest.flatMap { $0.library.sha256 == digest ? nil : $0.library.sha256 }
+            if let index = builds.firstIndex(where: { $0.library.sha256 == digest }) {
+                // The file holds a build loaded before (touched, or put back): that library serves again.
+                if case .success(let made) = copy { PluginFileCopies.discard(made) }
+                var build = builds.remove(at: index)
+                build.stamp = stamp
+                builds.append(build)
+                cache[key] = builds
+                return Loading(library: build.library, isNew: false, replacedBuild: replaced)
+            }
+            let library = try open(path: path, copy: copy, sha256: digest, rebuild: !builds.isEmpty)
+            builds.append(LoadedBuild(stamp: stamp, library: library))
+            cache[key] = builds
+            return Loading(library: library, isNew: true, replacedBuild: replaced)
         }
+    }
+
+    /// Maps the build from its private copy; without a usable copy (no writable TMPDIR, or one mounted noexec), the
+    /// first build of a file from the file itself, saying why in `inPlaceReason`.
+    private static func open(
+        path: String, copy: Result<PluginFileCopies.Copy, PluginFileCopies.CopyFailure>, sha256: String, rebuild: Bool
+    ) throws -> PluginLibrary {
+        var reason: String
+        switch copy {
+        case .success(let made):
+            do {
+                return try open(path: path, openPath: made.path, sha256: sha256, inPlaceReason: nil)
+            } catch let error as PluginLoadError where error.kind == .notSharedObject {
+                // The copy did not map; the file itself decides whether it is a plugin at all.
+                PluginFileCopies.discard(made)
+                reason = "its private copy \(made.path) does not load (\(error.detail)); is the directory noexec?"
+                    + " point TMPDIR at one that allows executables"
+            } catch {
+                PluginFileCopies.discard(made)
+                throw error
+            }
+        case .failure(let failure):
+            reason = "no private copy: \(failure)"
+        }
+        if rebuild {
+            throw PluginLoadError(
+                path: path, kind: .notSharedObject,
+                detail: "the file holds a new build, which cannot be loaded beside the running one (\(reason));"
+                    + " restart the proxy to load it"
+            )
+        }
+        return try open(path: path, openPath: nil, sha256: sha256, inPlaceReason: reason)
     }
 
     /// Loads a bundled plugin: `lib<name>.so` in `S2S_PROXY_PLUGIN_PATH`'s directories, then next to the running
     /// executable, then in `../lib/s2s-proxy/plugins` relative to it.
     public static func load(bundledName name: String) throws -> PluginLibrary {
+        try loadNoting(bundledName: name).library
+    }
+
+    /// `load(bundledName:)`, saying whether the file holds another build than the one last loaded from it.
+    public static func loadNoting(bundledName name: String) throws -> Loading {
         let directories = searchDirectories()
         let file = fileName(forBundledName: name)
         for directory in directories {
             let candidate = directory.hasSuffix("/") ? directory + file : directory + "/" + file
             if access(candidate, F_OK) == 0 {
-                return try load(path: candidate)
+                return try loadNoting(path: candidate)
             }
         }
         throw PluginLoadError(path: name, kind: .notFoundByName(searched: directories), detail: "")
@@ -186,13 +306,17 @@ public final class PluginLibrary: @unchecked Sendable {
         return String(cString: resolved)
     }
 
-    private static func open(path: String) throws -> PluginLibrary {
+    /// dlopen `openPath` (or `path`) and check its table; errors name `path`, the file the configuration names.
+    private static func open(
+        path: String, openPath: String?, sha256: String, inPlaceReason: String?
+    ) throws -> PluginLibrary {
         // A path without a slash would make dlopen search the library path instead of opening this file.
-        let openPath = path.contains("/") ? path : "./" + path
+        let file = openPath ?? path
+        let dlopenPath = file.contains("/") ? file : "./" + file
         _ = dlerror()
-        guard let handle = dlopen(openPath, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE) else {
+        guard let handle = dlopen(dlopenPath, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE) else {
             let message = dlerror().map { String(cString: $0) } ?? "dlopen failed"
-            if let (found, expected) = ELFIdentity.mismatch(ofFileAt: openPath) {
+            if let (found, expected) = ELFIdentity.mismatch(ofFileAt: dlopenPath) {
                 throw PluginLoadError(path: path, kind: .wrongArchitecture(found: found, expected: expected), detail: message)
             }
             throw PluginLoadError(path: path, kind: .notSharedObject, detail: message)
@@ -204,7 +328,9 @@ public final class PluginLibrary: @unchecked Sendable {
         guard let api = entry(UInt32(S2S_PLUGIN_ABI_MAJOR), UInt32(S2S_PLUGIN_ABI_MINOR)) else {
             throw PluginLoadError(path: path, kind: .entryRefused, detail: "")
         }
-        return try PluginLibrary(path: path, api: api)
+        return try PluginLibrary(
+            path: path, api: api, sha256: sha256, mappedPath: openPath ?? path, inPlaceReason: inPlaceReason
+        )
     }
 }
 

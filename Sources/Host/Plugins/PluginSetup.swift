@@ -55,6 +55,14 @@ public final class PluginSetup: Sendable {
                 lines.append("plugins \(name)/\(chain.side.rawValue): " + list.joined(separator: " -> "))
             }
         }
+        // Which build of which file each plugin is, so that an operator can tell what code runs.
+        var seen = Set<ObjectIdentifier>()
+        for library in allEntries.map(\.library) where seen.insert(ObjectIdentifier(library)).inserted {
+            lines.append(
+                "plugin \(library.name) \(library.version): \(library.path), sha256 \(library.shortSHA256)"
+                    + (library.inPlaceReason == nil ? "" : " (loaded in place)")
+            )
+        }
         return lines
     }
 
@@ -71,12 +79,27 @@ public final class PluginSetup: Sendable {
             let explicit = connection.plugins.enumerated().map { ("\(prefix).plugins[\($0.offset)]", $0.element) }
             for (label, entryConfig) in GoTranslationKeys.chainEntries(of: connection, prefix: prefix) + explicit {
                 do {
-                    let library: PluginLibrary
+                    let loading: PluginLibrary.Loading
                     switch entryConfig.source {
                     case .bundled(let name):
-                        library = try PluginLibrary.load(bundledName: name)
+                        loading = try PluginLibrary.loadNoting(bundledName: name)
                     case .path(let path):
-                        library = try PluginLibrary.load(path: resolve(path, relativeTo: configPath))
+                        loading = try PluginLibrary.loadNoting(path: resolve(path, relativeTo: configPath))
+                    }
+                    let library = loading.library
+                    if loading.isNew, let reason = library.inPlaceReason {
+                        logger.warning(
+                            "plugin file \(library.path) is loaded in place, \(reason): rebuilding or overwriting the file while the proxy runs may crash it, and a reload cannot load a rebuild of it",
+                            metadata: ["entry": "\(label)"]
+                        )
+                    }
+                    if let replaced = loading.replacedBuild {
+                        let note =
+                            "plugin file \(library.path) holds a new build of \(library.name) (\(library.version), sha256"
+                                + " \(library.shortSHA256); the build loaded before was sha256 \(replaced.prefix(12))):"
+                                + " calls that start once the new chains are in place use it, calls in flight finish on"
+                                + " the old one"
+                        logger.notice("\(note)", metadata: ["entry": "\(label)"])
                     }
                     var entryLogger = logger.component(.interceptor)
                     entryLogger[metadataKey: "connection"] = "\(connection.name)"
