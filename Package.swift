@@ -97,6 +97,8 @@ let package = Package(
                 "Mux",
                 "HTTP2Forwarding",
                 "PluginABI",
+                // SwiftRelease only: the Swift release a Swift plugin must match.
+                "PluginKit",
                 "CZlib",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -119,6 +121,7 @@ let package = Package(
             name: "S2SProxy",
             dependencies: [
                 "Host",
+                "PluginKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -142,6 +145,7 @@ let package = Package(
             name: "HostTests",
             dependencies: [
                 "Host",
+                "PluginKit",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

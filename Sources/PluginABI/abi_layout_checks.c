@@ -19,7 +19,8 @@ _Static_assert(sizeof(s2s_side_t) == 4 && sizeof(s2s_direction_t) == 4 && sizeof
 _Static_assert(sizeof(s2s_bytes_t) == 16, "ABI 1.x layout on 64-bit platforms");
 _Static_assert(offsetof(s2s_plugin_api_t, name) == 8, "ABI 1.x layout on 64-bit platforms");
 _Static_assert(offsetof(s2s_plugin_api_t, call_end) == 80, "ABI 1.x layout on 64-bit platforms");
-_Static_assert(sizeof(s2s_plugin_api_t) == 88, "ABI 1.x layout on 64-bit platforms");
+_Static_assert(offsetof(s2s_plugin_api_t, swift_release) == 88, "ABI 1.0's table ends where 1.1's field begins");
+_Static_assert(sizeof(s2s_plugin_api_t) == 96, "ABI 1.1 layout on 64-bit platforms");
 _Static_assert(sizeof(s2s_host_api_t) == 80, "ABI 1.x layout on 64-bit platforms");
 _Static_assert(sizeof(s2s_call_info_t) == 64, "ABI 1.x layout on 64-bit platforms");
 _Static_assert(sizeof(s2s_message_t) == 40, "ABI 1.x layout on 64-bit platforms");

@@ -6,6 +6,7 @@ import Foundation
 import Host
 import Logging
 import PluginABI
+import enum PluginKit.SwiftRelease
 
 struct PluginCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -87,6 +88,8 @@ struct PluginInspectCommand: AsyncParsableCommand {
         }
         print("plugin ABI:   \(library.abiMajor).\(library.abiMinor) (this host: \(S2S_PLUGIN_ABI_MAJOR).\(S2S_PLUGIN_ABI_MINOR))")
         print("needs schema: \(library.needsSchema ? "yes" : "no")")
+        print("built with:   \(library.swiftRelease.map { "Swift \($0) (this host: Swift \(SwiftRelease.current))" } ?? "not Swift")")
+        print("sha256:       \(library.sha256)")
         guard !method.isEmpty || options != nil else { return }
         let optionsJSON = try PluginArgument.options(options, file: nil)
         let entry: PluginEntry

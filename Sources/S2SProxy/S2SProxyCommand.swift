@@ -4,13 +4,14 @@ import ArgumentParser
 import Host
 import Logging
 import PluginABI
+import enum PluginKit.SwiftRelease
 
 @main
 struct S2SProxyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "s2s-proxy",
         abstract: "A server-to-server gRPC proxy between two Temporal clusters.",
-        version: "s2s-proxy \(ProxyVersion.current) (plugin ABI \(ProxyVersion.pluginABI))",
+        version: "s2s-proxy \(ProxyVersion.current) (plugin ABI \(ProxyVersion.pluginABI), Swift \(SwiftRelease.current))",
         subcommands: [StartCommand.self, ValidateCommand.self, PluginCommand.self, SchemaCommand.self]
     )
 }

@@ -8,6 +8,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHPACK
 import PluginABI
+import enum PluginKit.SwiftRelease
 import Foundation
 import XCTest
 
@@ -40,7 +41,8 @@ final class PluginHostTests: XCTestCase {
     private static let variants: [String: [String]] = [
         "probe": [], "probe-schema": ["-DPROBE_NEEDS_SCHEMA"], "probe-abi2": ["-DPROBE_ABI_MAJOR=2"],
         "probe-no-entry": ["-DPROBE_NO_ENTRY"], "probe-refuse-entry": ["-DPROBE_REFUSE_ENTRY"],
-        "probe-bad-name": ["-DPROBE_BAD_NAME"],
+        "probe-bad-name": ["-DPROBE_BAD_NAME"], "probe-abi-1-0": ["-DPROBE_ABI_1_0"],
+        "probe-swift-5-9": ["-DPROBE_SWIFT_RELEASE=\"5.9\""], "probe-swift-current": ["-DPROBE_SWIFT_RELEASE=\"\(SwiftRelease.current)\""],
     ]
     private static let built = NIOLockedValueBox<[String: String]?>(nil)
 
@@ -113,11 +115,29 @@ final class PluginHostTests: XCTestCase {
         XCTAssertThrowsError(try PluginLibrary.load(path: paths["probe-bad-name"]!)) { error in
             XCTAssertTrue("\(error)".contains(#"name "probe plugin!" has characters other than"#), "\(error)")
         }
+        XCTAssertEqual(kind(paths["probe-swift-5-9"]!), .swiftReleaseMismatch(plugin: "5.9", host: SwiftRelease.current))
+        XCTAssertThrowsError(try PluginLibrary.load(path: paths["probe-swift-5-9"]!)) { error in
+            XCTAssertTrue(
+                "\(error)".contains("was built with Swift 5.9, but this s2s-proxy with Swift \(SwiftRelease.current)"),
+                "\(error)"
+            )
+        }
         XCTAssertEqual(kind("/nonexistent/lib.so"), .fileMissing)
         XCTAssertEqual(kind(#filePath), .notSharedObject)
         XCTAssertThrowsError(try PluginLibrary.load(bundledName: "surely-not-installed")) { error in
             XCTAssertTrue("\(error)".contains("libsurely-not-installed.so"))
         }
+    }
+
+    /// ABI 1.1 loads what 1.0 built: a table whose struct_size ends before `swift_release` loads, and that field is
+    /// not read; a table that carries the host's own Swift release loads and says so; a C plugin carries none.
+    func testTablesOfEveryMinorVersionLoad() throws {
+        let paths = try plugins()
+        let old = try PluginLibrary.load(path: paths["probe-abi-1-0"]!)
+        XCTAssertEqual(old.abiMinor, 0)
+        XCTAssertNil(old.swiftRelease)
+        XCTAssertEqual(try PluginLibrary.load(path: paths["probe-swift-current"]!).swiftRelease, SwiftRelease.current)
+        XCTAssertNil(try PluginLibrary.load(path: paths["probe"]!).swiftRelease)
     }
 
     /// A shared object for another machine or word size: glibc's dlopen calls it "No such file or directory"; the

@@ -321,7 +321,7 @@ def run_proxy(tmp_path, backend, plugins, command="start", extra=None):
 @pytest.mark.parametrize(
     "variant, entry, expected",
     [
-        ("probe-abi2", {}, "was built for plugin ABI 2.0, but this s2s-proxy speaks plugin ABI 1.0"),
+        ("probe-abi2", {}, "was built for plugin ABI 2.1, but this s2s-proxy speaks plugin ABI 1.1"),
         ("probe-no-entry", {}, "has no `s2s_plugin_entry` symbol"),
         ("probe-refuse-entry", {}, "refused to load into this host"),
         ("probe", {"options": {"refuse": True}},
@@ -392,7 +392,7 @@ def test_plugin_inspect_prints_identity_and_wants(probe_plugins):
     assert result.returncode == 0, result.stderr
     assert "name:         probe\n" in result.stdout
     assert "version:      0.0.1\n" in result.stdout
-    assert "plugin ABI:   1.0 (this host: 1.0)" in result.stdout
+    assert "plugin ABI:   1.1 (this host: 1.1)" in result.stdout
     assert "/itest.Backend/Echo (inbound): call, request messages, response messages" in result.stdout
 
 

@@ -16,7 +16,9 @@
  *            "schema" (request)       replaced by "schema=<bytes of the FileDescriptorSet>" (schema builds only)
  *            "grow:N"                 replaced by N bytes of 'g' (large replacements)
  *
- * Build variants (-D): PROBE_NEEDS_SCHEMA, PROBE_ABI_MAJOR=n, PROBE_NO_ENTRY, PROBE_REFUSE_ENTRY, PROBE_BUILD="text"
+ * Build variants (-D): PROBE_NEEDS_SCHEMA, PROBE_ABI_MAJOR=n, PROBE_NO_ENTRY, PROBE_REFUSE_ENTRY, PROBE_ABI_1_0 (the
+ * table as a plugin built against the 1.0 header exports it), PROBE_SWIFT_RELEASE="x.y" (poses as a Swift plugin built
+ * with that release), PROBE_BUILD="text"
  * (the version is that text, and every call gets metadata x-probe-build: text; tells rebuilds of one file apart).
  */
 #include <ctype.h>
@@ -236,9 +238,17 @@ static void probe_call_end(void *raw, void *state, s2s_call_t *call, const s2s_c
 }
 
 static const s2s_plugin_api_t probe_api = {
+#ifdef PROBE_ABI_1_0
+    .struct_size = offsetof(s2s_plugin_api_t, swift_release),
+#else
     .struct_size = sizeof(s2s_plugin_api_t),
+#endif
     .abi_major = PROBE_ABI_MAJOR,
+#ifdef PROBE_ABI_1_0
+    .abi_minor = 0,
+#else
     .abi_minor = S2S_PLUGIN_ABI_MINOR,
+#endif
 #ifdef PROBE_BAD_NAME
     .name = "probe plugin!",
 #else
@@ -259,6 +269,12 @@ static const s2s_plugin_api_t probe_api = {
     .call_start = probe_call_start,
     .on_message = probe_on_message,
     .call_end = probe_call_end,
+#if defined(PROBE_SWIFT_RELEASE)
+    .swift_release = PROBE_SWIFT_RELEASE,
+#elif defined(PROBE_ABI_1_0)
+    /* Past the 1.0 struct_size: the host must not read it. */
+    .swift_release = "not to be read",
+#endif
 };
 
 #ifndef PROBE_NO_ENTRY

@@ -15,6 +15,7 @@ import Darwin
 #endif
 import NIOConcurrencyHelpers
 import PluginABI
+import enum PluginKit.SwiftRelease
 
 /// What went wrong while loading a plugin file.
 public struct PluginLoadError: Error, CustomStringConvertible, Sendable {
@@ -28,6 +29,8 @@ public struct PluginLoadError: Error, CustomStringConvertible, Sendable {
         case notFoundByName(searched: [String])
         /// An ELF shared object for another machine or word size (glibc's dlopen says "No such file" for it).
         case wrongArchitecture(found: String, expected: String)
+        /// A Swift plugin built with another Swift release than the host.
+        case swiftReleaseMismatch(plugin: String, host: String)
     }
 
     public let path: String
@@ -55,6 +58,10 @@ public struct PluginLoadError: Error, CustomStringConvertible, Sendable {
         case .wrongArchitecture(let found, let expected):
             return "plugin file \(path) is built for \(found), but this s2s-proxy runs on \(expected);"
                 + " build the plugin for \(expected)"
+        case .swiftReleaseMismatch(let plugin, let host):
+            return "plugin \(path) was built with Swift \(plugin), but this s2s-proxy with Swift \(host); a Swift plugin"
+                + " runs on the proxy's Swift runtime, so rebuild it with Swift \(host) (`s2s-proxy --version` names"
+                + " the release)"
         case .notFoundByName(let searched):
             return "no bundled plugin named \(path): looked for \(PluginLibrary.fileName(forBundledName: path)) in "
                 + searched.joined(separator: ", ")
@@ -76,6 +83,8 @@ public final class PluginLibrary: @unchecked Sendable {
     public let abiMinor: Int
     /// Whether the plugin needs the Temporal schema before it can serve calls.
     public let needsSchema: Bool
+    /// The Swift release that built the plugin (ABI 1.1, PluginKit plugins); nil for C plugins and 1.0 tables.
+    public let swiftRelease: String?
     /// SHA-256 of the file's bytes as loaded (hex; compare with `sha256sum`): which build of the file runs.
     public let sha256: String
     /// The file the process mapped: the private copy of this build, or `path` itself.
@@ -102,31 +111,38 @@ public final class PluginLibrary: @unchecked Sendable {
         guard abiMajor == Int(S2S_PLUGIN_ABI_MAJOR) else {
             throw PluginLoadError(path: path, kind: .abiMismatch(pluginMajor: abiMajor, pluginMinor: abiMinor), detail: "")
         }
-        let required = MemoryLayout<s2s_plugin_api_t>.size
+        // The 1.0 table ends where 1.1's first field begins; fields past the plugin's struct_size are not read.
+        let required = Self.offset(of: \.swift_release)
         guard Int(structSize) >= required else {
             throw PluginLoadError(
                 path: path, kind: .malformedTable,
                 detail: "struct_size \(structSize) is smaller than the \(required) bytes of ABI 1.0"
             )
         }
-        let table = api.pointee
         var missing: [String] = []
-        if table.name == nil { missing.append("name") }
-        if table.version == nil { missing.append("version") }
-        if table.config_new == nil { missing.append("config_new") }
-        if table.wants == nil { missing.append("wants") }
-        if table.call_start == nil { missing.append("call_start") }
+        if api.pointee.name == nil { missing.append("name") }
+        if api.pointee.version == nil { missing.append("version") }
+        if api.pointee.config_new == nil { missing.append("config_new") }
+        if api.pointee.wants == nil { missing.append("wants") }
+        if api.pointee.call_start == nil { missing.append("call_start") }
         guard missing.isEmpty else {
             throw PluginLoadError(path: path, kind: .malformedTable, detail: "missing \(missing.joined(separator: ", "))")
         }
-        name = String(cString: table.name)
-        version = String(cString: table.version)
-        pluginDescription = table.description.map { String(cString: $0) } ?? ""
-        needsSchema = table.schema_ready != nil
+        name = String(cString: api.pointee.name)
+        version = String(cString: api.pointee.version)
+        pluginDescription = api.pointee.description.map { String(cString: $0) } ?? ""
+        needsSchema = api.pointee.schema_ready != nil
+        let releaseEnd = Self.offset(of: \.swift_release) + MemoryLayout<UnsafePointer<CChar>?>.size
+        swiftRelease = Int(structSize) >= releaseEnd ? api.pointee.swift_release.map { String(cString: $0) } : nil
+        if let swiftRelease, swiftRelease != SwiftRelease.current {
+            throw PluginLoadError(
+                path: path, kind: .swiftReleaseMismatch(plugin: swiftRelease, host: SwiftRelease.current), detail: ""
+            )
+        }
         guard !name.isEmpty else {
             throw PluginLoadError(path: path, kind: .malformedTable, detail: "empty name")
         }
-        guard s2s_plugin_name_is_valid(table.name) != 0 else {
+        guard s2s_plugin_name_is_valid(api.pointee.name) != 0 else {
             throw PluginLoadError(
                 path: path, kind: .malformedTable,
                 detail: "name \"\(name)\" has characters other than ASCII letters, digits, '-' and '_' (logs, metric labels"
@@ -135,6 +151,10 @@ public final class PluginLibrary: @unchecked Sendable {
         }
     }
 
+
+    private static func offset(of field: PartialKeyPath<s2s_plugin_api_t>) -> Int {
+        MemoryLayout<s2s_plugin_api_t>.offset(of: field)!
+    }
 
     // MARK: Loading
 
@@ -319,7 +339,12 @@ public final class PluginLibrary: @unchecked Sendable {
             if let (found, expected) = ELFIdentity.mismatch(ofFileAt: dlopenPath) {
                 throw PluginLoadError(path: path, kind: .wrongArchitecture(found: found, expected: expected), detail: message)
             }
-            throw PluginLoadError(path: path, kind: .notSharedObject, detail: message)
+            // A Swift plugin built with another release may need runtime symbols this process's runtime lacks.
+            let hint = message.contains("undefined symbol: $s") || message.contains("undefined symbol: swift_")
+                ? " (a Swift runtime symbol: was the plugin built with another Swift release than this s2s-proxy's"
+                    + " \(SwiftRelease.current)? `s2s-proxy --version` names it)"
+                : ""
+            throw PluginLoadError(path: path, kind: .notSharedObject, detail: message + hint)
         }
         guard let symbol = dlsym(handle, S2S_PLUGIN_ENTRY_SYMBOL) else {
             throw PluginLoadError(path: path, kind: .entrySymbolMissing, detail: "")

@@ -1,5 +1,5 @@
 /*
- * s2s-proxy translator plugin ABI, version 1.0.
+ * s2s-proxy translator plugin ABI, version 1.1.
  *
  * The one contract between the s2s-proxy host and translator plugins: shared objects (`.so`) that the host loads at
  * run time and runs over the gRPC calls it forwards. A plugin may read and rewrite request metadata, rewrite
@@ -14,10 +14,13 @@
  *   the end, and each side reads only the fields the other side's `struct_size` covers. So a plugin built for 1.0
  *   loads into a 1.3 host, and a plugin built for 1.3 loads into a 1.0 host (it must not call host functions that
  *   the host's `s2s_host_api_t.struct_size` does not cover; use S2S_HAS_FIELD).
+ *   1.1 added: `s2s_plugin_api_t.swift_release`.
  *
  * LIFECYCLE (all on the host's control thread unless stated)
- *   1. dlopen(RTLD_NOW | RTLD_LOCAL), then `s2s_plugin_entry(host major, host minor)`. Called once per file and
- *      process. The host never dlcloses a plugin: a Swift or Go runtime inside cannot be unloaded safely.
+ *   1. dlopen(RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE) of a private copy of the file (so that the file may be
+ *      rebuilt while the host runs), then `s2s_plugin_entry(host major, host minor)`. Called once per build of a
+ *      file and process: a reload that finds the file rebuilt loads the new build beside the old one. The host
+ *      never dlcloses a plugin: a Swift or Go runtime inside cannot be unloaded safely.
  *   2. `config_new` once per chain entry that names the plugin (a plugin may appear in several chains, with
  *      different options). It validates the options and returns an opaque config, or fails with a message.
  *   3. `schema_ready` (only plugins that set it): once, when the Temporal schema is known. Until it has returned
@@ -65,7 +68,7 @@ extern "C" {
 #endif
 
 #define S2S_PLUGIN_ABI_MAJOR 1
-#define S2S_PLUGIN_ABI_MINOR 0
+#define S2S_PLUGIN_ABI_MINOR 1
 
 /* The name of the one symbol a plugin exports (see s2s_plugin_entry_fn). */
 #define S2S_PLUGIN_ENTRY_SYMBOL "s2s_plugin_entry"
@@ -259,6 +262,12 @@ typedef struct s2s_plugin_api {
     /* The call is over (completed, rejected, failed or reset); free *call_state. Exactly once per call_start that
      * returned (whatever it returned). May be NULL. */
     void (*call_end)(void *config, void *call_state, s2s_call_t *call, const s2s_call_end_t *end);
+
+    /* ABI 1.1. The Swift release of the compiler that built the plugin, "major.minor" (e.g. "6.3"), NUL-terminated,
+     * _plugin, static; NULL (or not covered by struct_size) for a plugin not written in Swift. A Swift plugin runs on
+     * the host process's Swift runtime, so the host refuses one built with another release than its own, naming
+     * both (`s2s-proxy --version` prints the host's). PluginKit fills it in. */
+    const char *swift_release;
 } s2s_plugin_api_t;
 
 /* The entry point every plugin exports as "s2s_plugin_entry". Called once after dlopen with the host's ABI

@@ -61,7 +61,8 @@ final class ExportRegistry: @unchecked Sendable {
             wants: CThunks.wants,
             call_start: CThunks.callStart,
             on_message: CThunks.onMessage,
-            call_end: CThunks.callEnd
+            call_end: CThunks.callEnd,
+            swift_release: Self.staticCString(SwiftRelease.current)
         ))
         tables[ObjectIdentifier(type)] = UnsafePointer(table)
         factories[UnsafeRawPointer(table)] = { services, host, options in
