@@ -8,6 +8,10 @@ import PackageDescription
 // PluginKit, the product plugins depend on, has none.)
 let forwardingPathOptimization = SwiftSetting.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))
 
+// The plugin SDK's products (s2s-plugin-sdk/Package.swift).
+let pluginKit = Target.Dependency.product(name: "PluginKit", package: "s2s-plugin-sdk")
+let pluginABI = Target.Dependency.product(name: "PluginABI", package: "s2s-plugin-sdk")
+
 let package = Package(
     name: "s2s-proxy",
     platforms: [.macOS(.v14)],
@@ -16,7 +20,6 @@ let package = Package(
         .executable(name: "s2s-bench", targets: ["S2SBench"]),
         .executable(name: "pluginkit-bench", targets: ["PluginKitBench"]),
         .library(name: "Host", targets: ["Host"]),
-        .library(name: "PluginKit", targets: ["PluginKit"]),
         // Example plugins built as the shared objects the host loads: `libexample-header-stamp.so`.
         .library(name: "example-header-stamp", type: .dynamic, targets: ["ExampleHeaderStampPlugin"]),
         // Bundled translator plugins, found by name next to the s2s-proxy binary: `libnamespace-rename.so`.
@@ -35,46 +38,42 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        // The plugin SDK (PluginABI, PluginKit), a package of its own so that plugin authors need nothing else.
+        .package(path: "s2s-plugin-sdk"),
     ],
     targets: [
-        // The C contract between the host and translator plugins. Its content arrives with the plugin ABI work.
-        .target(name: "PluginABI"),
-        // The Swift SDK for translator plugins: the `TranslatorPlugin` protocol and its C export (Plugin/, Export/),
-        // typed options (Options/), the protobuf wire layer (Wire/), the schema from a FileDescriptorSet (Schema/)
-        // and the schema-driven walker that reads and rewrites messages by field name (Walker/).
-        .target(name: "PluginKit", dependencies: ["PluginABI"]),
         // An example translator plugin written with PluginKit (docs/PLUGINS.md). Nothing may depend on it: it
         // exports `s2s_plugin_entry`, which must appear once per shared object.
         .target(
             name: "ExampleHeaderStampPlugin",
-            dependencies: ["PluginKit"],
+            dependencies: [pluginKit],
             path: "examples/plugins/swift-header-stamp"
         ),
         // namespace-rename (namespaceTranslation): the logic, which tests link, and its export as a shared object.
-        .target(name: "NamespaceRename", dependencies: ["PluginKit"], path: "Plugins/NamespaceRename"),
-        .target(name: "NamespaceRenameExport", dependencies: ["NamespaceRename", "PluginKit"], path: "Plugins/NamespaceRenameExport"),
+        .target(name: "NamespaceRename", dependencies: [pluginKit], path: "Plugins/NamespaceRename"),
+        .target(name: "NamespaceRenameExport", dependencies: ["NamespaceRename", pluginKit], path: "Plugins/NamespaceRenameExport"),
         // The system zlib, to inflate compressed messages that plugins read.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         // The bundled `acl` plugin (the Go proxy's aclPolicy): its code, and the target that exports it. Tests
         // depend on ACLPlugin only, so that the test binary holds no `s2s_plugin_entry`.
-        .target(name: "ACLPlugin", dependencies: ["PluginKit"], path: "Plugins/ACL/Plugin"),
-        .target(name: "ACL", dependencies: ["ACLPlugin", "PluginKit"], path: "Plugins/ACL/Entry"),
+        .target(name: "ACLPlugin", dependencies: [pluginKit], path: "Plugins/ACL/Plugin"),
+        .target(name: "ACL", dependencies: ["ACLPlugin", pluginKit], path: "Plugins/ACL/Entry"),
         // utf8-repair (the version adapter for Temporal 1.22 peers): the logic, and its export as a shared object.
-        .target(name: "UTF8Repair", dependencies: ["PluginKit"], path: "Plugins/UTF8Repair"),
-        .target(name: "UTF8RepairExport", dependencies: ["UTF8Repair", "PluginKit"], path: "Plugins/UTF8RepairExport"),
+        .target(name: "UTF8Repair", dependencies: [pluginKit], path: "Plugins/UTF8Repair"),
+        .target(name: "UTF8RepairExport", dependencies: ["UTF8Repair", pluginKit], path: "Plugins/UTF8RepairExport"),
         // search-attribute-rename (searchAttributeTranslation): the logic, and its export as a shared object.
-        .target(name: "SearchAttributeRename", dependencies: ["PluginKit"], path: "Plugins/SearchAttributeRename"),
+        .target(name: "SearchAttributeRename", dependencies: [pluginKit], path: "Plugins/SearchAttributeRename"),
         .target(
             name: "SearchAttributeRenameExport",
-            dependencies: ["SearchAttributeRename", "PluginKit"],
+            dependencies: ["SearchAttributeRename", pluginKit],
             path: "Plugins/SearchAttributeRenameExport"
         ),
         // cluster-adapter (replicationEndpoint, failoverVersionIncrementTranslation, shardCount lcm): the logic,
         // and its export as a shared object.
-        .target(name: "ClusterAdapter", dependencies: ["PluginKit"], path: "Plugins/ClusterAdapter"),
+        .target(name: "ClusterAdapter", dependencies: [pluginKit], path: "Plugins/ClusterAdapter"),
         .target(
             name: "ClusterAdapterExport",
-            dependencies: ["ClusterAdapter", "PluginKit"],
+            dependencies: ["ClusterAdapter", pluginKit],
             path: "Plugins/ClusterAdapterExport"
         ),
         // The yamux multiplexer (hashicorp/yamux's protocol, as the Go s2s-proxy's mux mode speaks it): frames,
@@ -96,9 +95,9 @@ let package = Package(
             dependencies: [
                 "Mux",
                 "HTTP2Forwarding",
-                "PluginABI",
+                pluginABI,
                 // SwiftRelease only: the Swift release a Swift plugin must match.
-                "PluginKit",
+                pluginKit,
                 "CZlib",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -121,7 +120,7 @@ let package = Package(
             name: "S2SProxy",
             dependencies: [
                 "Host",
-                "PluginKit",
+                pluginKit,
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -140,12 +139,12 @@ let package = Package(
             ]
         ),
         // The walker benchmark (`pluginkit-bench`): PluginKit alone, on the fixtures under Tests/Fixtures.
-        .executableTarget(name: "PluginKitBench", dependencies: ["PluginKit"]),
+        .executableTarget(name: "PluginKitBench", dependencies: [pluginKit]),
         .testTarget(
             name: "HostTests",
             dependencies: [
                 "Host",
-                "PluginKit",
+                pluginKit,
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -177,7 +176,7 @@ let package = Package(
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(name: "PluginKitTests", dependencies: [
-            "PluginKit", "PluginABI", "ACLPlugin", "UTF8Repair", "ClusterAdapter", "SearchAttributeRename",
+            pluginKit, pluginABI, "ACLPlugin", "UTF8Repair", "ClusterAdapter", "SearchAttributeRename",
         ]),
     ],
     swiftLanguageModes: [.v5]

@@ -1,4 +1,4 @@
-// libFuzzer target: PluginKit's strict JSON parser (`JSONValue(parsing:)`, Sources/PluginKit/Options) and the
+// libFuzzer target: PluginKit's strict JSON parser (`JSONValue(parsing:)`, s2s-plugin-sdk/Sources/PluginKit/Options) and the
 // typed option accessors over what it parses, on arbitrary bytes: a plugin's `options:` as the host hands them on.
 //
 // Parsing either throws a `PluginConfigError` naming a byte offset inside the text, or gives a value that, written

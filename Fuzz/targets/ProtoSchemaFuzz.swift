@@ -1,4 +1,4 @@
-// libFuzzer target: PluginKit's schema (`ProtoSchema(fileDescriptorSet:)`, Sources/PluginKit/Schema) on arbitrary
+// libFuzzer target: PluginKit's schema (`ProtoSchema(fileDescriptorSet:)`, s2s-plugin-sdk/Sources/PluginKit/Schema) on arbitrary
 // bytes, as a plugin receives them from the host (a reflection answer or a saved file, both from outside).
 //
 // Decoding either throws `ProtoSchemaError` or gives a schema whose every reference resolves: field types, map

@@ -1,4 +1,4 @@
-// libFuzzer target: PluginKit's protobuf wire layer (Sources/PluginKit/Wire) on arbitrary bytes, as a plugin meets
+// libFuzzer target: PluginKit's protobuf wire layer (s2s-plugin-sdk/Sources/PluginKit/Wire) on arbitrary bytes, as a plugin meets
 // them in a peer's message.
 //
 // The scanner reads the message and, nested, every length-delimited payload as a sub-message (as far as it scans):

@@ -1,4 +1,4 @@
-// libFuzzer target: the schema-driven walker (Sources/PluginKit/Walker) over arbitrary message bytes, with the real
+// libFuzzer target: the schema-driven walker (s2s-plugin-sdk/Sources/PluginKit/Walker) over arbitrary message bytes, with the real
 // Temporal schema (Tests/Fixtures/temporal-dev-schema.binpb, loaded once) and the rule sets the bundled plugins use:
 // namespaces as namespace-rename walks them (history blobs left alone, or refused as an access check would), and
 // search attributes.

@@ -59,7 +59,7 @@ final class PluginHostTests: XCTestCase {
                 let process = Process()
                 process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
                 process.arguments = ["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC",
-                                     "-I", root.appendingPathComponent("Sources/PluginABI/include").path] + defines
+                                     "-I", root.appendingPathComponent("s2s-plugin-sdk/Sources/PluginABI/include").path] + defines
                     + ["-o", output, root.appendingPathComponent("Tests/Plugins/probe_plugin.c").path]
                 try process.run()
                 process.waitUntilExit()

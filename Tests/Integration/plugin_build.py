@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-HEADER_DIR = REPO_ROOT / "Sources" / "PluginABI" / "include"
+HEADER_DIR = REPO_ROOT / "s2s-plugin-sdk" / "Sources" / "PluginABI" / "include"
 PROBE_SOURCE = REPO_ROOT / "Tests" / "Plugins" / "probe_plugin.c"
 
 PROBE_VARIANTS = {

@@ -2,7 +2,7 @@
 // (PluginFileCopies): a file rebuilt at the same path is loaded anew by the next reload, and each build is named by
 // the SHA-256 of its bytes.
 //
-// Loading follows the ABI's rules (Sources/PluginABI/include/s2s_plugin.h): dlopen with RTLD_NOW | RTLD_LOCAL |
+// Loading follows the ABI's rules (s2s-plugin-sdk/Sources/PluginABI/include/s2s_plugin.h): dlopen with RTLD_NOW | RTLD_LOCAL |
 // RTLD_NODELETE, one call of `s2s_plugin_entry`, then checks of the returned table before anything else touches
 // it: the ABI major must be ours, the table must be large enough for the 1.0 fields, and the hooks every plugin
 // needs must be there. Each failure becomes a `PluginLoadError` that says what is wrong with which file and what to

@@ -196,7 +196,6 @@ final class UpstreamConnection: ChannelInboundHandler, H2ConnectionDelegate {
 
     func h2StreamReset(_ stream: H2StreamID, code: H2ErrorCode, byPeer: Bool) {
         writer.beginReadBatch()
-        let streamID = HTTP2StreamID(Int(stream))
         guard let call = calls.removeValue(forKey: stream) else { return }
         let reason = HTTP2ErrorCode(networkCode: Int(code.rawValue))
         if byPeer {

@@ -192,7 +192,7 @@ private func buildCExample() throws -> String {
     process.executableURL = URL(fileURLWithPath: compiler)
     process.arguments = [
         "-std=c11", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC",
-        "-I", root.appendingPathComponent("Sources/PluginABI/include").path,
+        "-I", root.appendingPathComponent("s2s-plugin-sdk/Sources/PluginABI/include").path,
         "-o", output, root.appendingPathComponent("examples/plugins/c-method-guard/method_guard.c").path,
     ]
     let diagnostics = Pipe()

@@ -10,7 +10,7 @@
  *           header: x-s2s-method-guard        # optional; this is the default
  *           value: passed                     # optional; this is the default
  *
- * Build (see README.md): cc -std=c11 -Wall -Wextra -Werror -shared -fPIC -I ../../../Sources/PluginABI/include \
+ * Build (see README.md): cc -std=c11 -Wall -Wextra -Werror -shared -fPIC -I ../../../s2s-plugin-sdk/Sources/PluginABI/include \
  *                           -o libmethod-guard.so method_guard.c
  *
  * What it shows: the entry point and its version check, options validated in config_new with a message that says
