@@ -90,7 +90,8 @@ def test_the_guides_swift_plugin_builds_out_of_tree_and_serves_calls(team_header
 
 
 def test_the_published_sdk_resolves_by_url_and_version(tmp_path):
-    published = tmp_path / "s2s-plugin-sdk-repo"
+    # SwiftPM names a URL dependency after the last part of its URL: the repository is called s2s-plugin-sdk.
+    published = tmp_path / "served" / "s2s-plugin-sdk.git"
     result = run([str(REPO_ROOT / "scripts" / "sdk-publish"), str(published)], cwd=REPO_ROOT)
     header = (SDK / "Sources" / "PluginABI" / "include" / "s2s_plugin.h").read_text()
     major = re.search(r"#define S2S_PLUGIN_ABI_MAJOR (\d+)", header).group(1)
