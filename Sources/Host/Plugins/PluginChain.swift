@@ -39,10 +39,11 @@ final class PluginCallPlan: Sendable {
         init(entry: PluginEntry, wants: UInt32, messageTypes: MessageTypeTable.MethodTypes?) {
             self.entry = entry
             config = entry.config
-            let api = entry.library.api.pointee
-            callStart = api.call_start
-            onMessage = api.on_message
-            callEnd = api.call_end
+            // Field by field: a table built for an older minor version is shorter than ours.
+            let api = entry.library.api
+            callStart = api.pointee.call_start
+            onMessage = api.pointee.on_message
+            callEnd = api.pointee.call_end
             self.wants = wants
             self.messageTypes = messageTypes
         }

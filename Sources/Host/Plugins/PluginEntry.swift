@@ -189,11 +189,13 @@ public final class PluginEntry: @unchecked Sendable {
         self.context = context
         schemaState = NIOLockedValueBox(library.needsSchema ? .pending("the Temporal schema has not been loaded yet") : .notNeeded)
         serving = Atomic(!library.needsSchema)
-        let table = library.api.pointee
+        let api = library.api
         var options = Array(optionsJSON.utf8)
+        context.readingOptions.withLockedValue { $0 = PluginOptionReader(json: optionsJSON) }
+        defer { context.readingOptions.withLockedValue { $0 = nil } }
         let (created, message) = Self.configurationHook(context) { error, capacity in
             options.withUnsafeMutableBufferPointer { bytes in
-                table.config_new(
+                api.pointee.config_new(
                     library.api, PluginHostServices.api, context.handle,
                     s2s_bytes_t(data: UnsafePointer(bytes.baseAddress), len: bytes.count), error, capacity
                 )

@@ -26,6 +26,8 @@ final class PluginHostContext: @unchecked Sendable {
     private let definedMetrics = NIOLockedValueBox<[PluginMetric]>([])
     /// Metric definition is allowed only while the config is being created or given its schema.
     let definingAllowed = NIOLockedValueBox(false)
+    /// The entry's options while config_new runs, for the option readers; nil otherwise.
+    let readingOptions = NIOLockedValueBox<PluginOptionReader?>(nil)
 
     init(pluginName: String, entryLabel: String, connectionName: String, logger: Logger, metrics: PluginMetricsRegistry) {
         self.pluginName = pluginName
@@ -173,6 +175,44 @@ enum PluginHostServices {
                 else { return -1 }
                 scratch.statusCode = code
                 scratch.statusMessage = PluginHostServices.string(message, length) ?? ""
+                return 0
+            },
+            option_type: { host, pointer, length in
+                guard let (reader, text) = PluginHostServices.optionReader(host, pointer, length) else {
+                    return S2S_OPTION_ABSENT
+                }
+                return reader.type(at: text)
+            },
+            option_string: { host, pointer, length, value in
+                guard let (reader, text) = PluginHostServices.optionReader(host, pointer, length), let value,
+                      case .string(let string)? = reader.value(at: text)
+                else { return -1 }
+                value.pointee = reader.handOut(string)
+                return 0
+            },
+            option_number: { host, pointer, length, value in
+                guard let (reader, text) = PluginHostServices.optionReader(host, pointer, length), let value,
+                      case .number(let number)? = reader.value(at: text)
+                else { return -1 }
+                value.pointee = number
+                return 0
+            },
+            option_bool: { host, pointer, length, value in
+                guard let (reader, text) = PluginHostServices.optionReader(host, pointer, length), let value,
+                      case .bool(let flag)? = reader.value(at: text)
+                else { return -1 }
+                value.pointee = flag ? 1 : 0
+                return 0
+            },
+            option_count: { host, pointer, length in
+                guard let (reader, text) = PluginHostServices.optionReader(host, pointer, length) else { return 0 }
+                return reader.count(at: text)
+            },
+            option_key: { host, pointer, length, index, key in
+                guard let (reader, text) = PluginHostServices.optionReader(host, pointer, length), let key,
+                      let name = reader.key(at: text, index: index)
+                else { return -1 }
+                key.pointee = reader.handOut(name)
                 return 0
             }
         ))

@@ -5,6 +5,7 @@
 // back: the `s2s_host_t *` is an unretained `FakeHost`, the `s2s_call_t *` an unretained `FakeCall`.
 
 import PluginABI
+import PluginKit
 import XCTest
 
 /// Records the host services one chain entry used.
@@ -28,6 +29,10 @@ final class FakeHost {
     var recorded: [(id: UInt32, value: Double)] = []
     /// Calls of host functions beyond the table's declared `struct_size`: must stay empty.
     var violations: [String] = []
+    /// The options of the config_new that runs, for the option readers (as the host parses them); nil otherwise.
+    var options: JSONValue?
+    /// Strings the option readers handed out, alive until the host goes.
+    private var handedOut: [[UInt8]] = []
 
     private(set) var table: UnsafeMutablePointer<s2s_host_api_t>
 
@@ -46,6 +51,17 @@ final class FakeHost {
     }
 
     var handle: OpaquePointer { OpaquePointer(Unmanaged.passUnretained(self).toOpaque()) }
+
+    /// What the JSON Pointer names in the options of the running config_new.
+    fileprivate func option(_ pointer: UnsafePointer<CChar>?, _ length: Int) -> JSONValue? {
+        let text = length == 0 ? "" : String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self)
+        return options?.value(atPointer: text)
+    }
+
+    fileprivate func handOut(_ text: String) -> s2s_bytes_t {
+        handedOut.append(Array(text.utf8))
+        return handedOut[handedOut.count - 1].withUnsafeBufferPointer { s2s_bytes_t(data: $0.baseAddress, len: $0.count) }
+    }
 
     static func from(_ handle: OpaquePointer?) -> FakeHost {
         Unmanaged<FakeHost>.fromOpaque(UnsafeRawPointer(handle!)).takeUnretainedValue()
@@ -103,6 +119,47 @@ final class FakeHost {
                 let text = String(decoding: UnsafeRawBufferPointer(start: message, count: length), as: UTF8.self)
                 fake.status = FakeCall.Status(code: code, message: text)
                 return 0
+            },
+            option_type: { host, pointer, length in
+                guard let value = FakeHost.from(host).option(pointer, length) else { return S2S_OPTION_ABSENT }
+                switch value {
+                case .null: return S2S_OPTION_NULL
+                case .bool: return S2S_OPTION_BOOL
+                case .number: return S2S_OPTION_NUMBER
+                case .string: return S2S_OPTION_STRING
+                case .array: return S2S_OPTION_ARRAY
+                case .object: return S2S_OPTION_OBJECT
+                }
+            },
+            option_string: { host, pointer, length, value in
+                let fake = FakeHost.from(host)
+                guard case .string(let text)? = fake.option(pointer, length) else { return -1 }
+                value!.pointee = fake.handOut(text)
+                return 0
+            },
+            option_number: { host, pointer, length, value in
+                guard case .number(let number)? = FakeHost.from(host).option(pointer, length) else { return -1 }
+                value!.pointee = number
+                return 0
+            },
+            option_bool: { host, pointer, length, value in
+                guard case .bool(let flag)? = FakeHost.from(host).option(pointer, length) else { return -1 }
+                value!.pointee = flag ? 1 : 0
+                return 0
+            },
+            option_count: { host, pointer, length in
+                switch FakeHost.from(host).option(pointer, length) {
+                case .array(let elements)?: return elements.count
+                case .object(let members)?: return members.count
+                default: return 0
+                }
+            },
+            option_key: { host, pointer, length, index, key in
+                let fake = FakeHost.from(host)
+                let keys = fake.option(pointer, length)?.sortedKeys ?? []
+                guard keys.indices.contains(index) else { return -1 }
+                key!.pointee = fake.handOut(keys[index])
+                return 0
             }
         )
     }
@@ -141,6 +198,19 @@ final class FakeHost {
         }
         if !covered(\.set_status) {
             table.pointee.set_status = { _, _, _, _ in FakeHost.current?.violations.append("set_status"); return 0 }
+        }
+        if !covered(\.option_type) {
+            table.pointee.option_type = { _, _, _ in
+                FakeHost.current?.violations.append("option_type")
+                return S2S_OPTION_ABSENT
+            }
+        }
+        if !covered(\.option_key) {
+            table.pointee.option_string = { _, _, _, _ in FakeHost.current?.violations.append("option_string"); return -1 }
+            table.pointee.option_number = { _, _, _, _ in FakeHost.current?.violations.append("option_number"); return -1 }
+            table.pointee.option_bool = { _, _, _, _ in FakeHost.current?.violations.append("option_bool"); return -1 }
+            table.pointee.option_count = { _, _, _ in FakeHost.current?.violations.append("option_count"); return 0 }
+            table.pointee.option_key = { _, _, _, _, _ in FakeHost.current?.violations.append("option_key"); return -1 }
         }
     }
 
@@ -211,6 +281,8 @@ struct PluginDriver {
         let error = UnsafeMutablePointer<CChar>.allocate(capacity: max(errorCapacity, 1))
         defer { error.deallocate() }
         error.initialize(repeating: 0x55, count: max(errorCapacity, 1))
+        host.options = try? JSONValue(parsing: options)
+        defer { host.options = nil }
         var options = options
         let config = options.withUTF8 { utf8 in
             table.pointee.config_new!(

@@ -13,8 +13,8 @@
  * Build (see README.md): cc -std=c11 -Wall -Wextra -Werror -shared -fPIC -I ../../../s2s-plugin-sdk/Sources/PluginABI/include \
  *                           -o libmethod-guard.so method_guard.c
  *
- * What it shows: the entry point and its version check, options validated in config_new with a message that says
- * what to do, a metric defined at config time and recorded per call, reading host structs only as far as their
+ * What it shows: the entry point and its version check, options read through the host's option readers (ABI 1.1,
+ * no JSON parser here) and validated in config_new with a message that says what to do, a metric defined at config time and recorded per call, reading host structs only as far as their
  * struct_size goes (S2S_HAS_FIELD), and a plugin that wants calls but no messages, so the host never deframes one.
  */
 #include <stdarg.h>
@@ -64,180 +64,103 @@ static void guard_free(method_guard_t *guard) {
     free(guard);
 }
 
-/* ---- A JSON scanner for exactly this option shape: an object of "deny" (array of strings), "header" and
- * "value" (strings). Anything else is refused with a message; that is the right answer for a plugin, whose
- * options come from an operator's YAML and deserve a loud error at start-up. ---------------------------------- */
+/* ---- Options, read through the host's option readers (ABI 1.1): no JSON parser in the plugin. The options
+ * object may hold "deny" (a list of method paths), "header" and "value" (strings); anything else is refused with a
+ * message, the right answer for a plugin whose options come from an operator's YAML. --------------------------- */
 
-typedef struct scanner {
-    const uint8_t *at;
-    const uint8_t *end;
+typedef struct options {
+    const s2s_host_api_t *api;
+    s2s_host_t *host;
     char *error;
     size_t error_capacity;
-    int failed;
-} scanner_t;
+} options_t;
 
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
 #endif
-static void fail(scanner_t *s, const char *format, ...) {
-    if (s->failed) {
-        return;
-    }
-    s->failed = 1;
-    if (s->error != NULL && s->error_capacity > 0) {
+static int fail(options_t *o, const char *format, ...) {
+    if (o->error != NULL && o->error_capacity > 0) {
         va_list args;
         va_start(args, format);
-        vsnprintf(s->error, s->error_capacity, format, args);
+        vsnprintf(o->error, o->error_capacity, format, args);
         va_end(args);
-    }
-}
-
-static void skip_space(scanner_t *s) {
-    while (s->at < s->end && (*s->at == ' ' || *s->at == '\t' || *s->at == '\n' || *s->at == '\r')) {
-        s->at++;
-    }
-}
-
-static int accept(scanner_t *s, char c) {
-    skip_space(s);
-    if (s->at < s->end && *s->at == (uint8_t)c) {
-        s->at++;
-        return 1;
     }
     return 0;
 }
 
-/* A JSON string without \u escapes, into a fresh NUL-terminated copy. */
-static int scan_string(scanner_t *s, text_t *out, const char *what) {
-    if (!accept(s, '"')) {
-        fail(s, "%s must be a string", what);
-        return 0;
+static s2s_option_type_t option_type(options_t *o, const char *pointer) {
+    return o->api->option_type(o->host, pointer, strlen(pointer));
+}
+
+/* A NUL-terminated copy of the string at `pointer` (a JSON Pointer such as "/deny/0"). */
+static int option_text(options_t *o, const char *pointer, text_t *out, const char *what) {
+    s2s_bytes_t value;
+    if (o->api->option_string(o->host, pointer, strlen(pointer), &value) != 0) {
+        return fail(o, "%s must be a string", what);
     }
-    /* The decoded text is never longer than the encoded one. */
-    char *data = malloc((size_t)(s->end - s->at) + 1);
-    if (data == NULL) {
-        fail(s, "out of memory");
-        return 0;
+    if (value.len > 0 && memchr(value.data, 0, value.len) != NULL) {
+        return fail(o, "%s holds a NUL character", what);
     }
-    size_t len = 0;
-    while (s->at < s->end && *s->at != '"') {
-        uint8_t c = *s->at++;
-        if (c < 0x20) {
-            fail(s, "%s holds a control character", what);
-            free(data);
-            return 0;
-        }
-        if (c == '\\') {
-            if (s->at == s->end) {
-                break;
-            }
-            uint8_t e = *s->at++;
-            switch (e) {
-            case '"': case '\\': case '/': c = e; break;
-            case 'n': c = '\n'; break;
-            case 't': c = '\t'; break;
-            case 'r': c = '\r'; break;
-            case 'b': c = '\b'; break;
-            case 'f': c = '\f'; break;
-            default:
-                fail(s, "%s uses the escape \\%c, which method-guard does not support; write the character itself",
-                     what, e);
-                free(data);
-                return 0;
-            }
-        }
-        if (c == 0) {
-            fail(s, "%s holds a NUL character", what);
-            free(data);
-            return 0;
-        }
-        data[len++] = (char)c;
+    out->data = malloc(value.len + 1);
+    if (out->data == NULL) {
+        return fail(o, "out of memory");
     }
-    if (s->at == s->end) {
-        fail(s, "options end inside %s", what);
-        free(data);
-        return 0;
+    if (value.len > 0) {
+        memcpy(out->data, value.data, value.len);
     }
-    s->at++; /* closing quote */
-    data[len] = '\0';
-    out->data = data;
-    out->len = len;
+    out->data[value.len] = '\0';
+    out->len = value.len;
     return 1;
 }
 
-static int scan_deny(scanner_t *s, method_guard_t *guard) {
-    if (!accept(s, '[')) {
-        fail(s, "options.deny must be a list of method paths, e.g. [\"/pkg.Service/Method\"]");
-        return 0;
-    }
-    if (accept(s, ']')) {
-        return 1;
-    }
-    do {
-        text_t method = {0};
-        if (!scan_string(s, &method, "every entry of options.deny")) {
-            return 0;
-        }
-        if (method.len == 0 || method.data[0] != '/') {
-            fail(s, "options.deny: '%s' is not a method path like /package.Service/Method", method.data);
-            text_free(&method);
-            return 0;
-        }
-        text_t *grown = realloc(guard->deny, (guard->deny_count + 1) * sizeof(text_t));
-        if (grown == NULL) {
-            fail(s, "out of memory");
-            text_free(&method);
-            return 0;
-        }
-        guard->deny = grown;
-        guard->deny[guard->deny_count++] = method;
-    } while (accept(s, ','));
-    if (!accept(s, ']')) {
-        fail(s, "options.deny: expected ',' or ']' after a method");
-        return 0;
-    }
-    return 1;
+static int key_is(s2s_bytes_t key, const char *name) {
+    return key.len == strlen(name) && memcmp(key.data, name, key.len) == 0;
 }
 
-static int scan_options(scanner_t *s, method_guard_t *guard) {
-    if (!accept(s, '{')) {
-        fail(s, "options must be a mapping (a JSON object)");
-        return 0;
+static int read_options(options_t *o, method_guard_t *guard) {
+    const s2s_host_api_t *api = o->api;
+    if (option_type(o, "") != S2S_OPTION_OBJECT) {
+        return fail(o, "options must be a mapping (a JSON object)");
     }
-    if (!accept(s, '}')) {
-        do {
-            text_t key = {0};
-            if (!scan_string(s, &key, "an option name")) {
-                return 0;
-            }
-            int ok = accept(s, ':');
-            if (!ok) {
-                fail(s, "expected ':' after option '%s'", key.data);
-            } else if (strcmp(key.data, "deny") == 0) {
-                ok = scan_deny(s, guard);
-            } else if (strcmp(key.data, "header") == 0) {
-                text_free(&guard->header);
-                ok = scan_string(s, &guard->header, "options.header");
-            } else if (strcmp(key.data, "value") == 0) {
-                text_free(&guard->value);
-                ok = scan_string(s, &guard->value, "options.value");
-            } else {
-                fail(s, "unknown option '%s'; method-guard reads deny, header and value", key.data);
-                ok = 0;
-            }
-            text_free(&key);
-            if (!ok) {
-                return 0;
-            }
-        } while (accept(s, ','));
-        if (!accept(s, '}')) {
-            fail(s, "expected ',' or '}' after an option");
-            return 0;
+    size_t keys = api->option_count(o->host, "", 0);
+    for (size_t i = 0; i < keys; i++) {
+        s2s_bytes_t key;
+        if (api->option_key(o->host, "", 0, i, &key) != 0) {
+            return fail(o, "the host could not list the options");
+        }
+        if (!key_is(key, "deny") && !key_is(key, "header") && !key_is(key, "value")) {
+            return fail(o, "unknown option '%.*s'; method-guard reads deny, header and value", (int)key.len,
+                        (const char *)key.data);
         }
     }
-    skip_space(s);
-    if (s->at != s->end) {
-        fail(s, "unexpected text after the options object");
+    s2s_option_type_t deny = option_type(o, "/deny");
+    if (deny != S2S_OPTION_ABSENT) {
+        if (deny != S2S_OPTION_ARRAY) {
+            return fail(o, "options.deny must be a list of method paths, e.g. [\"/pkg.Service/Method\"]");
+        }
+        size_t count = api->option_count(o->host, "/deny", 5);
+        guard->deny = calloc(count > 0 ? count : 1, sizeof(text_t));
+        if (guard->deny == NULL) {
+            return fail(o, "out of memory");
+        }
+        for (size_t i = 0; i < count; i++) {
+            char pointer[32];
+            snprintf(pointer, sizeof pointer, "/deny/%zu", i);
+            text_t *method = &guard->deny[guard->deny_count];
+            if (!option_text(o, pointer, method, "every entry of options.deny")) {
+                return 0;
+            }
+            guard->deny_count++;
+            if (method->len == 0 || method->data[0] != '/') {
+                return fail(o, "options.deny: '%s' is not a method path like /package.Service/Method", method->data);
+            }
+        }
+    }
+    if (option_type(o, "/header") != S2S_OPTION_ABSENT &&
+        !option_text(o, "/header", &guard->header, "options.header")) {
+        return 0;
+    }
+    if (option_type(o, "/value") != S2S_OPTION_ABSENT && !option_text(o, "/value", &guard->value, "options.value")) {
         return 0;
     }
     return 1;
@@ -260,41 +183,40 @@ static int set_default(text_t *text, const char *value) {
 
 static void *config_new(const s2s_plugin_api_t *plugin, const s2s_host_api_t *api, s2s_host_t *host,
                         s2s_bytes_t options_json, char *error, size_t error_capacity) {
-    (void)plugin; /* this plugin exports one table; a plugin serving several could tell them apart by it */
-    scanner_t scanner = {NULL, NULL, error, error_capacity, 0};
+    (void)plugin;       /* this plugin exports one table; a plugin serving several could tell them apart by it */
+    (void)options_json; /* the same options, read through the host's option readers instead */
+    options_t options = {api, host, error, error_capacity};
     if (api == NULL) {
-        fail(&scanner, "the host passed no API table");
+        fail(&options, "the host passed no API table");
         return NULL;
     }
-    if (options_json.data == NULL && options_json.len != 0) {
-        fail(&scanner, "the host passed options without bytes");
+    /* The option readers came with ABI 1.1: an older host has none (and a host struct is read only as far as its
+     * struct_size goes). */
+    if (!S2S_HAS_FIELD(api, s2s_host_api_t, option_key) || api->option_type == NULL || api->option_key == NULL) {
+        fail(&options, "method-guard needs an s2s-proxy with plugin ABI 1.1 or later (this one has %u.%u)",
+             (unsigned)api->abi_major, (unsigned)api->abi_minor);
         return NULL;
-    }
-    if (options_json.data != NULL) {
-        scanner.at = options_json.data;
-        scanner.end = options_json.data + options_json.len;
     }
     method_guard_t *guard = calloc(1, sizeof(method_guard_t));
     if (guard == NULL) {
-        fail(&scanner, "out of memory");
+        fail(&options, "out of memory");
         return NULL;
     }
     guard->api = api;
     guard->host = host;
-    /* No options at all is the same as {}. */
-    if (options_json.len > 0 && !scan_options(&scanner, guard)) {
+    if (!read_options(&options, guard)) {
         guard_free(guard);
         return NULL;
     }
     if (!set_default(&guard->header, "x-s2s-method-guard") || !set_default(&guard->value, "passed")) {
-        fail(&scanner, "out of memory");
+        fail(&options, "out of memory");
         guard_free(guard);
         return NULL;
     }
     for (size_t i = 0; i < guard->header.len; i++) {
         char c = guard->header.data[i];
         if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.')) {
-            fail(&scanner, "options.header '%s' is not a lowercase header name such as x-team", guard->header.data);
+            fail(&options, "options.header '%s' is not a lowercase header name such as x-team", guard->header.data);
             guard_free(guard);
             return NULL;
         }

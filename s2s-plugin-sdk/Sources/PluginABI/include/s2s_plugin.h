@@ -14,7 +14,7 @@
  *   the end, and each side reads only the fields the other side's `struct_size` covers. So a plugin built for 1.0
  *   loads into a 1.3 host, and a plugin built for 1.3 loads into a 1.0 host (it must not call host functions that
  *   the host's `s2s_host_api_t.struct_size` does not cover; use S2S_HAS_FIELD).
- *   1.1 added: `s2s_plugin_api_t.swift_release`.
+ *   1.1 added: `s2s_plugin_api_t.swift_release`; the option readers of `s2s_host_api_t` (option_type ... option_key).
  *
  * LIFECYCLE (all on the host's control thread unless stated)
  *   1. dlopen(RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE) of a private copy of the file (so that the file may be
@@ -104,6 +104,17 @@ typedef enum s2s_log_level {
     S2S_LOG_ERROR = 4
 } s2s_log_level_t;
 
+/* What a JSON Pointer into a chain entry's options names (ABI 1.1, s2s_host_api_t.option_type). */
+typedef enum s2s_option_type {
+    S2S_OPTION_ABSENT = 0,  /* nothing there (or a malformed pointer) */
+    S2S_OPTION_NULL = 1,
+    S2S_OPTION_BOOL = 2,
+    S2S_OPTION_NUMBER = 3,
+    S2S_OPTION_STRING = 4,
+    S2S_OPTION_ARRAY = 5,
+    S2S_OPTION_OBJECT = 6
+} s2s_option_type_t;
+
 typedef enum s2s_metric_kind {
     S2S_METRIC_COUNTER = 1,   /* monotonically increasing; record adds the value (>= 0) */
     S2S_METRIC_HISTOGRAM = 2  /* record observes the value */
@@ -180,6 +191,24 @@ typedef struct s2s_host_api {
     /* Any call hook: the status for S2S_REJECTED (a gRPC code 1-16 and a message for the caller) or the detail
      * for S2S_ERROR (the code is ignored). The message is copied. Returns 0, or -1 if the code is invalid. */
     int (*set_status)(s2s_call_t *call, uint32_t grpc_code, const char *message, size_t len);
+
+    /* ABI 1.1, config_new only: the entry's options, read without a JSON parser (the `options_json` config_new is
+     * given is the same document). `pointer` is a JSON Pointer (RFC 6901) into the options object: "" is the object
+     * itself, "/mappings/0/local" a nested value; inside a key "~1" stands for '/' and "~0" for '~'. Strings and
+     * keys handed out are _host (UTF-8, not NUL-terminated), valid until config_new returns. Outside config_new,
+     * and for a pointer that names nothing, option_type answers S2S_OPTION_ABSENT, option_count 0 and the rest -1.
+     * Check S2S_HAS_FIELD(api, s2s_host_api_t, option_key) first: a 1.0 host has none of these. */
+    s2s_option_type_t (*option_type)(s2s_host_t *host, const char *pointer, size_t pointer_len);
+    /* The value, if it is of that type: 0, else -1. A bool is 0 or 1; every number is a double (integers exact to
+     * 2^53). */
+    int (*option_string)(s2s_host_t *host, const char *pointer, size_t pointer_len, s2s_bytes_t *value);
+    int (*option_number)(s2s_host_t *host, const char *pointer, size_t pointer_len, double *value);
+    int (*option_bool)(s2s_host_t *host, const char *pointer, size_t pointer_len, int *value);
+    /* The elements of an array or the members of an object; 0 for anything else. */
+    size_t (*option_count)(s2s_host_t *host, const char *pointer, size_t pointer_len);
+    /* The key of member `index` (0-based, keys in ascending byte order) of the object at `pointer`: to walk a map, or
+     * to refuse keys the plugin does not know. 0, or -1 if there is no such member. */
+    int (*option_key)(s2s_host_t *host, const char *pointer, size_t pointer_len, size_t index, s2s_bytes_t *key);
 } s2s_host_api_t;
 
 /* ---- What the host passes to hooks --------------------------------------------------------------------------- */
