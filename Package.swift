@@ -177,6 +177,7 @@ let package = Package(
         ),
         .testTarget(name: "PluginKitTests", dependencies: [
             pluginKit, pluginABI, "ACLPlugin", "UTF8Repair", "ClusterAdapter", "SearchAttributeRename",
+            .product(name: "PluginKitTesting", package: "s2s-plugin-sdk"),
         ]),
     ],
     swiftLanguageModes: [.v5]

@@ -59,6 +59,9 @@ def team_header(tmp_path_factory) -> Path:
     (package / "Package.swift").write_text(
         manifest.replace("../s2s-proxy/s2s-plugin-sdk", f"../{checkout.name}/s2s-plugin-sdk"))
     (package / "Sources" / "TeamHeader" / "TeamHeader.swift").write_text(guide_block("### The plugin", "swift"))
+    (package / "Tests" / "TeamHeaderTests").mkdir(parents=True)
+    (package / "Tests" / "TeamHeaderTests" / "TeamHeaderTests.swift").write_text(
+        guide_block("### In your own test suite", "swift"))
     build = guide_block("### Building", "sh").splitlines()[0].split()
     assert build[:2] == ["swift", "build"], build
     run([swift(), *build[1:]], cwd=package)
@@ -68,6 +71,13 @@ def team_header(tmp_path_factory) -> Path:
     resolved = package / "Package.resolved"
     assert not resolved.exists() or "swift-nio" not in resolved.read_text()
     return built
+
+
+def test_the_guides_plugin_tests_pass_with_plugin_kit_testing(team_header):
+    # The guide's test, run with `swift test` in the author's package: PluginTestHost drives the plugin.
+    package = team_header.parents[2]
+    result = run([swift(), "test"], cwd=package)
+    assert "copiesTheTeamAndRejectsCallsWithoutIt" in result.stdout + result.stderr, result.stdout[-3000:]
 
 
 def test_the_guides_swift_plugin_builds_out_of_tree_and_serves_calls(team_header, backend, proxy_factory,

@@ -11,7 +11,7 @@
 // module. Everything behind the table is PluginKit's: the rules below hold for every Swift plugin.
 //
 // THE ABI'S RULES, AS THEY APPLY TO A SWIFT PLUGIN
-// * Versions. The table says ABI 1.0 (this SDK's header). A host of another major gets NULL, and a line on stderr
+// * Versions. The table says ABI 1.1 (this SDK's header). A host of another major gets NULL, and a line on stderr
 //   naming both versions; a host of any 1.x minor is served, using only the host services its table covers (a
 //   service it lacks is a no-op: a log line dropped, a counter that records nothing, a header edit refused).
 // * Ownership. Everything the host passes (options, schema, method, metadata, payloads) is borrowed for the hook:
