@@ -176,7 +176,7 @@ let package = Package(
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(name: "PluginKitTests", dependencies: [
-            pluginKit, pluginABI, "ACLPlugin", "UTF8Repair", "ClusterAdapter", "SearchAttributeRename",
+            pluginKit, pluginABI, "ACLPlugin", "UTF8Repair", "ClusterAdapter", "SearchAttributeRename", "NamespaceRename",
             .product(name: "PluginKitTesting", package: "s2s-plugin-sdk"),
         ]),
     ],

@@ -80,7 +80,7 @@ public final class NamespaceRename: TranslatorPlugin {
 
     public func wants(method: String, side: CallSide) -> Wants {
         guard !localToRemote.isEmpty, Self.translatedServices.contains(where: method.hasPrefix) else { return .nothing }
-        return .allMessages
+        return [.allMessages, .responseMetadata]
     }
 
     public func startCall(_ call: borrowing CallStart) throws -> CallDecision<CallState> {
@@ -122,5 +122,71 @@ public final class NamespaceRename: TranslatorPlugin {
         guard let output else { return .unchanged }
         renamed.add(Double(count))
         return .replaced(output)
+    }
+
+    /// Error details: the trailers' `grpc-status-details-bin` (a google.rpc.Status) carries Temporal's failure
+    /// messages as `Any`s, and those of namespaces name one (`NamespaceNotFoundFailure`, ...). Renamed like the
+    /// response, so that the caller sees its own names.
+    public func responseMetadata(_ metadata: borrowing ResponseMetadata, state: inout CallState) throws
+        -> MetadataDecision
+    {
+        guard metadata.kind == .trailers, !state.responseMap.isEmpty,
+              let details = metadata.headerBytes(Self.statusDetailsHeader)
+        else { return .proceed }
+        let map = state.responseMap
+        var count = 0
+        let rewritten = try StatusDetails.renameNamespaces(in: details) { name in
+            guard let new = map[name] else { return nil }
+            count += 1
+            return new
+        }
+        guard let rewritten else { return .proceed }
+        try metadata.setHeader(Self.statusDetailsHeader, bytes: rewritten)
+        renamed.add(Double(count))
+        return .proceed
+    }
+
+    static let statusDetailsHeader = "grpc-status-details-bin"
+}
+
+/// The namespace names inside a gRPC status's details (google.rpc.Status: 3 = repeated google.protobuf.Any, whose
+/// 1 = type_url and 2 = value). Temporal's error details are not in the schema the server reflects, so the fields
+/// are known here: `namespace` is field 1 of each failure below (temporal/api/errordetails/v1/message.proto).
+enum StatusDetails {
+    static let namespaceFailures: Set<String> = [
+        "temporal.api.errordetails.v1.NamespaceNotFoundFailure",
+        "temporal.api.errordetails.v1.NamespaceNotActiveFailure",
+        "temporal.api.errordetails.v1.NamespaceInvalidStateFailure",
+        "temporal.api.errordetails.v1.NamespaceUnavailableFailure",
+    ]
+
+    /// `status` with each namespace name `rename` maps replaced, or nil when nothing changed.
+    ///
+    /// - Throws: ``ProtoWireError`` for a status that is not a well-formed message on the path to a name.
+    static func renameNamespaces(in status: [UInt8], _ rename: (String) -> String?) throws(ProtoWireError) -> [UInt8]? {
+        var rewriter = ProtoWireRewriter(original: status)
+        var scanner = ProtoWireScanner(bytes: status)
+        while let detail = try scanner.next() {
+            guard detail.fieldNumber == 3, detail.wireType == .lengthDelimited else { continue }
+            var any = ProtoWireScanner(bytes: status, subMessageOf: detail)
+            var typeURL: String?
+            var value: ProtoWireField?
+            while let part = try any.next() {
+                guard part.wireType == .lengthDelimited else { continue }
+                if part.fieldNumber == 1 { typeURL = String(decoding: status[part.payloadRange], as: UTF8.self) }
+                if part.fieldNumber == 2 { value = part }
+            }
+            guard let typeURL, let value,
+                  namespaceFailures.contains(String(typeURL.split(separator: "/").last ?? ""))
+            else { continue }
+            var failure = ProtoWireScanner(bytes: status, subMessageOf: value)
+            while let field = try failure.next() {
+                guard field.fieldNumber == 1, field.wireType == .lengthDelimited,
+                      let new = rename(String(decoding: status[field.payloadRange], as: UTF8.self))
+                else { continue }
+                try rewriter.replacePayload(of: field, with: Array(new.utf8))
+            }
+        }
+        return rewriter.hasEdits ? try rewriter.rebuiltBytes() : nil
     }
 }

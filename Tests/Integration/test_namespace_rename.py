@@ -91,3 +91,34 @@ def test_a_name_outside_the_mapping_passes_unchanged(temporal_server, renaming_p
 
     response = asyncio.run(describe_default())
     assert response.namespace_info.name == "default"
+
+
+def test_error_details_name_the_callers_namespace(temporal_server, proxy_factory, channel_factory):
+    # The remote side asks for its name of a namespace the local Temporal does not have: Temporal answers NOT_FOUND
+    # with a NamespaceNotFoundFailure in grpc-status-details-bin naming the local name, and the proxy renames it
+    # back, so the caller sees the name it used (the message text is Temporal's own and is left alone).
+    from temporalio.api.errordetails.v1 import NamespaceNotFoundFailure
+    from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, DescribeNamespaceResponse
+
+    import grpc
+    from protowire import decode
+
+    mapping = {"mappings": [{"local": "missing-locally", "remote": "missing.remote"}]}
+    connection = ClusterConnection("itest", local_upstream=temporal_server.address,
+                                   remote_upstream=temporal_server.address, extra={"namespaceTranslation": mapping})
+    proxy = proxy_factory.start([connection])
+    channel = channel_factory(proxy.inbound())
+    wait_for_plugin_schema(channel)
+    describe = channel.unary_unary("/temporal.api.workflowservice.v1.WorkflowService/DescribeNamespace",
+                                   request_serializer=DescribeNamespaceRequest.SerializeToString,
+                                   response_deserializer=DescribeNamespaceResponse.FromString)
+    with pytest.raises(grpc.RpcError) as missing:
+        describe(DescribeNamespaceRequest(namespace="missing.remote"), timeout=10)
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND, missing.value
+    details = dict(missing.value.trailing_metadata())["grpc-status-details-bin"]
+    status = decode(details)
+    [any_bytes] = status[3]
+    any_fields = decode(any_bytes)
+    assert any_fields[1][0].endswith(b"temporal.api.errordetails.v1.NamespaceNotFoundFailure"), any_fields
+    failure = NamespaceNotFoundFailure.FromString(any_fields[2][0])
+    assert failure.namespace == "missing.remote", failure

@@ -474,3 +474,69 @@ def test_plugin_run_takes_and_prints_json_through_the_schema(probe_plugins, tmp_
                              timeout=30)
     assert missing.returncode != 0
     assert "--json needs --schema" in missing.stderr
+
+
+# Response metadata (ABI 1.1) ---------------------------------------------------------------------------------------
+
+
+def test_response_headers_and_trailers_pass_the_plugins_in_response_order(probe_plugins, plugin_proxy,
+                                                                           channel_factory):
+    # Two entries that want the response's metadata: each adds its tag, so the order shows; the one nearest the
+    # server (B) sees them first. Neither may edit grpc-status. The server's own metadata and status go through.
+    proxy = plugin_proxy([probe(probe_plugins, options={"tag": "A", "metadata": True}),
+                          probe(probe_plugins, options={"tag": "B", "metadata": True})])
+    call = channel_factory(proxy.outbound()).unary_unary(method("Inspect"))
+    _, rpc = call.with_call(b"", timeout=10)
+    initial = list(rpc.initial_metadata())
+    trailing = list(rpc.trailing_metadata())
+    assert [v for k, v in initial if k == "x-probe-seen-headers"] == ["B", "A"], initial
+    assert ("x-itest-initial", "hello") in initial and ("x-itest-initial-bin", b"\x00\x01\xfe\xff") in initial
+    assert [v for k, v in trailing if k == "x-probe-trailer"] == ["B", "A"], trailing
+    assert [v for k, v in trailing if k == "x-probe-status-edit"] == ["refused"], trailing
+    assert ("x-itest-trailer-bin", b"\xff\x00\x7f") in trailing, trailing
+    assert rpc.code() == grpc.StatusCode.OK
+
+
+def test_a_plugin_can_end_a_call_from_its_trailers(probe_plugins, plugin_proxy, channel_factory):
+    # Trailers-Only responses (an error with no message) too: the status the client gets is the plugin's.
+    proxy = plugin_proxy([probe(probe_plugins, options={"metadata": True})])
+    fail = channel_factory(proxy.outbound()).unary_unary(method("Fail"))
+    spec = {"code": "NOT_FOUND", "message": "no such thing", "trailers": [["x-probe-reject-trailers", "1"]]}
+    with pytest.raises(grpc.RpcError) as ended:
+        fail(json.dumps(spec).encode(), timeout=10)
+    assert ended.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert ended.value.details() == "probe rejected the trailers"
+    assert "call failed in proxy" in proxy.log(None) and "plugin=probe" in proxy.log(None), proxy.log()
+    # Without the marker the server's own status and details go through, with the plugin's trailer.
+    spec = {"code": "NOT_FOUND", "message": "no such thing", "details_hex": "0805"}
+    with pytest.raises(grpc.RpcError) as kept:
+        fail(json.dumps(spec).encode(), timeout=10)
+    assert kept.value.code() == grpc.StatusCode.NOT_FOUND and kept.value.details() == "no such thing"
+    trailers = dict(kept.value.trailing_metadata())
+    assert trailers.get("x-probe-trailer") == "probe" and trailers.get("grpc-status-details-bin") == b"\x08\x05"
+
+
+@pytest.mark.parametrize("on_error", ["failClosed", "failOpen"])
+def test_a_plugin_failing_on_the_trailers_follows_its_policy(probe_plugins, plugin_proxy, channel_factory, on_error):
+    proxy = plugin_proxy([probe(probe_plugins, onError=on_error, options={"metadata": True})])
+    fail = channel_factory(proxy.outbound()).unary_unary(method("Fail"))
+    spec = {"code": "ABORTED", "message": "server says", "trailers": [["x-probe-fail-trailers", "1"]]}
+    with pytest.raises(grpc.RpcError) as ended:
+        fail(json.dumps(spec).encode(), timeout=10)
+    if on_error == "failClosed":
+        assert ended.value.code() == grpc.StatusCode.INTERNAL
+        assert "s2s-proxy plugin probe failed in on_response_metadata: probe failed on the trailers" in \
+            ended.value.details()
+    else:
+        assert ended.value.code() == grpc.StatusCode.ABORTED and ended.value.details() == "server says"
+
+
+def test_a_plugin_built_for_abi_1_0_is_never_given_response_metadata(probe_plugins, plugin_proxy, channel_factory,
+                                                                     tmp_path):
+    from plugin_build import PROBE_SOURCE, build_c_plugin
+
+    old = build_c_plugin(PROBE_SOURCE, tmp_path / "libprobe-abi10.so", ["-DPROBE_ABI_1_0"])
+    proxy = plugin_proxy([{"path": str(old), "options": {"metadata": True}}])
+    _, rpc = channel_factory(proxy.outbound()).unary_unary(method("Inspect")).with_call(b"", timeout=10)
+    assert "x-probe-trailer" not in dict(rpc.trailing_metadata())
+    assert "x-probe-seen-headers" not in dict(rpc.initial_metadata())

@@ -6,6 +6,11 @@
  *            {"refuse": true}         config_new fails
  *            {"wantsNothing": true}   wants() answers 0 for everything
  *            {"rejectSchema": true}   schema_ready fails (schema builds only)
+ *            {"metadata": true}       also wants the response's metadata (ABI 1.1): adds x-probe-seen-headers: TAG
+ *                                     to its headers and x-probe-trailer: TAG to its trailers (so chains show their
+ *                                     order), says in x-probe-status-edit whether the host let it edit grpc-status
+ *                                     ("refused" is right); trailers with x-probe-reject-trailers are rejected
+ *                                     (FAILED_PRECONDITION), trailers with x-probe-fail-trailers fail (S2S_ERROR)
  *   metadata x-probe-reject: CODE     call_start rejects the call with that gRPC code
  *            x-probe-error: 1         call_start fails (S2S_ERROR)
  *   message  "upper:..."              replaced by its upper-case form
@@ -37,6 +42,7 @@ typedef struct {
     s2s_host_t *host;
     char tag[32];
     int wants_nothing;
+    int wants_metadata;
     int reject_schema;
     size_t schema_bytes;
     uint32_t messages_metric;
@@ -67,6 +73,7 @@ static void *probe_config_new(const s2s_plugin_api_t *plugin, const s2s_host_api
     config->api = api;
     config->host = host;
     config->wants_nothing = has_token(options, "\"wantsNothing\":true");
+    config->wants_metadata = has_token(options, "\"metadata\":true");
     config->reject_schema = has_token(options, "\"rejectSchema\":true");
     const char *key = "\"tag\":\"";
     size_t n = strlen(key);
@@ -106,7 +113,43 @@ static uint32_t probe_wants(void *raw, s2s_bytes_t method, s2s_side_t side) {
     (void)side;
     probe_config_t *config = raw;
     if (config->wants_nothing) return 0;
-    return S2S_WANTS_CALL | S2S_WANTS_REQUEST_MESSAGES | S2S_WANTS_RESPONSE_MESSAGES;
+    return S2S_WANTS_CALL | S2S_WANTS_REQUEST_MESSAGES | S2S_WANTS_RESPONSE_MESSAGES
+        | (config->wants_metadata ? S2S_WANTS_RESPONSE_METADATA : 0u);
+}
+
+static int metadata_has(const s2s_metadata_t *metadata, const char *name) {
+    size_t n = strlen(name);
+    for (size_t i = 0; i < metadata->header_count; i++) {
+        if (metadata->headers[i].name.len == n && memcmp(metadata->headers[i].name.data, name, n) == 0) return 1;
+    }
+    return 0;
+}
+
+static s2s_outcome_t probe_on_response_metadata(void *raw, void *state, s2s_call_t *call,
+                                                const s2s_metadata_t *metadata) {
+    (void)state;
+    probe_config_t *config = raw;
+    const s2s_host_api_t *api = config->api;
+    const char *tag = config->tag[0] ? config->tag : "probe";
+    if (metadata->kind == S2S_METADATA_RESPONSE_HEADERS) {
+        api->add_header(call, "x-probe-seen-headers", 20, (const uint8_t *)tag, strlen(tag));
+        return S2S_OK;
+    }
+    if (metadata->kind != S2S_METADATA_RESPONSE_TRAILERS) return S2S_OK;
+    if (metadata_has(metadata, "x-probe-reject-trailers")) {
+        const char *message = "probe rejected the trailers";
+        api->set_status(call, 9, message, strlen(message));
+        return S2S_REJECTED;
+    }
+    if (metadata_has(metadata, "x-probe-fail-trailers")) {
+        const char *message = "probe failed on the trailers";
+        api->set_status(call, 0, message, strlen(message));
+        return S2S_ERROR;
+    }
+    api->add_header(call, "x-probe-trailer", 15, (const uint8_t *)tag, strlen(tag));
+    const char *edit = api->set_header(call, "grpc-status", 11, (const uint8_t *)"0", 1) == 0 ? "accepted" : "refused";
+    api->set_header(call, "x-probe-status-edit", 19, (const uint8_t *)edit, strlen(edit));
+    return S2S_OK;
 }
 
 static const s2s_bytes_t *find_header(const s2s_call_info_t *info, const char *name) {
@@ -269,6 +312,8 @@ static const s2s_plugin_api_t probe_api = {
     .call_start = probe_call_start,
     .on_message = probe_on_message,
     .call_end = probe_call_end,
+    /* In the 1.0 variant past struct_size: the host must not call it. */
+    .on_response_metadata = probe_on_response_metadata,
 #if defined(PROBE_SWIFT_RELEASE)
     .swift_release = PROBE_SWIFT_RELEASE,
 #elif defined(PROBE_ABI_1_0)

@@ -23,10 +23,14 @@ extension ProxyMetrics {
         text.family(name, .histogram, help: "Time inside one call of a chain entry's hook, by hook.")
         for entry in entries {
             let stats = entry.stats
-            let hooks = [
+            var hooks = [
                 ("call_start", stats.callStartDurations), ("on_message", stats.messageDurations),
                 ("call_end", stats.callEndDurations),
             ]
+            // Only for plugins with the hook (ABI 1.1), so that the others' series stay as they were.
+            if entry.library.responseMetadataHook != nil {
+                hooks.append(("on_response_metadata", stats.responseMetadataDurations))
+            }
             for (hook, durations) in hooks {
                 let labels = [
                     ("plugin", entry.library.name), ("entry", entry.label), ("connection", entry.context.connectionName),

@@ -64,6 +64,7 @@ final class PluginCallRunner {
 
     var wantsRequestMessages: Bool { plan.wantsRequestMessages }
     var wantsResponseMessages: Bool { plan.wantsResponseMessages }
+    var wantsResponseMetadata: Bool { plan.wantsResponseMetadata }
 
     // MARK: Call start
 
@@ -206,6 +207,41 @@ final class PluginCallRunner {
         return .forward(current)
     }
 
+    // MARK: Response metadata
+
+    /// Runs on_response_metadata of every step that wants it over the response's headers or trailers, in the order
+    /// responses travel (the step nearest the server first); `headers` receives the edits. A rejection or a closed
+    /// failure is the status the client gets instead.
+    func responseMetadata(_ headers: inout HPACKHeaders, kind: s2s_metadata_kind_t) -> Verdict {
+        scratch.headers = headers
+        var mark = NIODeadline.now()  // one clock read per hook boundary, as in start
+        let stepCount = plan.steps.count
+        for position in 0..<stepCount {
+            let stepIndex = stepCount - 1 - position
+            guard stepIndex < states.count, !skipped.contains(stepIndex) else { continue }
+            let step = plan.steps[stepIndex]
+            guard step.wantsResponseMetadata, let hook = step.onResponseMetadata else { continue }
+            let block = MetadataBlock(kind: kind, headers: scratch.headers)
+            scratch.begin(.responseMetadata)
+            let outcome = hook(step.config, states[stepIndex], scratch.handle, block.pointer)
+            block.deallocate()
+            let now = NIODeadline.now()
+            let elapsed = now - mark
+            mark = now
+            scratch.hook = .none
+            let judgement = judge(outcome, of: step.entry, during: "on_response_metadata")
+            count(HookRun(step: stepIndex, kind: .responseMetadata, elapsed: elapsed, failed: judgement.isFailure), at: now)
+            switch judgement {
+            case .goOn, .failedOpen, .replaced:
+                continue
+            case .rejected(let status), .end(let status):
+                return .fail(status)
+            }
+        }
+        headers = scratch.headers
+        return .proceed
+    }
+
     // MARK: Call end
 
     /// Runs call_end for every step whose call_start ran; `grpcStatus` is the status the client got, -1 if none.
@@ -340,6 +376,55 @@ final class PluginCallRunner {
             entry.context.logger.warning("plugin failed; going on without it (onError: failOpen)", metadata: metadata)
             return nil
         }
+    }
+}
+
+/// The `s2s_metadata_t` of on_response_metadata and its entries (pseudo-headers left out, binary values decoded).
+private struct MetadataBlock {
+    private let metadata: UnsafeMutablePointer<s2s_metadata_t>
+    private let entries: UnsafeMutableBufferPointer<s2s_header_t>
+    private let bytes: UnsafeMutableBufferPointer<UInt8>
+
+    var pointer: UnsafePointer<s2s_metadata_t> { UnsafePointer(metadata) }
+
+    init(kind: s2s_metadata_kind_t, headers: HPACKHeaders) {
+        var parts: [(name: [UInt8], value: [UInt8])] = []
+        parts.reserveCapacity(headers.count)
+        var total = 0
+        for (name, value, _) in headers where name.utf8.first != UInt8(ascii: ":") {
+            let valueBytes = PluginHeaderRules.isBinary(name)
+                ? Array(PluginHeaderRules.pluginValue(name: name, value: value)) : Array(value.utf8)
+            parts.append((Array(name.utf8), valueBytes))
+            total += parts[parts.count - 1].name.count + valueBytes.count
+        }
+        let bytes = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: max(1, total))
+        let entries = UnsafeMutableBufferPointer<s2s_header_t>.allocate(capacity: max(1, parts.count))
+        var offset = 0
+        func copy(_ source: [UInt8]) -> s2s_bytes_t {
+            let start = offset
+            for byte in source {
+                bytes[offset] = byte
+                offset += 1
+            }
+            return s2s_bytes_t(data: UnsafePointer(bytes.baseAddress! + start), len: source.count)
+        }
+        for (index, part) in parts.enumerated() {
+            (entries.baseAddress! + index).initialize(to: s2s_header_t(name: copy(part.name), value: copy(part.value)))
+        }
+        let metadata = UnsafeMutablePointer<s2s_metadata_t>.allocate(capacity: 1)
+        metadata.initialize(to: s2s_metadata_t(
+            struct_size: UInt32(MemoryLayout<s2s_metadata_t>.size), kind: kind,
+            headers: parts.isEmpty ? nil : UnsafePointer(entries.baseAddress), header_count: parts.count
+        ))
+        self.bytes = bytes
+        self.entries = entries
+        self.metadata = metadata
+    }
+
+    func deallocate() {
+        metadata.deallocate()
+        entries.deallocate()
+        bytes.deallocate()
     }
 }
 

@@ -16,6 +16,9 @@ typealias CallStartHook = @convention(c) (
 typealias OnMessageHook = @convention(c) (
     UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, OpaquePointer?, UnsafePointer<s2s_message_t>?
 ) -> s2s_outcome_t
+typealias ResponseMetadataHook = @convention(c) (
+    UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, OpaquePointer?, UnsafePointer<s2s_metadata_t>?
+) -> s2s_outcome_t
 typealias CallEndHook = @convention(c) (
     UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, OpaquePointer?, UnsafePointer<s2s_call_end_t>?
 ) -> Void
@@ -32,6 +35,7 @@ final class PluginCallPlan: Sendable {
         let callStart: CallStartHook
         let onMessage: OnMessageHook?
         let callEnd: CallEndHook?
+        let onResponseMetadata: ResponseMetadataHook?
         let wants: UInt32
         /// The type numbers of the method's messages, for an entry that counts translations per message type.
         let messageTypes: MessageTypeTable.MethodTypes?
@@ -44,12 +48,14 @@ final class PluginCallPlan: Sendable {
             callStart = api.pointee.call_start
             onMessage = api.pointee.on_message
             callEnd = api.pointee.call_end
+            onResponseMetadata = entry.library.responseMetadataHook
             self.wants = wants
             self.messageTypes = messageTypes
         }
 
         var wantsRequestMessages: Bool { wants & S2S_WANTS_REQUEST_MESSAGES != 0 }
         var wantsResponseMessages: Bool { wants & S2S_WANTS_RESPONSE_MESSAGES != 0 }
+        var wantsResponseMetadata: Bool { wants & S2S_WANTS_RESPONSE_METADATA != 0 }
     }
 
     let steps: [Step]
@@ -57,12 +63,14 @@ final class PluginCallPlan: Sendable {
     private let entries: [PluginEntry]
     let wantsRequestMessages: Bool
     let wantsResponseMessages: Bool
+    let wantsResponseMetadata: Bool
 
     init(steps: [Step], entries: [PluginEntry]) {
         self.steps = steps
         self.entries = entries
         wantsRequestMessages = steps.contains { $0.wantsRequestMessages }
         wantsResponseMessages = steps.contains { $0.wantsResponseMessages }
+        wantsResponseMetadata = steps.contains { $0.wantsResponseMetadata }
     }
 }
 

@@ -64,7 +64,7 @@ public enum PluginSide: String, Sendable, Equatable {
 /// One run of a hook of a chain entry, as the call's runner keeps it until it counts a batch into the entry.
 struct HookRun {
     enum Kind: UInt8 {
-        case callStart, message, callEnd
+        case callStart, message, callEnd, responseMetadata
     }
 
     /// The entry's step in the call's plan.
@@ -108,6 +108,8 @@ public struct PluginEntryStats: Sendable, Equatable {
     public var messageDurations = DurationHistogram()
     /// How long each `call_end` took (one per call whose `call_start` ran, when the plugin has the hook).
     public var callEndDurations = DurationHistogram()
+    /// How long each `on_response_metadata` took (response headers and trailers, for plugins that want them).
+    public var responseMetadataDurations = DurationHistogram()
 
     /// Adds another shard's figures.
     mutating func add(_ other: PluginEntryStats) {
@@ -120,11 +122,13 @@ public struct PluginEntryStats: Sendable, Equatable {
         callStartDurations.add(other.callStartDurations)
         messageDurations.add(other.messageDurations)
         callEndDurations.add(other.callEndDurations)
+        responseMetadataDurations.add(other.responseMetadataDurations)
     }
 
-    /// Time spent inside the plugin's call hooks: call_start, on_message and call_end.
+    /// Time spent inside the plugin's call hooks: call_start, on_message, on_response_metadata and call_end.
     public var hookNanoseconds: UInt64 {
         callStartDurations.sumNanoseconds &+ messageDurations.sumNanoseconds &+ callEndDurations.sumNanoseconds
+            &+ responseMetadataDurations.sumNanoseconds
     }
 }
 
@@ -242,6 +246,8 @@ public final class PluginEntry: @unchecked Sendable {
                     counters.stats.callStartDurations.record(nanoseconds: run.nanoseconds)
                 case .callEnd:
                     counters.stats.callEndDurations.record(nanoseconds: run.nanoseconds)
+                case .responseMetadata:
+                    counters.stats.responseMetadataDurations.record(nanoseconds: run.nanoseconds)
                 case .message:
                     counters.stats.messages += 1
                     if run.replaced { counters.stats.replaced += 1 }
@@ -378,7 +384,15 @@ public final class PluginEntry: @unchecked Sendable {
                                    metadata: ["method": "\(method)"])
             return bits & S2S_WANTS_CALL | S2S_WANTS_CALL
         }
-        return bits == 0 ? 0 : bits | S2S_WANTS_CALL
+        var wanted = bits
+        if wanted & S2S_WANTS_RESPONSE_METADATA != 0, library.responseMetadataHook == nil {
+            context.logger.warning(
+                "plugin wants response metadata but has no on_response_metadata hook; it is not given any",
+                metadata: ["method": "\(method)"]
+            )
+            wanted &= ~S2S_WANTS_RESPONSE_METADATA
+        }
+        return wanted == 0 ? 0 : wanted | S2S_WANTS_CALL
     }
 }
 

@@ -81,10 +81,12 @@ final class PluginHookScratch {
         case callStart
         case message
         case callEnd
+        /// on_response_metadata: `headers` are the response's headers or trailers.
+        case responseMetadata
     }
 
     var hook = Hook.none
-    /// The request metadata as edited so far (call_start only).
+    /// The request metadata as edited so far (call_start), or the response metadata (on_response_metadata).
     var headers = HPACKHeaders() {
         didSet { headersVersion &+= 1 }
     }
@@ -106,6 +108,9 @@ final class PluginHookScratch {
         guard let handle else { return nil }
         return Unmanaged<PluginHookScratch>.fromOpaque(UnsafeRawPointer(handle)).takeUnretainedValue()
     }
+
+    /// Whether the running hook may edit `headers`.
+    var editsHeaders: Bool { hook == .callStart || hook == .responseMetadata }
 
     func begin(_ hook: Hook) {
         self.hook = hook
@@ -149,9 +154,10 @@ enum PluginHostServices {
                 PluginHostServices.editHeader(call, name, nameLength, value, valueLength, replacing: false)
             },
             remove_header: { call, name, nameLength in
-                guard let scratch = PluginHookScratch.from(call), scratch.hook == .callStart,
+                guard let scratch = PluginHookScratch.from(call), scratch.editsHeaders,
                       let name = PluginHostServices.string(name, nameLength),
-                      PluginHeaderRules.isEditableName(name)
+                      PluginHeaderRules.isEditableName(name),
+                      scratch.hook != .responseMetadata || name != "grpc-status"
                 else { return -1 }
                 scratch.headers.remove(name: name)
                 return 0
@@ -240,8 +246,9 @@ enum PluginHostServices {
         _ call: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ nameLength: Int,
         _ value: UnsafePointer<UInt8>?, _ valueLength: Int, replacing: Bool
     ) -> Int32 {
-        guard let scratch = PluginHookScratch.from(call), scratch.hook == .callStart,
+        guard let scratch = PluginHookScratch.from(call), scratch.editsHeaders,
               let name = string(name, nameLength), PluginHeaderRules.isEditableName(name),
+              scratch.hook != .responseMetadata || name != "grpc-status",
               value != nil || valueLength == 0
         else { return -1 }
         let bytes = value.map { UnsafeBufferPointer(start: $0, count: valueLength) } ?? UnsafeBufferPointer(start: nil, count: 0)

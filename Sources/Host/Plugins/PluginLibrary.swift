@@ -92,6 +92,15 @@ public final class PluginLibrary: @unchecked Sendable {
     /// Why the build was loaded from `path` itself rather than from a private copy; nil when from a copy.
     public let inPlaceReason: String?
 
+    /// The table's size as the plugin declared it: fields past it are not read.
+    let tableSize: Int
+
+    /// on_response_metadata (ABI 1.1), if the plugin's table has room for it and sets it.
+    var responseMetadataHook: ResponseMetadataHook? {
+        let end = Self.offset(of: \.on_response_metadata) + MemoryLayout<ResponseMetadataHook?>.size
+        return tableSize >= end ? api.pointee.on_response_metadata : nil
+    }
+
     /// The first 12 hex digits of `sha256`, for log lines.
     public var shortSHA256: String { String(sha256.prefix(12)) }
 
@@ -106,6 +115,7 @@ public final class PluginLibrary: @unchecked Sendable {
         // Only the versioned prefix may be read before the version and size are known to be ours.
         let prefix = UnsafeRawPointer(api)
         let structSize = prefix.loadUnaligned(as: UInt32.self)
+        tableSize = Int(structSize)
         abiMajor = Int(prefix.loadUnaligned(fromByteOffset: 4, as: UInt16.self))
         abiMinor = Int(prefix.loadUnaligned(fromByteOffset: 6, as: UInt16.self))
         guard abiMajor == Int(S2S_PLUGIN_ABI_MAJOR) else {

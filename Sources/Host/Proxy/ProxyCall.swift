@@ -228,11 +228,32 @@ final class ProxyCall {
             return
         case .forwardHeaders:
             plugins?.responseEncoding = headers.headers.first(name: "grpc-encoding")
-            let block = HTTP2Frame.FramePayload.Headers(headers: headers.headers)
+            var forwarded = headers.headers
+            var failure: GRPCStatus?
+            if let plugins, plugins.wantsResponseMetadata,
+               case .fail(let status) = plugins.responseMetadata(&forwarded, kind: S2S_METADATA_RESPONSE_HEADERS) {
+                // The headers go out all the same (the machine counts them as sent); the status ends the call.
+                failure = status
+            }
+            let block = HTTP2Frame.FramePayload.Headers(headers: forwarded)
             downstream.writer.write(.headers(block), streamID: downstreamStreamID, promise: nil)
-            downstream.writer.flush()
+            if let failure {
+                failCall(failure, cause: .upstream)
+            } else {
+                downstream.writer.flush()
+            }
         case .forwardStatus(let ending):
-            let written = writeResponseEnd(headers.headers, stopsRequest: ending.stopsRequest)
+            var forwarded = headers.headers
+            if let plugins, plugins.wantsResponseMetadata,
+               case .fail(let status) = plugins.responseMetadata(&forwarded, kind: S2S_METADATA_RESPONSE_TRAILERS) {
+                // A plugin rejected the call or failed closed: the client gets its status instead of the server's.
+                forwarded = status.trailers(trailersOnly: headers.headers.contains(name: ":status"))
+                logger.info("call failed in proxy", metadata: callMetadata([
+                    "status": "\(status.code)", "reason": "\(status.message)",
+                    "plugin": "\(plugins.endedBy?.plugin ?? "")", "entry": "\(plugins.endedBy?.entry ?? "")",
+                ]))
+            }
+            let written = writeResponseEnd(forwarded, stopsRequest: ending.stopsRequest)
             end(ending, responseEndWritten: written)
         }
     }

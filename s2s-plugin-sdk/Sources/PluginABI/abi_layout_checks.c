@@ -12,8 +12,9 @@ _Static_assert(offsetof(s2s_host_api_t, struct_size) == 0, "struct_size opens ev
 _Static_assert(offsetof(s2s_call_info_t, struct_size) == 0, "struct_size opens every crossing struct");
 _Static_assert(offsetof(s2s_message_t, struct_size) == 0, "struct_size opens every crossing struct");
 _Static_assert(offsetof(s2s_call_end_t, struct_size) == 0, "struct_size opens every crossing struct");
+_Static_assert(offsetof(s2s_metadata_t, struct_size) == 0, "struct_size opens every crossing struct");
 _Static_assert(sizeof(s2s_side_t) == 4 && sizeof(s2s_direction_t) == 4 && sizeof(s2s_outcome_t) == 4
-                   && sizeof(s2s_option_type_t) == 4,
+                   && sizeof(s2s_option_type_t) == 4 && sizeof(s2s_metadata_kind_t) == 4,
                "enums cross the boundary as 32-bit integers");
 
 #if defined(__LP64__)
@@ -21,7 +22,9 @@ _Static_assert(sizeof(s2s_bytes_t) == 16, "ABI 1.x layout on 64-bit platforms");
 _Static_assert(offsetof(s2s_plugin_api_t, name) == 8, "ABI 1.x layout on 64-bit platforms");
 _Static_assert(offsetof(s2s_plugin_api_t, call_end) == 80, "ABI 1.x layout on 64-bit platforms");
 _Static_assert(offsetof(s2s_plugin_api_t, swift_release) == 88, "ABI 1.0's table ends where 1.1's field begins");
-_Static_assert(sizeof(s2s_plugin_api_t) == 96, "ABI 1.1 layout on 64-bit platforms");
+_Static_assert(offsetof(s2s_plugin_api_t, on_response_metadata) == 96, "ABI 1.1 layout on 64-bit platforms");
+_Static_assert(sizeof(s2s_plugin_api_t) == 104, "ABI 1.1 layout on 64-bit platforms");
+_Static_assert(sizeof(s2s_metadata_t) == 24, "ABI 1.1 layout on 64-bit platforms");
 _Static_assert(offsetof(s2s_host_api_t, option_type) == 80, "ABI 1.0's host table ends where 1.1's fields begin");
 _Static_assert(sizeof(s2s_host_api_t) == 128, "ABI 1.1 layout on 64-bit platforms");
 _Static_assert(sizeof(s2s_call_info_t) == 64, "ABI 1.x layout on 64-bit platforms");

@@ -224,6 +224,47 @@ public final class PluginTestCall<Plugin: TranslatorPlugin> {
         message(payload, direction: S2S_DIRECTION_RESPONSE, wanted: wants.contains(.responseMessages), compressed)
     }
 
+    /// The response's headers through `on_response_metadata` (ABI 1.1), for a plugin that wants them: what it
+    /// decided and the headers after its edits. Pass them as the server sends them (no pseudo-headers).
+    public func responseHeaders(_ headers: [(String, String)]) -> (outcome: PluginTestOutcome, headers: [(name: String, value: [UInt8])]) {
+        responseMetadata(headers, kind: S2S_METADATA_RESPONSE_HEADERS)
+    }
+
+    /// The response's trailers (`grpc-status`, `grpc-message`, `grpc-status-details-bin` as its decoded bytes
+    /// in text, ...) through `on_response_metadata`.
+    public func responseTrailers(_ trailers: [(String, [UInt8])]) -> (outcome: PluginTestOutcome, headers: [(name: String, value: [UInt8])]) {
+        responseMetadata(trailers.map { ($0.0, String(decoding: $0.1, as: UTF8.self)) }, kind: S2S_METADATA_RESPONSE_TRAILERS,
+                         raw: trailers)
+    }
+
+    private func responseMetadata(
+        _ headers: [(String, String)], kind: s2s_metadata_kind_t, raw: [(String, [UInt8])]? = nil
+    ) -> (outcome: PluginTestOutcome, headers: [(name: String, value: [UInt8])]) {
+        let entries = raw ?? headers.map { ($0.0, Array($0.1.utf8)) }
+        guard wants.contains(.responseMetadata), outcome == .proceeded, !ended,
+              let hook = host.api.pointee.on_response_metadata
+        else { return (.notWanted, entries.map { (name: $0.0, value: $0.1) }) }
+        state.headers = entries.map { (name: $0.0, value: $0.1) }
+        state.statusCode = 0
+        state.statusMessage = nil
+        let result: s2s_outcome_t = withHeaderEntries(entries.map { Array($0.0.utf8) }, entries.map(\.1)) { list in
+            var metadata = s2s_metadata_t(
+                struct_size: UInt32(MemoryLayout<s2s_metadata_t>.size), kind: kind, headers: list.baseAddress,
+                header_count: list.count
+            )
+            state.hook = .responseMetadata
+            defer { state.hook = .none }
+            return hook(host.pluginConfig, callState, state.handle, &metadata)
+        }
+        let decided: PluginTestOutcome
+        switch result {
+        case S2S_OK: decided = .unchanged
+        case S2S_REJECTED: decided = state.rejection()
+        default: decided = .failed(state.statusMessage ?? "")
+        }
+        return (decided, state.headers)
+    }
+
     /// Ends the call: `call_end` with the gRPC status the client received (-1: reset or cut off). Once; a call
     /// not ended is ended with -1 when it goes away.
     public func end(status: Int32 = 0) {
@@ -432,7 +473,7 @@ private final class HostState {
 
 /// One call's host-side state; the `s2s_call_t *` the plugin gets is this object, unretained.
 private final class CallState {
-    enum Hook { case none, callStart, message, callEnd }
+    enum Hook { case none, callStart, message, callEnd, responseMetadata }
     enum Edit { case set, add, remove }
 
     var hook = Hook.none
@@ -460,8 +501,9 @@ private final class CallState {
         _ kind: Edit, _ name: UnsafePointer<CChar>?, _ nameLength: Int, _ value: UnsafePointer<UInt8>?,
         _ valueLength: Int
     ) -> Int32 {
-        guard hook == .callStart, let name, nameLength > 0 else { return -1 }
+        guard hook == .callStart || hook == .responseMetadata, let name, nameLength > 0 else { return -1 }
         let text = String(decoding: UnsafeRawBufferPointer(start: name, count: nameLength), as: UTF8.self)
+        if hook == .responseMetadata, text == "grpc-status" { return -1 }
         let connectionHeaders: Set<String> = ["connection", "keep-alive", "proxy-connection", "transfer-encoding",
                                               "upgrade", "te", "content-length", "host"]
         guard !text.hasPrefix(":"), !connectionHeaders.contains(text),

@@ -14,7 +14,8 @@
  *   the end, and each side reads only the fields the other side's `struct_size` covers. So a plugin built for 1.0
  *   loads into a 1.3 host, and a plugin built for 1.3 loads into a 1.0 host (it must not call host functions that
  *   the host's `s2s_host_api_t.struct_size` does not cover; use S2S_HAS_FIELD).
- *   1.1 added: `s2s_plugin_api_t.swift_release`; the option readers of `s2s_host_api_t` (option_type ... option_key).
+ *   1.1 added: `s2s_plugin_api_t.swift_release`; the option readers of `s2s_host_api_t` (option_type ... option_key);
+ *   response metadata for plugins (S2S_WANTS_RESPONSE_METADATA, `s2s_plugin_api_t.on_response_metadata`).
  *
  * LIFECYCLE (all on the host's control thread unless stated)
  *   1. dlopen(RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE) of a private copy of the file (so that the file may be
@@ -26,8 +27,9 @@
  *   3. `schema_ready` (only plugins that set it): once, when the Temporal schema is known. Until it has returned
  *      S2S_OK, calls the plugin wants are answered UNAVAILABLE by the host and none of its call hooks run.
  *   4. `wants` per (method, side), asked once and cached for the life of the config.
- *   5. Per call (on the call's event loop): `call_start`, then `on_message` per message in either direction,
- *      then `call_end`, exactly once, however the call ended.
+ *   5. Per call (on the call's event loop): `call_start`, then `on_message` per message in either direction (and
+ *      `on_response_metadata` for the response's headers and trailers), then `call_end`, exactly once, however the
+ *      call ended.
  *   6. `config_destroy` on shutdown or when a reloaded configuration replaced this chain and its last call ended.
  *
  * THREADS
@@ -138,12 +140,22 @@ typedef enum s2s_outcome {
 #define S2S_WANTS_CALL 1u              /* call_start / call_end: method, metadata (may edit it or reject the call) */
 #define S2S_WANTS_REQUEST_MESSAGES 2u  /* on_message for requests (implies S2S_WANTS_CALL) */
 #define S2S_WANTS_RESPONSE_MESSAGES 4u /* on_message for responses (implies S2S_WANTS_CALL) */
+#define S2S_WANTS_RESPONSE_METADATA 8u /* ABI 1.1: on_response_metadata for the response's headers and trailers
+                                        * (implies S2S_WANTS_CALL) */
 
 /* One metadata entry. Names are lowercase ASCII; values of names ending in "-bin" are the decoded binary bytes. */
 typedef struct s2s_header {
     s2s_bytes_t name;
     s2s_bytes_t value;
 } s2s_header_t;
+
+/* Which metadata on_response_metadata is given (ABI 1.1). */
+typedef enum s2s_metadata_kind {
+    S2S_METADATA_RESPONSE_HEADERS = 1,  /* the response's first HEADERS: custom metadata, grpc-encoding, ... */
+    S2S_METADATA_RESPONSE_TRAILERS = 2  /* the response's last HEADERS: grpc-status, grpc-message,
+                                         * grpc-status-details-bin, ...; for a response that is nothing but trailers
+                                         * (gRPC's Trailers-Only), everything the server sent */
+} s2s_metadata_kind_t;
 
 /* ---- Handles (opaque, host-owned) ---------------------------------------------------------------------------- */
 
@@ -176,10 +188,12 @@ typedef struct s2s_host_api {
     /* Records a value; any thread, lock-free. Unknown ids are ignored. */
     void (*record_metric)(s2s_host_t *host, uint32_t metric_id, double value);
 
-    /* call_start only: metadata edits, applied in order to the request metadata that later plugins and the
-     * upstream see. Names must be lowercase and may not start with ':' (pseudo-headers are not editable) or be
-     * a connection-level header; values of "-bin" names are raw bytes (the host base64-encodes them). Returns 0
-     * on success, -1 if the edit was refused (invalid name or value, or not in call_start). */
+    /* call_start: metadata edits, applied in order to the request metadata that later plugins and the upstream
+     * see; on_response_metadata (ABI 1.1): the same to the response metadata that plugins nearer the client and the
+     * client see (there `grpc-status` is not editable: it said how the call ended; reject the call to change it).
+     * Names must be lowercase and may not start with ':' (pseudo-headers are not editable) or be a connection-level
+     * header; values of "-bin" names are raw bytes (the host base64-encodes them). Returns 0 on success, -1 if the
+     * edit was refused (invalid name or value, or not in one of those hooks). */
     int (*set_header)(s2s_call_t *call, const char *name, size_t name_len, const uint8_t *value, size_t value_len);
     int (*add_header)(s2s_call_t *call, const char *name, size_t name_len, const uint8_t *value, size_t value_len);
     int (*remove_header)(s2s_call_t *call, const char *name, size_t name_len);
@@ -230,6 +244,13 @@ typedef struct s2s_message {
     uint32_t compressed;            /* 1: payload is compressed with the call's grpc-encoding (see call metadata);
                                      * the host inflates gzip and deflate itself, so only other encodings show here */
 } s2s_message_t;
+
+typedef struct s2s_metadata {
+    uint32_t struct_size;
+    s2s_metadata_kind_t kind;
+    const s2s_header_t *headers;    /* no pseudo-headers; including edits by the plugins that saw it first */
+    size_t header_count;
+} s2s_metadata_t;
 
 typedef struct s2s_call_end {
     uint32_t struct_size;
@@ -297,6 +318,17 @@ typedef struct s2s_plugin_api {
      * the host process's Swift runtime, so the host refuses one built with another release than its own, naming
      * both (`s2s-proxy --version` prints the host's). PluginKit fills it in. */
     const char *swift_release;
+
+    /* ABI 1.1. The response's metadata, for calls whose `wants` has S2S_WANTS_RESPONSE_METADATA: once with its
+     * headers and once with its trailers (a Trailers-Only response: once, as trailers), in the order responses
+     * travel (the plugin nearest the server first), each plugin seeing the edits of those before it. `metadata` is
+     * _host, valid during the hook. Edit with set_header/add_header/remove_header, e.g. to translate names inside
+     * grpc-status-details-bin (google.rpc.Status). S2S_OK goes on; S2S_REJECTED ends the call with the status given
+     * to set_status instead (the client receives that status, not the server's); S2S_ERROR is a failure (the
+     * entry's policy: fail closed ends the call with INTERNAL, fail open forwards the metadata as it stands).
+     * May be NULL. Not called for a call whose call_start failed under fail open. */
+    s2s_outcome_t (*on_response_metadata)(void *config, void *call_state, s2s_call_t *call,
+                                          const s2s_metadata_t *metadata);
 } s2s_plugin_api_t;
 
 /* The entry point every plugin exports as "s2s_plugin_entry". Called once after dlopen with the host's ABI

@@ -69,6 +69,13 @@ enum CThunks {
         return ExportedConfigBox.from(config).onMessage(callState, call, message)
     }
 
+    static let onResponseMetadata: @convention(c) (
+        UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, OpaquePointer?, UnsafePointer<s2s_metadata_t>?
+    ) -> s2s_outcome_t = { config, callState, call, metadata in
+        guard let config else { return S2S_ERROR }
+        return ExportedConfigBox.from(config).onResponseMetadata(callState, call, metadata)
+    }
+
     static let callEnd: @convention(c) (
         UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, OpaquePointer?, UnsafePointer<s2s_call_end_t>?
     ) -> Void = { config, callState, _, end in

@@ -62,7 +62,8 @@ final class ExportRegistry: @unchecked Sendable {
             call_start: CThunks.callStart,
             on_message: CThunks.onMessage,
             call_end: CThunks.callEnd,
-            swift_release: Self.staticCString(SwiftRelease.current)
+            swift_release: Self.staticCString(SwiftRelease.current),
+            on_response_metadata: CThunks.onResponseMetadata
         ))
         tables[ObjectIdentifier(type)] = UnsafePointer(table)
         factories[UnsafeRawPointer(table)] = { services, host, options in

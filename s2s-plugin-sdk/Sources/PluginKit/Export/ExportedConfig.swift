@@ -35,6 +35,7 @@ final class ExportedConfigBox {
     ) -> s2s_outcome_t
     let onMessage: (UnsafeMutableRawPointer?, OpaquePointer?, UnsafePointer<s2s_message_t>?) -> s2s_outcome_t
     let callEnd: (UnsafeMutableRawPointer?, UnsafePointer<s2s_call_end_t>?) -> Void
+    let onResponseMetadata: (UnsafeMutableRawPointer?, OpaquePointer?, UnsafePointer<s2s_metadata_t>?) -> s2s_outcome_t
 
     @usableFromInline
     init(
@@ -43,12 +44,15 @@ final class ExportedConfigBox {
             OpaquePointer?, UnsafePointer<s2s_call_info_t>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?
         ) -> s2s_outcome_t,
         onMessage: @escaping (UnsafeMutableRawPointer?, OpaquePointer?, UnsafePointer<s2s_message_t>?) -> s2s_outcome_t,
-        callEnd: @escaping (UnsafeMutableRawPointer?, UnsafePointer<s2s_call_end_t>?) -> Void
+        callEnd: @escaping (UnsafeMutableRawPointer?, UnsafePointer<s2s_call_end_t>?) -> Void,
+        onResponseMetadata: @escaping (UnsafeMutableRawPointer?, OpaquePointer?, UnsafePointer<s2s_metadata_t>?)
+            -> s2s_outcome_t
     ) {
         self.hooks = hooks
         self.callStart = callStart
         self.onMessage = onMessage
         self.callEnd = callEnd
+        self.onResponseMetadata = onResponseMetadata
     }
 
     static func from(_ config: UnsafeMutableRawPointer) -> ExportedConfigBox {
@@ -126,10 +130,10 @@ final class ExportedConfig<Plugin: TranslatorPlugin>: ExportedConfigHooks {
     func wants(method: s2s_bytes_t, side: s2s_side_t) -> UInt32 {
         guard let method = method.string, let side = CallSide(abi: side) else { return 0 }
         var wants = plugin.wants(method: method, side: side)
-        if !wants.isDisjoint(with: .allMessages) {
+        if !wants.isDisjoint(with: [.allMessages, .responseMetadata]) {
             wants.insert(.call)
         }
-        return wants.intersection([.call, .allMessages]).rawValue
+        return wants.intersection([.call, .allMessages, .responseMetadata]).rawValue
     }
 
     // MARK: Call hooks
@@ -211,6 +215,46 @@ final class ExportedConfig<Plugin: TranslatorPlugin>: ExportedConfigHooks {
         case .rejected(let code, let text):
             services.setStatus(call, code: code.rawValue, message: text)
             return S2S_REJECTED
+        }
+    }
+
+    @inlinable
+    func onResponseMetadata(
+        _ callState: UnsafeMutableRawPointer?, _ call: OpaquePointer?, _ metadataPointer: UnsafePointer<s2s_metadata_t>?
+    ) -> s2s_outcome_t {
+        guard let callState else {
+            return fail(call, "on_response_metadata for a call that did not proceed (an ABI violation)")
+        }
+        guard let metadataPointer else {
+            return fail(call, "on_response_metadata without metadata (an ABI violation)")
+        }
+        let received = ReceivedStruct(metadataPointer, zeroed: s2s_metadata_t())
+        let count = received[\.header_count, or: 0]
+        let pointer = received[\.headers, or: nil]
+        let kind: ResponseMetadata.Kind
+        switch received[\.kind, or: s2s_metadata_kind_t(rawValue: 0)] {
+        case S2S_METADATA_RESPONSE_HEADERS: kind = .headers
+        case S2S_METADATA_RESPONSE_TRAILERS: kind = .trailers
+        default: return S2S_OK  // a kind of a later minor version: not ours to read
+        }
+        guard count == 0 || pointer != nil else {
+            return fail(call, "on_response_metadata with malformed metadata (an ABI violation)")
+        }
+        let metadata = ResponseMetadata(
+            call: call, services: services, kind: kind,
+            headers: UnsafeBufferPointer(start: count == 0 ? nil : pointer, count: count)
+        )
+        do {
+            let state = callState.assumingMemoryBound(to: Plugin.CallState.self)
+            switch try plugin.responseMetadata(metadata, state: &state.pointee) {
+            case .proceed:
+                return S2S_OK
+            case .rejected(let code, let message):
+                services.setStatus(call, code: code.rawValue, message: message)
+                return S2S_REJECTED
+            }
+        } catch {
+            return fail(call, String(describing: error))
         }
     }
 

@@ -48,7 +48,8 @@ public enum PluginExport {
                 hooks: config,
                 callStart: { config.callStart($0, $1, $2) },
                 onMessage: { config.onMessage($0, $1, $2) },
-                callEnd: { config.callEnd($0, $1) }
+                callEnd: { config.callEnd($0, $1) },
+                onResponseMetadata: { config.onResponseMetadata($0, $1, $2) }
             )
         }
     }

@@ -63,6 +63,11 @@ public protocol TranslatorPlugin: AnyObject, Sendable {
     /// - Throws: when the message cannot be handled (e.g. it does not parse); the failure policy applies.
     func message(_ message: borrowing MessageView, state: inout CallState) throws -> MessageDecision
 
+    /// The response's headers, then its trailers (or only trailers, for a Trailers-Only response), for calls whose
+    /// `wants` has `.responseMetadata`; in the order responses travel (the plugin nearest the server first). Edit
+    /// them through `metadata`, or end the call with another status. Default: `.proceed`.
+    func responseMetadata(_ metadata: borrowing ResponseMetadata, state: inout CallState) throws -> MetadataDecision
+
     /// A call that proceeded is over, however it ended; its state is handed back for the last time. Not called for
     /// calls that `startCall` rejected or failed. Default: nothing.
     func endCall(_ end: CallEnd, state: consuming CallState)
@@ -77,6 +82,12 @@ extension TranslatorPlugin {
 
     public func message(_ message: borrowing MessageView, state: inout CallState) throws -> MessageDecision {
         .unchanged
+    }
+
+    public func responseMetadata(_ metadata: borrowing ResponseMetadata, state: inout CallState) throws
+        -> MetadataDecision
+    {
+        .proceed
     }
 
     public func endCall(_ end: CallEnd, state: consuming CallState) {}

@@ -20,6 +20,9 @@ public struct Wants: OptionSet, Sendable, Hashable {
     /// `message` for every response message (implies `.call`).
     public static let responseMessages = Wants(rawValue: 4)
 
+    /// `responseMetadata` for the response's headers and trailers (implies `.call`; plugin ABI 1.1).
+    public static let responseMetadata = Wants(rawValue: 8)
+
     /// Every message in both directions (implies `.call`).
     public static let allMessages: Wants = [.requestMessages, .responseMessages]
     /// Nothing: the host skips the plugin for these calls.
