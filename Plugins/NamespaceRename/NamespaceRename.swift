@@ -80,7 +80,7 @@ public final class NamespaceRename: TranslatorPlugin {
 
     public func wants(method: String, side: CallSide) -> Wants {
         guard !localToRemote.isEmpty, Self.translatedServices.contains(where: method.hasPrefix) else { return .nothing }
-        return [.allMessages, .responseMetadata]
+        return [.allMessages, .errorTrailers]
     }
 
     public func startCall(_ call: borrowing CallStart) throws -> CallDecision<CallState> {

@@ -540,3 +540,18 @@ def test_a_plugin_built_for_abi_1_0_is_never_given_response_metadata(probe_plugi
     _, rpc = channel_factory(proxy.outbound()).unary_unary(method("Inspect")).with_call(b"", timeout=10)
     assert "x-probe-trailer" not in dict(rpc.trailing_metadata())
     assert "x-probe-seen-headers" not in dict(rpc.initial_metadata())
+
+
+def test_error_trailers_only_reach_a_plugin_for_failed_calls(probe_plugins, plugin_proxy, channel_factory):
+    # S2S_WANTS_ERROR_TRAILERS: nothing for a call that succeeds (its headers and trailers cost the plugin nothing),
+    # the trailers of one that fails.
+    proxy = plugin_proxy([probe(probe_plugins, options={"errorTrailers": True})])
+    channel = channel_factory(proxy.outbound())
+    _, ok = channel.unary_unary(method("Inspect")).with_call(b"", timeout=10)
+    assert "x-probe-trailer" not in dict(ok.trailing_metadata())
+    assert "x-probe-seen-headers" not in dict(ok.initial_metadata())
+    spec = {"code": "NOT_FOUND", "message": "no such thing"}
+    with pytest.raises(grpc.RpcError) as failed:
+        channel.unary_unary(method("Fail"))(json.dumps(spec).encode(), timeout=10)
+    assert failed.value.code() == grpc.StatusCode.NOT_FOUND
+    assert dict(failed.value.trailing_metadata()).get("x-probe-trailer") == "probe"

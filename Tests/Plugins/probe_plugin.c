@@ -6,6 +6,7 @@
  *            {"refuse": true}         config_new fails
  *            {"wantsNothing": true}   wants() answers 0 for everything
  *            {"rejectSchema": true}   schema_ready fails (schema builds only)
+ *            {"errorTrailers": true}  also wants the trailers of failed calls only (ABI 1.1), as below
  *            {"metadata": true}       also wants the response's metadata (ABI 1.1): adds x-probe-seen-headers: TAG
  *                                     to its headers and x-probe-trailer: TAG to its trailers (so chains show their
  *                                     order), says in x-probe-status-edit whether the host let it edit grpc-status
@@ -43,6 +44,7 @@ typedef struct {
     char tag[32];
     int wants_nothing;
     int wants_metadata;
+    int wants_error_trailers;
     int reject_schema;
     size_t schema_bytes;
     uint32_t messages_metric;
@@ -74,6 +76,7 @@ static void *probe_config_new(const s2s_plugin_api_t *plugin, const s2s_host_api
     config->host = host;
     config->wants_nothing = has_token(options, "\"wantsNothing\":true");
     config->wants_metadata = has_token(options, "\"metadata\":true");
+    config->wants_error_trailers = has_token(options, "\"errorTrailers\":true");
     config->reject_schema = has_token(options, "\"rejectSchema\":true");
     const char *key = "\"tag\":\"";
     size_t n = strlen(key);
@@ -114,7 +117,8 @@ static uint32_t probe_wants(void *raw, s2s_bytes_t method, s2s_side_t side) {
     probe_config_t *config = raw;
     if (config->wants_nothing) return 0;
     return S2S_WANTS_CALL | S2S_WANTS_REQUEST_MESSAGES | S2S_WANTS_RESPONSE_MESSAGES
-        | (config->wants_metadata ? S2S_WANTS_RESPONSE_METADATA : 0u);
+        | (config->wants_metadata ? S2S_WANTS_RESPONSE_METADATA : 0u)
+        | (config->wants_error_trailers ? S2S_WANTS_ERROR_TRAILERS : 0u);
 }
 
 static int metadata_has(const s2s_metadata_t *metadata, const char *name) {

@@ -64,7 +64,13 @@ final class PluginCallRunner {
 
     var wantsRequestMessages: Bool { plan.wantsRequestMessages }
     var wantsResponseMessages: Bool { plan.wantsResponseMessages }
-    var wantsResponseMetadata: Bool { plan.wantsResponseMetadata }
+    /// Whether any step wants the response's headers.
+    var wantsResponseHeaders: Bool { plan.wantsResponseMetadata }
+
+    /// Whether any step wants trailers whose grpc-status is `status` ("0" or absent: OK).
+    func wantsTrailers(status: String?) -> Bool {
+        plan.wantsResponseMetadata || (plan.wantsErrorTrailers && status != nil && status != "0")
+    }
 
     // MARK: Call start
 
@@ -213,6 +219,8 @@ final class PluginCallRunner {
     /// responses travel (the step nearest the server first); `headers` receives the edits. A rejection or a closed
     /// failure is the status the client gets instead.
     func responseMetadata(_ headers: inout HPACKHeaders, kind: s2s_metadata_kind_t) -> Verdict {
+        let status = kind == S2S_METADATA_RESPONSE_TRAILERS ? headers.first(name: "grpc-status") : nil
+        let failed = status != nil && status != "0"
         scratch.headers = headers
         var mark = NIODeadline.now()  // one clock read per hook boundary, as in start
         let stepCount = plan.steps.count
@@ -220,7 +228,7 @@ final class PluginCallRunner {
             let stepIndex = stepCount - 1 - position
             guard stepIndex < states.count, !skipped.contains(stepIndex) else { continue }
             let step = plan.steps[stepIndex]
-            guard step.wantsResponseMetadata, let hook = step.onResponseMetadata else { continue }
+            guard step.wantsMetadata(kind, failed: failed), let hook = step.onResponseMetadata else { continue }
             let block = MetadataBlock(kind: kind, headers: scratch.headers)
             scratch.begin(.responseMetadata)
             let outcome = hook(step.config, states[stepIndex], scratch.handle, block.pointer)

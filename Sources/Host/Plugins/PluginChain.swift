@@ -56,6 +56,12 @@ final class PluginCallPlan: Sendable {
         var wantsRequestMessages: Bool { wants & S2S_WANTS_REQUEST_MESSAGES != 0 }
         var wantsResponseMessages: Bool { wants & S2S_WANTS_RESPONSE_MESSAGES != 0 }
         var wantsResponseMetadata: Bool { wants & S2S_WANTS_RESPONSE_METADATA != 0 }
+        var wantsErrorTrailers: Bool { wants & S2S_WANTS_ERROR_TRAILERS != 0 }
+
+        /// Whether on_response_metadata runs for this metadata (`failed`: trailers whose grpc-status is not 0).
+        func wantsMetadata(_ kind: s2s_metadata_kind_t, failed: Bool) -> Bool {
+            wantsResponseMetadata || (kind == S2S_METADATA_RESPONSE_TRAILERS && failed && wantsErrorTrailers)
+        }
     }
 
     let steps: [Step]
@@ -64,6 +70,7 @@ final class PluginCallPlan: Sendable {
     let wantsRequestMessages: Bool
     let wantsResponseMessages: Bool
     let wantsResponseMetadata: Bool
+    let wantsErrorTrailers: Bool
 
     init(steps: [Step], entries: [PluginEntry]) {
         self.steps = steps
@@ -71,6 +78,7 @@ final class PluginCallPlan: Sendable {
         wantsRequestMessages = steps.contains { $0.wantsRequestMessages }
         wantsResponseMessages = steps.contains { $0.wantsResponseMessages }
         wantsResponseMetadata = steps.contains { $0.wantsResponseMetadata }
+        wantsErrorTrailers = steps.contains { $0.wantsErrorTrailers }
     }
 }
 

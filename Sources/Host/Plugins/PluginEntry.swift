@@ -385,12 +385,13 @@ public final class PluginEntry: @unchecked Sendable {
             return bits & S2S_WANTS_CALL | S2S_WANTS_CALL
         }
         var wanted = bits
-        if wanted & S2S_WANTS_RESPONSE_METADATA != 0, library.responseMetadataHook == nil {
+        let metadataBits = S2S_WANTS_RESPONSE_METADATA | S2S_WANTS_ERROR_TRAILERS
+        if wanted & metadataBits != 0, library.responseMetadataHook == nil {
             context.logger.warning(
                 "plugin wants response metadata but has no on_response_metadata hook; it is not given any",
                 metadata: ["method": "\(method)"]
             )
-            wanted &= ~S2S_WANTS_RESPONSE_METADATA
+            wanted &= ~metadataBits
         }
         return wanted == 0 ? 0 : wanted | S2S_WANTS_CALL
     }

@@ -230,7 +230,7 @@ final class ProxyCall {
             plugins?.responseEncoding = headers.headers.first(name: "grpc-encoding")
             var forwarded = headers.headers
             var failure: GRPCStatus?
-            if let plugins, plugins.wantsResponseMetadata,
+            if let plugins, plugins.wantsResponseHeaders,
                case .fail(let status) = plugins.responseMetadata(&forwarded, kind: S2S_METADATA_RESPONSE_HEADERS) {
                 // The headers go out all the same (the machine counts them as sent); the status ends the call.
                 failure = status
@@ -244,7 +244,7 @@ final class ProxyCall {
             }
         case .forwardStatus(let ending):
             var forwarded = headers.headers
-            if let plugins, plugins.wantsResponseMetadata,
+            if let plugins, plugins.wantsTrailers(status: forwarded.first(name: "grpc-status")),
                case .fail(let status) = plugins.responseMetadata(&forwarded, kind: S2S_METADATA_RESPONSE_TRAILERS) {
                 // A plugin rejected the call or failed closed: the client gets its status instead of the server's.
                 forwarded = status.trailers(trailersOnly: headers.headers.contains(name: ":status"))

@@ -26,7 +26,8 @@ final class NamespaceRenameStatusDetailsTests: XCTestCase {
 
     func testTheNamespaceOfANamespaceFailureIsRenamedTowardTheCaller() throws {
         let host = try host()
-        XCTAssertTrue(host.wants(method: Self.describe).contains(.responseMetadata))
+        XCTAssertTrue(host.wants(method: Self.describe).contains(.errorTrailers))
+        XCTAssertFalse(host.wants(method: Self.describe).contains(.responseMetadata), "successful calls cost nothing")
         // Inbound: the remote side called with its name, which went to Temporal as "orders"; the answer goes back.
         let call = host.startCall(method: Self.describe, side: .inbound, headers: [("temporal-namespace", "orders.remote")])
         XCTAssertEqual(call.header("temporal-namespace"), "orders")
@@ -45,16 +46,18 @@ final class NamespaceRenameStatusDetailsTests: XCTestCase {
         XCTAssertEqual(host.counter("namespace_renames_total"), 2, "the header on the way in, the detail on the way out")
     }
 
-    func testDetailsWithoutAMappedNameAndHeadersAreLeftAlone() throws {
+    func testDetailsWithoutAMappedNameSuccessesAndHeadersAreLeftAlone() throws {
         let host = try host()
         let call = host.startCall(method: Self.describe, side: .outbound)
         let unmapped = status([(Self.failurePrefix + "NamespaceNotActiveFailure", stringField(1, "elsewhere"))])
-        let (outcome, trailers) = call.responseTrailers([("grpc-status-details-bin", unmapped)])
+        let failed: (String, [UInt8]) = ("grpc-status", Array("9".utf8))
+        let (outcome, trailers) = call.responseTrailers([failed, ("grpc-status-details-bin", unmapped)])
         XCTAssertEqual(outcome, .unchanged)
         XCTAssertEqual(trailers.first { $0.name == "grpc-status-details-bin" }?.value, unmapped)
-        XCTAssertEqual(call.responseHeaders([("x-any", "1")]).outcome, .unchanged)
+        XCTAssertEqual(call.responseHeaders([("x-any", "1")]).outcome, .notWanted)
+        XCTAssertEqual(call.responseTrailers([("grpc-status", Array("0".utf8))]).outcome, .notWanted)
         // Malformed details are the plugin's failure (the entry's onError decides), never a crash.
-        let (broken, _) = call.responseTrailers([("grpc-status-details-bin", [0x1A, 0x7F, 0x01])])
+        let (broken, _) = call.responseTrailers([failed, ("grpc-status-details-bin", [0x1A, 0x7F, 0x01])])
         guard case .failed = broken else { return XCTFail("\(broken)") }
     }
 }

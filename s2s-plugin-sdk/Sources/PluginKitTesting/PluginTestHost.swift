@@ -241,7 +241,11 @@ public final class PluginTestCall<Plugin: TranslatorPlugin> {
         _ headers: [(String, String)], kind: s2s_metadata_kind_t, raw: [(String, [UInt8])]? = nil
     ) -> (outcome: PluginTestOutcome, headers: [(name: String, value: [UInt8])]) {
         let entries = raw ?? headers.map { ($0.0, Array($0.1.utf8)) }
-        guard wants.contains(.responseMetadata), outcome == .proceeded, !ended,
+        let status = entries.first { $0.0 == "grpc-status" }.map { String(decoding: $0.1, as: UTF8.self) }
+        let failed = status != nil && status != "0"
+        let wanted = wants.contains(.responseMetadata)
+            || (kind == S2S_METADATA_RESPONSE_TRAILERS && failed && wants.contains(.errorTrailers))
+        guard wanted, outcome == .proceeded, !ended,
               let hook = host.api.pointee.on_response_metadata
         else { return (.notWanted, entries.map { (name: $0.0, value: $0.1) }) }
         state.headers = entries.map { (name: $0.0, value: $0.1) }

@@ -142,6 +142,9 @@ typedef enum s2s_outcome {
 #define S2S_WANTS_RESPONSE_MESSAGES 4u /* on_message for responses (implies S2S_WANTS_CALL) */
 #define S2S_WANTS_RESPONSE_METADATA 8u /* ABI 1.1: on_response_metadata for the response's headers and trailers
                                         * (implies S2S_WANTS_CALL) */
+#define S2S_WANTS_ERROR_TRAILERS 16u   /* ABI 1.1: on_response_metadata for the trailers of calls that end with a
+                                        * status other than OK, and nothing else (implies S2S_WANTS_CALL): for a
+                                        * plugin that only translates error details, successful calls cost nothing */
 
 /* One metadata entry. Names are lowercase ASCII; values of names ending in "-bin" are the decoded binary bytes. */
 typedef struct s2s_header {
@@ -320,7 +323,8 @@ typedef struct s2s_plugin_api {
     const char *swift_release;
 
     /* ABI 1.1. The response's metadata, for calls whose `wants` has S2S_WANTS_RESPONSE_METADATA: once with its
-     * headers and once with its trailers (a Trailers-Only response: once, as trailers), in the order responses
+     * headers and once with its trailers (a Trailers-Only response: once, as trailers); with S2S_WANTS_ERROR_TRAILERS
+     * only, once with the trailers of a call whose grpc-status is not 0; in the order responses
      * travel (the plugin nearest the server first), each plugin seeing the edits of those before it. `metadata` is
      * _host, valid during the hook. Edit with set_header/add_header/remove_header, e.g. to translate names inside
      * grpc-status-details-bin (google.rpc.Status). S2S_OK goes on; S2S_REJECTED ends the call with the status given

@@ -130,10 +130,10 @@ final class ExportedConfig<Plugin: TranslatorPlugin>: ExportedConfigHooks {
     func wants(method: s2s_bytes_t, side: s2s_side_t) -> UInt32 {
         guard let method = method.string, let side = CallSide(abi: side) else { return 0 }
         var wants = plugin.wants(method: method, side: side)
-        if !wants.isDisjoint(with: [.allMessages, .responseMetadata]) {
+        if !wants.isDisjoint(with: [.allMessages, .responseMetadata, .errorTrailers]) {
             wants.insert(.call)
         }
-        return wants.intersection([.call, .allMessages, .responseMetadata]).rawValue
+        return wants.intersection([.call, .allMessages, .responseMetadata, .errorTrailers]).rawValue
     }
 
     // MARK: Call hooks

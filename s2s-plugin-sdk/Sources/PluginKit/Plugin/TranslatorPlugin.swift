@@ -64,7 +64,7 @@ public protocol TranslatorPlugin: AnyObject, Sendable {
     func message(_ message: borrowing MessageView, state: inout CallState) throws -> MessageDecision
 
     /// The response's headers, then its trailers (or only trailers, for a Trailers-Only response), for calls whose
-    /// `wants` has `.responseMetadata`; in the order responses travel (the plugin nearest the server first). Edit
+    /// `wants` has `.responseMetadata` (with `.errorTrailers` only: the trailers of calls that failed); in the order responses travel (the plugin nearest the server first). Edit
     /// them through `metadata`, or end the call with another status. Default: `.proceed`.
     func responseMetadata(_ metadata: borrowing ResponseMetadata, state: inout CallState) throws -> MetadataDecision
 

@@ -22,6 +22,9 @@ public struct Wants: OptionSet, Sendable, Hashable {
 
     /// `responseMetadata` for the response's headers and trailers (implies `.call`; plugin ABI 1.1).
     public static let responseMetadata = Wants(rawValue: 8)
+    /// `responseMetadata` for the trailers of calls that end with a status other than OK, and nothing else
+    /// (implies `.call`; plugin ABI 1.1): for translating error details at no cost to successful calls.
+    public static let errorTrailers = Wants(rawValue: 16)
 
     /// Every message in both directions (implies `.call`).
     public static let allMessages: Wants = [.requestMessages, .responseMessages]
