@@ -188,7 +188,8 @@ typedef struct s2s_host_api {
      * returns the same id. */
     uint32_t (*define_metric)(s2s_host_t *host, s2s_metric_kind_t kind, const char *name, size_t name_len,
                               const char *help, size_t help_len);
-    /* Records a value; any thread, lock-free. Unknown ids are ignored. */
+    /* Records a value; any thread, at any time after the definition. Unknown ids are ignored. Cheap (two short
+     * uncontended locks in the host today), but not free: record per call or message, not per byte. */
     void (*record_metric)(s2s_host_t *host, uint32_t metric_id, double value);
 
     /* call_start: metadata edits, applied in order to the request metadata that later plugins and the upstream

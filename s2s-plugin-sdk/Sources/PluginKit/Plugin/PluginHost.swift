@@ -125,7 +125,7 @@ struct MetricHandle: @unchecked Sendable {
     }
 }
 
-/// A monotonically increasing counter; any thread, lock-free in the host.
+/// A monotonically increasing counter; any thread (the host takes two short locks per record).
 public struct PluginCounter: Sendable {
     let metric: MetricHandle
 
@@ -136,7 +136,7 @@ public struct PluginCounter: Sendable {
     }
 }
 
-/// A histogram of observed values; any thread, lock-free in the host.
+/// A histogram of observed values; any thread (the host takes two short locks per record).
 public struct PluginHistogram: Sendable {
     let metric: MetricHandle
 
