@@ -140,10 +140,13 @@ let package = Package(
         ),
         // The walker benchmark (`pluginkit-bench`): PluginKit alone, on the fixtures under Tests/Fixtures.
         .executableTarget(name: "PluginKitBench", dependencies: [pluginKit]),
+        // What the test targets share (a seeded random generator).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(
             name: "HostTests",
             dependencies: [
                 "Host",
+                "TestSupport",
                 pluginKit,
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -169,6 +172,7 @@ let package = Package(
             name: "HTTP2ForwardingTests",
             dependencies: [
                 "HTTP2Forwarding",
+                "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHPACK", package: "swift-nio-http2"),
@@ -176,7 +180,7 @@ let package = Package(
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(name: "PluginKitTests", dependencies: [
-            pluginKit, pluginABI, "ACLPlugin", "UTF8Repair", "ClusterAdapter", "SearchAttributeRename", "NamespaceRename",
+            pluginKit, pluginABI, "ACLPlugin", "UTF8Repair", "ClusterAdapter", "SearchAttributeRename", "NamespaceRename", "TestSupport",
             .product(name: "PluginKitTesting", package: "s2s-plugin-sdk"),
         ]),
     ],

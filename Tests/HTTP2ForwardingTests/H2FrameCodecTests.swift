@@ -2,6 +2,7 @@
 // that a frame's own bytes can break answered with the error code, and the scope (stream or connection), the RFC
 // names. Frames are written by hand where the encoder would never produce them.
 
+import TestSupport
 import NIOCore
 import Testing
 
@@ -305,18 +306,5 @@ func onlyFrame(_ bytes: [UInt8]) -> H2Frame? {
             large += rawFrame(type: 9, stream: 1, payload: Array(repeating: 0, count: 16_384))
         }
         #expect(connectionError(large)?.code == .enhanceYourCalm)
-    }
-}
-
-/// SplitMix64: a small seeded generator, so a failing case replays.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -2,6 +2,7 @@
 // blocks written by an independent encoder (NIOHPACK's, with Huffman strings and its dynamic table) over many
 // blocks of one connection, and every way a hostile block can be malformed.
 
+import TestSupport
 import NIOCore
 import NIOHPACK
 import Testing

@@ -2,6 +2,7 @@
 // replacements, removals in any order, which shift entries back, growth and shrinking), with ids as a client
 // opens them and as random 31-bit numbers; and its in-place changes.
 
+import TestSupport
 import Testing
 
 @testable import HTTP2Forwarding

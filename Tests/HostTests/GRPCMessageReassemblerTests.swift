@@ -1,6 +1,7 @@
 // Tests of `GRPCMessageReassembler`: whole messages come out of any split of the byte stream, slices of the
 // arriving buffer when a message lies inside one chunk, and the size limit is enforced on the prefix.
 
+import TestSupport
 @testable import Host
 import NIOCore
 import XCTest
@@ -12,7 +13,7 @@ final class GRPCMessageReassemblerTests: XCTestCase {
     }
 
     func testEverySplitOfAStreamYieldsTheSameMessages() {
-        var generator = SystemRandomNumberGenerator()
+        var generator = SeededGenerator(seed: 0x5EED_0001)
         let payloads: [[UInt8]] = [[], [1], Array(repeating: 7, count: 4), (0..<300).map { UInt8($0 & 0xFF) }, [], Array(repeating: 9, count: 70_000)]
         let stream = payloads.flatMap { framed($0) }
         for _ in 0..<300 {

@@ -1,5 +1,6 @@
 // Malformed encodings: each yields the right typed error at the right offset, and random bytes never trap.
 
+import TestSupport
 import PluginKit
 import XCTest
 

@@ -3,6 +3,7 @@
 // The tree encoder below writes minimal varints only, so its output for the edited tree is exactly what the
 // rewriter must produce from the original encoding.
 
+import TestSupport
 import PluginKit
 import XCTest
 

@@ -1,6 +1,7 @@
 // Options as plugins read them: the JSON parser on valid and malformed text, typed accessors and their error
 // messages, and the check for keys a plugin never asked for.
 
+import TestSupport
 import PluginKit
 import XCTest
 

@@ -2,6 +2,7 @@
 // strings.ToValidUTF8 does, where Swift's own decoder writes one per maximal subpart.
 
 import UTF8Repair
+import TestSupport
 import XCTest
 
 final class InvalidUTF8RunsTests: XCTestCase {

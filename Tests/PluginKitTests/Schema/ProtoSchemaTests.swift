@@ -1,6 +1,7 @@
 // The descriptor decoder and schema index: the real Temporal dev-server schema, hand-written descriptors for
 // name resolution and maps, and descriptor bytes that are malformed or inconsistent.
 
+import TestSupport
 import PluginKit
 import XCTest
 

@@ -3,6 +3,7 @@
 // rename yields a message whose walk sees the renamed values in the same places. Random trees also put random
 // bytes where the schema expects strings, so values need not be UTF-8.
 
+import TestSupport
 import PluginKit
 import XCTest
 
