@@ -59,6 +59,11 @@ enum PluginArgument {
         var parts = ["call"]
         if bits & S2S_WANTS_REQUEST_MESSAGES != 0 { parts.append("request messages") }
         if bits & S2S_WANTS_RESPONSE_MESSAGES != 0 { parts.append("response messages") }
+        if bits & S2S_WANTS_RESPONSE_METADATA != 0 {
+            parts.append("response headers and trailers")
+        } else if bits & S2S_WANTS_ERROR_TRAILERS != 0 {
+            parts.append("trailers of failed calls")
+        }
         return parts.joined(separator: ", ")
     }
 }
