@@ -149,6 +149,7 @@ struct StartCommand: AsyncParsableCommand {
         let drain = TimeAmount.nanoseconds(Int64(loaded.config.shutdown.drainTimeoutSeconds * 1e9))
         reloader.schemas.stop()
         await server.shutdown(drainTimeout: drain)
+        PluginSetup.flushCaptures()
         try? await threadPool.shutdownGracefully()
         dropReports.cancel()
         output.reportDrops(label: "s2s-proxy")

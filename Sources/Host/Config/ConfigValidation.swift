@@ -127,6 +127,40 @@ struct ConfigValidation {
         if let schema = connection.schema {
             checkSchema(schema, at: path.appending("schema"))
         }
+        if let capture = connection.capture {
+            checkCapture(capture, at: path.appending("capture"))
+        }
+    }
+
+    private mutating func checkCapture(_ capture: CaptureConfig, at path: ConfigKeyPath) {
+        let filePath = path.appending("file")
+        if capture.file.isEmpty {
+            if !sourceMap.isRejected(filePath) {
+                report("missing; set the file calls are recorded into (JSON Lines), or remove capture", at: filePath)
+            }
+        } else {
+            let directory = (capture.file as NSString).deletingLastPathComponent
+            var isDirectory: ObjCBool = false
+            if !FileManager.default.fileExists(atPath: directory.isEmpty ? "." : directory, isDirectory: &isDirectory)
+                || !isDirectory.boolValue {
+                report("the directory \"\(directory)\" does not exist; create it or record elsewhere", at: filePath)
+            }
+        }
+        if !["inbound", "outbound", "both"].contains(capture.side) {
+            report("\"\(capture.side)\" is not a side; use inbound, outbound or both", at: path.appending("side"))
+        }
+        for (index, method) in capture.methods.enumerated() where !method.hasPrefix("/") || method.dropFirst().split(separator: "/").count != 2 {
+            report(
+                "\"\(method)\" is not a method path like /temporal.api.workflowservice.v1.WorkflowService/StartWorkflowExecution",
+                at: path.appending("methods").appending(index: index)
+            )
+        }
+        if capture.maxFileBytes < 4096 {
+            report("\(capture.maxFileBytes) is too small; give at least 4096 bytes (default 64 MiB)", at: path.appending("maxFileBytes"))
+        }
+        if capture.maxFiles < 1 {
+            report("\(capture.maxFiles) keeps no file; give at least 1 (default 4)", at: path.appending("maxFiles"))
+        }
     }
 
     /// A tcp side dials `tcpClient` and listens on `tcpServer`; a mux side dials or listens on `muxAddressInfo`.

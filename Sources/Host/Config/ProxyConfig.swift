@@ -63,6 +63,8 @@ public struct ClusterConnectionConfig: Sendable, Equatable {
     public var plugins: [PluginEntryConfig] = []
     /// Extension `schema:`: where the Temporal schema comes from when a plugin of this connection needs it.
     public var schema: SchemaConfig?
+    /// Extension `capture:`: record calls of this connection into a file (docs/PLUGINS.md, "Capturing traffic").
+    public var capture: CaptureConfig?
 
     public init(
         name: String = "",
@@ -353,6 +355,38 @@ public struct SchemaConfig: Sendable, Equatable {
     public init(file: String? = nil, reflectionAddress: String? = nil) {
         self.file = file
         self.reflectionAddress = reflectionAddress
+    }
+}
+
+/// Extension `capture:` of a cluster connection: which calls to record, and where.
+public struct CaptureConfig: Sendable, Equatable {
+    /// The file records are appended to (JSON Lines); a relative path is resolved against the config file's
+    /// directory, so this holds the path to open.
+    public var file: String
+    /// `inbound`, `outbound` or `both` (default).
+    public var side: String
+    /// Method paths to record; empty: every method.
+    public var methods: [String]
+    /// `temporal-namespace` values (as received) to record; empty: every call.
+    public var namespaces: [String]
+    /// Size at which the file is rotated (`file` -> `file.1` ...).
+    public var maxFileBytes: Int
+    /// How many files are kept, the current one included.
+    public var maxFiles: Int
+    /// Header names whose values are written as "<redacted>", besides the built-in ones.
+    public var redactHeaders: [String]
+
+    public init(
+        file: String, side: String = "both", methods: [String] = [], namespaces: [String] = [],
+        maxFileBytes: Int = 64 * 1024 * 1024, maxFiles: Int = 4, redactHeaders: [String] = []
+    ) {
+        self.file = file
+        self.side = side
+        self.methods = methods
+        self.namespaces = namespaces
+        self.maxFileBytes = maxFileBytes
+        self.maxFiles = maxFiles
+        self.redactHeaders = redactHeaders
     }
 }
 

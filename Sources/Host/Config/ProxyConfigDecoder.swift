@@ -126,6 +126,18 @@ struct ProxyConfigDecoder {
         if let entries = reader.items("plugins", in: fields) {
             connection.plugins = entries.compactMap { pluginEntry($0.node, at: $0.path) }
         }
+        if let capture = reader.mapping("capture", in: fields, knownKeys: Keys.capture) {
+            let defaults = CaptureConfig(file: "")
+            connection.capture = CaptureConfig(
+                file: reader.string("file", in: capture).map(resolvedPath) ?? "",
+                side: reader.string("side", in: capture) ?? defaults.side,
+                methods: reader.stringList("methods", in: capture) ?? [],
+                namespaces: reader.stringList("namespaces", in: capture) ?? [],
+                maxFileBytes: reader.integer("maxFileBytes", in: capture) ?? defaults.maxFileBytes,
+                maxFiles: reader.integer("maxFiles", in: capture) ?? defaults.maxFiles,
+                redactHeaders: reader.stringList("redactHeaders", in: capture) ?? []
+            )
+        }
         if let schema = reader.mapping("schema", in: fields, knownKeys: ["file", "reflectionAddress"]) {
             connection.schema = SchemaConfig(
                 file: reader.string("file", in: schema).map(resolvedPath),
@@ -364,8 +376,9 @@ struct ProxyConfigDecoder {
         static let clusterConnection = [
             "name", "local", "remote", "replicationEndpoint", "failoverVersionIncrementTranslation", "aclPolicy",
             "namespaceTranslation", "searchAttributeTranslation", "remoteClusterHealthCheck",
-            "localClusterHealthCheck", "shardCount", "memberlist", "plugins", "schema",
+            "localClusterHealthCheck", "shardCount", "memberlist", "plugins", "schema", "capture",
         ]
+        static let capture = ["file", "side", "methods", "namespaces", "maxFileBytes", "maxFiles", "redactHeaders"]
         static let pluginEntry = ["name", "path", "side", "onError", "options"]
         static let clusterDefinition = ["connectionType", "tcpClient", "tcpServer", "muxCount", "muxAddressInfo"]
         static let tls = ["certificatePath", "keyPath", "remoteCAPath", "caServerName", "skipCAVerification"]

@@ -41,6 +41,8 @@ final class PluginCallRunner {
     private var requestIndex: UInt64 = 0
     private var responseIndex: UInt64 = 0
     private var ended = false
+    /// The call's capture records, when its listener side records it (`capture:`).
+    private var capture: CaptureCall?
     /// The `grpc-encoding` of each direction: compressed messages in gzip or deflate are inflated for the plugins.
     var requestEncoding: String?
     var responseEncoding: String?
@@ -76,6 +78,7 @@ final class PluginCallRunner {
 
     /// Runs call_start of every step; `headers` (the request HEADERS as forwarded) receives the metadata edits.
     func start(headers: inout HPACKHeaders) -> Verdict {
+        capture = plan.capture?.begin(method: method, headers: headers)
         for step in plan.steps where !step.entry.isServing {
             switch step.entry.currentSchemaState {
             case .notNeeded, .ready:
@@ -141,6 +144,8 @@ final class PluginCallRunner {
             index = responseIndex
             responseIndex += 1
         }
+        capture?.message(framed, direction: direction, index: index, encoding: isRequest ? requestEncoding : responseEncoding)
+        if plan.steps.isEmpty { return .forward(framed) }  // captured only
         var current = framed
         // A compressed message is inflated for the plugins; if none replaces it, the compressed original goes on.
         var compressedOriginal: ByteBuffer?
@@ -215,6 +220,11 @@ final class PluginCallRunner {
 
     // MARK: Response metadata
 
+    /// The response's headers or trailers as the server sent them, for the capture (before any plugin).
+    func observeResponseMetadata(_ headers: HPACKHeaders, kind: s2s_metadata_kind_t) {
+        capture?.metadata(headers, kind: kind)
+    }
+
     /// Runs on_response_metadata of every step that wants it over the response's headers or trailers, in the order
     /// responses travel (the step nearest the server first); `headers` receives the edits. A rejection or a closed
     /// failure is the status the client gets instead.
@@ -256,6 +266,8 @@ final class PluginCallRunner {
     func end(grpcStatus: Int32) {
         guard !ended else { return }
         ended = true
+        capture?.end(status: grpcStatus)
+        capture = nil
         var end = s2s_call_end_t(struct_size: UInt32(MemoryLayout<s2s_call_end_t>.size), grpc_status: grpcStatus)
         var mark = NIODeadline.now()  // one clock read per hook boundary, as in start
         for (stepIndex, state) in states.enumerated() {

@@ -72,11 +72,16 @@ final class PluginCallPlan: Sendable {
     let wantsResponseMetadata: Bool
     let wantsErrorTrailers: Bool
 
-    init(steps: [Step], entries: [PluginEntry]) {
+    /// The listener side's capture, when it records this method's calls.
+    let capture: CaptureTap?
+
+    init(steps: [Step], entries: [PluginEntry], capture: CaptureTap? = nil) {
         self.steps = steps
         self.entries = entries
-        wantsRequestMessages = steps.contains { $0.wantsRequestMessages }
-        wantsResponseMessages = steps.contains { $0.wantsResponseMessages }
+        self.capture = capture
+        // A captured call's messages are deframed both ways, whatever the steps want.
+        wantsRequestMessages = capture != nil || steps.contains { $0.wantsRequestMessages }
+        wantsResponseMessages = capture != nil || steps.contains { $0.wantsResponseMessages }
         wantsResponseMetadata = steps.contains { $0.wantsResponseMetadata }
         wantsErrorTrailers = steps.contains { $0.wantsErrorTrailers }
     }
@@ -89,19 +94,26 @@ public final class PluginChain: Sendable {
     public let side: PluginSide
     public let connectionName: String
     public let entries: [PluginEntry]
+    /// Records chosen calls of this side (`capture:`), or nil.
+    let capture: CaptureTap?
     private let plans = NIOLockedValueBox<[String: PluginCallPlan?]>([:])
 
-    public init(side: PluginSide, connectionName: String, entries: [PluginEntry]) {
+    public convenience init(side: PluginSide, connectionName: String, entries: [PluginEntry]) {
+        self.init(side: side, connectionName: connectionName, entries: entries, capture: nil)
+    }
+
+    init(side: PluginSide, connectionName: String, entries: [PluginEntry], capture: CaptureTap?) {
         self.side = side
         self.connectionName = connectionName
         self.entries = entries.filter { $0.sides.includes(side) }
+        self.capture = capture
     }
 
-    public var isEmpty: Bool { entries.isEmpty }
+    public var isEmpty: Bool { entries.isEmpty && capture == nil }
 
     /// The plan for calls of `method`, or nil when no entry wants them.
     func plan(for method: String) -> PluginCallPlan? {
-        if entries.isEmpty { return nil }
+        if isEmpty { return nil }
         if let cached = plans.withLockedValue({ $0[method] }) { return cached }
         var complete = true
         var steps: [PluginCallPlan.Step] = []
@@ -114,7 +126,9 @@ public final class PluginChain: Sendable {
             steps.append(PluginCallPlan.Step(entry: entry, wants: wants, messageTypes: messageTypes))
             wanting.append(entry)
         }
-        let plan = steps.isEmpty ? nil : PluginCallPlan(steps: steps, entries: wanting)
+        let capturing = capture.flatMap { $0.matches(method: method) ? $0 : nil }
+        let plan = steps.isEmpty && capturing == nil
+            ? nil : PluginCallPlan(steps: steps, entries: wanting, capture: capturing)
         // Before the schema arrives a translating entry has no message types; its calls are refused until then
         // (UNAVAILABLE), so such a plan serves them and is not kept.
         guard complete else { return plan }

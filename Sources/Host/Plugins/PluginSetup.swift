@@ -13,11 +13,21 @@ public final class PluginSetup: Sendable {
     public let entries: [[PluginEntry]]
     private let chains: [(outbound: PluginChain, inbound: PluginChain)]
 
-    private init(entries: [[PluginEntry]], connectionNames: [String]) {
+    private init(entries: [[PluginEntry]], connectionNames: [String], captures: [CaptureConfig?] = [], logger: Logger? = nil) {
         self.entries = entries
-        chains = zip(entries, connectionNames).map { entries, name in
-            (PluginChain(side: .outbound, connectionName: name, entries: entries),
-             PluginChain(side: .inbound, connectionName: name, entries: entries))
+        chains = zip(entries, connectionNames).enumerated().map { index, pair in
+            let (entries, name) = pair
+            let capture = index < captures.count ? captures[index] : nil
+            func tap(_ side: PluginSide) -> CaptureTap? {
+                guard let capture, let logger, capture.side == "both" || capture.side == side.rawValue else { return nil }
+                let writer = CaptureWriter.shared(
+                    file: capture.file, maxFileBytes: capture.maxFileBytes, maxFiles: capture.maxFiles,
+                    logger: logger.component(.interceptor)
+                )
+                return CaptureTap(config: capture, connection: name, side: side, writer: writer)
+            }
+            return (PluginChain(side: .outbound, connectionName: name, entries: entries, capture: tap(.outbound)),
+                    PluginChain(side: .inbound, connectionName: name, entries: entries, capture: tap(.inbound)))
         }
     }
 
@@ -35,6 +45,11 @@ public final class PluginSetup: Sendable {
     /// Whether any entry waits for the Temporal schema.
     public func needsSchema(connection index: Int) -> Bool {
         entries.indices.contains(index) && entries[index].contains { $0.library.needsSchema }
+    }
+
+    /// Waits (a little) until every capture file has what was recorded: at exit, after the drain.
+    public static func flushCaptures() {
+        CaptureWriter.flushAll()
     }
 
     /// Releases every plugin config. Control thread, after the last call ended.
@@ -119,7 +134,10 @@ public final class PluginSetup: Sendable {
             for entry in all.flatMap({ $0 }) { entry.destroy() }
             throw PluginSetupError(problems: problems)
         }
-        return PluginSetup(entries: all, connectionNames: config.clusterConnections.map(\.name))
+        return PluginSetup(
+            entries: all, connectionNames: config.clusterConnections.map(\.name),
+            captures: config.clusterConnections.map(\.capture), logger: logger
+        )
     }
 
     /// `path` as written in the config, resolved against the config file's directory when relative.

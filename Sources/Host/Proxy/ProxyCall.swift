@@ -228,6 +228,7 @@ final class ProxyCall {
             return
         case .forwardHeaders:
             plugins?.responseEncoding = headers.headers.first(name: "grpc-encoding")
+            plugins?.observeResponseMetadata(headers.headers, kind: S2S_METADATA_RESPONSE_HEADERS)
             var forwarded = headers.headers
             var failure: GRPCStatus?
             if let plugins, plugins.wantsResponseHeaders,
@@ -243,6 +244,7 @@ final class ProxyCall {
                 downstream.writer.flush()
             }
         case .forwardStatus(let ending):
+            plugins?.observeResponseMetadata(headers.headers, kind: S2S_METADATA_RESPONSE_TRAILERS)
             var forwarded = headers.headers
             if let plugins, plugins.wantsTrailers(status: forwarded.first(name: "grpc-status")),
                case .fail(let status) = plugins.responseMetadata(&forwarded, kind: S2S_METADATA_RESPONSE_TRAILERS) {
