@@ -12,7 +12,7 @@ struct S2SProxyCommand: AsyncParsableCommand {
         commandName: "s2s-proxy",
         abstract: "A server-to-server gRPC proxy between two Temporal clusters.",
         version: "s2s-proxy \(ProxyVersion.current) (plugin ABI \(ProxyVersion.pluginABI), Swift \(SwiftRelease.current))",
-        subcommands: [StartCommand.self, ValidateCommand.self, PluginCommand.self, SchemaCommand.self]
+        subcommands: [StartCommand.self, ValidateCommand.self, PluginCommand.self, SchemaCommand.self, ReplayCommand.self]
     )
 }
 

@@ -184,3 +184,67 @@ def test_temporal_sdk_traffic_is_captured_and_decodes(temporal_server, proxy_fac
     assert decoded.workflow_id == workflow_id and decoded.namespace == "default"
     assert StartWorkflowExecutionResponse.FromString(payload(response)).run_id
     assert call[-1]["status"] == 0
+
+
+def test_replay_reports_what_each_plugin_did_and_expect_catches_a_change(temporal_server, proxy_factory, tmp_path):
+    # Real traffic from the Temporal SDK through a renaming proxy, captured on the inbound side; replayed offline
+    # (no Temporal) through the same config: the report names namespace-rename's header edit and the renamed
+    # field; a saved report passes --expect, and the same capture under another mapping fails it.
+    import asyncio
+    import subprocess
+
+    from temporalio.client import Client
+
+    from proxy_process import REPO_ROOT, proxy_binary
+
+    path = tmp_path / "renamed.jsonl"
+    start = "/temporal.api.workflowservice.v1.WorkflowService/StartWorkflowExecution"
+    connection = ClusterConnection(
+        "itest", local_upstream=temporal_server.address, remote_upstream=temporal_server.address,
+        extra={"namespaceTranslation": {"mappings": [{"local": "default", "remote": "default.remote"}]},
+               "capture": {"file": str(path), "side": "inbound", "methods": [start]}})
+    proxy = proxy_factory.start([connection])
+    from plugin_build import wait_for_plugin_schema
+    import grpc as grpc_module
+
+    wait_for_plugin_schema(grpc_module.insecure_channel(proxy.inbound()))
+
+    async def start_workflow():
+        client = await Client.connect(proxy.inbound(), namespace="default.remote")
+        await client.start_workflow("Replayed", "arg", id=f"replayed-{uuid.uuid4()}", task_queue="replayed")
+
+    asyncio.run(start_workflow())
+    wait_for(lambda: any(r["type"] == "end" for r in records(path)), "the call recorded")
+
+    schema = REPO_ROOT / "Tests" / "Fixtures" / "temporal-dev-schema.binpb"
+    config = tmp_path / "replay.yaml"
+    config.write_text(render_config([connection]))
+    report = tmp_path / "report.json"
+
+    def replay(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(proxy_binary()), "replay", "--config", str(config), "--capture", str(path),
+                               "--schema", str(schema), *extra], capture_output=True, text=True, timeout=60)
+
+    first = replay("--write-report", str(report))
+    assert first.returncode == 0, first.stderr
+    text = first.stdout
+    assert f"itest/inbound {start}" in text, text
+    assert "call_start namespace-rename (clusterConnections[0].namespaceTranslation): edited" in text, text
+    assert "temporal-namespace: default.remote -> default" in text, text
+    assert "on_message request #0 namespace-rename" in text and 'namespace: "default.remote" -> "default"' in text, text
+    assert "on_message request #0 utf8-repair" in text, text
+
+    same = replay("--expect", str(report))
+    assert same.returncode == 0 and "same as" in same.stderr, same.stderr
+
+    connection.extra["namespaceTranslation"] = {"mappings": [{"local": "elsewhere", "remote": "default.remote"}]}
+    config.write_text(render_config([connection]))
+    changed = replay("--expect", str(report))
+    assert changed.returncode == 1, (changed.stdout, changed.stderr)
+    assert "differs from" in changed.stderr and '"default.remote" -> "elsewhere"' in changed.stderr, changed.stderr
+
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(path.read_text() + "not json\n")
+    bad = subprocess.run([str(proxy_binary()), "replay", "--config", str(config), "--capture", str(broken),
+                          "--schema", str(schema)], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "is not a capture record" in bad.stderr, bad.stderr

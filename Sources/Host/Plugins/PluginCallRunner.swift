@@ -61,6 +61,39 @@ final class PluginCallRunner {
         self.connection = connection
     }
 
+    /// What one hook of one step did, for `s2s-proxy replay` (nil in the proxy: nothing is built for it).
+    struct StepEvent {
+        enum Outcome {
+            case goOn
+            /// on_message: the replacement, framed.
+            case replaced(ByteBuffer)
+            case failedOpen
+            case rejected(GRPCStatus)
+            case failedClosed(GRPCStatus)
+        }
+
+        let step: Int
+        let hook: String
+        let outcome: Outcome
+        /// call_start and on_response_metadata: the metadata after the hook's edits.
+        let headers: HPACKHeaders?
+    }
+
+    var stepObserver: ((StepEvent) -> Void)?
+
+    private func observe(_ step: Int, _ hook: String, _ judgement: Judgement, headers: HPACKHeaders? = nil) {
+        guard let stepObserver else { return }
+        let outcome: StepEvent.Outcome
+        switch judgement {
+        case .goOn: outcome = .goOn
+        case .replaced(let bytes): outcome = .replaced(bytes)
+        case .failedOpen: outcome = .failedOpen
+        case .rejected(let status): outcome = .rejected(status)
+        case .end(let status): outcome = .failedClosed(status)
+        }
+        stepObserver(StepEvent(step: step, hook: hook, outcome: outcome, headers: headers))
+    }
+
     /// The chain entry whose rejection or (closed) failure ended the call, for the proxy's log line about it.
     private(set) var endedBy: (plugin: String, entry: String)?
 
@@ -118,7 +151,9 @@ final class PluginCallRunner {
             states.append(state)
             scratch.hook = .none
             count(HookRun(step: stepIndex, kind: .callStart, elapsed: elapsed), at: now)
-            switch judge(outcome, of: entry, during: "call_start") {
+            let judgement = judge(outcome, of: entry, during: "call_start")
+            observe(stepIndex, "call_start", judgement, headers: stepObserver == nil ? nil : scratch.headers)
+            switch judgement {
             case .goOn:
                 continue
             case .replaced, .failedOpen:
@@ -204,6 +239,7 @@ final class PluginCallRunner {
                 failed: judgement.isFailure,
                 messageType: isRequest ? step.messageTypes?.request : step.messageTypes?.response
             ), at: now)
+            observe(stepIndex, "on_message", judgement)
             switch judgement {
             case .goOn, .failedOpen:
                 break
@@ -249,6 +285,7 @@ final class PluginCallRunner {
             scratch.hook = .none
             let judgement = judge(outcome, of: step.entry, during: "on_response_metadata")
             count(HookRun(step: stepIndex, kind: .responseMetadata, elapsed: elapsed, failed: judgement.isFailure), at: now)
+            observe(stepIndex, "on_response_metadata", judgement, headers: stepObserver == nil ? nil : scratch.headers)
             switch judgement {
             case .goOn, .failedOpen, .replaced:
                 continue
