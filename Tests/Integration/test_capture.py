@@ -95,7 +95,12 @@ def test_only_the_chosen_side_methods_and_namespaces_are_recorded(backend, proxy
 
 
 def test_the_file_rotates_and_keeps_max_files(backend, proxy_factory, channel_factory, tmp_path):
-    proxy = proxy_factory.start([capturing(backend, tmp_path, maxFileBytes=4096, maxFiles=2)])
+    import urllib.request
+
+    from netutil import free_address
+
+    metrics = free_address()
+    proxy = proxy_factory.start([capturing(backend, tmp_path, maxFileBytes=4096, maxFiles=2)], metrics_address=metrics)
     channel = channel_factory(proxy.outbound())
     for index in range(40):
         channel.unary_unary(method("Echo"))(b"x" * 200, timeout=10, metadata=[(CALL_ID_HEADER, f"c{index}")])
@@ -107,6 +112,10 @@ def test_the_file_rotates_and_keeps_max_files(backend, proxy_factory, channel_fa
     for file in (path, rotated):
         assert file.stat().st_size <= 4096, file
         records(file)  # every line parses
+    text = urllib.request.urlopen(f"http://{metrics}/metrics", timeout=5).read().decode()
+    written = [line for line in text.splitlines() if line.startswith("s2s_proxy_capture_records_total{")]
+    assert written and float(written[0].split()[-1]) >= 40 * 3, written  # at least call, end and one message each
+    assert f's2s_proxy_capture_dropped_calls_total{{file="{path}"}} 0' in text, text
 
 
 def test_sighup_turns_capture_on_and_off(backend, proxy_factory, channel_factory, tmp_path):

@@ -63,7 +63,20 @@ public final class ProxyMetrics: Sendable {
         renderPlugins(into: &text)
         renderLogDrops(into: &text)
         renderHealthChecks(into: &text)
+        renderCaptures(into: &text)
         return text.text
+    }
+
+    /// Capture files (`capture:`): records written and calls left out, per file; nothing without capture.
+    private func renderCaptures(into text: inout PrometheusText) {
+        let writers = CaptureWriter.all()
+        guard !writers.isEmpty else { return }
+        let written = "s2s_proxy_capture_records_total"
+        text.family(written, .counter, help: "Capture records written, by file.")
+        for writer in writers { text.sample(written, [("file", writer.file)], Double(writer.counts().written)) }
+        let dropped = "s2s_proxy_capture_dropped_calls_total"
+        text.family(dropped, .counter, help: "Calls a capture left out (its queue was full or its file failed), by file.")
+        for writer in writers { text.sample(dropped, [("file", writer.file)], Double(writer.counts().dropped)) }
     }
 
     private func renderLogDrops(into text: inout PrometheusText) {

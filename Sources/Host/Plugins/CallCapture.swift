@@ -39,6 +39,18 @@ final class CaptureWriter: @unchecked Sendable {
         }
     }
 
+    /// Every writer made so far, by file name.
+    static func all() -> [CaptureWriter] {
+        writers.withLockedValue { $0.values.sorted { $0.file < $1.file } }
+    }
+
+    /// Records written and calls dropped so far.
+    func counts() -> (written: Int, dropped: Int) {
+        condition.lock()
+        defer { condition.unlock() }
+        return (written, droppedCalls)
+    }
+
     /// Waits (up to `timeout`) until every writer has written what was queued: at exit.
     static func flushAll(timeout: TimeInterval = 2) {
         let all = writers.withLockedValue { Array($0.values) }
