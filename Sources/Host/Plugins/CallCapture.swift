@@ -69,6 +69,7 @@ final class CaptureWriter: @unchecked Sendable {
     private let condition = NSCondition()
     private var queue: [String] = []
     private var queuedBytes = 0
+    private var queuedRecords = 0
     private var writing = false
     private var maxFileBytes: Int
     private var maxFiles: Int
@@ -90,14 +91,17 @@ final class CaptureWriter: @unchecked Sendable {
         thread.start()
     }
 
-    /// Queues one record (a JSON line without its newline); false when the queue is full or the file failed.
-    func enqueue(_ line: String) -> Bool {
+    /// Queues records (JSON lines, each ending in a newline, of one call); false when the queue is full or the
+    /// file failed.
+    func enqueue(_ line: String, records: Int) -> Bool {
         condition.lock()
         defer { condition.unlock() }
         guard !failed, queuedBytes + line.utf8.count <= Self.maxQueueBytes else { return false }
+        let wasEmpty = queue.isEmpty
         queue.append(line)
-        queuedBytes += line.utf8.count + 1
-        condition.signal()
+        queuedRecords += records
+        queuedBytes += line.utf8.count
+        if wasEmpty { condition.signal() }  // the writer waits only on an empty queue
         return true
     }
 
@@ -120,26 +124,36 @@ final class CaptureWriter: @unchecked Sendable {
             condition.lock()
             while queue.isEmpty { condition.wait() }
             let lines = queue
+            let records = queuedRecords
             queue.removeAll(keepingCapacity: true)
             queuedBytes = 0
+            queuedRecords = 0
             writing = true
             let limit = (maxFileBytes, maxFiles)
             condition.unlock()
+            // One write per batch, short of a rotation.
             var ok = true
-            for line in lines where ok {
-                ok = write(line + "\n", maxFileBytes: limit.0, maxFiles: limit.1)
+            var batch: [UInt8] = []
+            batch.reserveCapacity(min(Self.maxQueueBytes, 1 << 20))
+            for chunk in lines where ok {
+                if size + batch.count + chunk.utf8.count > limit.0, !batch.isEmpty {
+                    ok = write(batch, maxFileBytes: limit.0, maxFiles: limit.1)
+                    batch.removeAll(keepingCapacity: true)
+                }
+                batch.append(contentsOf: chunk.utf8)
             }
+            if ok, !batch.isEmpty { ok = write(batch, maxFileBytes: limit.0, maxFiles: limit.1) }
             condition.lock()
             writing = false
-            written += ok ? lines.count : 0
+            written += ok ? records : 0
             if !ok { failed = true }
             condition.broadcast()
             condition.unlock()
         }
     }
 
-    private func write(_ line: String, maxFileBytes: Int, maxFiles: Int) -> Bool {
-        let bytes = Array(line.utf8)
+    /// Appends whole lines, rotating first when they would take the file past `maxFileBytes`.
+    private func write(_ bytes: [UInt8], maxFileBytes: Int, maxFiles: Int) -> Bool {
         if descriptor >= 0, size > 0, size + bytes.count > maxFileBytes {
             close(descriptor)
             descriptor = -1
@@ -186,11 +200,26 @@ final class CaptureWriter: @unchecked Sendable {
     }
 }
 
+/// A counter any thread may take the next value of.
+private final class ManagedAtomicCounter: @unchecked Sendable {
+    private let value = NIOLockedValueBox<UInt64>(0)
+
+    func next() -> UInt64 {
+        value.withLockedValue { current in
+            current += 1
+            return current
+        }
+    }
+}
+
 /// One listener side's capture settings.
 final class CaptureTap: Sendable {
     static let alwaysRedacted: Set<String> = ["authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"]
 
     let writer: CaptureWriter
+    /// A call's records go to the writer in chunks of about this size (and at its end): one lock per chunk, not
+    /// per record; small enough that a chunk never alone overflows a file.
+    let chunkBytes: Int
     let connection: String
     let side: PluginSide
     private let methods: Set<String>
@@ -199,6 +228,7 @@ final class CaptureTap: Sendable {
 
     init(config: CaptureConfig, connection: String, side: PluginSide, writer: CaptureWriter) {
         self.writer = writer
+        chunkBytes = min(64 * 1024, config.maxFileBytes / 4)
         self.connection = connection
         self.side = side
         methods = Set(config.methods)
@@ -242,10 +272,14 @@ final class CaptureTap: Sendable {
 
 /// The records of one call; confined to the call's event loop.
 final class CaptureCall {
-    let id = UUID().uuidString.lowercased()
+    /// A process-unique id: this process's random prefix and a counter (cheaper than a UUID per call).
+    let id = CaptureCall.nextID()
     private let tap: CaptureTap
     private let started = NIODeadline.now()
     private var dropped = false
+    /// Records not yet handed to the writer.
+    private var pending = ""
+    private var pendingRecords = 0
 
     fileprivate init(tap: CaptureTap) {
         self.tap = tap
@@ -277,33 +311,69 @@ final class CaptureCall {
     /// The end: the status the client received (-1: reset or cut off). The last record of the call.
     func end(status: Int32) {
         let truncated = dropped ? #","truncated":"queue full""# : ""
-        // Tried even after a drop, so that a reader learns the call is incomplete; not counted twice.
-        _ = tap.writer.enqueue(
-            #"{"v":1,"type":"end","id":"\#(id)","status":\#(status),"durationMs":\#(offset())\#(truncated)}"#
-        )
+        let end = #"{"v":1,"type":"end","id":"\#(id)","status":\#(status),"durationMs":\#(offset())\#(truncated)}"#
+        if dropped {
+            // Tried even after a drop, so that a reader learns the call is incomplete; not counted twice.
+            _ = tap.writer.enqueue(end + "\n", records: 1)
+        } else {
+            emit(end)
+            hand()
+        }
     }
 
     fileprivate func emit(_ line: String) {
         guard !dropped else { return }
-        if !tap.writer.enqueue(line) {
+        pending += line
+        pending += "\n"
+        pendingRecords += 1
+        if pending.utf8.count >= tap.chunkBytes { hand() }
+    }
+
+    /// Hands the pending records to the writer.
+    private func hand() {
+        guard !pending.isEmpty, !dropped else { return }
+        if !tap.writer.enqueue(pending, records: pendingRecords) {
             dropped = true
             tap.writer.noteDroppedCall()
         }
+        pending = ""
+        pendingRecords = 0
     }
 
+    private static let idPrefix = String(UInt64.random(in: 0...UInt64.max), radix: 36)
+    private static let counter = ManagedAtomicCounter()
+
+    private static func nextID() -> String {
+        "\(idPrefix)-\(counter.next())"
+    }
+
+    /// Milliseconds since the call started, with three decimals.
     private func offset() -> String {
-        let milliseconds = Double((NIODeadline.now() - started).nanoseconds) / 1e6
-        return String(format: "%.3f", milliseconds)
+        let micros = max(0, (NIODeadline.now() - started).nanoseconds / 1000)
+        let fraction = micros % 1000
+        return "\(micros / 1000)." + (fraction < 10 ? "00" : fraction < 100 ? "0" : "") + "\(fraction)"
     }
 
+    /// Now in UTC, as 2026-12-07T22:41:03.512Z.
     static func timestamp() -> String {
-        var formatter = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
-        formatter.timeZone = TimeZone(identifier: "UTC")!
-        return Date().formatted(formatter)
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        var seconds = now.tv_sec
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        let millis = Int(now.tv_nsec / 1_000_000)
+        let milliText = millis < 10 ? "00\(millis)" : millis < 100 ? "0\(millis)" : "\(millis)"
+        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):"
+            + "\(two(parts.tm_min)):\(two(parts.tm_sec)).\(milliText)Z"
     }
 
     /// `text` as a JSON string literal.
     static func json(_ text: String) -> String {
+        // Most header names, values and method paths need no escape.
+        if text.utf8.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+            return "\"" + text + "\""
+        }
         var result = "\""
         result.reserveCapacity(text.utf8.count + 2)
         for scalar in text.unicodeScalars {
