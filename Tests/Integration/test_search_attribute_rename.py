@@ -3,7 +3,7 @@
 The dev server has namespaces `orders` and `billing` with the custom search attribute `CustomerId`, which its SQL
 visibility stores in a per-namespace field such as `Keyword01` (the name mutable state and history carry). The
 proxy's connection maps that field per namespace, keyed by namespace id: `orders` to `Keyword10`, `billing` to
-`Text03`. Calls of
+`Text03` (or a neighbour, when the server's own field is that name). Calls of
 the remote side through the inbound listener see the remote names in AdminService responses (mutable state, raw
 history); read directly, the server's. WorkflowService calls are not translated (the Go proxy's default), and a
 call with `s2s-request-translation: false` is left alone.
@@ -23,14 +23,16 @@ from proxy_process import DIRECT, ClusterConnection
 
 pytestmark = pytest.mark.skipif(DIRECT, reason="the renaming happens in the proxy")
 
-REMOTE_FIELD = {"orders": "Keyword10", "billing": "Text03"}
+# The remote side's field for CustomerId per namespace: the first of these that is not the dev server's own field
+# for it (the server picks its field at start-up, so a fixed remote name could coincide with it).
+REMOTE_FIELD_CHOICES = {"orders": ("Keyword10", "Keyword11"), "billing": ("Text03", "Text02")}
 
 
 @pytest.fixture
 def workflows(temporal_server, channel_factory):
     """One running workflow with CustomerId set in each namespace: namespace -> workflow id."""
     started = {}
-    for namespace in REMOTE_FIELD:
+    for namespace in REMOTE_FIELD_CHOICES:
         workflow_id = f"itest-sa-{namespace}-{uuid.uuid4().hex[:8]}"
         temporal_server.cli(["workflow", "start", "-n", namespace, "--type", "Unpolled", "--task-queue",
                              "itest-sa-nobody", "--workflow-id", workflow_id,
@@ -52,11 +54,18 @@ def fields(temporal_server, workflows, channel_factory):
 
 
 @pytest.fixture
-def renaming_proxy(temporal_server, proxy_factory, channel_factory, workflows, fields):
+def remote_fields(fields):
+    """namespace -> the name the remote side sees for the server's field (never the server's field itself)."""
+    return {namespace: next(name for name in choices if name != fields[namespace])
+            for namespace, choices in REMOTE_FIELD_CHOICES.items()}
+
+
+@pytest.fixture
+def renaming_proxy(temporal_server, proxy_factory, channel_factory, workflows, fields, remote_fields):
     translation = {"namespaceMappings": [
         {"name": namespace, "namespaceId": namespace_id(temporal_server, namespace),
-         "mappings": [{"localFieldName": fields[namespace], "remoteFieldName": REMOTE_FIELD[namespace]}]}
-        for namespace in REMOTE_FIELD
+         "mappings": [{"localFieldName": fields[namespace], "remoteFieldName": remote_fields[namespace]}]}
+        for namespace in REMOTE_FIELD_CHOICES
     ]}
     connection = ClusterConnection("itest", local_upstream=temporal_server.address,
                                    remote_upstream=temporal_server.address,
@@ -97,7 +106,7 @@ def started_event_attribute_names(channel, state) -> list[str]:
 
 
 def test_admin_responses_carry_each_namespaces_remote_names(temporal_server, renaming_proxy, workflows, fields,
-                                                            channel_factory):
+                                                            remote_fields, channel_factory):
     direct = channel_factory(temporal_server.address)
     remote = channel_factory(renaming_proxy.inbound())
     for namespace, workflow_id in workflows.items():
@@ -105,21 +114,21 @@ def test_admin_responses_carry_each_namespaces_remote_names(temporal_server, ren
         server_view = mutable_state(direct, namespace, workflow_id)
         remote_view = mutable_state(remote, namespace, workflow_id)
         assert attribute_names(server_view) == ([field], [field])
-        assert attribute_names(remote_view) == ([REMOTE_FIELD[namespace]], [REMOTE_FIELD[namespace]]), namespace
+        assert attribute_names(remote_view) == ([remote_fields[namespace]], [remote_fields[namespace]]), namespace
         # Nothing but the name changed: the value and the memo-shaped neighbours are the server's.
         server_state = server_view.database_mutable_state
         remote_state = remote_view.database_mutable_state
-        assert (remote_state.execution_info.search_attributes[REMOTE_FIELD[namespace]]
+        assert (remote_state.execution_info.search_attributes[remote_fields[namespace]]
                 == server_state.execution_info.search_attributes[field])
         attributes = remote_state.execution_info.search_attributes
-        attributes[field].CopyFrom(attributes[REMOTE_FIELD[namespace]])
-        del attributes[REMOTE_FIELD[namespace]]
+        attributes[field].CopyFrom(attributes[remote_fields[namespace]])
+        del attributes[remote_fields[namespace]]
         assert remote_state == server_state, namespace
 
         # Inside the history blob the raw-history call returns (whose response names no namespace: the request's
         # namespace_id decides).
         assert started_event_attribute_names(direct, server_view) == [field]
-        assert started_event_attribute_names(remote, server_view) == [REMOTE_FIELD[namespace]], namespace
+        assert started_event_attribute_names(remote, server_view) == [remote_fields[namespace]], namespace
 
 
 def test_requests_toward_the_server_are_renamed_back(renaming_proxy, workflows, fields, channel_factory):
@@ -132,7 +141,7 @@ def test_requests_toward_the_server_are_renamed_back(renaming_proxy, workflows, 
 
 
 def test_the_opt_out_header_and_workflow_service_pass_untouched(temporal_server, renaming_proxy, workflows, fields,
-                                                                channel_factory):
+                                                                remote_fields, channel_factory):
     remote = channel_factory(renaming_proxy.inbound())
     opted_out = mutable_state(remote, "orders", workflows["orders"], metadata=(("s2s-request-translation", "false"),))
     assert attribute_names(opted_out) == ([fields["orders"]], [fields["orders"]])
@@ -140,4 +149,4 @@ def test_the_opt_out_header_and_workflow_service_pass_untouched(temporal_server,
     described = temporal_server.cli_json(["workflow", "describe", "-n", "orders", "-w", workflows["orders"]],
                                          renaming_proxy.inbound())
     assert "CustomerId" in str(described), described
-    assert REMOTE_FIELD["orders"] not in str(described), described
+    assert remote_fields["orders"] not in str(described), described
