@@ -11,6 +11,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import PluginABI
+import PluginKit
 import Synchronization
 
 #if canImport(Glibc)
@@ -195,7 +196,7 @@ public final class PluginEntry: @unchecked Sendable {
         serving = Atomic(!library.needsSchema)
         let api = library.api
         var options = Array(optionsJSON.utf8)
-        context.readingOptions.withLockedValue { $0 = PluginOptionReader(json: optionsJSON) }
+        context.readingOptions.withLockedValue { $0 = OptionReaderAnswers(json: optionsJSON) }
         defer { context.readingOptions.withLockedValue { $0 = nil } }
         let (created, message) = Self.configurationHook(context) { error, capacity in
             options.withUnsafeMutableBufferPointer { bytes in

@@ -13,6 +13,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHPACK
 import PluginABI
+import PluginKit
 
 /// One chain entry's link to the host: where its log lines and metrics go.
 final class PluginHostContext: @unchecked Sendable {
@@ -27,7 +28,7 @@ final class PluginHostContext: @unchecked Sendable {
     /// Metric definition is allowed only while the config is being created or given its schema.
     let definingAllowed = NIOLockedValueBox(false)
     /// The entry's options while config_new runs, for the option readers; nil otherwise.
-    let readingOptions = NIOLockedValueBox<PluginOptionReader?>(nil)
+    let readingOptions = NIOLockedValueBox<OptionReaderAnswers?>(nil)
 
     init(pluginName: String, entryLabel: String, connectionName: String, logger: Logger, metrics: PluginMetricsRegistry) {
         self.pluginName = pluginName
@@ -184,42 +185,22 @@ enum PluginHostServices {
                 return 0
             },
             option_type: { host, pointer, length in
-                guard let (reader, text) = PluginHostServices.optionReader(host, pointer, length) else {
-                    return S2S_OPTION_ABSENT
-                }
-                return reader.type(at: text)
+                PluginHostServices.optionAnswers(host)?.type(at: pointer, length: length) ?? S2S_OPTION_ABSENT
             },
             option_string: { host, pointer, length, value in
-                guard let (reader, text) = PluginHostServices.optionReader(host, pointer, length), let value,
-                      case .string(let string)? = reader.value(at: text)
-                else { return -1 }
-                value.pointee = reader.handOut(string)
-                return 0
+                PluginHostServices.optionAnswers(host)?.string(at: pointer, length: length, into: value) ?? -1
             },
             option_number: { host, pointer, length, value in
-                guard let (reader, text) = PluginHostServices.optionReader(host, pointer, length), let value,
-                      case .number(let number)? = reader.value(at: text)
-                else { return -1 }
-                value.pointee = number
-                return 0
+                PluginHostServices.optionAnswers(host)?.number(at: pointer, length: length, into: value) ?? -1
             },
             option_bool: { host, pointer, length, value in
-                guard let (reader, text) = PluginHostServices.optionReader(host, pointer, length), let value,
-                      case .bool(let flag)? = reader.value(at: text)
-                else { return -1 }
-                value.pointee = flag ? 1 : 0
-                return 0
+                PluginHostServices.optionAnswers(host)?.bool(at: pointer, length: length, into: value) ?? -1
             },
             option_count: { host, pointer, length in
-                guard let (reader, text) = PluginHostServices.optionReader(host, pointer, length) else { return 0 }
-                return reader.count(at: text)
+                PluginHostServices.optionAnswers(host)?.count(at: pointer, length: length) ?? 0
             },
             option_key: { host, pointer, length, index, key in
-                guard let (reader, text) = PluginHostServices.optionReader(host, pointer, length), let key,
-                      let name = reader.key(at: text, index: index)
-                else { return -1 }
-                key.pointee = reader.handOut(name)
-                return 0
+                PluginHostServices.optionAnswers(host)?.key(at: pointer, length: length, index: index, into: key) ?? -1
             }
         ))
         return UnsafePointer(table)
@@ -315,5 +296,14 @@ enum PluginHeaderRules {
         let utf8 = name.utf8
         guard utf8.count >= 4 else { return false }
         return utf8[utf8.index(utf8.endIndex, offsetBy: -4)...].elementsEqual("-bin".utf8)
+    }
+}
+
+extension PluginHostServices {
+    /// The options of the entry whose config_new is running (the option readers' answers, PluginKit's
+    /// `OptionReaderAnswers`, the same a PluginTestHost gives), if any. They exist only while config_new runs
+    /// (`PluginHostContext.readingOptions`); strings and keys handed out are freed when it returns.
+    static func optionAnswers(_ host: OpaquePointer?) -> OptionReaderAnswers? {
+        PluginHostContext.from(host)?.readingOptions.withLockedValue { $0 }
     }
 }

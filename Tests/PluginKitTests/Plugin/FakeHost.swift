@@ -29,10 +29,8 @@ final class FakeHost {
     var recorded: [(id: UInt32, value: Double)] = []
     /// Calls of host functions beyond the table's declared `struct_size`: must stay empty.
     var violations: [String] = []
-    /// The options of the config_new that runs, for the option readers (as the host parses them); nil otherwise.
-    var options: JSONValue?
-    /// Strings the option readers handed out, alive until the host goes.
-    private var handedOut: [[UInt8]] = []
+    /// The options of the config_new that runs, for the option readers (the answers the proxy gives); nil otherwise.
+    var options: OptionReaderAnswers?
 
     private(set) var table: UnsafeMutablePointer<s2s_host_api_t>
 
@@ -51,17 +49,6 @@ final class FakeHost {
     }
 
     var handle: OpaquePointer { OpaquePointer(Unmanaged.passUnretained(self).toOpaque()) }
-
-    /// What the JSON Pointer names in the options of the running config_new.
-    fileprivate func option(_ pointer: UnsafePointer<CChar>?, _ length: Int) -> JSONValue? {
-        let text = length == 0 ? "" : String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self)
-        return options?.value(atPointer: text)
-    }
-
-    fileprivate func handOut(_ text: String) -> s2s_bytes_t {
-        handedOut.append(Array(text.utf8))
-        return handedOut[handedOut.count - 1].withUnsafeBufferPointer { s2s_bytes_t(data: $0.baseAddress, len: $0.count) }
-    }
 
     static func from(_ handle: OpaquePointer?) -> FakeHost {
         Unmanaged<FakeHost>.fromOpaque(UnsafeRawPointer(handle!)).takeUnretainedValue()
@@ -121,45 +108,22 @@ final class FakeHost {
                 return 0
             },
             option_type: { host, pointer, length in
-                guard let value = FakeHost.from(host).option(pointer, length) else { return S2S_OPTION_ABSENT }
-                switch value {
-                case .null: return S2S_OPTION_NULL
-                case .bool: return S2S_OPTION_BOOL
-                case .number: return S2S_OPTION_NUMBER
-                case .string: return S2S_OPTION_STRING
-                case .array: return S2S_OPTION_ARRAY
-                case .object: return S2S_OPTION_OBJECT
-                }
+                FakeHost.from(host).options?.type(at: pointer, length: length) ?? S2S_OPTION_ABSENT
             },
             option_string: { host, pointer, length, value in
-                let fake = FakeHost.from(host)
-                guard case .string(let text)? = fake.option(pointer, length) else { return -1 }
-                value!.pointee = fake.handOut(text)
-                return 0
+                FakeHost.from(host).options?.string(at: pointer, length: length, into: value) ?? -1
             },
             option_number: { host, pointer, length, value in
-                guard case .number(let number)? = FakeHost.from(host).option(pointer, length) else { return -1 }
-                value!.pointee = number
-                return 0
+                FakeHost.from(host).options?.number(at: pointer, length: length, into: value) ?? -1
             },
             option_bool: { host, pointer, length, value in
-                guard case .bool(let flag)? = FakeHost.from(host).option(pointer, length) else { return -1 }
-                value!.pointee = flag ? 1 : 0
-                return 0
+                FakeHost.from(host).options?.bool(at: pointer, length: length, into: value) ?? -1
             },
             option_count: { host, pointer, length in
-                switch FakeHost.from(host).option(pointer, length) {
-                case .array(let elements)?: return elements.count
-                case .object(let members)?: return members.count
-                default: return 0
-                }
+                FakeHost.from(host).options?.count(at: pointer, length: length) ?? 0
             },
             option_key: { host, pointer, length, index, key in
-                let fake = FakeHost.from(host)
-                let keys = fake.option(pointer, length)?.sortedKeys ?? []
-                guard keys.indices.contains(index) else { return -1 }
-                key!.pointee = fake.handOut(keys[index])
-                return 0
+                FakeHost.from(host).options?.key(at: pointer, length: length, index: index, into: key) ?? -1
             }
         )
     }
@@ -281,7 +245,7 @@ struct PluginDriver {
         let error = UnsafeMutablePointer<CChar>.allocate(capacity: max(errorCapacity, 1))
         defer { error.deallocate() }
         error.initialize(repeating: 0x55, count: max(errorCapacity, 1))
-        host.options = try? JSONValue(parsing: options)
+        host.options = OptionReaderAnswers(json: options)
         defer { host.options = nil }
         var options = options
         let config = options.withUTF8 { utf8 in

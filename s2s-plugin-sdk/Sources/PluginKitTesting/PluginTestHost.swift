@@ -79,7 +79,7 @@ public final class PluginTestHost<Plugin: TranslatorPlugin> {
         self.table = table
         let state = HostState()
         self.state = state
-        state.options = try? JSONValue(parsing: options)
+        state.options = OptionReaderAnswers(json: options)
         var error = [CChar](repeating: 0, count: 4096)
         let optionBytes = Array(options.utf8)
         let created = optionBytes.withUnsafeBufferPointer { bytes in
@@ -333,32 +333,14 @@ private final class HostState {
     var logs: [PluginLogLine] = []
     var metrics: [Metric] = []
     var definingAllowed = true
-    /// The options while config_new runs, for the option readers.
-    var options: JSONValue?
-    private var handedOut: [UnsafeMutableBufferPointer<UInt8>] = []
+    /// The options while config_new runs, for the option readers (their strings live as long as it runs, as in the
+    /// proxy).
+    var options: OptionReaderAnswers?
 
     var handle: OpaquePointer { OpaquePointer(Unmanaged.passUnretained(self).toOpaque()) }
 
     static func from(_ handle: OpaquePointer?) -> HostState? {
         handle.map { Unmanaged<HostState>.fromOpaque(UnsafeRawPointer($0)).takeUnretainedValue() }
-    }
-
-    deinit {
-        for buffer in handedOut { buffer.deallocate() }
-    }
-
-    func option(_ pointer: UnsafePointer<CChar>?, _ length: Int) -> JSONValue? {
-        let text = length == 0 || pointer == nil
-            ? "" : String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self)
-        return options?.value(atPointer: text)
-    }
-
-    func handOut(_ text: String) -> s2s_bytes_t {
-        let bytes = Array(text.utf8)
-        let buffer = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: max(1, bytes.count))
-        _ = buffer.initialize(from: bytes)
-        handedOut.append(buffer)
-        return s2s_bytes_t(data: UnsafePointer(buffer.baseAddress), len: bytes.count)
     }
 
     static let api: UnsafePointer<s2s_host_api_t> = {
@@ -415,50 +397,22 @@ private final class HostState {
                 return 0
             },
             option_type: { host, pointer, length in
-                switch HostState.from(host)?.option(pointer, length) {
-                case nil: return S2S_OPTION_ABSENT
-                case .null?: return S2S_OPTION_NULL
-                case .bool?: return S2S_OPTION_BOOL
-                case .number?: return S2S_OPTION_NUMBER
-                case .string?: return S2S_OPTION_STRING
-                case .array?: return S2S_OPTION_ARRAY
-                case .object?: return S2S_OPTION_OBJECT
-                }
+                HostState.from(host)?.options?.type(at: pointer, length: length) ?? S2S_OPTION_ABSENT
             },
             option_string: { host, pointer, length, value in
-                guard let state = HostState.from(host), let value,
-                      case .string(let text)? = state.option(pointer, length)
-                else { return -1 }
-                value.pointee = state.handOut(text)
-                return 0
+                HostState.from(host)?.options?.string(at: pointer, length: length, into: value) ?? -1
             },
             option_number: { host, pointer, length, value in
-                guard let value, case .number(let number)? = HostState.from(host)?.option(pointer, length) else {
-                    return -1
-                }
-                value.pointee = number
-                return 0
+                HostState.from(host)?.options?.number(at: pointer, length: length, into: value) ?? -1
             },
             option_bool: { host, pointer, length, value in
-                guard let value, case .bool(let flag)? = HostState.from(host)?.option(pointer, length) else {
-                    return -1
-                }
-                value.pointee = flag ? 1 : 0
-                return 0
+                HostState.from(host)?.options?.bool(at: pointer, length: length, into: value) ?? -1
             },
             option_count: { host, pointer, length in
-                switch HostState.from(host)?.option(pointer, length) {
-                case .array(let elements)?: return elements.count
-                case .object(let members)?: return members.count
-                default: return 0
-                }
+                HostState.from(host)?.options?.count(at: pointer, length: length) ?? 0
             },
             option_key: { host, pointer, length, index, key in
-                guard let state = HostState.from(host), let key else { return -1 }
-                let keys = state.option(pointer, length)?.sortedKeys ?? []
-                guard keys.indices.contains(index) else { return -1 }
-                key.pointee = state.handOut(keys[index])
-                return 0
+                HostState.from(host)?.options?.key(at: pointer, length: length, index: index, into: key) ?? -1
             }
         ))
         return UnsafePointer(table)
