@@ -436,78 +436,34 @@ final class PluginCallRunner {
     }
 }
 
-/// The `s2s_metadata_t` of on_response_metadata and its entries (pseudo-headers left out, binary values decoded).
-private struct MetadataBlock {
-    private let metadata: UnsafeMutablePointer<s2s_metadata_t>
-    private let entries: UnsafeMutableBufferPointer<s2s_header_t>
-    private let bytes: UnsafeMutableBufferPointer<UInt8>
-
-    var pointer: UnsafePointer<s2s_metadata_t> { UnsafePointer(metadata) }
-
-    init(kind: s2s_metadata_kind_t, headers: HPACKHeaders) {
-        var parts: [(name: [UInt8], value: [UInt8])] = []
-        parts.reserveCapacity(headers.count)
-        var total = 0
-        for (name, value, _) in headers where name.utf8.first != UInt8(ascii: ":") {
-            let valueBytes = PluginHeaderRules.isBinary(name)
-                ? Array(PluginHeaderRules.pluginValue(name: name, value: value)) : Array(value.utf8)
-            parts.append((Array(name.utf8), valueBytes))
-            total += parts[parts.count - 1].name.count + valueBytes.count
-        }
-        let bytes = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: max(1, total))
-        let entries = UnsafeMutableBufferPointer<s2s_header_t>.allocate(capacity: max(1, parts.count))
-        var offset = 0
-        func copy(_ source: [UInt8]) -> s2s_bytes_t {
-            let start = offset
-            for byte in source {
-                bytes[offset] = byte
-                offset += 1
-            }
-            return s2s_bytes_t(data: UnsafePointer(bytes.baseAddress! + start), len: source.count)
-        }
-        for (index, part) in parts.enumerated() {
-            (entries.baseAddress! + index).initialize(to: s2s_header_t(name: copy(part.name), value: copy(part.value)))
-        }
-        let metadata = UnsafeMutablePointer<s2s_metadata_t>.allocate(capacity: 1)
-        metadata.initialize(to: s2s_metadata_t(
-            struct_size: UInt32(MemoryLayout<s2s_metadata_t>.size), kind: kind,
-            headers: parts.isEmpty ? nil : UnsafePointer(entries.baseAddress), header_count: parts.count
-        ))
-        self.bytes = bytes
-        self.entries = entries
-        self.metadata = metadata
-    }
-
-    func deallocate() {
-        metadata.deallocate()
-        entries.deallocate()
-        bytes.deallocate()
-    }
-}
-
-/// The `s2s_call_info_t` of call_start and everything it points at, in one allocation the runner owns from its
-/// layout to `deallocate()`: the info, the list of metadata entries (all but the pseudo-headers), then the bytes of
-/// the method, the connection and each entry (binary values decoded).
-private struct CallInfoBlock {
+/// A C struct the hooks read (`Head`: the `s2s_call_info_t` of call_start, the `s2s_metadata_t` of
+/// on_response_metadata) and everything it points at, in one allocation the runner owns from its layout to
+/// `deallocate()`: the struct, the list of metadata entries (all but the pseudo-headers), then the bytes of the
+/// struct's own strings and of each entry (binary values decoded).
+private struct HeaderBlock<Head> {
     private let block: UnsafeMutableRawPointer
 
-    var pointer: UnsafePointer<s2s_call_info_t> { UnsafePointer(block.assumingMemoryBound(to: s2s_call_info_t.self)) }
+    var pointer: UnsafePointer<Head> { UnsafePointer(block.assumingMemoryBound(to: Head.self)) }
 
-    init(method: String, side: PluginSide, connection: String, headers: HPACKHeaders) {
+    /// `head` makes the struct from the bytes of `first` and `second` (as laid out in the block) and the entries.
+    init(
+        strings first: String = "", _ second: String = "", headers: HPACKHeaders,
+        head: (_ first: s2s_bytes_t, _ second: s2s_bytes_t, _ entries: UnsafePointer<s2s_header_t>?, _ count: Int)
+            -> Head
+    ) {
         // One pass over the metadata, into room for all of it: a decoded binary value is shorter than its base64,
         // and pseudo-headers take room they do not use.
-        var byteCount = method.utf8.count + connection.utf8.count
+        var byteCount = first.utf8.count + second.utf8.count
         for (name, value, _) in headers {
             byteCount += name.utf8.count + value.utf8.count
         }
         let entryCapacity = headers.count
-        let infoSize = MemoryLayout<s2s_call_info_t>.stride
-        let entriesOffset = (infoSize + MemoryLayout<s2s_header_t>.alignment - 1)
+        let entriesOffset = (MemoryLayout<Head>.stride + MemoryLayout<s2s_header_t>.alignment - 1)
             & ~(MemoryLayout<s2s_header_t>.alignment - 1)
         let bytesOffset = entriesOffset + entryCapacity * MemoryLayout<s2s_header_t>.stride
         block = .allocate(
             byteCount: bytesOffset + byteCount,
-            alignment: max(MemoryLayout<s2s_call_info_t>.alignment, MemoryLayout<s2s_header_t>.alignment)
+            alignment: max(MemoryLayout<Head>.alignment, MemoryLayout<s2s_header_t>.alignment)
         )
         let entries = (block + entriesOffset).bindMemory(to: s2s_header_t.self, capacity: entryCapacity)
         let base = (block + bytesOffset).bindMemory(to: UInt8.self, capacity: byteCount)
@@ -528,8 +484,8 @@ private struct CallInfoBlock {
             }
             return s2s_bytes_t(data: UnsafePointer(base + start), len: offset - start)
         }
-        let methodBytes = append(method.utf8)
-        let connectionBytes = append(connection.utf8)
+        let firstBytes = append(first.utf8)
+        let secondBytes = append(second.utf8)
         var entryCount = 0
         for (name, value, _) in headers where name.utf8.first != UInt8(ascii: ":") {
             let nameBytes = append(name.utf8)
@@ -539,18 +495,38 @@ private struct CallInfoBlock {
             (entries + entryCount).initialize(to: s2s_header_t(name: nameBytes, value: valueBytes))
             entryCount += 1
         }
-        block.bindMemory(to: s2s_call_info_t.self, capacity: 1).initialize(to: s2s_call_info_t(
-            struct_size: UInt32(MemoryLayout<s2s_call_info_t>.size),
-            method: methodBytes,
-            side: side.abiValue,
-            connection: connectionBytes,
-            headers: entryCount == 0 ? nil : UnsafePointer(entries),
-            header_count: entryCount
-        ))
+        block.bindMemory(to: Head.self, capacity: 1).initialize(
+            to: head(firstBytes, secondBytes, entryCount == 0 ? nil : UnsafePointer(entries), entryCount))
     }
 
     func deallocate() {
         block.deallocate()
+    }
+}
+
+/// The `s2s_call_info_t` of call_start: the method and the connection's name, then the request metadata.
+private typealias CallInfoBlock = HeaderBlock<s2s_call_info_t>
+
+extension HeaderBlock where Head == s2s_call_info_t {
+    init(method: String, side: PluginSide, connection: String, headers: HPACKHeaders) {
+        self.init(strings: method, connection, headers: headers) { method, connection, entries, count in
+            s2s_call_info_t(
+                struct_size: UInt32(MemoryLayout<s2s_call_info_t>.size), method: method, side: side.abiValue,
+                connection: connection, headers: entries, header_count: count)
+        }
+    }
+}
+
+/// The `s2s_metadata_t` of on_response_metadata: the response's headers or trailers.
+private typealias MetadataBlock = HeaderBlock<s2s_metadata_t>
+
+extension HeaderBlock where Head == s2s_metadata_t {
+    init(kind: s2s_metadata_kind_t, headers: HPACKHeaders) {
+        self.init(headers: headers) { _, _, entries, count in
+            s2s_metadata_t(
+                struct_size: UInt32(MemoryLayout<s2s_metadata_t>.size), kind: kind, headers: entries,
+                header_count: count)
+        }
     }
 }
 
