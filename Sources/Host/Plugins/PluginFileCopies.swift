@@ -116,31 +116,21 @@ enum PluginFileCopies {
         let output = open(destination, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o700)
         guard output >= 0 else { throw failure("cannot write \(destination)") }
         defer { close(output) }
-        var hash = SHA256()
-        var buffer = [UInt8](repeating: 0, count: 256 * 1024)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw failure("cannot read \(source)")
-            }
-            if count == 0 { break }
-            let complete = buffer.withUnsafeBytes { bytes -> Bool in
-                let piece = UnsafeRawBufferPointer(rebasing: bytes.prefix(count))
-                hash.update(piece)
-                var written = 0
-                while written < count {
-                    let result = write(output, piece.baseAddress! + written, count - written)
-                    if result < 0 {
-                        if errno == EINTR { continue }
-                        return false
-                    }
-                    written += result
+        var writeFailed = false
+        let digest = SHA256.hex(readingToEndOf: input) { piece in
+            var written = 0
+            while written < piece.count {
+                let result = write(output, piece.baseAddress! + written, piece.count - written)
+                if result < 0 {
+                    if errno == EINTR { continue }
+                    writeFailed = true
+                    return false
                 }
-                return true
+                written += result
             }
-            guard complete else { throw failure("cannot write \(destination)") }
+            return true
         }
-        return hash.finish()
+        guard let digest else { throw failure(writeFailed ? "cannot write \(destination)" : "cannot read \(source)") }
+        return digest
     }
 }

@@ -104,13 +104,21 @@ struct SHA256 {
         (value >> count) | (value << (32 - count))
     }
 
-    /// The digest of the file at `path`, read in 64 KiB pieces; nil if it cannot be read.
+    /// The digest of the file at `path`; nil if it cannot be read.
     static func hex(ofFileAt path: String) -> String? {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { return nil }
         defer { close(descriptor) }
+        return hex(readingToEndOf: descriptor)
+    }
+
+    /// The digest of what `descriptor` reads to its end, read in 256 KiB pieces, each also handed to `piece` (which
+    /// returns false to stop: then nil); nil on a read error too (errno says which).
+    static func hex(
+        readingToEndOf descriptor: Int32, piece: (UnsafeRawBufferPointer) -> Bool = { _ in true }
+    ) -> String? {
         var hash = SHA256()
-        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        var buffer = [UInt8](repeating: 0, count: 256 * 1024)
         while true {
             let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
             if count < 0 {
@@ -118,7 +126,12 @@ struct SHA256 {
                 return nil
             }
             if count == 0 { break }
-            buffer.withUnsafeBytes { hash.update(UnsafeRawBufferPointer(rebasing: $0.prefix(count))) }
+            let goOn = buffer.withUnsafeBytes { bytes in
+                let read = UnsafeRawBufferPointer(rebasing: bytes.prefix(count))
+                hash.update(read)
+                return piece(read)
+            }
+            guard goOn else { return nil }
         }
         return hash.finish()
     }
