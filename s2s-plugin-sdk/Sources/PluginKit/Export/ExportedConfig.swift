@@ -166,8 +166,7 @@ final class ExportedConfig<Plugin: TranslatorPlugin>: ExportedConfigHooks {
                 callState.pointee = store(state)
                 return S2S_OK
             case .rejected(let code, let message):
-                services.setStatus(call, code: code.rawValue, message: message)
-                return S2S_REJECTED
+                return reject(call, code, message)
             }
         } catch {
             return fail(call, String(describing: error))
@@ -213,8 +212,7 @@ final class ExportedConfig<Plugin: TranslatorPlugin>: ExportedConfigHooks {
             guard result == 0 else { return fail(call, "the host refused the replacement message") }
             return S2S_REPLACED
         case .rejected(let code, let text):
-            services.setStatus(call, code: code.rawValue, message: text)
-            return S2S_REJECTED
+            return reject(call, code, text)
         }
     }
 
@@ -250,8 +248,7 @@ final class ExportedConfig<Plugin: TranslatorPlugin>: ExportedConfigHooks {
             case .proceed:
                 return S2S_OK
             case .rejected(let code, let message):
-                services.setStatus(call, code: code.rawValue, message: message)
-                return S2S_REJECTED
+                return reject(call, code, message)
             }
         } catch {
             return fail(call, String(describing: error))
@@ -287,6 +284,14 @@ final class ExportedConfig<Plugin: TranslatorPlugin>: ExportedConfigHooks {
         let stored = UnsafeMutablePointer<Plugin.CallState>.allocate(capacity: 1)
         stored.initialize(to: state)
         return UnsafeMutableRawPointer(stored)
+    }
+
+    /// Reports a rejection (callStart, message or responseMetadata decided it): the status the client gets, and
+    /// S2S_REJECTED.
+    @inlinable
+    func reject(_ call: OpaquePointer?, _ code: StatusCode, _ message: String) -> s2s_outcome_t {
+        services.setStatus(call, code: code.rawValue, message: message)
+        return S2S_REJECTED
     }
 
     /// Reports a failure: the message as the status detail (its code is ignored for S2S_ERROR), and S2S_ERROR.
