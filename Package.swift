@@ -89,11 +89,15 @@ let package = Package(
             ],
             swiftSettings: [.swiftLanguageMode(.v6), forwardingPathOptimization]
         ),
+        // Shard-count mode `routing`: Temporal's shard function, the replication stream's messages, and the value-type
+        // state machines that route tasks and translate ACKs (no I/O; Host drives them).
+        .target(name: "ShardRouting", dependencies: [pluginKit], swiftSettings: [.swiftLanguageMode(.v6)]),
         // The proxy itself: configuration, transports, HTTP/2 + gRPC forwarding, lifecycle.
         .target(
             name: "Host",
             dependencies: [
                 "Mux",
+                "ShardRouting",
                 "HTTP2Forwarding",
                 pluginABI,
                 // SwiftRelease only: the Swift release a Swift plugin must match.
@@ -177,6 +181,11 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHPACK", package: "swift-nio-http2"),
             ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .testTarget(
+            name: "ShardRoutingTests",
+            dependencies: ["ShardRouting", "TestSupport", pluginKit],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(name: "PluginKitTests", dependencies: [
