@@ -102,7 +102,7 @@ public final class ClusterAdapter: TranslatorPlugin {
             if let shards = options.shardCount {
                 let number = try Self.fieldNumber(
                     "history_shard_count", of: .response, Self.describeCluster, in: schema)
-                overrides.set(fieldNumber: number, to: .varint(UInt64(shards.sharedShardCount)))
+                overrides.set(fieldNumber: number, to: .varint(UInt64(shards.reportedShardCount(on: side))))
             }
             if side == .inbound {
                 rewrites.describeClusterInbound = overrides
@@ -126,7 +126,9 @@ public final class ClusterAdapter: TranslatorPlugin {
         case Self.describeCluster:
             return options.rewritesDescribeCluster(on: side) ? .responseMessages : .nothing
         case Self.replicationStream:
-            return options.shardCount != nil ? .call : .nothing
+            // In routing mode the host terminates the streams: their shard ids stay as the target sent them.
+            if case .lcm? = options.shardCount { return .call }
+            return .nothing
         case _ where Self.addOrUpdateRemoteCluster.contains(method):
             return side == .inbound && options.replicationEndpoint != nil ? .requestMessages : .nothing
         default:
@@ -165,7 +167,7 @@ public final class ClusterAdapter: TranslatorPlugin {
 
     /// Moves the stream's shard ids between LCM space and the source cluster's real shards (see the header).
     private func remapStreamShards(_ call: borrowing CallStart) throws -> CallDecision<CallState> {
-        guard let shards = options.shardCount else { return .proceed(with: nil) }
+        guard case .lcm(let shards)? = options.shardCount else { return .proceed(with: nil) }
         guard let clientText = call.header(Self.clientShardHeader), let serverText = call.header(Self.serverShardHeader)
         else {
             rejectedStreams.add()

@@ -11,8 +11,8 @@ public struct ClusterAdapterOptions: Sendable, Equatable {
     public let remoteFailoverVersionIncrement: Int64?
     /// The address written into inbound AddOrUpdateRemoteCluster requests; nil = pass through.
     public let replicationEndpoint: String?
-    /// Shard-count adaptation in `lcm` mode; nil = shard counts and stream shard ids pass through.
-    public let shardCount: ShardCountLCM?
+    /// Shard-count adaptation; nil = shard counts and stream shard ids pass through.
+    public let shardCount: ShardCountAdaptation?
 
     /// Whether DescribeCluster responses on `side` are rewritten.
     func rewritesDescribeCluster(on side: CallSide) -> Bool {
@@ -67,14 +67,12 @@ public struct ClusterAdapterOptions: Sendable, Equatable {
         return value == 0 ? nil : Int64(value)
     }
 
-    private static func shardCount(_ options: PluginOptions) throws(PluginConfigError) -> ShardCountLCM {
+    private static func shardCount(_ options: PluginOptions) throws(PluginConfigError) -> ShardCountAdaptation {
         let mode = try options.requiredString(forKey: "mode")
-        guard mode == "lcm" else {
-            let reason = mode == "routing"
-                ? "mode \"routing\" is not supported yet by this build"
-                : "unknown mode \"\(mode)\""
+        guard mode == "lcm" || mode == "routing" else {
             throw PluginConfigError(
-                "\(options.path).mode: \(reason); use \"lcm\", or remove shardCount to pass shard ids through unchanged"
+                "\(options.path).mode: unknown mode \"\(mode)\"; use \"lcm\" or \"routing\", or remove shardCount to "
+                    + "pass shard ids through unchanged"
             )
         }
         var counts: [Int32] = []
@@ -82,11 +80,14 @@ public struct ClusterAdapterOptions: Sendable, Equatable {
             let count = try options.requiredInt(forKey: key)
             guard count > 0, let exact = Int32(exactly: count) else {
                 throw PluginConfigError(
-                    "\(options.path).\(key) is \(count); mode \"lcm\" needs the cluster's real number of history "
+                    "\(options.path).\(key) is \(count); mode \"\(mode)\" needs the cluster's real number of history "
                         + "shards (1...\(Int32.max))"
                 )
             }
             counts.append(exact)
+        }
+        if mode == "routing" {
+            return .routing(localShardCount: counts[0], remoteShardCount: counts[1])
         }
         guard let lcm = ShardCountLCM(localShardCount: counts[0], remoteShardCount: counts[1]) else {
             let shared = ShardCountLCM.lcm(Int64(counts[0]), Int64(counts[1]))
@@ -95,7 +96,7 @@ public struct ClusterAdapterOptions: Sendable, Equatable {
                     + "more than a shard id can hold (\(Int32.max))"
             )
         }
-        return lcm
+        return .lcm(lcm)
     }
 
     /// "host:port" with a non-empty host and a port in 1...65535 ("[v6]:port" for IPv6).

@@ -6,6 +6,8 @@
 // makes the peer's count a multiple of its own, so every pairing Temporal computes is one of these reductions.
 // ClusterAdapter.swift explains which id of a stream is rewritten to what.
 
+import PluginKit
+
 /// The shard counts of the two clusters and the count both are shown.
 public struct ShardCountLCM: Sendable, Equatable {
     /// The local cluster's real number of history shards.
@@ -42,5 +44,25 @@ public struct ShardCountLCM: Sendable, Equatable {
     public static func lcm(_ first: Int64, _ second: Int64) -> Int64 {
         guard first != 0, second != 0 else { return 0 }
         return first / gcd(first, second) * second
+    }
+}
+
+/// How shard counts are adapted between the two clusters.
+public enum ShardCountAdaptation: Sendable, Equatable {
+    /// Both clusters are shown LCM(local, remote) shards for the other, and stream shard ids are remapped.
+    case lcm(ShardCountLCM)
+    /// Each cluster is shown its own count for the other (so its shards pair 1:1 with the other's), and the proxy
+    /// terminates replication streams and moves each task to its real shard (the host does that, not the plugin).
+    case routing(localShardCount: Int32, remoteShardCount: Int32)
+
+    /// The `history_shard_count` DescribeCluster reports through the listener of `side`: on the outbound side the
+    /// local cluster asks about the remote one, on the inbound side the remote one about the local one.
+    public func reportedShardCount(on side: CallSide) -> Int32 {
+        switch self {
+        case .lcm(let shards):
+            return shards.sharedShardCount
+        case .routing(let local, let remote):
+            return side == .outbound ? local : remote
+        }
     }
 }

@@ -62,10 +62,13 @@ final class GoTranslationKeysTests: XCTestCase {
         XCTAssertEqual(loaded.unsupported, [])
     }
 
-    func testRoutingModeIsStillRefusedAndMakesNoEntry() throws {
+    func testRoutingModeIsStillRefusedButItsDescribeClusterEntryIsMade() throws {
         let loaded = try load("    shardCount: {mode: routing, localShardCount: 3, remoteShardCount: 2}")
         XCTAssertEqual(loaded.unsupported.map(\.keyPath), ["clusterConnections[0].shardCount.mode"])
         XCTAssertTrue(loaded.unsupported.first?.message.contains("routing") ?? false)
-        XCTAssertEqual(try entries(loaded).count, 0)
+        let chain = try entries(loaded)
+        XCTAssertEqual(chain.map(\.0), ["cc[0].shardCount"])
+        XCTAssertEqual(
+            chain.first?.1.optionsJSON, #"{"shardCount":{"mode":"routing","localShardCount":3,"remoteShardCount":2}}"#)
     }
 }

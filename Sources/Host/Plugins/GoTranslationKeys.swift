@@ -3,9 +3,9 @@
 // `plugins:` list, in this order: namespace renaming first, so that every later entry sees local names (responses
 // pass the chain in reverse, so the renaming sees them last); then access control, on the inbound side only; then
 // search attribute renaming, so that a call access control refuses costs no walk; then the cluster adapters
-// (`replicationEndpoint`, `failoverVersionIncrementTranslation`, `shardCount` in mode lcm) as one `cluster-adapter`
-// entry on both sides, labelled with the keys it came from (shard-count mode `routing` has no plugin:
-// ConfigSupportCheck refuses it); last, with either renaming, UTF-8 repair of Failure messages, which the Go proxy
+// (`replicationEndpoint`, `failoverVersionIncrementTranslation`, `shardCount`) as one `cluster-adapter` entry on both
+// sides, labelled with the keys it came from (in mode `routing` it only rewrites DescribeCluster: the host terminates
+// the replication streams, docs/design/routing.md); last, with either renaming, UTF-8 repair of Failure messages, which the Go proxy
 // does as it decodes.
 //
 // `searchAttributeTranslation` with one entry becomes a search-attribute-rename entry for every namespace, as the Go
@@ -113,10 +113,10 @@ enum GoTranslationKeys {
             YAMLNodeReader.appendJSONString(connection.replicationEndpoint, to: &member)
             members.append(member)
         }
-        if let shards = connection.shardCount, shards.mode == "lcm" {
+        if let shards = connection.shardCount, shards.mode == "lcm" || shards.mode == "routing" {
             keys.append("shardCount")
             members.append(
-                #""shardCount":{"mode":"lcm","localShardCount":\#(shards.localShardCount),"#
+                #""shardCount":{"mode":"\#(shards.mode)","localShardCount":\#(shards.localShardCount),"#
                     + #""remoteShardCount":\#(shards.remoteShardCount)}"#
             )
         }

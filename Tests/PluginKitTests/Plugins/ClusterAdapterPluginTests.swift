@@ -258,6 +258,19 @@ final class ClusterAdapterPluginTests: XCTestCase {
         XCTAssertNil(off.replacement)
     }
 
+    func testRoutingShowsEachClusterItsOwnCountAndLeavesStreamsToTheHost() throws {
+        let loaded = try load(#"{"shardCount": {"mode": "routing", "localShardCount": 3, "remoteShardCount": 2}}"#)
+        // Outbound: the local cluster (3 shards) asks about the remote one and is told 3; inbound, the remote one (2)
+        // is told 2. Each then pairs its shards 1:1 with the other's.
+        for (side, real, shown) in [(S2S_SIDE_OUTBOUND, 2 as UInt64, 3 as UInt64), (S2S_SIDE_INBOUND, 3, 2)] {
+            let result = run(loaded, describeCluster, side: side, payload: try describeResponse(shards: real))
+            let output = try XCTUnwrap(result.replacement, "side \(side)")
+            XCTAssertEqual(try describeValues(output, "history_shard_count"), [shown], "side \(side)")
+        }
+        // Stream shard ids are not remapped: the host terminates routing-mode streams.
+        XCTAssertEqual(remap(loaded, side: S2S_SIDE_INBOUND, client: "2", server: "2"), [:])
+    }
+
     func testLCMAndFailoverVersionIncrementTogether() throws {
         let loaded = try load(#"""
             {"failoverVersionIncrement": {"local": 100}, "shardCount": {"mode": "lcm", "localShardCount": 4,
@@ -371,8 +384,8 @@ final class ClusterAdapterPluginTests: XCTestCase {
     func testOptionsAreChecked() throws {
         let driver = try table()
         for (options, complaint) in [
-            (#"{"shardCount": {"mode": "routing", "localShardCount": 4, "remoteShardCount": 2}}"#,
-             #"mode "routing" is not supported yet"#),
+            (#"{"shardCount": {"mode": "routing", "localShardCount": 4, "remoteShardCount": 0}}"#,
+             #"mode "routing" needs"#),
             (#"{"shardCount": {"mode": "LCM", "localShardCount": 4, "remoteShardCount": 2}}"#, #"unknown mode "LCM""#),
             (#"{"shardCount": {"localShardCount": 4, "remoteShardCount": 2}}"#, "mode"),
             (#"{"shardCount": {"mode": "lcm", "localShardCount": 4}}"#, "remoteShardCount"),
