@@ -14,6 +14,13 @@ final class ListenerContext: Sendable {
     /// e.g. `a-to-b/outbound`.
     let name: String
     let upstream: UpstreamConnecting
+    /// Where replication streams go instead of `upstream` in shard-count mode routing (the listener's
+    /// `RoutingDirection`, docs/design/routing.md); nil otherwise. Set once, before the listener starts.
+    var replicationUpstream: UpstreamConnecting? {
+        get { routing.withLockedValue { $0 } }
+        set { routing.withLockedValue { $0 = newValue } }
+    }
+    private let routing = NIOLockedValueBox<UpstreamConnecting?>(nil)
     let maxMessageBytes: Int
     let tuning: HTTP2Tuning
     /// The listener's lines and its connections' (`tcpServer` in the proxy); calls log as their service's component.

@@ -47,6 +47,8 @@ final class ProxyCall {
     private let downstreamStreamID: HTTP2StreamID
     private var upstream: UpstreamConnection?
     private var upstreamStreamID = HTTP2StreamID.rootStream
+    /// Where the call goes: the listener's upstream, or routing mode's target server for a replication stream.
+    private var destination: UpstreamConnecting
 
     /// Whether the client has been sent the response's headers (or a status): a call reset before that, and
     /// soon after it started, is what a rapid-reset flood is made of.
@@ -70,6 +72,7 @@ final class ProxyCall {
         // Until `start` reads the call's path.
         self.logger = downstream.logger
         self.machine = CallStateMachine(maxMessageBytes: listener.maxMessageBytes)
+        self.destination = listener.upstream
         metricsShard = listener.metrics.shard(for: downstream.writer.eventLoop)
         listener.activeCalls.increment()
         listener.metrics.callStarted(shard: metricsShard)
@@ -100,7 +103,10 @@ final class ProxyCall {
             return
         }
         var forwarded = request
-        if let chain = listener.plugins, let plan = chain.plan(for: method) {
+        if method == ReplicationStreamRegistry.method, !downstream.isInternal, let routing = listener.replicationUpstream {
+            destination = routing
+        }
+        if !downstream.isInternal, let chain = listener.plugins, let plan = chain.plan(for: method) {
             let runner = PluginCallRunner(plan: plan, method: method, side: chain.side, connection: chain.connectionName)
             runner.requestEncoding = encoding
             runner.maxMessageBytes = listener.maxMessageBytes
@@ -140,10 +146,10 @@ final class ProxyCall {
     /// Asks the upstream for a connection and opens the call's stream on it.
     private func openUpstreamStream(_ forwarded: HTTP2Frame.FramePayload.Headers, on loop: EventLoop, attemptsLeft: Int) {
         // Most calls find a connection ready: they take it at once, without a future and its callback.
-        if let ready = listener.upstream.readyConnection(on: loop) {
+        if let ready = destination.readyConnection(on: loop) {
             return openUpstreamStream(forwarded, on: loop, attemptsLeft: attemptsLeft, connection: .success(ready))
         }
-        listener.upstream.connection(on: loop).whenComplete { result in
+        destination.connection(on: loop).whenComplete { result in
             self.openUpstreamStream(forwarded, on: loop, attemptsLeft: attemptsLeft, connection: result)
         }
     }
@@ -164,13 +170,13 @@ final class ProxyCall {
                 return self.openUpstreamStream(forwarded, on: loop, attemptsLeft: attemptsLeft - 1)
             case .full:
                 self.failCall(
-                    GRPCStatus(.unavailable, "upstream \(self.listener.upstream.target) has no connection with room for another call (SETTINGS_MAX_CONCURRENT_STREAMS); retry the call"),
+                    GRPCStatus(.unavailable, "upstream \(self.destination.target) has no connection with room for another call (SETTINGS_MAX_CONCURRENT_STREAMS); retry the call"),
                     cause: .upstream
                 )
                 return
             case .unavailable:
                 self.failCall(
-                    GRPCStatus(.unavailable, "upstream \(self.listener.upstream.target) is draining; retry the call"),
+                    GRPCStatus(.unavailable, "upstream \(self.destination.target) is draining; retry the call"),
                     cause: .upstream
                 )
                 return
@@ -191,7 +197,7 @@ final class ProxyCall {
             connection.writer.flush()
         case .failure(let error):
             let message = (error as? UpstreamUnavailableError)?.description
-                ?? "upstream \(self.listener.upstream.target) is unavailable: \(NetworkErrorDescription.describe(error))"
+                ?? "upstream \(self.destination.target) is unavailable: \(NetworkErrorDescription.describe(error))"
             self.failCall(GRPCStatus(.unavailable, message), cause: .upstream)
         }
     }
@@ -276,7 +282,7 @@ final class ProxyCall {
         if let reason {
             if let ending = machine.upstreamReset(reason) { end(ending) }
         } else if let ending = machine.upstreamClosed() {
-            end(ending, statusMessage: "upstream \(listener.upstream.target) closed the stream before the call ended")
+            end(ending, statusMessage: "upstream \(destination.target) closed the stream before the call ended")
         }
     }
 

@@ -34,6 +34,8 @@ public final class ProxyServer: Sendable {
     private let metricsEndpoint: MetricsEndpoint?
     /// Returns freed memory to the system once a wave of load is over.
     private let memoryTrimmer: MemoryTrimmer
+    /// Shard-count mode routing's directions (two per connection in that mode).
+    private let routingDirections: [RoutingDirection]
 
     /// Builds listeners and upstream pools for every cluster connection; binds nothing yet.
     ///
@@ -67,6 +69,7 @@ public final class ProxyServer: Sendable {
         var contexts: [ListenerContext] = []
         var healthEndpoints: [HealthEndpoint] = []
         var statuses: [ClusterConnectionStatus] = []
+        var routingDirections: [RoutingDirection] = []
         // Every health listener reports on all connections; the list is complete once the loop below has run.
         let allStatuses = NIOLockedValueBox<[ClusterConnectionStatus]>([])
         for (connectionIndex, connection) in config.clusterConnections.enumerated() {
@@ -138,6 +141,7 @@ public final class ProxyServer: Sendable {
             let localUpstream = try tcpUpstream("local", connection.local.tcpClient, "local Temporal")
             let inbound = context(.inbound, upstream: localUpstream)
             let remoteSide: ClusterConnectionStatus.RemoteSide
+            var outboundContext: ListenerContext?
             let outboundTLS = try serverTLS("local", connection.local.tcpServer)
             // Outbound: calls from the local Temporal to the remote side, over TCP or the mux sessions.
             switch connection.remote.connectionType {
@@ -145,6 +149,7 @@ public final class ProxyServer: Sendable {
                 let remoteUpstream = try tcpUpstream("remote", connection.remote.tcpClient, "remote side")
                 remoteSide = .tcp(remoteUpstream)
                 let outbound = context(.outbound, upstream: remoteUpstream)
+                outboundContext = outbound
                 listeners.append(ProxyListener(
                     context: outbound, bindTarget: try address(connection.local.tcpServer, "outbound listener"),
                     tuning: settings.tuning, tls: outboundTLS
@@ -171,8 +176,10 @@ public final class ProxyServer: Sendable {
                     target: muxAddress, pool: pool, tuning: settings.tuning, firstSessionWait: .seconds(60),
                     logger: muxLogger
                 )
+                let outbound = context(.outbound, upstream: upstream)
+                outboundContext = outbound
                 listeners.append(ProxyListener(
-                    context: context(.outbound, upstream: upstream),
+                    context: outbound,
                     bindTarget: try address(connection.local.tcpServer, "outbound listener"),
                     tuning: settings.tuning, chooseLoop: { pool.loopForConnection() }, tls: outboundTLS
                 ))
@@ -197,6 +204,22 @@ public final class ProxyServer: Sendable {
                 }
                 muxTransports.append(transport)
                 remoteSide = .mux(transport)
+            }
+            if let shards = connection.shardCount, shards.mode == "routing", let outboundContext {
+                // Outbound: the local cluster's shards open streams there, the remote's are the sources; inbound the
+                // other way round.
+                for (listenerContext, targets, sources) in [
+                    (outboundContext, shards.localShardCount, shards.remoteShardCount),
+                    (inbound, shards.remoteShardCount, shards.localShardCount),
+                ] {
+                    routingDirections.append(Self.routing(
+                        listenerContext, loop: loops[routingDirections.count % loops.count],
+                        shape: .init(
+                            connectionName: connection.name, side: listenerContext.side, targetShardCount: targets,
+                            sourceShardCount: sources),
+                        tuning: settings.tuning, maxMessageBytes: config.limits.maxMessageBytes,
+                        logger: listenerContext.logger.component(.shardRouting)))
+                }
             }
             let status = ClusterConnectionStatus(
                 connection: connection, local: localUpstream, remote: remoteSide,
@@ -223,7 +246,36 @@ public final class ProxyServer: Sendable {
         self.listenerContexts = contexts
         self.healthEndpoints = healthEndpoints
         self.statuses = statuses
+        self.routingDirections = routingDirections
         allStatuses.withLockedValue { $0 = statuses }
+    }
+
+    /// Routing mode on `context`'s listener: its replication streams go to a `RoutingDirection` on `loop`, whose
+    /// source streams go out through the same listener over an internal connection.
+    private static func routing(
+        _ context: ListenerContext, loop: EventLoop, shape: RoutingDirection.Shape, tuning: HTTP2Tuning,
+        maxMessageBytes: Int, logger: Logger
+    ) -> RoutingDirection {
+        let direction = RoutingDirection(loop: loop, shape: shape, logger: logger)
+        direction.connectInternal = { direction in
+            let client = NIOLockedValueBox<RoutingSourceClient?>(nil)
+            return InternalSocketPair.make(
+                direction.loop, { channel in
+                    try ProxyListener.configureConnection(channel, context: context, tuning: tuning, isInternal: true)
+                },
+                direction.loop, { channel in
+                    let made = RoutingSourceClient(
+                        direction: direction, tuning: tuning, maxMessageBytes: maxMessageBytes)
+                    try made.install(on: channel)
+                    client.withLockedValue { $0 = made }
+                }
+            ).flatMap { _ in
+                let made = client.withLockedValue { $0 }!
+                return made.ready.futureResult.map { made }
+            }
+        }
+        context.replicationUpstream = RoutingUpstream(direction: direction, tuning: tuning, maxMessageBytes: maxMessageBytes)
+        return direction
     }
 
     /// Swaps every listener's plugin chain for the one `plugins` builds for its connection and side; calls that
@@ -242,6 +294,7 @@ public final class ProxyServer: Sendable {
     /// Binds every listener; if one fails, the ones already bound are closed and the error names the address.
     public func start() async throws {
         memoryTrimmer.start(on: group.next())
+        for direction in routingDirections { direction.start() }
         do {
             for listener in listeners {
                 try await listener.start(group: group)
@@ -268,6 +321,8 @@ public final class ProxyServer: Sendable {
         for endpoint in healthEndpoints { await endpoint.stop() }
         for listener in listeners { await listener.stopAccepting() }
         for transport in muxTransports { await transport.stop() }
+        // Replication streams last for ever: routing ends its own, so that the drain is of real calls.
+        for direction in routingDirections { direction.stop() }
         let deadline = NIODeadline.now() + drainTimeout
         var inFlight = activeCalls.value
         if inFlight > 0 {

@@ -1,0 +1,482 @@
+// Routing mode on one listener (docs/design/routing.md): the target shards whose replication streams arrive there
+// (senders), and one receiver per shard of the source cluster, whose streams leave through the same listener's
+// upstream. It carries out what the state machines of module ShardRouting decide: a batch from a source is routed
+// (`RoutingReceiver`), each target's share numbered and written on that target's stream (`RoutingSender`), the
+// target's ACKs turned into settled source batches, and the source's ACK sent when its level moves.
+//
+// A batch is delivered in source order; the bytes it took are given back to its source (HTTP/2 flow control) only
+// once every share of it is on a target's stream, so a missing or slow target holds its source back rather than
+// growing a buffer. A target stream that ends with shares it has not acknowledged restarts the receivers they came
+// from: their sources send again from the last ACK (at least once, nothing lost). Idle streams get keepalives every
+// second both ways.
+//
+// Confined to `loop`: `start` and `stop` hop to it, everything else is called on it (by the target server, the
+// source client and the timers, all on that loop), which is what makes the class safe to share (`@unchecked
+// Sendable`).
+
+import Foundation
+import Logging
+import NIOCore
+import NIOHPACK
+import ShardRouting
+
+final class RoutingDirection: @unchecked Sendable {
+    /// What a listener's direction serves: the target shards are those of the cluster whose streams arrive on it.
+    struct Shape {
+        let connectionName: String
+        let side: PluginSide
+        let targetShardCount: Int32
+        let sourceShardCount: Int32
+    }
+
+    private final class TargetSlot {
+        var sender: RoutingSender
+        let stream: RoutingTargetStream
+        var lastSent: NIODeadline
+
+        init(sender: RoutingSender, stream: RoutingTargetStream, now: NIODeadline) {
+            self.sender = sender
+            self.stream = stream
+            self.lastSent = now
+        }
+    }
+
+    private struct QueuedBatch {
+        let batch: UInt64
+        let priority: Int
+        let time: [UInt8]?
+        var remaining: [RoutingReceiver.Delivery]
+        let credit: Int
+    }
+
+    private final class ReceiverSlot {
+        var state: RoutingReceiver
+        var stream: RoutingSourceStream?
+        var queue: [QueuedBatch] = []
+        var lastAckSent: NIODeadline = .now()
+        var reopen: Scheduled<Void>?
+        var retryDelay: TimeAmount = RoutingDirection.firstRetryDelay
+        var waitingSince: NIODeadline?
+        var warnedWaiting = false
+
+        init(state: RoutingReceiver) { self.state = state }
+    }
+
+    static let firstRetryDelay: TimeAmount = .milliseconds(100)
+    static let maxRetryDelay: TimeAmount = .seconds(5)
+    static let keepaliveInterval: TimeAmount = .seconds(1)
+    static let waitingWarning: TimeAmount = .seconds(30)
+
+    let loop: EventLoop
+    let logger: Logger
+    let shape: Shape
+    /// Opens the internal connection into the listener that the receivers' streams go out on.
+    var connectInternal: ((RoutingDirection) -> EventLoopFuture<RoutingSourceClient>)?
+
+    private var targets: [Int32: TargetSlot] = [:]
+    private var receivers: [Int32: ReceiverSlot] = [:]
+    /// The first target stream's metadata: what the receivers' streams claim (cluster ids, other metadata).
+    private var template: HPACKHeaders?
+    private var client: RoutingSourceClient?
+    private var connecting = false
+    private var reconnect: Scheduled<Void>?
+    private var keepalive: RepeatedTask?
+    /// The highest id any sender of this direction used: a new sender starts above it.
+    private var highestID: Int64 = 0
+    private(set) var counters = Counters()
+
+    struct Counters {
+        var tasksRouted = 0
+        var batchesDelivered = 0
+        var unroutableTasks: [Int: Int] = [:]
+        var receiverRestarts = 0
+    }
+
+    init(loop: EventLoop, shape: Shape, logger: Logger) {
+        self.loop = loop
+        self.shape = shape
+        self.logger = logger
+    }
+
+    func start() {
+        loop.execute {
+            self.keepalive = self.loop.scheduleRepeatedTask(
+                initialDelay: Self.keepaliveInterval, delay: Self.keepaliveInterval
+            ) { _ in self.sendKeepalives() }
+        }
+    }
+
+    func stop() {
+        loop.execute {
+            self.keepalive?.cancel()
+            self.reconnect?.cancel()
+            for slot in self.receivers.values {
+                slot.reopen?.cancel()
+                slot.stream?.cancel()
+            }
+            for slot in self.targets.values {
+                slot.stream.finish(GRPCStatus(.unavailable, "s2s-proxy is shutting down"))
+            }
+            self.targets = [:]
+            self.client?.close()
+        }
+    }
+
+    // MARK: Target streams
+
+    /// Checks a target stream's metadata: the shard it may register as, or the status that refuses it.
+    enum Opening {
+        case accepted(shard: Int32)
+        case refused(GRPCStatus)
+    }
+
+    func targetOpening(headers: HPACKHeaders) -> Opening {
+        let names = ("temporal-client-shard-id", "temporal-server-shard-id")
+        guard let clientText = headers.first(name: names.0), let serverText = headers.first(name: names.1),
+              headers.first(name: "temporal-client-cluster-id") != nil,
+              headers.first(name: "temporal-server-cluster-id") != nil
+        else {
+            return .refused(GRPCStatus(
+                .invalidArgument,
+                "missing cluster & shard ID metadata: a replication stream needs temporal-client-cluster-id, "
+                    + "temporal-client-shard-id, temporal-server-cluster-id and temporal-server-shard-id"))
+        }
+        guard let shard = Int32(clientText), let server = Int32(serverText), shard > 0 else {
+            return .refused(GRPCStatus(
+                .invalidArgument,
+                "malformed shard ID metadata: \(names.0) \"\(clientText)\" and \(names.1) \"\(serverText)\" must be "
+                    + "shard ids (1 or more)"))
+        }
+        guard server == shard, shard <= shape.targetShardCount else {
+            return .refused(GRPCStatus(
+                .invalidArgument,
+                "s2s-proxy routing mode (shardCount.mode routing) pairs target shard n with source shard n, for n in "
+                    + "1...\(shape.targetShardCount) (this side's cluster has \(shape.targetShardCount) shards); this "
+                    + "stream names target shard \(shard) and source shard \(server). Check shardCount's counts, and "
+                    + "that the cluster learned them through this proxy's DescribeCluster"))
+        }
+        return .accepted(shard: shard)
+    }
+
+    /// A target shard's stream is registered; an older stream of the same shard is replaced (the newest wins).
+    func targetOpened(_ stream: RoutingTargetStream) {
+        if let old = targets[stream.shard] {
+            logger.info("a newer replication stream of the target shard replaces its older one", metadata: [
+                "shard": "\(stream.shard)",
+            ])
+            old.stream.finish(GRPCStatus(.unavailable, "replaced by a newer stream of the same shard"))
+            retire(old, reason: "target shard \(stream.shard) reconnected")
+        }
+        let firstID = max(Int64(Date().timeIntervalSince1970 * 1_000_000), highestID + 1)
+        highestID = firstID
+        targets[stream.shard] = TargetSlot(
+            sender: RoutingSender(targetShard: stream.shard, firstID: firstID), stream: stream, now: .now())
+        if template == nil { template = stream.headers }
+        logger.info("target shard registered", metadata: [
+            "shard": "\(stream.shard)", "targets": "\(targets.count)/\(shape.targetShardCount)",
+        ])
+        ensureReceivers()
+        pumpAll()
+    }
+
+    /// The target's ACK: the source batches it settles, and the sources' ACKs that moves.
+    func targetAcknowledged(_ stream: RoutingTargetStream, _ state: SyncReplicationState) {
+        guard let slot = targets[stream.shard], slot.stream === stream else { return }
+        let before = slot.sender.ignoredAcknowledgements
+        let settled = slot.sender.acknowledged(state)
+        if slot.sender.ignoredAcknowledgements > before {
+            logger.debug("ignored an ACK of ids this stream never sent", metadata: [
+                "shard": "\(stream.shard)", "ack": "\(state.inclusiveLowWatermark)",
+            ])
+        }
+        for settlement in settled {
+            guard let receiver = receivers[settlement.sourceShard],
+                  let acknowledgement = receiver.state.settled(batch: settlement.batch, at: stream.shard)
+            else { continue }
+            sendAcknowledgement(acknowledgement, for: receiver)
+        }
+    }
+
+    /// A target stream wrote what it had queued: waiting batches may go on.
+    func targetHasRoom(_ stream: RoutingTargetStream) {
+        guard targets[stream.shard]?.stream === stream else { return }
+        pumpAll()
+    }
+
+    /// A target stream ended (the target, the connection, or a failure).
+    func targetClosed(_ stream: RoutingTargetStream) {
+        guard let slot = targets[stream.shard], slot.stream === stream else { return }
+        targets[stream.shard] = nil
+        logger.info("target shard's replication stream ended", metadata: [
+            "shard": "\(stream.shard)", "unacknowledged_batches": "\(slot.sender.unsettledBatches)",
+        ])
+        retire(slot, reason: "target shard \(stream.shard)'s stream ended before acknowledging what it was sent")
+        if targets.isEmpty { stopReceivers() }
+    }
+
+    /// The batches a replaced or ended target stream never acknowledged must come again from their sources.
+    private func retire(_ slot: TargetSlot, reason: String) {
+        highestID = max(highestID, slot.sender.watermark)
+        for source in slot.sender.unsettledSources.sorted() {
+            restartReceiver(source, reason: reason)
+        }
+    }
+
+    // MARK: Receivers
+
+    /// A batch from source shard `stream.shard`; `credit` is the receive window its bytes took.
+    func sourceBatch(_ stream: RoutingSourceStream, _ batch: ReplicationBatch, credit: Int) {
+        guard let slot = receivers[stream.shard], slot.stream === stream else {
+            stream.release(credit)
+            return
+        }
+        slot.retryDelay = Self.firstRetryDelay
+        let routed = slot.state.received(batch)
+        counters.tasksRouted += batch.tasks.count - routed.unroutable.count
+        for task in routed.unroutable {
+            let seen = counters.unroutableTasks[task.taskType, default: 0]
+            counters.unroutableTasks[task.taskType] = seen + 1
+            if seen == 0 {
+                logger.warning(
+                    "a replication task says nothing of the workflow it belongs to (no raw_task_info, no namespace and workflow ids in its attributes): it is not forwarded; counted per task type",
+                    metadata: ["source_shard": "\(stream.shard)", "task_type": "\(task.taskType)"])
+            }
+        }
+        if let acknowledgement = routed.acknowledgement {
+            sendAcknowledgement(acknowledgement, for: slot)
+        }
+        slot.queue.append(QueuedBatch(
+            batch: routed.batch, priority: batch.priority, time: batch.highWatermarkTime, remaining: routed.deliveries,
+            credit: credit))
+        pump(slot)
+    }
+
+    /// A receiver's stream ended; it opens again after a pause while targets are registered.
+    func sourceEnded(_ stream: RoutingSourceStream, reason: String) {
+        guard let slot = receivers[stream.shard], slot.stream === stream else { return }
+        slot.stream = nil
+        slot.state.restarted()
+        slot.queue = []
+        logger.info("source shard's replication stream ended; reopening", metadata: [
+            "shard": "\(stream.shard)", "reason": "\(reason)", "retry_ms": "\(slot.retryDelay.nanoseconds / 1_000_000)",
+        ])
+        scheduleReopen(stream.shard, slot, after: slot.retryDelay)
+        slot.retryDelay = min(slot.retryDelay * 2, Self.maxRetryDelay)
+    }
+
+    func sourceConnectionClosed(_ closed: RoutingSourceClient) {
+        guard client === closed else { return }
+        client = nil
+        guard !targets.isEmpty else { return }
+        reconnect?.cancel()
+        reconnect = loop.scheduleTask(in: Self.firstRetryDelay) { self.ensureReceivers() }
+    }
+
+    private func restartReceiver(_ source: Int32, reason: String) {
+        guard let slot = receivers[source] else { return }
+        counters.receiverRestarts += 1
+        logger.info("restarting a source shard's stream: its source sends again from the last ACK", metadata: [
+            "shard": "\(source)", "reason": "\(reason)",
+        ])
+        slot.stream?.cancel()
+        slot.stream = nil
+        slot.state.restarted()
+        slot.queue = []
+        scheduleReopen(source, slot, after: Self.firstRetryDelay)
+    }
+
+    private func scheduleReopen(_ source: Int32, _ slot: ReceiverSlot, after delay: TimeAmount) {
+        slot.reopen?.cancel()
+        slot.reopen = loop.scheduleTask(in: delay) {
+            slot.reopen = nil
+            self.ensureReceivers()
+        }
+    }
+
+    private func stopReceivers() {
+        for slot in receivers.values {
+            slot.reopen?.cancel()
+            slot.reopen = nil
+            slot.stream?.cancel()
+            slot.stream = nil
+            slot.state.restarted()
+            slot.queue = []
+        }
+        logger.info("no target shard is registered: the source shards' streams are closed until one is")
+    }
+
+    /// Opens the receivers' streams that are not open, once a target is registered.
+    private func ensureReceivers() {
+        guard !targets.isEmpty, let template else { return }
+        guard let client, client.isActive else {
+            connectIfNeeded()
+            return
+        }
+        for source in 1...shape.sourceShardCount {
+            let slot = receivers[source] ?? {
+                let made = ReceiverSlot(state: RoutingReceiver(sourceShard: source, targetShardCount: shape.targetShardCount))
+                receivers[source] = made
+                return made
+            }()
+            guard slot.stream == nil, slot.reopen == nil else { continue }
+            guard let stream = client.openStream(shard: source, headers: receiverHeaders(source, template: template)) else {
+                scheduleReopen(source, slot, after: slot.retryDelay)
+                continue
+            }
+            slot.stream = stream
+            // Where the source stands with us: it resumes from its own record of the last ACK anyway.
+            if let acknowledgement = slot.state.acknowledgement {
+                sendAcknowledgement(acknowledgement, for: slot)
+            }
+        }
+    }
+
+    private func connectIfNeeded() {
+        guard !connecting, let connectInternal else { return }
+        connecting = true
+        connectInternal(self).whenComplete { result in
+            self.connecting = false
+            switch result {
+            case .success(let connected):
+                self.client = connected
+                self.ensureReceivers()
+            case .failure(let error):
+                self.logger.warning("cannot open the internal connection for the source shards' streams; retrying", metadata: [
+                    "error": "\(error)",
+                ])
+                self.reconnect?.cancel()
+                self.reconnect = self.loop.scheduleTask(in: Self.maxRetryDelay) { self.ensureReceivers() }
+            }
+        }
+    }
+
+    /// The metadata of source shard `source`'s stream: the target streams' cluster ids, shard ids `source`.
+    private func receiverHeaders(_ source: Int32, template: HPACKHeaders) -> HPACKHeaders {
+        var headers: HPACKHeaders = [
+            ":method": "POST",
+            ":scheme": "http",
+            ":path": ReplicationStreamRegistry.method,
+            ":authority": template.first(name: ":authority") ?? "s2s-proxy",
+            "content-type": "application/grpc",
+            "te": "trailers",
+        ]
+        let replaced: Set<String> = [
+            "content-type", "te", "grpc-timeout", "temporal-client-shard-id", "temporal-server-shard-id",
+        ]
+        for (name, value, _) in template where !name.hasPrefix(":") && !replaced.contains(name) {
+            headers.add(name: name, value: value)
+        }
+        headers.add(name: "temporal-client-shard-id", value: String(source))
+        headers.add(name: "temporal-server-shard-id", value: String(source))
+        return headers
+    }
+
+    private func sendAcknowledgement(_ acknowledgement: SyncReplicationState, for slot: ReceiverSlot) {
+        guard let stream = slot.stream else { return }
+        stream.send(acknowledgement.request)
+        slot.lastAckSent = .now()
+    }
+
+    // MARK: Delivery
+
+    /// Set while delivering: a write that completes at once (and so reports room) must not deliver re-entrantly.
+    private var pumping = false
+    private var pumpAgain = false
+
+    private func pumpAll() {
+        guard !pumping else {
+            pumpAgain = true
+            return
+        }
+        pumping = true
+        defer { pumping = false }
+        repeat {
+            pumpAgain = false
+            for source in receivers.keys.sorted() {
+                pumpOne(receivers[source]!)
+            }
+        } while pumpAgain
+    }
+
+    private func pump(_ slot: ReceiverSlot) {
+        guard !pumping else {
+            pumpAgain = true
+            return
+        }
+        pumping = true
+        defer { pumping = false }
+        pumpOne(slot)
+        while pumpAgain {
+            pumpAgain = false
+            for source in receivers.keys.sorted() {
+                pumpOne(receivers[source]!)
+            }
+        }
+    }
+
+    /// Delivers the receiver's waiting batches in order, as far as their targets are there and have room.
+    private func pumpOne(_ slot: ReceiverSlot) {
+        let source = slot.state.sourceShard
+        while var head = slot.queue.first {
+            head.remaining.removeAll { delivery in
+                guard let target = targets[delivery.targetShard], target.stream.hasRoom else { return false }
+                do {
+                    let message = try target.sender.deliver(
+                        delivery.tasks, from: source, batch: head.batch, highWatermarkTime: head.time,
+                        priority: head.priority)
+                    target.stream.send(message)
+                    target.lastSent = .now()
+                    counters.batchesDelivered += 1
+                } catch {
+                    // The task was read whole when it arrived; renumbering it cannot fail short of a bug.
+                    logger.error("could not renumber a replication task; the target's share is dropped", metadata: [
+                        "shard": "\(delivery.targetShard)", "error": "\(error)",
+                    ])
+                }
+                return true
+            }
+            guard head.remaining.isEmpty else {
+                slot.queue[0] = head
+                noteWaiting(slot, for: head.remaining.map(\.targetShard))
+                return
+            }
+            slot.queue.removeFirst()
+            slot.stream?.release(head.credit)
+        }
+        slot.waitingSince = nil
+        slot.warnedWaiting = false
+    }
+
+    private func noteWaiting(_ slot: ReceiverSlot, for shards: [Int32]) {
+        let now = NIODeadline.now()
+        guard let since = slot.waitingSince else {
+            slot.waitingSince = now
+            return
+        }
+        if !slot.warnedWaiting, now - since >= Self.waitingWarning {
+            slot.warnedWaiting = true
+            let missing = shards.filter { targets[$0] == nil }
+            logger.warning("a source shard's tasks wait for target shards", metadata: [
+                "source_shard": "\(slot.state.sourceShard)",
+                "not_connected": "\(missing)",
+                "busy": "\(shards.filter { targets[$0] != nil })",
+            ])
+        }
+    }
+
+    private func sendKeepalives() {
+        let now = NIODeadline.now()
+        for slot in targets.values where now - slot.lastSent >= Self.keepaliveInterval && slot.stream.hasRoom {
+            slot.stream.send(slot.sender.keepalive())
+            slot.lastSent = now
+        }
+        for slot in receivers.values where now - slot.lastAckSent >= Self.keepaliveInterval {
+            if let acknowledgement = slot.state.acknowledgement {
+                sendAcknowledgement(acknowledgement, for: slot)
+            }
+        }
+        for slot in receivers.values where !slot.queue.isEmpty {
+            noteWaiting(slot, for: slot.queue[0].remaining.map(\.targetShard))
+        }
+    }
+}

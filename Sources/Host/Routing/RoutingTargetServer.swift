@@ -1,0 +1,200 @@
+// The server end of routing mode's internal upstream connection: where a listener forwards the replication streams
+// target shards open (docs/design/routing.md, "Senders"). Each stream is a target shard's: its metadata is checked
+// and the stream registered with the listener's `RoutingDirection`, its messages (ACKs) handed over, and the
+// batches the direction writes framed as gRPC messages. The listener's `ProxyCall` sits between the target and this
+// server, so plugins, ACL, metrics and logs apply to these streams as to forwarded ones.
+//
+// Confined to the direction's event loop.
+
+import HTTP2Forwarding
+import Logging
+import NIOCore
+import NIOHPACK
+import ShardRouting
+
+/// One target shard's stream, as the direction sees it.
+final class RoutingTargetStream {
+    let shard: Int32
+    let headers: HPACKHeaders
+    fileprivate let id: H2StreamID
+    fileprivate weak var server: RoutingTargetServer?
+    fileprivate var ended = false
+    /// Bytes handed to the engine and not yet written to the socket: a slow target holds its sender back.
+    private(set) var bytesInFlight = 0
+
+    fileprivate init(shard: Int32, headers: HPACKHeaders, id: H2StreamID, server: RoutingTargetServer) {
+        self.shard = shard
+        self.headers = headers
+        self.id = id
+        self.server = server
+    }
+
+    /// Whether the stream can take another batch now.
+    var hasRoom: Bool { !ended && bytesInFlight < RoutingTargetServer.maxBytesInFlight }
+
+    /// Sends one response message (a `StreamWorkflowReplicationMessagesResponse`).
+    func send(_ message: [UInt8]) {
+        guard !ended, let server else { return }
+        bytesInFlight += message.count
+        let size = message.count
+        server.send(message, on: id) { [weak self] in
+            guard let self else { return }
+            self.bytesInFlight -= size
+            if let server = self.server, self.bytesInFlight < RoutingTargetServer.maxBytesInFlight {
+                server.direction.targetHasRoom(self)
+            }
+        }
+    }
+
+    /// Ends the stream with `status`.
+    func finish(_ status: GRPCStatus) {
+        guard !ended else { return }
+        ended = true
+        server?.finish(id, status: status)
+    }
+}
+
+final class RoutingTargetServer: ChannelInboundHandler, H2ConnectionDelegate {
+    typealias InboundIn = Never
+
+    /// A target stream with this much written and not yet on the socket takes no more batches until it drains.
+    static let maxBytesInFlight = 4 << 20
+
+    let engine: H2ConnectionHandler
+    let direction: RoutingDirection
+    private let maxMessageBytes: Int
+    private var streams: [H2StreamID: (stream: RoutingTargetStream?, reassembler: GRPCMessageReassembler)] = [:]
+
+    init(direction: RoutingDirection, tuning: HTTP2Tuning, maxMessageBytes: Int) {
+        self.direction = direction
+        self.maxMessageBytes = maxMessageBytes
+        self.engine = H2ConnectionHandler(configuration: tuning.engineConfiguration(for: .server))
+    }
+
+    /// Installs the engine and this handler on `channel`.
+    func install(on channel: Channel) throws {
+        try channel.pipeline.syncOperations.addHandler(engine)
+        try channel.pipeline.syncOperations.addHandler(self)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        engine.delegate = self
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        engine.delegate = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let open = streams.values.compactMap(\.stream)
+        streams = [:]
+        for stream in open where !stream.ended {
+            stream.ended = true
+            direction.targetClosed(stream)
+        }
+        context.fireChannelInactive()
+    }
+
+    // MARK: What the engine hands over
+
+    func h2Headers(_ headers: HPACKHeaders, stream: H2StreamID, endStream: Bool, isNewStream: Bool) {
+        guard isNewStream else {
+            // Trailers from the target: it is done sending.
+            if endStream { endedByTarget(stream) }
+            return
+        }
+        switch direction.targetOpening(headers: headers) {
+        case .refused(let status):
+            engine.sendHeaders(status.trailers(trailersOnly: true), stream: stream, endStream: true, promise: nil)
+            engine.flush()
+        case .accepted(let shard):
+            let target = RoutingTargetStream(shard: shard, headers: headers, id: stream, server: self)
+            streams[stream] = (target, GRPCMessageReassembler(maxMessageBytes: maxMessageBytes))
+            engine.sendHeaders([":status": "200", "content-type": "application/grpc"], stream: stream, endStream: false, promise: nil)
+            engine.flush()
+            direction.targetOpened(target)
+            if endStream { endedByTarget(stream) }
+        }
+    }
+
+    func h2Data(_ payload: ByteBuffer, stream: H2StreamID, endStream: Bool, flowControlledLength: Int) {
+        engine.release(stream: stream, bytes: flowControlledLength)
+        guard var entry = streams[stream], let target = entry.stream else { return }
+        var messages: [ByteBuffer] = []
+        let tooLarge = entry.reassembler.consume(payload, into: &messages)
+        streams[stream] = entry
+        for var message in messages {
+            message.moveReaderIndex(forwardBy: 5)
+            let bytes = message.readBytes(length: message.readableBytes) ?? []
+            do {
+                guard let state = try SyncReplicationState(request: bytes) else { continue }
+                direction.targetAcknowledged(target, state)
+            } catch {
+                fail(target, GRPCStatus(.invalidArgument, "s2s-proxy routing: a malformed SyncReplicationState: \(error)"))
+                return
+            }
+        }
+        if let tooLarge {
+            fail(target, GRPCStatus(.resourceExhausted, "s2s-proxy routing: a request message of \(tooLarge) bytes is over the limit"))
+            return
+        }
+        if endStream { endedByTarget(stream) }
+    }
+
+    func h2StreamReset(_ stream: H2StreamID, code: H2ErrorCode, byPeer: Bool) {
+        closed(stream)
+    }
+
+    func h2StreamClosed(_ stream: H2StreamID) {
+        closed(stream)
+    }
+
+    func h2GoAway(lastStream: H2StreamID, code: H2ErrorCode, debugData: ByteBuffer) {}
+    func h2PeerSettingsChanged() {}
+    func h2PingAnswered(opaque: UInt64) {}
+    func h2ConnectionError(_ violation: H2ProtocolViolation) {}
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+
+    // MARK: Used by the streams
+
+    fileprivate func send(_ message: [UInt8], on stream: H2StreamID, written: @escaping () -> Void) {
+        var buffer = ByteBufferAllocator().buffer(capacity: 5 + message.count)
+        buffer.writeInteger(UInt8(0))
+        buffer.writeInteger(UInt32(message.count))
+        buffer.writeBytes(message)
+        let promise = direction.loop.makePromise(of: Void.self)
+        promise.futureResult.whenComplete { _ in written() }
+        engine.sendData(buffer, stream: stream, endStream: false, promise: promise)
+        engine.flush()
+    }
+
+    fileprivate func finish(_ stream: H2StreamID, status: GRPCStatus) {
+        streams[stream] = nil
+        engine.sendHeaders(status.trailers(trailersOnly: false), stream: stream, endStream: true, promise: nil)
+        engine.flush()
+    }
+
+    private func fail(_ target: RoutingTargetStream, _ status: GRPCStatus) {
+        direction.logger.warning("ending a target shard's replication stream", metadata: [
+            "shard": "\(target.shard)", "status": "\(status)",
+        ])
+        target.finish(status)
+        direction.targetClosed(target)
+    }
+
+    /// The target half-closed its side: the stream is over (Temporal's receiver never does this while it wants tasks).
+    private func endedByTarget(_ stream: H2StreamID) {
+        guard let target = streams[stream]?.stream, !target.ended else { return }
+        target.finish(GRPCStatus(.ok, ""))
+        direction.targetClosed(target)
+    }
+
+    private func closed(_ stream: H2StreamID) {
+        guard let entry = streams.removeValue(forKey: stream), let target = entry.stream, !target.ended else { return }
+        target.ended = true
+        direction.targetClosed(target)
+    }
+}

@@ -1,0 +1,93 @@
+"""Shard-count mode `routing` through the real binary (docs/design/routing.md), against the replication peer
+(replication_peer.py) playing both clusters.
+
+The proxy terminates the streams the target shards open, opens one stream per source shard toward the source
+cluster, and moves each task to the target shard Temporal's function names (computed here with Google's farmhash,
+independently). Checked: every task arrives at that shard exactly once, in source order per source shard; each
+source's ACK level reaches its last watermark; DescribeCluster-free (the peer pairs shards 1:1 as a cluster that
+learned its peer's count through the proxy would).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from plugin_build import REPO_ROOT
+from proxy_process import DIRECT, ClusterConnection
+from replication_peer import SourceCluster, TargetShard, history_shard
+
+pytestmark = pytest.mark.skipif(DIRECT, reason="routing is the proxy's")
+
+SCHEMA = str(REPO_ROOT / "Tests/Fixtures/temporal-dev-schema.binpb")
+
+
+def routing_connection(local: SourceCluster, remote: SourceCluster) -> ClusterConnection:
+    return ClusterConnection("routing", local_upstream=local.address, remote_upstream=remote.address, extra={
+        "shardCount": {"mode": "routing", "localShardCount": local.shard_count, "remoteShardCount": remote.shard_count},
+        "schema": {"file": SCHEMA},
+    })
+
+
+def wait_for(condition, timeout=30.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def expected_arrivals(source: SourceCluster, target_count: int) -> dict[int, list[str]]:
+    """target shard -> identities of the source's tasks it must apply, in source order per source shard."""
+    arrivals: dict[int, list[str]] = {shard: [] for shard in range(1, target_count + 1)}
+    for shard, task_id, namespace_id, workflow_id in source.all_tasks():
+        arrivals[history_shard(namespace_id, workflow_id, target_count)].append(source.identity(shard, task_id))
+    return arrivals
+
+
+def check_delivery(source: SourceCluster, targets: list[TargetShard]):
+    expected = expected_arrivals(source, len(targets))
+    total = sum(len(tasks) for tasks in expected.values())
+    wait_for(lambda: sum(len(target.received()) for target in targets) >= total, what=f"{total} tasks of {source.name}")
+    time.sleep(0.3)  # nothing more may come
+    for target in targets:
+        assert not target.errors, target.errors
+        got = target.received()
+        assert sorted(got) == sorted(expected[target.shard]), f"target shard {target.shard}"
+        assert len(got) == len(set(got)), f"target shard {target.shard} got a task twice"
+        for shard in range(1, source.shard_count + 1):
+            prefix = f"{source.name}/{shard}/"
+            order = [int(item[len(prefix):]) for item in got if item.startswith(prefix)]
+            assert order == sorted(order), f"target shard {target.shard}, source shard {shard}: out of order"
+    wait_for(lambda: all(source.acks.get(shard) == source.final_watermark(shard)
+                         for shard in range(1, source.shard_count + 1)),
+             what=f"{source.name}'s ACKs to reach the last watermarks (now {source.acks})")
+
+
+@pytest.mark.parametrize("local_shards, remote_shards", [(4, 2), (2, 4), (2, 3), (3, 2)])
+def test_every_task_reaches_the_shard_temporal_names(proxy_factory, local_shards, remote_shards):
+    local = SourceCluster("cluster-l", local_shards, seed=local_shards * 10 + remote_shards).start()
+    remote = SourceCluster("cluster-r", remote_shards, seed=remote_shards * 10 + local_shards + 1).start()
+    targets = []
+    try:
+        proxy = proxy_factory.start([routing_connection(local, remote)])
+        # The remote cluster's shards pull the local cluster's tasks through the inbound listener, and the other way.
+        remote_targets = [TargetShard("cluster-r", "cluster-l", shard, proxy.inbound())
+                          for shard in range(1, remote_shards + 1)]
+        local_targets = [TargetShard("cluster-l", "cluster-r", shard, proxy.outbound())
+                         for shard in range(1, local_shards + 1)]
+        targets = remote_targets + local_targets
+        check_delivery(local, remote_targets)
+        check_delivery(remote, local_targets)
+        # One stream per source shard: the proxy's receivers, claiming the target cluster and the same shard id.
+        for source, target_cluster in ((local, "cluster-r"), (remote, "cluster-l")):
+            pairs = sorted((stream["temporal-client-cluster-id"], stream["temporal-server-shard-id"])
+                           for stream in source.streams)
+            assert pairs == [(target_cluster, str(shard)) for shard in range(1, source.shard_count + 1)]
+    finally:
+        for target in targets:
+            target.close()
+        local.stop()
+        remote.stop()
