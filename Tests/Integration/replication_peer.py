@@ -46,24 +46,30 @@ class SourceCluster:
         self.name = name
         self.shard_count = shard_count
         self.address = free_address()
-        rng = random.Random(seed)
-        namespace_ids = [f"{name}-ns-{index:02d}-0000-0000-0000" for index in range(namespaces)]
+        self.rng = random.Random(seed)
+        self.namespace_ids = [f"{name}-ns-{index:02d}-0000-0000-0000" for index in range(namespaces)]
         # shard -> [(tasks: [(task id, namespace id, workflow id)], exclusive high watermark)]
-        self.logs: dict[int, list[tuple[list[tuple[int, str, str]], int]]] = {}
-        for shard in range(1, shard_count + 1):
-            task_id = shard * 1_000_000
-            log = []
-            for _ in range(batches):
-                tasks = []
-                for _ in range(rng.randrange(0, 6)):
-                    tasks.append((task_id, rng.choice(namespace_ids), f"wf-{rng.randrange(10_000)}"))
-                    task_id += rng.randrange(1, 4)
-                task_id += rng.randrange(0, 3)
-                log.append((tasks, task_id))
-            self.logs[shard] = log
+        self.logs: dict[int, list[tuple[list[tuple[int, str, str]], int]]] = {
+            shard: [] for shard in range(1, shard_count + 1)}
+        self.extend(batches)
         self.lock = threading.Lock()
         self.acks: dict[int, int] = {}
         self.streams: list[dict] = []
+        self.server = None
+
+    def extend(self, batches: int):
+        """Appends `batches` batches to every shard's log (served on streams opened from now on)."""
+        for shard, log in self.logs.items():
+            task_id = log[-1][1] if log else shard * 1_000_000
+            for _ in range(batches):
+                tasks = []
+                for _ in range(self.rng.randrange(0, 6)):
+                    tasks.append((task_id, self.rng.choice(self.namespace_ids), f"wf-{self.rng.randrange(10_000)}"))
+                    task_id += self.rng.randrange(1, 4)
+                task_id += self.rng.randrange(0, 3)
+                log.append((tasks, task_id))
+
+    def start(self) -> "SourceCluster":
         handler = grpc.method_handlers_generic_handler(ADMIN, {
             "StreamWorkflowReplicationMessages": grpc.stream_stream_rpc_method_handler(
                 self._serve, request_deserializer=Request.FromString, response_serializer=Response.SerializeToString),
@@ -71,13 +77,14 @@ class SourceCluster:
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
         self.server.add_generic_rpc_handlers((handler,))
         self.server.add_insecure_port(self.address)
-
-    def start(self) -> "SourceCluster":
         self.server.start()
         return self
 
     def stop(self):
-        self.server.stop(grace=0)
+        """Stops serving (every stream ends); `start` serves again on the same address, resuming from the ACKs."""
+        if self.server is not None:
+            self.server.stop(grace=0).wait()
+            self.server = None
 
     def all_tasks(self):
         """(source shard, task id, namespace id, workflow id) of every task in the logs."""
@@ -134,8 +141,9 @@ class SourceCluster:
 class TargetShard:
     """One shard of a target cluster: opens its stream at `address`, applies and acknowledges what it is sent."""
 
-    def __init__(self, cluster: str, source_cluster: str, shard: int, address: str):
+    def __init__(self, cluster: str, source_cluster: str, shard: int, address: str, acknowledge: bool = True):
         self.shard = shard
+        self.acknowledge = acknowledge
         self.applied: list[str] = []
         self.ids: list[int] = []
         self.errors: list[str] = []
@@ -169,9 +177,10 @@ class TargetShard:
                             self.errors.append(f"id {task.source_task_id} after {self.ids[-1]}")
                         self.ids.append(task.source_task_id)
                         self.applied.append(task.raw_task_info.run_id)
-                ack = Request()
-                ack.sync_replication_state.inclusive_low_watermark = batch.exclusive_high_watermark
-                self.requests.put(ack)
+                if self.acknowledge:
+                    ack = Request()
+                    ack.sync_replication_state.inclusive_low_watermark = batch.exclusive_high_watermark
+                    self.requests.put(ack)
         except grpc.RpcError as error:
             if error.code() != grpc.StatusCode.CANCELLED:
                 with self.lock:

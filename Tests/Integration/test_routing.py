@@ -91,3 +91,64 @@ def test_every_task_reaches_the_shard_temporal_names(proxy_factory, local_shards
             target.close()
         local.stop()
         remote.stop()
+
+
+def test_a_target_that_goes_away_unacknowledged_gets_its_tasks_again(proxy_factory):
+    local = SourceCluster("cluster-l", 2, seed=5).start()
+    remote = SourceCluster("cluster-r", 3, seed=6, batches=0).start()
+    targets = []
+    try:
+        proxy = proxy_factory.start([routing_connection(local, remote)])
+        expected = expected_arrivals(local, 3)
+        # Shard 1 applies what it is sent but never acknowledges it, then goes away.
+        silent = TargetShard("cluster-r", "cluster-l", 1, proxy.inbound(), acknowledge=False)
+        others = [TargetShard("cluster-r", "cluster-l", shard, proxy.inbound()) for shard in (2, 3)]
+        targets = [silent, *others]
+        wait_for(lambda: len(silent.received()) == len(expected[1]), what="shard 1's tasks")
+        assert all(local.acks.get(shard, 0) < local.final_watermark(shard) for shard in (1, 2)
+                   if any(item.startswith(f"cluster-l/{shard}/") for item in expected[1])), local.acks
+        silent.close()
+        # Its successor gets every one of them again; the sources' ACKs complete; the other shards lose nothing.
+        successor = TargetShard("cluster-r", "cluster-l", 1, proxy.inbound())
+        targets.append(successor)
+        check_delivery_at_least_once(local, {1: successor, 2: others[0], 3: others[1]}, expected)
+    finally:
+        for target in targets:
+            target.close()
+        local.stop()
+        remote.stop()
+
+
+def test_a_source_that_restarts_is_read_again_from_its_last_ack(proxy_factory):
+    local = SourceCluster("cluster-l", 3, seed=7).start()
+    remote = SourceCluster("cluster-r", 2, seed=8, batches=0).start()
+    targets = []
+    try:
+        proxy = proxy_factory.start([routing_connection(local, remote)])
+        targets = [TargetShard("cluster-r", "cluster-l", shard, proxy.inbound()) for shard in (1, 2)]
+        check_delivery(local, targets)
+        local.stop()
+        local.extend(5)
+        local.start()
+        check_delivery_at_least_once(local, dict(enumerate(targets, start=1)), expected_arrivals(local, 2))
+        # Nothing was sent twice: the source resumed from what the targets had acknowledged.
+        for target in targets:
+            assert len(target.received()) == len(set(target.received())), f"shard {target.shard}"
+    finally:
+        for target in targets:
+            target.close()
+        local.stop()
+        remote.stop()
+
+
+def check_delivery_at_least_once(source: SourceCluster, targets: dict[int, TargetShard], expected: dict[int, list[str]]):
+    """Every task at its shard (duplicates allowed), and the source's ACKs at its last watermarks."""
+    def complete():
+        return all(set(expected[shard]) <= set(target.received()) for shard, target in targets.items())
+    wait_for(complete, what=f"every task of {source.name} at its shard")
+    for shard, target in targets.items():
+        assert not target.errors, target.errors
+        assert set(target.received()) <= set(expected[shard]), f"shard {shard} got another shard's task"
+    wait_for(lambda: all(source.acks.get(shard) == source.final_watermark(shard)
+                         for shard in range(1, source.shard_count + 1)),
+             what=f"{source.name}'s ACKs to reach the last watermarks (now {source.acks})")
