@@ -14,19 +14,22 @@ import time
 
 import pytest
 
+from netutil import free_address
 from plugin_build import REPO_ROOT
 from proxy_process import DIRECT, ClusterConnection
 from replication_peer import SourceCluster, TargetShard, history_shard
+from test_metrics import scrape, value
+from test_replication_streams import debug_connection
 
 pytestmark = pytest.mark.skipif(DIRECT, reason="routing is the proxy's")
 
 SCHEMA = str(REPO_ROOT / "Tests/Fixtures/temporal-dev-schema.binpb")
 
 
-def routing_connection(local: SourceCluster, remote: SourceCluster) -> ClusterConnection:
+def routing_connection(local: SourceCluster, remote: SourceCluster, **extra) -> ClusterConnection:
     return ClusterConnection("routing", local_upstream=local.address, remote_upstream=remote.address, extra={
         "shardCount": {"mode": "routing", "localShardCount": local.shard_count, "remoteShardCount": remote.shard_count},
-        "schema": {"file": SCHEMA},
+        "schema": {"file": SCHEMA}, **extra,
     })
 
 
@@ -152,3 +155,39 @@ def check_delivery_at_least_once(source: SourceCluster, targets: dict[int, Targe
     wait_for(lambda: all(source.acks.get(shard) == source.final_watermark(shard)
                          for shard in range(1, source.shard_count + 1)),
              what=f"{source.name}'s ACKs to reach the last watermarks (now {source.acks})")
+
+
+def test_metrics_and_debug_connections_show_shards_streams_and_acks(proxy_factory):
+    local = SourceCluster("cluster-l", 3, seed=11).start()
+    remote = SourceCluster("cluster-r", 2, seed=12, batches=0).start()
+    targets = []
+    metrics_address, health_address = free_address(), free_address()
+    try:
+        proxy = proxy_factory.start(
+            [routing_connection(local, remote, remoteClusterHealthCheck={"protocol": "http", "listenAddress": health_address})],
+            metrics_address=metrics_address)
+        targets = [TargetShard("cluster-r", "cluster-l", shard, proxy.inbound()) for shard in (1, 2)]
+        check_delivery(local, targets)
+        tasks = sum(1 for _ in local.all_tasks())
+        families = scrape(metrics_address)
+        labels = {"connection": "routing", "direction": "inbound"}
+        assert value(families, "s2s_proxy_routing_tasks", "s2s_proxy_routing_tasks_total", **labels) == tasks
+        assert value(families, "s2s_proxy_routing_streams", "s2s_proxy_routing_streams", role="target", **labels) == 2
+        assert value(families, "s2s_proxy_routing_streams", "s2s_proxy_routing_streams", role="source", **labels) == 3
+        assert value(families, "s2s_proxy_routing_receiver_restarts", "s2s_proxy_routing_receiver_restarts_total",
+                     **labels) == 0
+        routing = {entry["direction"]: entry for entry in debug_connection(health_address)["routing"]}
+        inbound = routing["inbound"]
+        assert (inbound["target_shard_count"], inbound["source_shard_count"]) == (2, 3)
+        assert [target["shard"] for target in inbound["targets"]] == [1, 2]
+        assert all(target["unacknowledged_batches"] == 0 for target in inbound["targets"])
+        assert [(source["shard"], source["connected"], source["ack_level"]) for source in inbound["sources"]] == [
+            (shard, True, local.final_watermark(shard)) for shard in (1, 2, 3)]
+        assert inbound["tasks_routed"] == tasks
+        # Nothing opened on the outbound side: no local shard asked for the remote's tasks.
+        assert routing["outbound"]["targets"] == [] and routing["outbound"]["sources"] == []
+    finally:
+        for target in targets:
+            target.close()
+        local.stop()
+        remote.stop()

@@ -32,13 +32,16 @@ final class ClusterConnectionStatus: Sendable {
     private var chains: [PluginChain] { currentChains.withLockedValue { $0 } }
     /// One per listener (outbound, inbound).
     private let replicationStreams: [ReplicationStreamRegistry]
+    /// Shard-count mode routing's two directions; empty in other modes.
+    private let routing: [RoutingDirection]
     private let localProbe = ProbeCache()
     private let remoteProbe = ProbeCache()
 
     init(
         name: String, listeners: [Listener], local: Upstream, remote: RemoteSide, chains: [PluginChain],
-        replicationStreams: [ReplicationStreamRegistry] = []
+        replicationStreams: [ReplicationStreamRegistry] = [], routing: [RoutingDirection] = []
     ) {
+        self.routing = routing
         self.name = name
         self.listeners = listeners
         self.local = local
@@ -50,7 +53,7 @@ final class ClusterConnectionStatus: Sendable {
     /// The status of `connection`, listing the addresses its configuration listens on.
     convenience init(
         connection: ClusterConnectionConfig, local: Upstream, remote: RemoteSide, chains: [PluginChain],
-        replicationStreams: [ReplicationStreamRegistry] = []
+        replicationStreams: [ReplicationStreamRegistry] = [], routing: [RoutingDirection] = []
     ) {
         let addresses: [(String, String?)] = [
             ("outbound", connection.local.tcpServer?.address),
@@ -62,7 +65,7 @@ final class ClusterConnectionStatus: Sendable {
         let listeners = addresses.compactMap { role, address in address.map { Listener(role: role, address: $0) } }
         self.init(
             name: connection.name, listeners: listeners, local: local, remote: remote, chains: chains,
-            replicationStreams: replicationStreams
+            replicationStreams: replicationStreams, routing: routing
         )
     }
 
@@ -155,11 +158,14 @@ final class ClusterConnectionStatus: Sendable {
                 ))
             }
         }
-        return localUpstream.and(remoteParts).map { localInfo, remoteInfo in
-            ConnectionDebugInfo(
+        let routing = EventLoopFuture.whenAllSucceed(self.routing.map { $0.snapshot().hop(to: loop) }, on: loop)
+        return localUpstream.and(remoteParts).and(routing).map { parts, routing in
+            let (localInfo, remoteInfo) = parts
+            return ConnectionDebugInfo(
                 name: self.name, listeners: self.listeners,
                 upstreams: [localInfo] + [remoteInfo.0].compactMap { $0 },
-                mux: remoteInfo.1, plugins: plugins, schema: schema, activeStreams: streams, streamCounts: streamCounts
+                mux: remoteInfo.1, plugins: plugins, schema: schema, activeStreams: streams, streamCounts: streamCounts,
+                routing: routing.isEmpty ? nil : routing
             )
         }
     }
@@ -210,9 +216,11 @@ struct ConnectionDebugInfo: Sendable, Encodable {
     var activeStreams: [ReplicationStreamInfo]
     /// How many replication streams are open, per listener direction (`outbound`, `inbound`).
     var streamCounts: [String: Int]
+    /// Shard-count mode routing, per listener direction; absent in other modes.
+    var routing: [RoutingDirection.Snapshot]?
 
     enum CodingKeys: String, CodingKey {
-        case name, listeners, upstreams, mux, plugins, schema
+        case name, listeners, upstreams, mux, plugins, schema, routing
         case activeStreams = "active_streams"
         case streamCounts = "stream_counts"
     }

@@ -42,6 +42,12 @@ public final class ProxyMetrics: Sendable {
         calls.withLockedValue { $0.append(listener) }
     }
 
+    private let routing: NIOLockedValueBox<[RoutingDirection]> = NIOLockedValueBox([])
+
+    func add(_ direction: RoutingDirection) {
+        routing.withLockedValue { $0.append(direction) }
+    }
+
     func add(_ mux: MuxSource) {
         muxes.withLockedValue { $0.append(mux) }
     }
@@ -64,7 +70,40 @@ public final class ProxyMetrics: Sendable {
         renderLogDrops(into: &text)
         renderHealthChecks(into: &text)
         renderCaptures(into: &text)
+        renderRouting(into: &text)
         return text.text
+    }
+
+    /// Shard-count mode routing, per connection and listener direction; nothing in other modes.
+    private func renderRouting(into text: inout PrometheusText) {
+        let directions = routing.withLockedValue { $0 }
+        guard !directions.isEmpty else { return }
+        let figures = directions.map { ($0, $0.figures.withLockedValue { $0 }) }
+        func labels(_ direction: RoutingDirection) -> [(String, String)] {
+            [("connection", direction.shape.connectionName), ("direction", direction.shape.side.rawValue)]
+        }
+        let routed = "s2s_proxy_routing_tasks_total"
+        text.family(routed, .counter, help: "Replication tasks routed to their target shard (shard-level tasks count once).")
+        for (direction, figure) in figures { text.sample(routed, labels(direction), Double(figure.tasksRouted)) }
+        let batches = "s2s_proxy_routing_batches_delivered_total"
+        text.family(batches, .counter, help: "Batches written to target shards' streams.")
+        for (direction, figure) in figures { text.sample(batches, labels(direction), Double(figure.batchesDelivered)) }
+        let unroutable = "s2s_proxy_routing_unroutable_tasks_total"
+        text.family(unroutable, .counter, help: "Replication tasks that name no workflow and were not forwarded, by task type.")
+        for (direction, figure) in figures {
+            for (type, count) in figure.unroutableTasks.sorted(by: { $0.key < $1.key }) {
+                text.sample(unroutable, labels(direction) + [("task_type", String(type))], Double(count))
+            }
+        }
+        let restarts = "s2s_proxy_routing_receiver_restarts_total"
+        text.family(restarts, .counter, help: "Source-shard streams restarted because a target left with tasks it had not acknowledged.")
+        for (direction, figure) in figures { text.sample(restarts, labels(direction), Double(figure.receiverRestarts)) }
+        let streams = "s2s_proxy_routing_streams"
+        text.family(streams, .gauge, help: "Open routing streams: target shards' (role target) and the proxy's own toward source shards (role source).")
+        for (direction, figure) in figures {
+            text.sample(streams, labels(direction) + [("role", "target")], Double(figure.targetStreams))
+            text.sample(streams, labels(direction) + [("role", "source")], Double(figure.sourceStreams))
+        }
     }
 
     /// Capture files (`capture:`): records written and calls left out, per file; nothing without capture.

@@ -205,6 +205,7 @@ public final class ProxyServer: Sendable {
                 muxTransports.append(transport)
                 remoteSide = .mux(transport)
             }
+            var connectionRouting: [RoutingDirection] = []
             if let shards = connection.shardCount, shards.mode == "routing", let outboundContext {
                 // Outbound: the local cluster's shards open streams there, the remote's are the sources; inbound the
                 // other way round.
@@ -212,19 +213,21 @@ public final class ProxyServer: Sendable {
                     (outboundContext, shards.localShardCount, shards.remoteShardCount),
                     (inbound, shards.remoteShardCount, shards.localShardCount),
                 ] {
-                    routingDirections.append(Self.routing(
-                        listenerContext, loop: loops[routingDirections.count % loops.count],
+                    connectionRouting.append(Self.routing(
+                        listenerContext, loop: loops[(routingDirections.count + connectionRouting.count) % loops.count],
                         shape: .init(
                             connectionName: connection.name, side: listenerContext.side, targetShardCount: targets,
                             sourceShardCount: sources),
                         tuning: settings.tuning, maxMessageBytes: config.limits.maxMessageBytes,
                         logger: listenerContext.logger.component(.shardRouting)))
                 }
+                routingDirections += connectionRouting
+                for direction in connectionRouting { metrics.add(direction) }
             }
             let status = ClusterConnectionStatus(
                 connection: connection, local: localUpstream, remote: remoteSide,
                 chains: [.outbound, .inbound].compactMap { plugins.chain(connection: connectionIndex, side: $0) },
-                replicationStreams: connectionStreams
+                replicationStreams: connectionStreams, routing: connectionRouting
             )
             statuses.append(status)
             healthEndpoints += try HealthEndpoint.configured(

@@ -16,6 +16,7 @@
 
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHPACK
 import ShardRouting
@@ -83,13 +84,17 @@ final class RoutingDirection: @unchecked Sendable {
     private var keepalive: RepeatedTask?
     /// The highest id any sender of this direction used: a new sender starts above it.
     private var highestID: Int64 = 0
-    private(set) var counters = Counters()
+    /// What the metrics endpoint reads (from its own thread): updated here as things happen.
+    let figures = NIOLockedValueBox(Figures())
 
-    struct Counters {
+    struct Figures: Sendable {
         var tasksRouted = 0
         var batchesDelivered = 0
+        /// By `ReplicationTaskType` value.
         var unroutableTasks: [Int: Int] = [:]
         var receiverRestarts = 0
+        var targetStreams = 0
+        var sourceStreams = 0
     }
 
     init(loop: EventLoop, shape: Shape, logger: Logger) {
@@ -119,6 +124,98 @@ final class RoutingDirection: @unchecked Sendable {
             }
             self.targets = [:]
             self.client?.close()
+        }
+    }
+
+    // MARK: What /debug/connections shows
+
+    struct Snapshot: Sendable, Encodable {
+        struct Target: Sendable, Encodable {
+            var shard: Int32
+            /// The next id this shard's stream would send (its exclusive high watermark).
+            var idWatermark: Int64
+            /// The target's last ACK, in the stream's ids.
+            var acknowledged: Int64?
+            var unacknowledgedBatches: Int
+            var bytesInFlight: Int
+
+            enum CodingKeys: String, CodingKey {
+                case shard, acknowledged
+                case idWatermark = "id_watermark"
+                case unacknowledgedBatches = "unacknowledged_batches"
+                case bytesInFlight = "bytes_in_flight"
+            }
+        }
+
+        struct Source: Sendable, Encodable {
+            var shard: Int32
+            var connected: Bool
+            /// The last ACK sent to the source (overall, and per priority when the source uses priorities).
+            var ackLevel: Int64?
+            var highPriorityAckLevel: Int64?
+            var lowPriorityAckLevel: Int64?
+            var unsettledBatches: Int
+            /// Batches received and not yet handed to every target they have tasks for.
+            var queuedBatches: Int
+            /// The target shards the oldest queued batch waits for (not connected, or busy).
+            var waitingFor: [Int32]
+
+            enum CodingKeys: String, CodingKey {
+                case shard, connected
+                case ackLevel = "ack_level"
+                case highPriorityAckLevel = "high_priority_ack_level"
+                case lowPriorityAckLevel = "low_priority_ack_level"
+                case unsettledBatches = "unsettled_batches"
+                case queuedBatches = "queued_batches"
+                case waitingFor = "waiting_for"
+            }
+        }
+
+        var direction: String
+        var targetShardCount: Int32
+        var sourceShardCount: Int32
+        var targets: [Target]
+        var sources: [Source]
+        var tasksRouted: Int
+        var unroutableTasks: [String: Int]
+        var receiverRestarts: Int
+
+        enum CodingKeys: String, CodingKey {
+            case direction, targets, sources
+            case targetShardCount = "target_shard_count"
+            case sourceShardCount = "source_shard_count"
+            case tasksRouted = "tasks_routed"
+            case unroutableTasks = "unroutable_tasks"
+            case receiverRestarts = "receiver_restarts"
+        }
+    }
+
+    func snapshot() -> EventLoopFuture<Snapshot> {
+        loop.submit {
+            let figures = self.figures.withLockedValue { $0 }
+            return Snapshot(
+                direction: self.shape.side.rawValue,
+                targetShardCount: self.shape.targetShardCount,
+                sourceShardCount: self.shape.sourceShardCount,
+                targets: self.targets.keys.sorted().map { shard in
+                    let slot = self.targets[shard]!
+                    return .init(
+                        shard: shard, idWatermark: slot.sender.watermark, acknowledged: slot.sender.acknowledgedLevel,
+                        unacknowledgedBatches: slot.sender.unsettledBatches, bytesInFlight: slot.stream.bytesInFlight)
+                },
+                sources: self.receivers.keys.sorted().map { shard in
+                    let slot = self.receivers[shard]!
+                    let acknowledgement = slot.state.acknowledgement
+                    return .init(
+                        shard: shard, connected: slot.stream != nil, ackLevel: acknowledgement?.inclusiveLowWatermark,
+                        highPriorityAckLevel: acknowledgement?.highPriority?.inclusiveLowWatermark,
+                        lowPriorityAckLevel: acknowledgement?.lowPriority?.inclusiveLowWatermark,
+                        unsettledBatches: slot.state.unsettledBatches, queuedBatches: slot.queue.count,
+                        waitingFor: slot.queue.first?.remaining.map(\.targetShard) ?? [])
+                },
+                tasksRouted: figures.tasksRouted,
+                unroutableTasks: Dictionary(uniqueKeysWithValues: figures.unroutableTasks.map { (String($0.key), $0.value) }),
+                receiverRestarts: figures.receiverRestarts)
         }
     }
 
@@ -176,6 +273,7 @@ final class RoutingDirection: @unchecked Sendable {
             "shard": "\(stream.shard)", "targets": "\(targets.count)/\(shape.targetShardCount)",
         ])
         ensureReceivers()
+        publishStreams()
         pumpAll()
     }
 
@@ -212,6 +310,7 @@ final class RoutingDirection: @unchecked Sendable {
         ])
         retire(slot, reason: "target shard \(stream.shard)'s stream ended before acknowledging what it was sent")
         if targets.isEmpty { stopReceivers() }
+        publishStreams()
     }
 
     /// The batches a replaced or ended target stream never acknowledged must come again from their sources.
@@ -232,15 +331,19 @@ final class RoutingDirection: @unchecked Sendable {
         }
         slot.retryDelay = Self.firstRetryDelay
         let routed = slot.state.received(batch)
-        counters.tasksRouted += batch.tasks.count - routed.unroutable.count
-        for task in routed.unroutable {
-            let seen = counters.unroutableTasks[task.taskType, default: 0]
-            counters.unroutableTasks[task.taskType] = seen + 1
-            if seen == 0 {
-                logger.warning(
-                    "a replication task says nothing of the workflow it belongs to (no raw_task_info, no namespace and workflow ids in its attributes): it is not forwarded; counted per task type",
-                    metadata: ["source_shard": "\(stream.shard)", "task_type": "\(task.taskType)"])
+        let seenBefore = figures.withLockedValue { figures in
+            figures.tasksRouted += batch.tasks.count - routed.unroutable.count
+            var seen: [Int: Int] = [:]
+            for task in routed.unroutable {
+                seen[task.taskType] = seen[task.taskType] ?? figures.unroutableTasks[task.taskType, default: 0]
+                figures.unroutableTasks[task.taskType, default: 0] += 1
             }
+            return seen
+        }
+        for (taskType, before) in seenBefore.sorted(by: { $0.key < $1.key }) where before == 0 {
+            logger.warning(
+                "a replication task says nothing of the workflow it belongs to (no raw_task_info, no namespace and workflow ids in its attributes): it is not forwarded; counted in s2s_proxy_routing_unroutable_tasks_total",
+                metadata: ["source_shard": "\(stream.shard)", "task_type": "\(taskType)"])
         }
         if let acknowledgement = routed.acknowledgement {
             sendAcknowledgement(acknowledgement, for: slot)
@@ -262,6 +365,7 @@ final class RoutingDirection: @unchecked Sendable {
         ])
         scheduleReopen(stream.shard, slot, after: slot.retryDelay)
         slot.retryDelay = min(slot.retryDelay * 2, Self.maxRetryDelay)
+        publishStreams()
     }
 
     func sourceConnectionClosed(_ closed: RoutingSourceClient) {
@@ -274,7 +378,7 @@ final class RoutingDirection: @unchecked Sendable {
 
     private func restartReceiver(_ source: Int32, reason: String) {
         guard let slot = receivers[source] else { return }
-        counters.receiverRestarts += 1
+        figures.withLockedValue { $0.receiverRestarts += 1 }
         logger.info("restarting a source shard's stream: its source sends again from the last ACK", metadata: [
             "shard": "\(source)", "reason": "\(reason)",
         ])
@@ -283,6 +387,7 @@ final class RoutingDirection: @unchecked Sendable {
         slot.state.restarted()
         slot.queue = []
         scheduleReopen(source, slot, after: Self.firstRetryDelay)
+        publishStreams()
     }
 
     private func scheduleReopen(_ source: Int32, _ slot: ReceiverSlot, after delay: TimeAmount) {
@@ -324,6 +429,7 @@ final class RoutingDirection: @unchecked Sendable {
                 continue
             }
             slot.stream = stream
+            publishStreams()
             // Where the source stands with us: it resumes from its own record of the last ACK anyway.
             if let acknowledgement = slot.state.acknowledgement {
                 sendAcknowledgement(acknowledgement, for: slot)
@@ -377,6 +483,16 @@ final class RoutingDirection: @unchecked Sendable {
         slot.lastAckSent = .now()
     }
 
+    /// The stream gauges of `figures`.
+    private func publishStreams() {
+        let targetCount = targets.count
+        let sourceCount = receivers.values.filter { $0.stream != nil }.count
+        figures.withLockedValue {
+            $0.targetStreams = targetCount
+            $0.sourceStreams = sourceCount
+        }
+    }
+
     // MARK: Delivery
 
     /// Set while delivering: a write that completes at once (and so reports room) must not deliver re-entrantly.
@@ -426,7 +542,7 @@ final class RoutingDirection: @unchecked Sendable {
                         priority: head.priority)
                     target.stream.send(message)
                     target.lastSent = .now()
-                    counters.batchesDelivered += 1
+                    figures.withLockedValue { $0.batchesDelivered += 1 }
                 } catch {
                     // The task was read whole when it arrived; renumbering it cannot fail short of a bug.
                     logger.error("could not renumber a replication task; the target's share is dropped", metadata: [
