@@ -1,6 +1,6 @@
 // The Go proxy's cluster-adapter keys (failoverVersionIncrementTranslation, replicationEndpoint, shardCount in mode
 // lcm) become one `cluster-adapter` chain entry on both sides, after the other Go keys' entries, and `start` no
-// longer refuses them; shard-count mode routing stays refused.
+// longer refuses them; in shard-count mode routing the entry does DescribeCluster and the host the streams.
 
 @testable import Host
 import XCTest
@@ -62,10 +62,9 @@ final class GoTranslationKeysTests: XCTestCase {
         XCTAssertEqual(loaded.unsupported, [])
     }
 
-    func testRoutingModeIsStillRefusedButItsDescribeClusterEntryIsMade() throws {
+    func testRoutingModeMakesItsDescribeClusterEntry() throws {
         let loaded = try load("    shardCount: {mode: routing, localShardCount: 3, remoteShardCount: 2}")
-        XCTAssertEqual(loaded.unsupported.map(\.keyPath), ["clusterConnections[0].shardCount.mode"])
-        XCTAssertTrue(loaded.unsupported.first?.message.contains("routing") ?? false)
+        XCTAssertEqual(loaded.unsupported, [])
         let chain = try entries(loaded)
         XCTAssertEqual(chain.map(\.0), ["cc[0].shardCount"])
         XCTAssertEqual(
