@@ -191,3 +191,31 @@ def test_metrics_and_debug_connections_show_shards_streams_and_acks(proxy_factor
             target.close()
         local.stop()
         remote.stop()
+
+
+def test_routing_on_the_mux_server_side_of_a_pair_as_in_the_go_examples(proxy_factory):
+    # The Go proxy's two-replica examples: routing on the mux-server side, local 3 shards, remote 2. Cluster L sits
+    # behind the mux-server proxy (routing), cluster R behind the mux-client one (plain forwarding).
+    local = SourceCluster("cluster-l", 3, seed=21).start()
+    remote = SourceCluster("cluster-r", 2, seed=22).start()
+    targets = []
+    try:
+        mux_address = free_address()
+        server_side = proxy_factory.start([ClusterConnection(
+            "pair", local_upstream=local.address, remote_upstream="", mux="mux-server", mux_address=mux_address,
+            extra={"shardCount": {"mode": "routing", "localShardCount": 3, "remoteShardCount": 2},
+                   "schema": {"file": SCHEMA}})])
+        client_side = proxy_factory.start([ClusterConnection(
+            "pair", local_upstream=remote.address, remote_upstream="", mux="mux-client", mux_address=mux_address)])
+        # R's shards reach L through their own proxy and the tunnel; L's reach R through theirs, and the routing
+        # proxy's own streams toward R cross the tunnel the other way.
+        remote_targets = [TargetShard("cluster-r", "cluster-l", shard, client_side.outbound()) for shard in (1, 2)]
+        local_targets = [TargetShard("cluster-l", "cluster-r", shard, server_side.outbound()) for shard in (1, 2, 3)]
+        targets = remote_targets + local_targets
+        check_delivery(local, remote_targets)
+        check_delivery(remote, local_targets)
+    finally:
+        for target in targets:
+            target.close()
+        local.stop()
+        remote.stop()
