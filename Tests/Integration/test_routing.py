@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 
+import grpc
 import pytest
 
 from netutil import free_address
@@ -217,5 +218,55 @@ def test_routing_on_the_mux_server_side_of_a_pair_as_in_the_go_examples(proxy_fa
     finally:
         for target in targets:
             target.close()
+        local.stop()
+        remote.stop()
+
+
+def raw_stream(address: str, metadata, requests):
+    """A replication stream whose requests are raw bytes; the call (iterate it for responses)."""
+    channel = grpc.insecure_channel(address)
+    call = channel.stream_stream("/temporal.server.api.adminservice.v1.AdminService/StreamWorkflowReplicationMessages",
+                                 request_serializer=lambda raw: raw, response_deserializer=lambda raw: raw)
+    return channel, call(iter(requests), metadata=metadata)
+
+
+def test_bad_target_streams_are_refused_saying_why_and_cost_the_others_nothing(proxy_factory):
+    local = SourceCluster("cluster-l", 2, seed=31).start()
+    remote = SourceCluster("cluster-r", 2, seed=32, batches=0).start()
+    targets, channels = [], []
+    try:
+        proxy = proxy_factory.start([routing_connection(local, remote)])
+        ids = lambda client, server: (("temporal-client-cluster-id", "cluster-r"), ("temporal-client-shard-id", client),
+                                      ("temporal-server-cluster-id", "cluster-l"), ("temporal-server-shard-id", server))
+        refusals = {
+            "not paired 1:1": (ids("1", "2"), "pairs target shard n with source shard n"),
+            "beyond the count": (ids("3", "3"), "1...2"),
+            "not a number": (ids("x", "1"), "malformed shard ID metadata"),
+            "no metadata": ((), "missing cluster & shard ID metadata"),
+        }
+        for case, (metadata, complaint) in refusals.items():
+            channel, call = raw_stream(proxy.inbound(), metadata, [])
+            channels.append(channel)
+            with pytest.raises(grpc.RpcError) as raised:
+                list(call)
+            assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, case
+            assert complaint in raised.value.details(), (case, raised.value.details())
+        # A registered shard whose ACK is not a SyncReplicationState message ends its own stream only.
+        good = TargetShard("cluster-r", "cluster-l", 2, proxy.inbound())
+        targets.append(good)
+        channel, call = raw_stream(proxy.inbound(), ids("1", "1"), [b"\x0a\x05\x08"])
+        channels.append(channel)
+        with pytest.raises(grpc.RpcError) as raised:
+            list(call)
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, raised.value
+        assert "malformed SyncReplicationState" in raised.value.details()
+        # Shard 1 comes back well-behaved: both get everything.
+        targets.append(TargetShard("cluster-r", "cluster-l", 1, proxy.inbound()))
+        check_delivery_at_least_once(local, {1: targets[1], 2: good}, expected_arrivals(local, 2))
+    finally:
+        for target in targets:
+            target.close()
+        for channel in channels:
+            channel.close()
         local.stop()
         remote.stop()
