@@ -32,22 +32,36 @@ public enum TaskRoute: Sendable, Equatable {
 
 /// One replication task of a batch.
 public struct ReplicationTask: Sendable, Equatable {
-    /// The task as the source encoded it.
-    public let bytes: [UInt8]
+    /// The buffer the task is in (the whole batch's, shared, never copied) and where in it the task is.
+    public let storage: [UInt8]
+    public let range: Range<Int>
+    /// The task as the source encoded it (a copy).
+    public var bytes: [UInt8] { Array(storage[range]) }
     /// `source_task_id`.
     public let sourceTaskID: Int64
     /// `task_type` (temporal.server.api.enums.v1.ReplicationTaskType), for metrics and logs.
     public let taskType: Int
     public let route: TaskRoute
 
+    public static func == (lhs: ReplicationTask, rhs: ReplicationTask) -> Bool {
+        lhs.storage[lhs.range].elementsEqual(rhs.storage[rhs.range])
+    }
+
     /// Reads a `ReplicationTask`.
     public init(bytes: [UInt8]) throws(ProtoWireError) {
-        self.bytes = bytes
+        try self.init(storage: bytes, range: 0..<bytes.count)
+    }
+
+    /// Reads the `ReplicationTask` in `range` of `storage`, without copying it.
+    public init(storage: [UInt8], range: Range<Int>) throws(ProtoWireError) {
+        self.storage = storage
+        self.range = range
+        let bytes = storage
         var sourceTaskID: Int64 = 0
         var taskType = 0
         var raw: TaskRoute?
         var fromAttributes: TaskRoute?
-        var scanner = ProtoWireScanner(bytes: bytes)
+        var scanner = ProtoWireScanner(bytes: bytes, range: range)
         while let field = try scanner.next() {
             switch (field.fieldNumber, field.wireType) {
             case (1, .varint):
@@ -102,36 +116,87 @@ public struct ReplicationTask: Sendable, Equatable {
     /// The task with `source_task_id` and `raw_task_info.task_id` set to `id` (each replaced where it is, added when
     /// absent; `raw_task_info.task_id` only when the task has `raw_task_info`).
     public func renumbered(to id: Int64) throws(ProtoWireError) -> [UInt8] {
-        var output: [UInt8] = []
-        output.reserveCapacity(bytes.count + 12)
+        let size = try renumberedSize(id)
+        var output = [UInt8](repeating: 0, count: size)
+        var failure: ProtoWireError?
+        output.withUnsafeMutableBytes { buffer in
+            do throws(ProtoWireError) {
+                var writer = WireWriter(buffer)
+                try writeRenumbered(id, to: &writer)
+            } catch {
+                failure = error
+            }
+        }
+        if let failure { throw failure }
+        return output
+    }
+
+    /// The size of the task renumbered to `id`.
+    func renumberedSize(_ id: Int64) throws(ProtoWireError) -> Int {
+        var size = 0
         var wroteID = false
-        var scanner = ProtoWireScanner(bytes: bytes)
+        var scanner = ProtoWireScanner(bytes: storage, range: range)
         while let field = try scanner.next() {
             switch (field.fieldNumber, field.wireType) {
             case (2, _):
-                if !wroteID { Wire.appendVarintField(2, UInt64(bitPattern: id), to: &output) }
+                if !wroteID { size += WireWriter.varintFieldSize(2, UInt64(bitPattern: id)) }
                 wroteID = true
             case (17, .lengthDelimited):
-                var info: [UInt8] = []
-                info.reserveCapacity(field.payloadRange.count + 11)
-                var wroteInfoID = false
-                var inner = ProtoWireScanner(bytes: bytes, subMessageOf: field)
-                while let innerField = try inner.next() {
-                    if innerField.fieldNumber == 15 {
-                        if !wroteInfoID { Wire.appendVarintField(15, UInt64(bitPattern: id), to: &info) }
-                        wroteInfoID = true
-                    } else {
-                        info.append(contentsOf: bytes[innerField.fieldRange])
-                    }
-                }
-                if !wroteInfoID { Wire.appendVarintField(15, UInt64(bitPattern: id), to: &info) }
-                Wire.appendBytesField(17, info, to: &output)
+                let inner = try infoSize(field, id)
+                size += WireWriter.bytesFieldSize(17, inner)
             default:
-                output.append(contentsOf: bytes[field.fieldRange])
+                size += field.fieldRange.count
             }
         }
-        if !wroteID { Wire.appendVarintField(2, UInt64(bitPattern: id), to: &output) }
-        return output
+        if !wroteID { size += WireWriter.varintFieldSize(2, UInt64(bitPattern: id)) }
+        return size
+    }
+
+    /// The size of `raw_task_info` (`field`) with `task_id` = `id`.
+    private func infoSize(_ field: ProtoWireField, _ id: Int64) throws(ProtoWireError) -> Int {
+        var size = 0
+        var wroteID = false
+        var inner = ProtoWireScanner(bytes: storage, subMessageOf: field)
+        while let innerField = try inner.next() {
+            if innerField.fieldNumber == 15 {
+                if !wroteID { size += WireWriter.varintFieldSize(15, UInt64(bitPattern: id)) }
+                wroteID = true
+            } else {
+                size += innerField.fieldRange.count
+            }
+        }
+        if !wroteID { size += WireWriter.varintFieldSize(15, UInt64(bitPattern: id)) }
+        return size
+    }
+
+    /// Writes the task renumbered to `id` (exactly `renumberedSize(id)` bytes).
+    func writeRenumbered(_ id: Int64, to writer: inout WireWriter) throws(ProtoWireError) {
+        var wroteID = false
+        var scanner = ProtoWireScanner(bytes: storage, range: range)
+        while let field = try scanner.next() {
+            switch (field.fieldNumber, field.wireType) {
+            case (2, _):
+                if !wroteID { writer.varintField(2, UInt64(bitPattern: id)) }
+                wroteID = true
+            case (17, .lengthDelimited):
+                writer.key(17, wireType: 2)
+                writer.varint(UInt64(try infoSize(field, id)))
+                var wroteInfoID = false
+                var inner = ProtoWireScanner(bytes: storage, subMessageOf: field)
+                while let innerField = try inner.next() {
+                    if innerField.fieldNumber == 15 {
+                        if !wroteInfoID { writer.varintField(15, UInt64(bitPattern: id)) }
+                        wroteInfoID = true
+                    } else {
+                        writer.copy(storage, innerField.fieldRange)
+                    }
+                }
+                if !wroteInfoID { writer.varintField(15, UInt64(bitPattern: id)) }
+            default:
+                writer.copy(storage, field.fieldRange)
+            }
+        }
+        if !wroteID { writer.varintField(2, UInt64(bitPattern: id)) }
     }
 }
 
@@ -168,7 +233,7 @@ public struct ReplicationBatch: Sendable, Equatable {
         while let field = try batch.next() {
             switch (field.fieldNumber, field.wireType) {
             case (1, .lengthDelimited):
-                tasks.append(try ReplicationTask(bytes: Array(bytes[field.payloadRange])))
+                tasks.append(try ReplicationTask(storage: bytes, range: field.payloadRange))
             case (2, .varint):
                 exclusiveHighWatermark = Int64(bitPattern: try Wire.varint(bytes, field))
             case (3, .lengthDelimited):
@@ -186,16 +251,112 @@ public struct ReplicationBatch: Sendable, Equatable {
     public static func response(
         tasks: [[UInt8]], exclusiveHighWatermark: Int64, highWatermarkTime: [UInt8]?, priority: Int
     ) -> [UInt8] {
-        var batch: [UInt8] = []
-        batch.reserveCapacity(tasks.reduce(16) { $0 + $1.count + 4 })
-        for task in tasks { Wire.appendBytesField(1, task, to: &batch) }
-        Wire.appendVarintField(2, UInt64(bitPattern: exclusiveHighWatermark), to: &batch)
-        if let highWatermarkTime { Wire.appendBytesField(3, highWatermarkTime, to: &batch) }
-        if priority != 0 { Wire.appendVarintField(4, UInt64(bitPattern: Int64(priority)), to: &batch) }
-        var response: [UInt8] = []
-        response.reserveCapacity(batch.count + 6)
-        Wire.appendBytesField(1, batch, to: &response)
-        return response
+        let outgoing = OutgoingBatch(
+            encodedTasks: tasks, exclusiveHighWatermark: exclusiveHighWatermark, highWatermarkTime: highWatermarkTime,
+            priority: priority)
+        return try! outgoing.bytes()
+    }
+}
+
+/// A batch on its way to a target shard: its tasks renumbered as they are written, in one pass into the caller's
+/// buffer (`size`, then `write(into:)`), so that a task's bytes are copied once, from the batch they came in to the
+/// buffer that goes out.
+public struct OutgoingBatch: Sendable {
+    private enum Tasks: Sendable {
+        /// Tasks and the id of the first (the rest follow one by one).
+        case renumbered([ReplicationTask], firstID: Int64)
+        case encoded([[UInt8]])
+    }
+
+    private let tasks: Tasks
+    public let exclusiveHighWatermark: Int64
+    public let highWatermarkTime: [UInt8]?
+    public let priority: Int
+    /// The size of the `WorkflowReplicationMessages` inside the response.
+    private let batchSize: Int
+    /// The size of the whole `StreamWorkflowReplicationMessagesResponse`.
+    public let size: Int
+
+    /// `tasks` numbered from `firstID`.
+    init(
+        tasks: [ReplicationTask], firstID: Int64, exclusiveHighWatermark: Int64, highWatermarkTime: [UInt8]?,
+        priority: Int
+    ) throws(ProtoWireError) {
+        var taskSizes = 0
+        var id = firstID
+        for task in tasks {
+            taskSizes += WireWriter.bytesFieldSize(1, try task.renumberedSize(id))
+            id += 1
+        }
+        self.init(
+            tasks: .renumbered(tasks, firstID: firstID), taskSizes: taskSizes,
+            exclusiveHighWatermark: exclusiveHighWatermark, highWatermarkTime: highWatermarkTime, priority: priority)
+    }
+
+    init(encodedTasks: [[UInt8]], exclusiveHighWatermark: Int64, highWatermarkTime: [UInt8]?, priority: Int) {
+        self.init(
+            tasks: .encoded(encodedTasks),
+            taskSizes: encodedTasks.reduce(0) { $0 + WireWriter.bytesFieldSize(1, $1.count) },
+            exclusiveHighWatermark: exclusiveHighWatermark, highWatermarkTime: highWatermarkTime, priority: priority)
+    }
+
+    private init(
+        tasks: Tasks, taskSizes: Int, exclusiveHighWatermark: Int64, highWatermarkTime: [UInt8]?, priority: Int
+    ) {
+        self.tasks = tasks
+        self.exclusiveHighWatermark = exclusiveHighWatermark
+        self.highWatermarkTime = highWatermarkTime
+        self.priority = priority
+        var batch = taskSizes + WireWriter.varintFieldSize(2, UInt64(bitPattern: exclusiveHighWatermark))
+        if let highWatermarkTime { batch += WireWriter.bytesFieldSize(3, highWatermarkTime.count) }
+        if priority != 0 { batch += WireWriter.varintFieldSize(4, UInt64(bitPattern: Int64(priority))) }
+        batchSize = batch
+        size = WireWriter.bytesFieldSize(1, batch)
+    }
+
+    /// Writes the response into `buffer` (at least `size` bytes).
+    public func write(into buffer: UnsafeMutableRawBufferPointer) throws(ProtoWireError) {
+        var writer = WireWriter(buffer)
+        writer.key(1, wireType: 2)
+        writer.varint(UInt64(batchSize))
+        switch tasks {
+        case .renumbered(let tasks, let firstID):
+            var id = firstID
+            for task in tasks {
+                writer.key(1, wireType: 2)
+                writer.varint(UInt64(try task.renumberedSize(id)))
+                try task.writeRenumbered(id, to: &writer)
+                id += 1
+            }
+        case .encoded(let tasks):
+            for task in tasks {
+                writer.key(1, wireType: 2)
+                writer.varint(UInt64(task.count))
+                writer.copy(task, 0..<task.count)
+            }
+        }
+        writer.varintField(2, UInt64(bitPattern: exclusiveHighWatermark))
+        if let highWatermarkTime {
+            writer.key(3, wireType: 2)
+            writer.varint(UInt64(highWatermarkTime.count))
+            writer.copy(highWatermarkTime, 0..<highWatermarkTime.count)
+        }
+        if priority != 0 { writer.varintField(4, UInt64(bitPattern: Int64(priority))) }
+    }
+
+    /// The response as an array (tests, and callers without a buffer of their own).
+    public func bytes() throws(ProtoWireError) -> [UInt8] {
+        var output = [UInt8](repeating: 0, count: size)
+        var failure: ProtoWireError?
+        output.withUnsafeMutableBytes { buffer in
+            do throws(ProtoWireError) {
+                try write(into: buffer)
+            } catch {
+                failure = error
+            }
+        }
+        if let failure { throw failure }
+        return output
     }
 }
 
@@ -291,6 +452,52 @@ public struct SyncReplicationState: Sendable, Equatable {
         var request: [UInt8] = []
         Wire.appendBytesField(1, state, to: &request)
         return request
+    }
+}
+
+/// Writes protobuf into a buffer sized beforehand (sizes from the `...Size` functions).
+struct WireWriter {
+    private let buffer: UnsafeMutableRawBufferPointer
+    private(set) var offset = 0
+
+    init(_ buffer: UnsafeMutableRawBufferPointer) {
+        self.buffer = buffer
+    }
+
+    static func varintFieldSize(_ number: Int, _ value: UInt64) -> Int {
+        ProtoVarint.encodedLength(of: UInt64(number) << 3) + ProtoVarint.encodedLength(of: value)
+    }
+
+    static func bytesFieldSize(_ number: Int, _ length: Int) -> Int {
+        ProtoVarint.encodedLength(of: UInt64(number) << 3 | 2) + ProtoVarint.encodedLength(of: UInt64(length)) + length
+    }
+
+    mutating func varint(_ value: UInt64) {
+        var remaining = value
+        while remaining >= 0x80 {
+            buffer[offset] = UInt8(truncatingIfNeeded: remaining) | 0x80
+            offset += 1
+            remaining >>= 7
+        }
+        buffer[offset] = UInt8(remaining)
+        offset += 1
+    }
+
+    mutating func key(_ number: Int, wireType: UInt64) {
+        varint(UInt64(number) << 3 | wireType)
+    }
+
+    mutating func varintField(_ number: Int, _ value: UInt64) {
+        key(number, wireType: 0)
+        varint(value)
+    }
+
+    mutating func copy(_ source: [UInt8], _ range: Range<Int>) {
+        guard !range.isEmpty else { return }
+        source.withUnsafeBytes { bytes in
+            (buffer.baseAddress! + offset).copyMemory(from: bytes.baseAddress! + range.lowerBound, byteCount: range.count)
+        }
+        offset += range.count
     }
 }
 

@@ -57,28 +57,25 @@ public struct RoutingSender: Sendable {
     public var unsettledSources: Set<Int32> { Set(sent.map(\.settlement.sourceShard)) }
 
     /// A `StreamWorkflowReplicationMessagesResponse` carrying `tasks` (of batch `batch` of source shard `source`,
-    /// in source order) with this stream's ids.
+    /// in source order) with this stream's ids, to be written into the caller's buffer.
     public mutating func deliver(
         _ tasks: [ReplicationTask], from source: Int32, batch: UInt64, highWatermarkTime: [UInt8]?, priority: Int
-    ) throws(ProtoWireError) -> [UInt8] {
-        var encoded: [[UInt8]] = []
-        encoded.reserveCapacity(tasks.count)
-        var id = nextID
-        for task in tasks {
-            encoded.append(try task.renumbered(to: id))
-            id += 1
-        }
-        nextID = id
+    ) throws(ProtoWireError) -> OutgoingBatch {
+        let firstID = nextID
+        let end = nextID + Int64(tasks.count)
+        let outgoing = try OutgoingBatch(
+            tasks: tasks, firstID: firstID, exclusiveHighWatermark: end, highWatermarkTime: highWatermarkTime,
+            priority: priority)
+        nextID = end
         sent.append(Sent(end: nextID, priority: priority, settlement: Settlement(sourceShard: source, batch: batch)))
         lastTime = highWatermarkTime
         lastPriority = priority
-        return ReplicationBatch.response(
-            tasks: encoded, exclusiveHighWatermark: nextID, highWatermarkTime: highWatermarkTime, priority: priority)
+        return outgoing
     }
 
     /// An empty batch repeating the last watermark, for an idle stream (Temporal ends streams that stay silent).
-    public func keepalive() -> [UInt8] {
-        ReplicationBatch.response(tasks: [], exclusiveHighWatermark: nextID, highWatermarkTime: lastTime, priority: lastPriority)
+    public func keepalive() -> OutgoingBatch {
+        OutgoingBatch(encodedTasks: [], exclusiveHighWatermark: nextID, highWatermarkTime: lastTime, priority: lastPriority)
     }
 
     /// The target's ACK: the source batches it settles. A batch of a priority the ACK reports separately settles by

@@ -42,8 +42,13 @@ def history_shard(namespace_id: str, workflow_id: str, shard_count: int) -> int:
 class SourceCluster:
     """A cluster as the source of replication: a gRPC server whose shards serve their task logs."""
 
-    def __init__(self, name: str, shard_count: int, seed: int, batches: int = 12, namespaces: int = 3):
+    def __init__(self, name: str, shard_count: int, seed: int, batches: int = 12, namespaces: int = 3,
+                 tasks_per_batch: tuple[int, int] = (0, 6), payload_bytes: int = 0):
         self.name = name
+        self.tasks_per_batch = tasks_per_batch
+        # Each task's `data` blob (events), for volume: the proxy copies every byte of it.
+        self.payload = bytes(payload_bytes)
+        self.encoded: dict[tuple[int, int], bytes] = {}
         self.shard_count = shard_count
         self.address = free_address()
         self.rng = random.Random(seed)
@@ -63,7 +68,7 @@ class SourceCluster:
             task_id = log[-1][1] if log else shard * 1_000_000
             for _ in range(batches):
                 tasks = []
-                for _ in range(self.rng.randrange(0, 6)):
+                for _ in range(self.rng.randrange(*self.tasks_per_batch)):
                     tasks.append((task_id, self.rng.choice(self.namespace_ids), f"wf-{self.rng.randrange(10_000)}"))
                     task_id += self.rng.randrange(1, 4)
                 task_id += self.rng.randrange(0, 3)
@@ -119,23 +124,31 @@ class SourceCluster:
         threading.Thread(target=read, daemon=True).start()
         with self.lock:
             resume = self.acks.get(shard, 0)
-        for tasks, watermark in self.logs[shard]:
+        for index, (tasks, watermark) in enumerate(self.logs[shard]):
             if watermark <= resume:
                 continue
-            response = Response()
-            for task_id, namespace_id, workflow_id in tasks:
-                task = Task(task_type=2, source_task_id=task_id)
-                task.history_task_attributes.namespace_id = namespace_id
-                task.history_task_attributes.workflow_id = workflow_id
-                task.raw_task_info.namespace_id = namespace_id
-                task.raw_task_info.workflow_id = workflow_id
-                task.raw_task_info.run_id = self.identity(shard, task_id)
-                task.raw_task_info.task_id = task_id
-                response.messages.replication_tasks.append(task)
-            response.messages.exclusive_high_watermark = watermark
-            yield response
+            yield self.batch(shard, index)
         while context.is_active():
             time.sleep(0.1)
+
+    def batch(self, shard: int, index: int) -> Response:
+        """Batch `index` of `shard`'s log, as the source sends it."""
+        tasks, watermark = self.logs[shard][index]
+        response = Response()
+        for task_id, namespace_id, workflow_id in tasks:
+            task = Task(task_type=2, source_task_id=task_id)
+            task.history_task_attributes.namespace_id = namespace_id
+            task.history_task_attributes.workflow_id = workflow_id
+            task.raw_task_info.namespace_id = namespace_id
+            task.raw_task_info.workflow_id = workflow_id
+            task.raw_task_info.run_id = self.identity(shard, task_id)
+            task.raw_task_info.task_id = task_id
+            if self.payload:
+                task.data.encoding_type = 2
+                task.data.data = self.payload
+            response.messages.replication_tasks.append(task)
+        response.messages.exclusive_high_watermark = watermark
+        return response
 
 
 class TargetShard:

@@ -25,6 +25,8 @@ from test_replication_streams import debug_connection
 pytestmark = pytest.mark.skipif(DIRECT, reason="routing is the proxy's")
 
 SCHEMA = str(REPO_ROOT / "Tests/Fixtures/temporal-dev-schema.binpb")
+# Every routing line in the proxy's log (the Go proxy's default for this component is 3 lines a minute).
+ROUTING_LOGS = "logConfigs:\n  shardRouting: { throttleMaxRPS: 1000 }\n"
 
 
 def routing_connection(local: SourceCluster, remote: SourceCluster, **extra) -> ClusterConnection:
@@ -76,7 +78,7 @@ def test_every_task_reaches_the_shard_temporal_names(proxy_factory, local_shards
     remote = SourceCluster("cluster-r", remote_shards, seed=remote_shards * 10 + local_shards + 1).start()
     targets = []
     try:
-        proxy = proxy_factory.start([routing_connection(local, remote)])
+        proxy = proxy_factory.start([routing_connection(local, remote)], extra_yaml=ROUTING_LOGS)
         # The remote cluster's shards pull the local cluster's tasks through the inbound listener, and the other way.
         remote_targets = [TargetShard("cluster-r", "cluster-l", shard, proxy.inbound())
                           for shard in range(1, remote_shards + 1)]
@@ -102,7 +104,7 @@ def test_a_target_that_goes_away_unacknowledged_gets_its_tasks_again(proxy_facto
     remote = SourceCluster("cluster-r", 3, seed=6, batches=0).start()
     targets = []
     try:
-        proxy = proxy_factory.start([routing_connection(local, remote)])
+        proxy = proxy_factory.start([routing_connection(local, remote)], extra_yaml=ROUTING_LOGS)
         expected = expected_arrivals(local, 3)
         # Shard 1 applies what it is sent but never acknowledges it, then goes away.
         silent = TargetShard("cluster-r", "cluster-l", 1, proxy.inbound(), acknowledge=False)
@@ -128,7 +130,7 @@ def test_a_source_that_restarts_is_read_again_from_its_last_ack(proxy_factory):
     remote = SourceCluster("cluster-r", 2, seed=8, batches=0).start()
     targets = []
     try:
-        proxy = proxy_factory.start([routing_connection(local, remote)])
+        proxy = proxy_factory.start([routing_connection(local, remote)], extra_yaml=ROUTING_LOGS)
         targets = [TargetShard("cluster-r", "cluster-l", shard, proxy.inbound()) for shard in (1, 2)]
         check_delivery(local, targets)
         local.stop()
@@ -166,7 +168,7 @@ def test_metrics_and_debug_connections_show_shards_streams_and_acks(proxy_factor
     try:
         proxy = proxy_factory.start(
             [routing_connection(local, remote, remoteClusterHealthCheck={"protocol": "http", "listenAddress": health_address})],
-            metrics_address=metrics_address)
+            metrics_address=metrics_address, extra_yaml=ROUTING_LOGS)
         targets = [TargetShard("cluster-r", "cluster-l", shard, proxy.inbound()) for shard in (1, 2)]
         check_delivery(local, targets)
         tasks = sum(1 for _ in local.all_tasks())
@@ -205,7 +207,7 @@ def test_routing_on_the_mux_server_side_of_a_pair_as_in_the_go_examples(proxy_fa
         server_side = proxy_factory.start([ClusterConnection(
             "pair", local_upstream=local.address, remote_upstream="", mux="mux-server", mux_address=mux_address,
             extra={"shardCount": {"mode": "routing", "localShardCount": 3, "remoteShardCount": 2},
-                   "schema": {"file": SCHEMA}})])
+                   "schema": {"file": SCHEMA}})], extra_yaml=ROUTING_LOGS)
         client_side = proxy_factory.start([ClusterConnection(
             "pair", local_upstream=remote.address, remote_upstream="", mux="mux-client", mux_address=mux_address)])
         # R's shards reach L through their own proxy and the tunnel; L's reach R through theirs, and the routing
@@ -235,7 +237,7 @@ def test_bad_target_streams_are_refused_saying_why_and_cost_the_others_nothing(p
     remote = SourceCluster("cluster-r", 2, seed=32, batches=0).start()
     targets, channels = [], []
     try:
-        proxy = proxy_factory.start([routing_connection(local, remote)])
+        proxy = proxy_factory.start([routing_connection(local, remote)], extra_yaml=ROUTING_LOGS)
         ids = lambda client, server: (("temporal-client-cluster-id", "cluster-r"), ("temporal-client-shard-id", client),
                                       ("temporal-server-cluster-id", "cluster-l"), ("temporal-server-shard-id", server))
         refusals = {

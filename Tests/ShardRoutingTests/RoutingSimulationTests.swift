@@ -152,7 +152,7 @@ private struct Simulation {
         #expect(routed.unroutable.count == batch.tasks.filter { $0.kind == .unroutable }.count)
         for delivery in routed.deliveries {
             let bytes = try! senders[delivery.targetShard]!.deliver(
-                delivery.tasks, from: source, batch: routed.batch, highWatermarkTime: nil, priority: batch.priority)
+                delivery.tasks, from: source, batch: routed.batch, highWatermarkTime: nil, priority: batch.priority).bytes()
             inboxes[delivery.targetShard]!.append(bytes)
         }
         if let ack = routed.acknowledgement { received(ack, at: source) }

@@ -114,8 +114,8 @@ struct RoutingSenderTests {
     @Test func idsAreTheStreamsOwnAndAcksSettleWhatTheyCover() throws {
         var sender = RoutingSender(targetShard: 3, firstID: 1000)
         let first = try sender.deliver(
-            [makeTask(id: 7, workflowID: "a"), makeTask(id: 9, workflowID: "b")], from: 1, batch: 1, highWatermarkTime: [5], priority: 0)
-        let second = try sender.deliver([makeTask(id: 4, workflowID: "c")], from: 2, batch: 1, highWatermarkTime: nil, priority: 0)
+            [makeTask(id: 7, workflowID: "a"), makeTask(id: 9, workflowID: "b")], from: 1, batch: 1, highWatermarkTime: [5], priority: 0).bytes()
+        let second = try sender.deliver([makeTask(id: 4, workflowID: "c")], from: 2, batch: 1, highWatermarkTime: nil, priority: 0).bytes()
         let decoded = try #require(try ReplicationBatch(response: first))
         #expect(decoded.tasks.map(\.sourceTaskID) == [1000, 1001])
         #expect(decoded.exclusiveHighWatermark == 1002 && decoded.highWatermarkTime == [5])
@@ -129,14 +129,14 @@ struct RoutingSenderTests {
         #expect(sender.acknowledged(SyncReplicationState(inclusiveLowWatermark: 5000)).isEmpty)
         #expect(sender.ignoredAcknowledgements == 1)
         // A keepalive repeats the watermark without a new id.
-        #expect(try ReplicationBatch(response: sender.keepalive())?.exclusiveHighWatermark == 1003)
+        #expect(try ReplicationBatch(response: sender.keepalive().bytes())?.exclusiveHighWatermark == 1003)
         #expect(sender.watermark == 1003)
     }
 
     @Test func aPriorityStateSettlesBatchesOfItsPriority() throws {
         var sender = RoutingSender(targetShard: 1, firstID: 1)
-        _ = try sender.deliver([makeTask(id: 1, workflowID: "a")], from: 1, batch: 1, highWatermarkTime: nil, priority: 10)
-        _ = try sender.deliver([makeTask(id: 2, workflowID: "b")], from: 1, batch: 2, highWatermarkTime: nil, priority: 1)
+        _ = try sender.deliver([makeTask(id: 1, workflowID: "a")], from: 1, batch: 1, highWatermarkTime: nil, priority: 10).bytes()
+        _ = try sender.deliver([makeTask(id: 2, workflowID: "b")], from: 1, batch: 2, highWatermarkTime: nil, priority: 1).bytes()
         // High priority has everything, low nothing: only the high batch settles.
         let settled = sender.acknowledged(SyncReplicationState(
             inclusiveLowWatermark: 1, highPriority: .init(inclusiveLowWatermark: 3), lowPriority: .init(inclusiveLowWatermark: 1)))

@@ -157,8 +157,14 @@ public final class H2ConnectionHandler: ChannelInboundHandler {
         context.fireChannelInactive()
     }
 
+    /// True while the engine hands over what it read (inside `channelRead`): a delegate callback outside it comes
+    /// from the owner's own action (a reset it asked for closes the stream at once), not from the peer.
+    public private(set) var isReading = false
+
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closing else { return }
+        isReading = true
+        defer { isReading = false }
         let now = NIODeadline.now()
         if now - floodWindowStart >= Self.floodWindow {
             floodWindowStart = now

@@ -18,7 +18,7 @@ public enum LogComponent: Int, CaseIterable, Sendable {
     case replicationStreams
     /// Go's memberlist shard manager; nothing here logs under it (memberlist is not built).
     case shardManager
-    /// Go's shard-count routing mode; nothing here logs under it (routing is not built).
+    /// Shard-count mode routing (Host/Routing).
     case shardRouting
     /// Start-up, reload and shutdown of the process (Go's `init`).
     case startup
@@ -80,7 +80,7 @@ public enum LogComponent: Int, CaseIterable, Sendable {
     /// False for Go's components that have no counterpart in this build: settings for them change nothing.
     public var hasLogSites: Bool {
         switch self {
-        case .shardManager, .shardRouting, .streamObserver: false
+        case .shardManager, .streamObserver: false
         default: true
         }
     }

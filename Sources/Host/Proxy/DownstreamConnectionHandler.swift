@@ -60,15 +60,7 @@ final class DownstreamConnectionHandler: ChannelInboundHandler, H2ConnectionDele
     /// This side sent GOAWAY (drain, idle, flood): never a second one.
     private var goAwaySent = false
 
-    /// A connection the proxy made to its own listener (routing mode's source streams): its calls run no plugins,
-    /// and its replication streams go to the listener's upstream, never back to routing.
-    let isInternal: Bool
-
-    init(
-        listener: ListenerContext, logger: Logger, tuning: HTTP2Tuning, engine: H2ConnectionHandler,
-        isInternal: Bool = false
-    ) {
-        self.isInternal = isInternal
+    init(listener: ListenerContext, logger: Logger, tuning: HTTP2Tuning, engine: H2ConnectionHandler) {
         self.listener = listener
         self.logger = logger
         self.engine = engine

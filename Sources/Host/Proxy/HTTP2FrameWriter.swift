@@ -80,8 +80,11 @@ final class HTTP2FrameWriter {
         flusher?.flush(self)
     }
 
-    /// The connection started handing frames to calls: their flushes wait for `endReadBatch`.
+    /// The connection started handing frames to calls: their flushes wait for `endReadBatch`. Only while the engine
+    /// is reading: a callback the owner's own action caused (a stream closed by a reset it sent) has no read batch
+    /// whose end would flush, and a batch begun there would hold every flush of the thread until some later read.
     func beginReadBatch() {
+        guard engine?.isReading ?? false else { return }
         flusher?.beginReadBatch()
     }
 

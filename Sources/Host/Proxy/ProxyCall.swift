@@ -103,10 +103,10 @@ final class ProxyCall {
             return
         }
         var forwarded = request
-        if method == ReplicationStreamRegistry.method, !downstream.isInternal, let routing = listener.replicationUpstream {
+        if method == ReplicationStreamRegistry.method, let routing = listener.replicationUpstream {
             destination = routing
         }
-        if !downstream.isInternal, let chain = listener.plugins, let plan = chain.plan(for: method) {
+        if let chain = listener.plugins, let plan = chain.plan(for: method) {
             let runner = PluginCallRunner(plan: plan, method: method, side: chain.side, connection: chain.connectionName)
             runner.requestEncoding = encoding
             runner.maxMessageBytes = listener.maxMessageBytes

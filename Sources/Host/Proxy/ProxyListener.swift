@@ -106,18 +106,16 @@ final class ProxyListener: Sendable {
     /// Sets up an accepted connection: TLS when `tls` is set, HTTP/2 server side, then the handler that turns each
     /// stream into a `ProxyCall`. Must run on the channel's event loop.
     static func configureConnection(
-        _ channel: Channel, context: ListenerContext, tuning: HTTP2Tuning, tls: TLSServerSetup? = nil,
-        isInternal: Bool = false
+        _ channel: Channel, context: ListenerContext, tuning: HTTP2Tuning, tls: TLSServerSetup? = nil
     ) throws {
         // The handshake observer names the peer itself, so TLS lines need no logger per connection.
         try tls?.addHandler(to: channel, logger: context.tlsLogger)
         var logger = context.logger
-        logger[metadataKey: "peer"] = "\(isInternal ? "internal" : channel.remoteAddress?.endpointDescription ?? "?")"
+        logger[metadataKey: "peer"] = "\(channel.remoteAddress?.endpointDescription ?? "?")"
         let sync = channel.pipeline.syncOperations
         let engine = H2ConnectionHandler(configuration: tuning.engineConfiguration(for: .server))
         try sync.addHandler(engine)
-        try sync.addHandler(DownstreamConnectionHandler(
-            listener: context, logger: logger, tuning: tuning, engine: engine, isInternal: isInternal))
+        try sync.addHandler(DownstreamConnectionHandler(listener: context, logger: logger, tuning: tuning, engine: engine))
     }
 
     private func track(_ channel: Channel) {

@@ -254,29 +254,15 @@ public final class ProxyServer: Sendable {
     }
 
     /// Routing mode on `context`'s listener: its replication streams go to a `RoutingDirection` on `loop`, whose
-    /// source streams go out through the same listener over an internal connection.
+    /// source streams go out on the listener's upstream.
     private static func routing(
         _ context: ListenerContext, loop: EventLoop, shape: RoutingDirection.Shape, tuning: HTTP2Tuning,
         maxMessageBytes: Int, logger: Logger
     ) -> RoutingDirection {
-        let direction = RoutingDirection(loop: loop, shape: shape, logger: logger)
-        direction.connectInternal = { direction in
-            let client = NIOLockedValueBox<RoutingSourceClient?>(nil)
-            return InternalSocketPair.make(
-                direction.loop, { channel in
-                    try ProxyListener.configureConnection(channel, context: context, tuning: tuning, isInternal: true)
-                },
-                direction.loop, { channel in
-                    let made = RoutingSourceClient(
-                        direction: direction, tuning: tuning, maxMessageBytes: maxMessageBytes)
-                    try made.install(on: channel)
-                    client.withLockedValue { $0 = made }
-                }
-            ).flatMap { _ in
-                let made = client.withLockedValue { $0 }!
-                return made.ready.futureResult.map { made }
-            }
-        }
+        let direction = RoutingDirection(loop: loop, shape: shape, maxMessageBytes: maxMessageBytes, logger: logger)
+        // The receivers' streams go out on the listener's own upstream, on the direction's loop.
+        let upstream = context.upstream
+        direction.sourceConnection = { upstream.connection(on: loop) }
         context.replicationUpstream = RoutingUpstream(direction: direction, tuning: tuning, maxMessageBytes: maxMessageBytes)
         return direction
     }

@@ -71,14 +71,15 @@ final class RoutingDirection: @unchecked Sendable {
     let loop: EventLoop
     let logger: Logger
     let shape: Shape
-    /// Opens the internal connection into the listener that the receivers' streams go out on.
-    var connectInternal: ((RoutingDirection) -> EventLoopFuture<RoutingSourceClient>)?
+    /// A connection of the listener's upstream on `loop`, for the receivers' streams.
+    var sourceConnection: (() -> EventLoopFuture<UpstreamConnection>)?
+    let maxMessageBytes: Int
 
     private var targets: [Int32: TargetSlot] = [:]
     private var receivers: [Int32: ReceiverSlot] = [:]
     /// The first target stream's metadata: what the receivers' streams claim (cluster ids, other metadata).
     private var template: HPACKHeaders?
-    private var client: RoutingSourceClient?
+    private var connection: UpstreamConnection?
     private var connecting = false
     private var reconnect: Scheduled<Void>?
     private var keepalive: RepeatedTask?
@@ -97,9 +98,10 @@ final class RoutingDirection: @unchecked Sendable {
         var sourceStreams = 0
     }
 
-    init(loop: EventLoop, shape: Shape, logger: Logger) {
+    init(loop: EventLoop, shape: Shape, maxMessageBytes: Int, logger: Logger) {
         self.loop = loop
         self.shape = shape
+        self.maxMessageBytes = maxMessageBytes
         self.logger = logger
     }
 
@@ -123,7 +125,6 @@ final class RoutingDirection: @unchecked Sendable {
                 slot.stream.finish(GRPCStatus(.unavailable, "s2s-proxy is shutting down"))
             }
             self.targets = [:]
-            self.client?.close()
         }
     }
 
@@ -368,14 +369,6 @@ final class RoutingDirection: @unchecked Sendable {
         publishStreams()
     }
 
-    func sourceConnectionClosed(_ closed: RoutingSourceClient) {
-        guard client === closed else { return }
-        client = nil
-        guard !targets.isEmpty else { return }
-        reconnect?.cancel()
-        reconnect = loop.scheduleTask(in: Self.firstRetryDelay) { self.ensureReceivers() }
-    }
-
     private func restartReceiver(_ source: Int32, reason: String) {
         guard let slot = receivers[source] else { return }
         figures.withLockedValue { $0.receiverRestarts += 1 }
@@ -413,7 +406,7 @@ final class RoutingDirection: @unchecked Sendable {
     /// Opens the receivers' streams that are not open, once a target is registered.
     private func ensureReceivers() {
         guard !targets.isEmpty, let template else { return }
-        guard let client, client.isActive else {
+        guard let connection, connection.canOpenStream else {
             connectIfNeeded()
             return
         }
@@ -424,11 +417,15 @@ final class RoutingDirection: @unchecked Sendable {
                 return made
             }()
             guard slot.stream == nil, slot.reopen == nil else { continue }
-            guard let stream = client.openStream(shard: source, headers: receiverHeaders(source, template: template)) else {
+            guard let stream = RoutingSourceStream.open(
+                shard: source, on: connection, headers: receiverHeaders(source, template: template), direction: self,
+                maxMessageBytes: maxMessageBytes)
+            else {
                 scheduleReopen(source, slot, after: slot.retryDelay)
                 continue
             }
             slot.stream = stream
+            logger.debug("source shard's stream opened", metadata: ["shard": "\(source)"])
             publishStreams()
             // Where the source stands with us: it resumes from its own record of the last ACK anyway.
             if let acknowledgement = slot.state.acknowledgement {
@@ -438,17 +435,18 @@ final class RoutingDirection: @unchecked Sendable {
     }
 
     private func connectIfNeeded() {
-        guard !connecting, let connectInternal else { return }
+        guard !connecting, let sourceConnection else { return }
         connecting = true
-        connectInternal(self).whenComplete { result in
+        connection = nil
+        sourceConnection().whenComplete { result in
             self.connecting = false
             switch result {
             case .success(let connected):
-                self.client = connected
+                self.connection = connected
                 self.ensureReceivers()
             case .failure(let error):
-                self.logger.warning("cannot open the internal connection for the source shards' streams; retrying", metadata: [
-                    "error": "\(error)",
+                self.logger.warning("cannot reach the upstream for the source shards' streams; retrying", metadata: [
+                    "error": "\(NetworkErrorDescription.describe(error))",
                 ])
                 self.reconnect?.cancel()
                 self.reconnect = self.loop.scheduleTask(in: Self.maxRetryDelay) { self.ensureReceivers() }
@@ -537,10 +535,10 @@ final class RoutingDirection: @unchecked Sendable {
             head.remaining.removeAll { delivery in
                 guard let target = targets[delivery.targetShard], target.stream.hasRoom else { return false }
                 do {
-                    let message = try target.sender.deliver(
+                    let outgoing = try target.sender.deliver(
                         delivery.tasks, from: source, batch: head.batch, highWatermarkTime: head.time,
                         priority: head.priority)
-                    target.stream.send(message)
+                    target.stream.send(outgoing)
                     target.lastSent = .now()
                     figures.withLockedValue { $0.batchesDelivered += 1 }
                 } catch {

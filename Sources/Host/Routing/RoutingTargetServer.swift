@@ -33,10 +33,10 @@ final class RoutingTargetStream {
     var hasRoom: Bool { !ended && bytesInFlight < RoutingTargetServer.maxBytesInFlight }
 
     /// Sends one response message (a `StreamWorkflowReplicationMessagesResponse`).
-    func send(_ message: [UInt8]) {
+    func send(_ message: OutgoingBatch) {
         guard !ended, let server else { return }
-        bytesInFlight += message.count
-        let size = message.count
+        bytesInFlight += message.size
+        let size = message.size
         server.send(message, on: id) { [weak self] in
             guard let self else { return }
             self.bytesInFlight -= size
@@ -160,11 +160,21 @@ final class RoutingTargetServer: ChannelInboundHandler, H2ConnectionDelegate {
 
     // MARK: Used by the streams
 
-    fileprivate func send(_ message: [UInt8], on stream: H2StreamID, written: @escaping () -> Void) {
-        var buffer = ByteBufferAllocator().buffer(capacity: 5 + message.count)
+    fileprivate func send(_ message: OutgoingBatch, on stream: H2StreamID, written: @escaping () -> Void) {
+        // The tasks are renumbered as they are written into the frame's buffer: one copy of their bytes.
+        var buffer = ByteBufferAllocator().buffer(capacity: 5 + message.size)
         buffer.writeInteger(UInt8(0))
-        buffer.writeInteger(UInt32(message.count))
-        buffer.writeBytes(message)
+        buffer.writeInteger(UInt32(message.size))
+        do {
+            try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: message.size) { raw in
+                try message.write(into: UnsafeMutableRawBufferPointer(rebasing: raw.prefix(message.size)))
+                return message.size
+            }
+        } catch {
+            // The tasks were read whole when they arrived; writing them again cannot fail short of a bug.
+            direction.logger.error("could not write a batch for a target shard", metadata: ["error": "\(error)"])
+            return
+        }
         let promise = direction.loop.makePromise(of: Void.self)
         promise.futureResult.whenComplete { _ in written() }
         engine.sendData(buffer, stream: stream, endStream: false, promise: promise)

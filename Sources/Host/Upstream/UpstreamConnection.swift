@@ -34,6 +34,9 @@ final class UpstreamConnection: ChannelInboundHandler, H2ConnectionDelegate {
     private let tuning: HTTP2Tuning
     private let onGoAway: (UpstreamConnection) -> Void
     private var calls = H2StreamMap<ProxyCall>()
+    /// Streams carried for others than forwarded calls (routing mode's source streams); looked up only for a
+    /// stream that is not a call's.
+    private var others: [H2StreamID: any UpstreamStreamHandler] = [:]
     /// Streams open on the connection now. Calls that ended early leave `calls` at once but hold a stream until
     /// its reset is out, so this, not `calls.count`, is what the peer's limit applies to.
     var openStreams: Int { engine.openStreamCount }
@@ -170,6 +173,11 @@ final class UpstreamConnection: ChannelInboundHandler, H2ConnectionDelegate {
         for call in open {
             call.upstreamClosed(reason: nil)
         }
+        let otherStreams = Array(others.values)
+        others = [:]
+        for handler in otherStreams {
+            handler.upstreamStreamEnded(reason: endReason ?? "the upstream connection closed")
+        }
         context.fireChannelInactive()
     }
 
@@ -183,20 +191,30 @@ final class UpstreamConnection: ChannelInboundHandler, H2ConnectionDelegate {
 
     func h2Headers(_ headers: HPACKHeaders, stream: H2StreamID, endStream: Bool, isNewStream: Bool) {
         writer.beginReadBatch()
-        calls[stream]?.upstreamHeaders(.init(headers: headers, endStream: endStream))
+        guard let call = calls[stream] else {
+            others[stream]?.upstreamStreamHeaders(headers, endStream: endStream)
+            return
+        }
+        call.upstreamHeaders(.init(headers: headers, endStream: endStream))
     }
 
     func h2Data(_ payload: ByteBuffer, stream: H2StreamID, endStream: Bool, flowControlledLength: Int) {
         writer.beginReadBatch()
         // The engine gave the connection window back as the bytes arrived: a client that does not read holds back
         // its own call's stream, never the other calls on this connection.
-        guard let call = calls[stream] else { return }
+        guard let call = calls[stream] else {
+            others[stream]?.upstreamStreamData(payload, endStream: endStream, flowControlledLength: flowControlledLength)
+            return
+        }
         call.upstreamData(.init(engineData: payload, endStream: endStream, flowControlledLength: flowControlledLength))
     }
 
     func h2StreamReset(_ stream: H2StreamID, code: H2ErrorCode, byPeer: Bool) {
         writer.beginReadBatch()
-        guard let call = calls.removeValue(forKey: stream) else { return }
+        guard let call = calls.removeValue(forKey: stream) else {
+            others.removeValue(forKey: stream)?.upstreamStreamEnded(reason: "the stream was reset (\(code))")
+            return
+        }
         let reason = HTTP2ErrorCode(networkCode: Int(code.rawValue))
         if byPeer {
             // Also the streams above the last one a GOAWAY says the upstream processed (REFUSED_STREAM): it never
@@ -211,7 +229,11 @@ final class UpstreamConnection: ChannelInboundHandler, H2ConnectionDelegate {
 
     func h2StreamClosed(_ stream: H2StreamID) {
         writer.beginReadBatch()
-        calls.removeValue(forKey: stream)?.upstreamClosed(reason: nil)
+        guard let call = calls.removeValue(forKey: stream) else {
+            others.removeValue(forKey: stream)?.upstreamStreamEnded(reason: "the stream closed")
+            return
+        }
+        call.upstreamClosed(reason: nil)
     }
 
     func h2GoAway(lastStream: H2StreamID, code: H2ErrorCode, debugData: ByteBuffer) {
@@ -287,6 +309,24 @@ final class UpstreamConnection: ChannelInboundHandler, H2ConnectionDelegate {
         return .opened(HTTP2StreamID(Int(stream)))
     }
 
+    /// Opens a stream for `handler` (not a forwarded call) with `headers`; nil when the connection takes no stream.
+    func openStream(for handler: any UpstreamStreamHandler, headers: HPACKHeaders) -> H2StreamID? {
+        guard context != nil, !isDraining, let stream = engine.openStream(headers: headers, endStream: false) else {
+            return nil
+        }
+        if stream >= Self.lastUsableStreamID {
+            drain()
+        }
+        others[stream] = handler
+        writer.flush()
+        return stream
+    }
+
+    /// The stream of a handler that ended it: its frames are dropped from now on.
+    func forgetOther(_ stream: H2StreamID) {
+        others[stream] = nil
+    }
+
     /// Runs every keepalive interval: a PING unanswered for a whole interval means the peer is gone. Idle
     /// connections are not pinged: grpc-go servers count pings without streams as abuse (GOAWAY "too_many_pings").
     private func checkLiveness() {
@@ -295,7 +335,7 @@ final class UpstreamConnection: ChannelInboundHandler, H2ConnectionDelegate {
             context.close(promise: nil)
             return
         }
-        if !readSinceLastCheck && !calls.isEmpty {
+        if !readSinceLastCheck && (!calls.isEmpty || !others.isEmpty) {
             pingOutstanding = true
             engine.ping(opaque: Self.keepaliveOpaque)
             engine.flush()
@@ -325,6 +365,16 @@ final class UpstreamConnection: ChannelInboundHandler, H2ConnectionDelegate {
     func close() {
         channel?.close(promise: nil)
     }
+}
+
+/// A stream an `UpstreamConnection` carries for someone other than a forwarded call (routing mode's source streams),
+/// on the connection's event loop.
+protocol UpstreamStreamHandler: AnyObject {
+    func upstreamStreamHeaders(_ headers: HPACKHeaders, endStream: Bool)
+    /// DATA; the handler gives the stream's window back with `writer.releaseStreamCredit` when it has used the bytes.
+    func upstreamStreamData(_ payload: ByteBuffer, endStream: Bool, flowControlledLength: Int)
+    /// The stream is over (reset, closed, or the connection gone); nothing more arrives.
+    func upstreamStreamEnded(reason: String)
 }
 
 /// The upstream broke the HTTP/2 protocol before the connection was established.
