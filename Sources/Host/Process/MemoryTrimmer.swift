@@ -7,6 +7,13 @@
 //
 // Every `interval` this looks at the resident size; when it is well above what the last trim left and has stopped
 // growing (the load is over, or at least steady), it trims on the thread pool, so no event loop waits for it.
+//
+// Because it does, the allocator is told at start (`tuneAllocator`) to keep large blocks instead of returning each
+// at once: glibc gives a block over 128 KiB its own mmap and unmaps it on free, and trims the heap's top past 128
+// KiB, so a stream of 1 MiB replication batches (a routing-mode batch is gathered, read and written out) paid a
+// mapping and a page fault per 4 KiB for every batch: about a tenth of the proxy's CPU. Blocks up to 32 MiB now come
+// from the heap and stay for the next one, and the heap's top is trimmed past 64 MiB, or by the trimmer when the
+// load is gone.
 
 import Logging
 import NIOConcurrencyHelpers
@@ -84,6 +91,18 @@ final class MemoryTrimmer: Sendable {
                 metadata: ["before_mib": "\(resident >> 20)", "after_mib": "\(after >> 20)"]
             )
         }
+    }
+
+    /// Large blocks from the heap, kept for reuse (see the header); a no-op without glibc.
+    static func tuneAllocator() {
+        #if canImport(Glibc)
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
+        let mallopt = unsafeBitCast(symbol, to: (@convention(c) (CInt, CInt) -> CInt).self)
+        let trimThreshold: CInt = -1  // M_TRIM_THRESHOLD
+        let mmapThreshold: CInt = -3  // M_MMAP_THRESHOLD
+        _ = mallopt(mmapThreshold, 32 << 20)
+        _ = mallopt(trimThreshold, 64 << 20)
+        #endif
     }
 
     /// glibc's `malloc_trim`, looked up at run time: Swift's Glibc module does not declare it, and other C

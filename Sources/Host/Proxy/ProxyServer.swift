@@ -52,6 +52,7 @@ public final class ProxyServer: Sendable {
         self.activeCalls = activeCalls
         let loops = Array(group.makeIterator())
         let resolver = AddressResolver(threadPool: threadPool)
+        MemoryTrimmer.tuneAllocator()
         memoryTrimmer = MemoryTrimmer(threadPool: threadPool, logger: logger)
         let settings = UpstreamPoolSettings(
             connectTimeout: .nanoseconds(Int64(config.upstream.connectTimeoutSeconds * 1e9)),

@@ -21,7 +21,7 @@ final class RoutingSourceStream: UpstreamStreamHandler {
     private let direction: RoutingDirection
     private var id: H2StreamID?
     private var ended = false
-    private var reassembler: GRPCMessageReassembler
+    private var reassembler: GRPCMessageArrays
     private var sawHeaders = false
 
     /// Opens the stream on `connection` with `headers`; nil when the connection takes no stream now.
@@ -40,7 +40,7 @@ final class RoutingSourceStream: UpstreamStreamHandler {
         self.shard = shard
         self.connection = connection
         self.direction = direction
-        self.reassembler = GRPCMessageReassembler(maxMessageBytes: maxMessageBytes)
+        self.reassembler = GRPCMessageArrays(maxMessageBytes: maxMessageBytes)
     }
 
     /// Sends an ACK (a `StreamWorkflowReplicationMessagesRequest`).
@@ -89,7 +89,7 @@ final class RoutingSourceStream: UpstreamStreamHandler {
 
     func upstreamStreamData(_ payload: ByteBuffer, endStream: Bool, flowControlledLength: Int) {
         guard !ended else { return }
-        var messages: [ByteBuffer] = []
+        var messages: [[UInt8]] = []
         if let tooLarge = reassembler.consume(payload, into: &messages) {
             return end(reason: "a batch of \(tooLarge) bytes is over the limit (limits.maxMessageBytes)", cancel: true)
         }
@@ -98,9 +98,10 @@ final class RoutingSourceStream: UpstreamStreamHandler {
         if messages.isEmpty {
             release(flowControlledLength)
         }
-        for (index, var message) in messages.enumerated() {
-            message.moveReaderIndex(forwardBy: 5)
-            let bytes = message.readBytes(length: message.readableBytes) ?? []
+        if reassembler.sawCompressed {
+            return end(reason: "the source sent a compressed batch; routing reads every task, so the proxy asks for none (it sends no grpc-accept-encoding) and cannot serve this one", cancel: true)
+        }
+        for (index, bytes) in messages.enumerated() {
             let credit = index == messages.count - 1 ? flowControlledLength : 0
             do {
                 guard let batch = try ReplicationBatch(response: bytes) else {
@@ -129,5 +130,60 @@ final class RoutingSourceStream: UpstreamStreamHandler {
             if let id { connection.forgetOther(id) }
         }
         direction.sourceEnded(self, reason: reason)
+    }
+}
+
+/// Cuts a stream's DATA into whole gRPC messages as byte arrays, each byte copied once, straight from the frames
+/// into the array the codec reads (its tasks then share it); the 5-byte prefixes are left out. The size limit is
+/// checked on the prefix, before any of the body is held.
+struct GRPCMessageArrays {
+    private let maxMessageBytes: Int
+    private var prefix: [UInt8] = []
+    private var body: [UInt8] = []
+    /// The body length of the message being gathered, once its prefix is complete.
+    private var length: Int?
+
+    init(maxMessageBytes: Int) {
+        self.maxMessageBytes = maxMessageBytes
+        prefix.reserveCapacity(5)
+    }
+
+    /// Feeds the next chunk; appends each message it completes to `messages`.
+    /// - Returns: the declared length of a message over the limit (the stream cannot go on), or nil.
+    mutating func consume(_ chunk: ByteBuffer, into messages: inout [[UInt8]]) -> Int? {
+        chunk.withUnsafeReadableBytes { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                guard let length else {
+                    let taken = min(5 - prefix.count, bytes.count - offset)
+                    prefix.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + taken)]))
+                    offset += taken
+                    guard prefix.count == 5 else { continue }
+                    let declared = Int(prefix[1]) << 24 | Int(prefix[2]) << 16 | Int(prefix[3]) << 8 | Int(prefix[4])
+                    if declared > maxMessageBytes { return declared }
+                    self.length = declared
+                    body = []
+                    body.reserveCapacity(declared)
+                    if declared == 0 { finish(into: &messages) }
+                    continue
+                }
+                let taken = min(length - body.count, bytes.count - offset)
+                body.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + taken)]))
+                offset += taken
+                if body.count == length { finish(into: &messages) }
+            }
+            return nil
+        }
+    }
+
+    /// A message came compressed (its prefix's flag set): routing reads tasks, so the stream cannot be served.
+    private(set) var sawCompressed = false
+
+    private mutating func finish(into messages: inout [[UInt8]]) {
+        if prefix[0] != 0 { sawCompressed = true }
+        messages.append(body)
+        body = []
+        prefix.removeAll(keepingCapacity: true)
+        length = nil
     }
 }
