@@ -533,7 +533,24 @@ def hpack_seeds():
     }
 
 
+def replication_seeds():
+    """Routing's replication messages, as Python protobuf encoded them with the dev server's schema
+    (Tests/Fixtures/replication/cases.json); byte 0 picks the target shard count and the first id."""
+    import json
+    cases = json.loads((FIXTURES / "replication" / "cases.json").read_text())
+    seeds = {}
+    for layout in (0x00, 0x12, 0x2b, 0xff):
+        seeds[f"batch-{layout:02x}"] = bytes([layout]) + bytes.fromhex(cases["response"])
+    seeds["built-batch"] = b"\x01" + bytes.fromhex(cases["builtResponse"])
+    seeds["sync-state"] = b"\x03" + bytes.fromhex(cases["request"])
+    for index, task in enumerate(cases["tasks"]):
+        # One task alone in a batch, with a watermark.
+        seeds[f"task-{index}"] = b"\x02" + ld(1, ld(1, bytes.fromhex(task["bytes"])) + vi(2, 1048583))
+    return seeds
+
+
 if __name__ == "__main__":
+    write("replication", replication_seeds())
     write("hpack", hpack_seeds())
     write("h2-engine", h2_engine_seeds())
     write("yamux", yamux_seeds())

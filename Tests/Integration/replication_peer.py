@@ -79,7 +79,8 @@ class SourceCluster:
             "StreamWorkflowReplicationMessages": grpc.stream_stream_rpc_method_handler(
                 self._serve, request_deserializer=Request.FromString, response_serializer=Response.SerializeToString),
         })
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
+        # One thread per open stream (each handler waits in its stream).
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=2 * self.shard_count + 32))
         self.server.add_generic_rpc_handlers((handler,))
         self.server.add_insecure_port(self.address)
         self.server.start()
