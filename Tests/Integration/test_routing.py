@@ -18,7 +18,7 @@ import pytest
 from netutil import free_address
 from plugin_build import REPO_ROOT
 from proxy_process import DIRECT, ClusterConnection
-from replication_peer import SourceCluster, TargetShard, history_shard
+from replication_peer import ADMIN, SourceCluster, TargetShard, history_shard
 from test_metrics import scrape, value
 from test_replication_streams import debug_connection
 
@@ -27,6 +27,48 @@ pytestmark = pytest.mark.skipif(DIRECT, reason="routing is the proxy's")
 SCHEMA = str(REPO_ROOT / "Tests/Fixtures/temporal-dev-schema.binpb")
 # Every routing line in the proxy's log (the Go proxy's default for this component is 3 lines a minute).
 ROUTING_LOGS = "logConfigs:\n  shardRouting: { throttleMaxRPS: 1000 }\n"
+
+
+class Peers:
+    """The clusters, target shards and raw streams a test makes; all stopped and closed after it."""
+
+    def __init__(self):
+        self.sources: list[SourceCluster] = []
+        self.targets: list[TargetShard] = []
+        self.channels: list[grpc.Channel] = []
+
+    def source(self, *args, **options) -> SourceCluster:
+        cluster = SourceCluster(*args, **options).start()
+        self.sources.append(cluster)
+        return cluster
+
+    def target(self, *args, **options) -> TargetShard:
+        shard = TargetShard(*args, **options)
+        self.targets.append(shard)
+        return shard
+
+    def raw_stream(self, address: str, metadata, requests):
+        """A replication stream whose requests are raw bytes; the call (iterate it for responses)."""
+        channel = grpc.insecure_channel(address)
+        self.channels.append(channel)
+        call = channel.stream_stream(f"/{ADMIN}/StreamWorkflowReplicationMessages",
+                                     request_serializer=lambda raw: raw, response_deserializer=lambda raw: raw)
+        return call(iter(requests), metadata=metadata)
+
+    def close(self):
+        for target in self.targets:
+            target.close()
+        for channel in self.channels:
+            channel.close()
+        for source in self.sources:
+            source.stop()
+
+
+@pytest.fixture
+def peers():
+    made = Peers()
+    yield made
+    made.close()
 
 
 def routing_connection(local: SourceCluster, remote: SourceCluster, **extra) -> ClusterConnection:
@@ -72,81 +114,6 @@ def check_delivery(source: SourceCluster, targets: list[TargetShard]):
              what=f"{source.name}'s ACKs to reach the last watermarks (now {source.acks})")
 
 
-@pytest.mark.parametrize("local_shards, remote_shards", [(4, 2), (2, 4), (2, 3), (3, 2)])
-def test_every_task_reaches_the_shard_temporal_names(proxy_factory, local_shards, remote_shards):
-    local = SourceCluster("cluster-l", local_shards, seed=local_shards * 10 + remote_shards).start()
-    remote = SourceCluster("cluster-r", remote_shards, seed=remote_shards * 10 + local_shards + 1).start()
-    targets = []
-    try:
-        proxy = proxy_factory.start([routing_connection(local, remote)], extra_yaml=ROUTING_LOGS)
-        # The remote cluster's shards pull the local cluster's tasks through the inbound listener, and the other way.
-        remote_targets = [TargetShard("cluster-r", "cluster-l", shard, proxy.inbound())
-                          for shard in range(1, remote_shards + 1)]
-        local_targets = [TargetShard("cluster-l", "cluster-r", shard, proxy.outbound())
-                         for shard in range(1, local_shards + 1)]
-        targets = remote_targets + local_targets
-        check_delivery(local, remote_targets)
-        check_delivery(remote, local_targets)
-        # One stream per source shard: the proxy's receivers, claiming the target cluster and the same shard id.
-        for source, target_cluster in ((local, "cluster-r"), (remote, "cluster-l")):
-            pairs = sorted((stream["temporal-client-cluster-id"], stream["temporal-server-shard-id"])
-                           for stream in source.streams)
-            assert pairs == [(target_cluster, str(shard)) for shard in range(1, source.shard_count + 1)]
-    finally:
-        for target in targets:
-            target.close()
-        local.stop()
-        remote.stop()
-
-
-def test_a_target_that_goes_away_unacknowledged_gets_its_tasks_again(proxy_factory):
-    local = SourceCluster("cluster-l", 2, seed=5).start()
-    remote = SourceCluster("cluster-r", 3, seed=6, batches=0).start()
-    targets = []
-    try:
-        proxy = proxy_factory.start([routing_connection(local, remote)], extra_yaml=ROUTING_LOGS)
-        expected = expected_arrivals(local, 3)
-        # Shard 1 applies what it is sent but never acknowledges it, then goes away.
-        silent = TargetShard("cluster-r", "cluster-l", 1, proxy.inbound(), acknowledge=False)
-        others = [TargetShard("cluster-r", "cluster-l", shard, proxy.inbound()) for shard in (2, 3)]
-        targets = [silent, *others]
-        wait_for(lambda: len(silent.received()) == len(expected[1]), what="shard 1's tasks")
-        assert all(local.acks.get(shard, 0) < local.final_watermark(shard) for shard in (1, 2)
-                   if any(item.startswith(f"cluster-l/{shard}/") for item in expected[1])), local.acks
-        silent.close()
-        # Its successor gets every one of them again; the sources' ACKs complete; the other shards lose nothing.
-        successor = TargetShard("cluster-r", "cluster-l", 1, proxy.inbound())
-        targets.append(successor)
-        check_delivery_at_least_once(local, {1: successor, 2: others[0], 3: others[1]}, expected)
-    finally:
-        for target in targets:
-            target.close()
-        local.stop()
-        remote.stop()
-
-
-def test_a_source_that_restarts_is_read_again_from_its_last_ack(proxy_factory):
-    local = SourceCluster("cluster-l", 3, seed=7).start()
-    remote = SourceCluster("cluster-r", 2, seed=8, batches=0).start()
-    targets = []
-    try:
-        proxy = proxy_factory.start([routing_connection(local, remote)], extra_yaml=ROUTING_LOGS)
-        targets = [TargetShard("cluster-r", "cluster-l", shard, proxy.inbound()) for shard in (1, 2)]
-        check_delivery(local, targets)
-        local.stop()
-        local.extend(5)
-        local.start()
-        check_delivery_at_least_once(local, dict(enumerate(targets, start=1)), expected_arrivals(local, 2))
-        # Nothing was sent twice: the source resumed from what the targets had acknowledged.
-        for target in targets:
-            assert len(target.received()) == len(set(target.received())), f"shard {target.shard}"
-    finally:
-        for target in targets:
-            target.close()
-        local.stop()
-        remote.stop()
-
-
 def check_delivery_at_least_once(source: SourceCluster, targets: dict[int, TargetShard], expected: dict[int, list[str]]):
     """Every task at its shard (duplicates allowed), and the source's ACKs at its last watermarks."""
     def complete():
@@ -160,115 +127,130 @@ def check_delivery_at_least_once(source: SourceCluster, targets: dict[int, Targe
              what=f"{source.name}'s ACKs to reach the last watermarks (now {source.acks})")
 
 
-def test_metrics_and_debug_connections_show_shards_streams_and_acks(proxy_factory):
-    local = SourceCluster("cluster-l", 3, seed=11).start()
-    remote = SourceCluster("cluster-r", 2, seed=12, batches=0).start()
-    targets = []
+@pytest.mark.parametrize("local_shards, remote_shards", [(4, 2), (2, 4), (2, 3), (3, 2)])
+def test_every_task_reaches_the_shard_temporal_names(proxy_factory, peers, local_shards, remote_shards):
+    local = peers.source("cluster-l", local_shards, seed=local_shards * 10 + remote_shards)
+    remote = peers.source("cluster-r", remote_shards, seed=remote_shards * 10 + local_shards + 1)
+    proxy = proxy_factory.start([routing_connection(local, remote)], extra_yaml=ROUTING_LOGS)
+    # The remote cluster's shards pull the local cluster's tasks through the inbound listener, and the other way.
+    remote_targets = [peers.target("cluster-r", "cluster-l", shard, proxy.inbound()) for shard in range(1, remote_shards + 1)]
+    local_targets = [peers.target("cluster-l", "cluster-r", shard, proxy.outbound()) for shard in range(1, local_shards + 1)]
+    check_delivery(local, remote_targets)
+    check_delivery(remote, local_targets)
+    # One stream per source shard: the proxy's receivers, claiming the target cluster and the same shard id.
+    for source, target_cluster in ((local, "cluster-r"), (remote, "cluster-l")):
+        pairs = sorted((stream["temporal-client-cluster-id"], stream["temporal-server-shard-id"])
+                       for stream in source.streams)
+        assert pairs == [(target_cluster, str(shard)) for shard in range(1, source.shard_count + 1)]
+
+
+def test_a_target_that_goes_away_unacknowledged_gets_its_tasks_again(proxy_factory, peers):
+    local = peers.source("cluster-l", 2, seed=5)
+    remote = peers.source("cluster-r", 3, seed=6, batches=0)
+    proxy = proxy_factory.start([routing_connection(local, remote)], extra_yaml=ROUTING_LOGS)
+    expected = expected_arrivals(local, 3)
+    # Shard 1 applies what it is sent but never acknowledges it, then goes away.
+    silent = peers.target("cluster-r", "cluster-l", 1, proxy.inbound(), acknowledge=False)
+    others = [peers.target("cluster-r", "cluster-l", shard, proxy.inbound()) for shard in (2, 3)]
+    wait_for(lambda: len(silent.received()) == len(expected[1]), what="shard 1's tasks")
+    assert all(local.acks.get(shard, 0) < local.final_watermark(shard) for shard in (1, 2)
+               if any(item.startswith(f"cluster-l/{shard}/") for item in expected[1])), local.acks
+    silent.close()
+    # Its successor gets every one of them again; the sources' ACKs complete; the other shards lose nothing.
+    successor = peers.target("cluster-r", "cluster-l", 1, proxy.inbound())
+    check_delivery_at_least_once(local, {1: successor, 2: others[0], 3: others[1]}, expected)
+
+
+def test_a_source_that_restarts_is_read_again_from_its_last_ack(proxy_factory, peers):
+    local = peers.source("cluster-l", 3, seed=7)
+    remote = peers.source("cluster-r", 2, seed=8, batches=0)
+    proxy = proxy_factory.start([routing_connection(local, remote)], extra_yaml=ROUTING_LOGS)
+    targets = [peers.target("cluster-r", "cluster-l", shard, proxy.inbound()) for shard in (1, 2)]
+    check_delivery(local, targets)
+    local.stop()
+    local.extend(5)
+    local.start()
+    check_delivery_at_least_once(local, dict(enumerate(targets, start=1)), expected_arrivals(local, 2))
+    # Nothing was sent twice: the source resumed from what the targets had acknowledged.
+    for target in targets:
+        assert len(target.received()) == len(set(target.received())), f"shard {target.shard}"
+
+
+def test_metrics_and_debug_connections_show_shards_streams_and_acks(proxy_factory, peers):
+    local = peers.source("cluster-l", 3, seed=11)
+    remote = peers.source("cluster-r", 2, seed=12, batches=0)
     metrics_address, health_address = free_address(), free_address()
-    try:
-        proxy = proxy_factory.start(
-            [routing_connection(local, remote, remoteClusterHealthCheck={"protocol": "http", "listenAddress": health_address})],
-            metrics_address=metrics_address, extra_yaml=ROUTING_LOGS)
-        targets = [TargetShard("cluster-r", "cluster-l", shard, proxy.inbound()) for shard in (1, 2)]
-        check_delivery(local, targets)
-        tasks = sum(1 for _ in local.all_tasks())
-        families = scrape(metrics_address)
-        labels = {"connection": "routing", "direction": "inbound"}
-        assert value(families, "s2s_proxy_routing_tasks", "s2s_proxy_routing_tasks_total", **labels) == tasks
-        assert value(families, "s2s_proxy_routing_streams", "s2s_proxy_routing_streams", role="target", **labels) == 2
-        assert value(families, "s2s_proxy_routing_streams", "s2s_proxy_routing_streams", role="source", **labels) == 3
-        assert value(families, "s2s_proxy_routing_receiver_restarts", "s2s_proxy_routing_receiver_restarts_total",
-                     **labels) == 0
-        routing = {entry["direction"]: entry for entry in debug_connection(health_address)["routing"]}
-        inbound = routing["inbound"]
-        assert (inbound["target_shard_count"], inbound["source_shard_count"]) == (2, 3)
-        assert [target["shard"] for target in inbound["targets"]] == [1, 2]
-        assert all(target["unacknowledged_batches"] == 0 for target in inbound["targets"])
-        assert [(source["shard"], source["connected"], source["ack_level"]) for source in inbound["sources"]] == [
-            (shard, True, local.final_watermark(shard)) for shard in (1, 2, 3)]
-        assert inbound["tasks_routed"] == tasks
-        # Nothing opened on the outbound side: no local shard asked for the remote's tasks.
-        assert routing["outbound"]["targets"] == [] and routing["outbound"]["sources"] == []
-    finally:
-        for target in targets:
-            target.close()
-        local.stop()
-        remote.stop()
+    health = {"protocol": "http", "listenAddress": health_address}
+    proxy = proxy_factory.start([routing_connection(local, remote, remoteClusterHealthCheck=health)],
+                                metrics_address=metrics_address, extra_yaml=ROUTING_LOGS)
+    targets = [peers.target("cluster-r", "cluster-l", shard, proxy.inbound()) for shard in (1, 2)]
+    check_delivery(local, targets)
+    tasks = sum(1 for _ in local.all_tasks())
+    families = scrape(metrics_address)
+    labels = {"connection": "routing", "direction": "inbound"}
+    assert value(families, "s2s_proxy_routing_tasks", "s2s_proxy_routing_tasks_total", **labels) == tasks
+    assert value(families, "s2s_proxy_routing_streams", "s2s_proxy_routing_streams", role="target", **labels) == 2
+    assert value(families, "s2s_proxy_routing_streams", "s2s_proxy_routing_streams", role="source", **labels) == 3
+    assert value(families, "s2s_proxy_routing_receiver_restarts", "s2s_proxy_routing_receiver_restarts_total",
+                 **labels) == 0
+    routing = {entry["direction"]: entry for entry in debug_connection(health_address)["routing"]}
+    inbound = routing["inbound"]
+    assert (inbound["target_shard_count"], inbound["source_shard_count"]) == (2, 3)
+    assert [target["shard"] for target in inbound["targets"]] == [1, 2]
+    assert all(target["unacknowledged_batches"] == 0 for target in inbound["targets"])
+    assert [(source["shard"], source["connected"], source["ack_level"]) for source in inbound["sources"]] == [
+        (shard, True, local.final_watermark(shard)) for shard in (1, 2, 3)]
+    assert inbound["tasks_routed"] == tasks
+    # Nothing opened on the outbound side: no local shard asked for the remote's tasks.
+    assert routing["outbound"]["targets"] == [] and routing["outbound"]["sources"] == []
 
 
-def test_routing_on_the_mux_server_side_of_a_pair_as_in_the_go_examples(proxy_factory):
+def test_routing_on_the_mux_server_side_of_a_pair_as_in_the_go_examples(proxy_factory, peers):
     # The Go proxy's two-replica examples: routing on the mux-server side, local 3 shards, remote 2. Cluster L sits
     # behind the mux-server proxy (routing), cluster R behind the mux-client one (plain forwarding).
-    local = SourceCluster("cluster-l", 3, seed=21).start()
-    remote = SourceCluster("cluster-r", 2, seed=22).start()
-    targets = []
-    try:
-        mux_address = free_address()
-        server_side = proxy_factory.start([ClusterConnection(
-            "pair", local_upstream=local.address, remote_upstream="", mux="mux-server", mux_address=mux_address,
-            extra={"shardCount": {"mode": "routing", "localShardCount": 3, "remoteShardCount": 2},
-                   "schema": {"file": SCHEMA}})], extra_yaml=ROUTING_LOGS)
-        client_side = proxy_factory.start([ClusterConnection(
-            "pair", local_upstream=remote.address, remote_upstream="", mux="mux-client", mux_address=mux_address)])
-        # R's shards reach L through their own proxy and the tunnel; L's reach R through theirs, and the routing
-        # proxy's own streams toward R cross the tunnel the other way.
-        remote_targets = [TargetShard("cluster-r", "cluster-l", shard, client_side.outbound()) for shard in (1, 2)]
-        local_targets = [TargetShard("cluster-l", "cluster-r", shard, server_side.outbound()) for shard in (1, 2, 3)]
-        targets = remote_targets + local_targets
-        check_delivery(local, remote_targets)
-        check_delivery(remote, local_targets)
-    finally:
-        for target in targets:
-            target.close()
-        local.stop()
-        remote.stop()
+    local = peers.source("cluster-l", 3, seed=21)
+    remote = peers.source("cluster-r", 2, seed=22)
+    mux_address = free_address()
+    server_side = proxy_factory.start([ClusterConnection(
+        "pair", local_upstream=local.address, remote_upstream="", mux="mux-server", mux_address=mux_address,
+        extra={"shardCount": {"mode": "routing", "localShardCount": 3, "remoteShardCount": 2},
+               "schema": {"file": SCHEMA}})], extra_yaml=ROUTING_LOGS)
+    client_side = proxy_factory.start([ClusterConnection(
+        "pair", local_upstream=remote.address, remote_upstream="", mux="mux-client", mux_address=mux_address)])
+    # R's shards reach L through their own proxy and the tunnel; L's reach R through theirs, and the routing
+    # proxy's own streams toward R cross the tunnel the other way.
+    remote_targets = [peers.target("cluster-r", "cluster-l", shard, client_side.outbound()) for shard in (1, 2)]
+    local_targets = [peers.target("cluster-l", "cluster-r", shard, server_side.outbound()) for shard in (1, 2, 3)]
+    check_delivery(local, remote_targets)
+    check_delivery(remote, local_targets)
 
 
-def raw_stream(address: str, metadata, requests):
-    """A replication stream whose requests are raw bytes; the call (iterate it for responses)."""
-    channel = grpc.insecure_channel(address)
-    call = channel.stream_stream("/temporal.server.api.adminservice.v1.AdminService/StreamWorkflowReplicationMessages",
-                                 request_serializer=lambda raw: raw, response_deserializer=lambda raw: raw)
-    return channel, call(iter(requests), metadata=metadata)
+def shard_ids(client: str, server: str):
+    return (("temporal-client-cluster-id", "cluster-r"), ("temporal-client-shard-id", client),
+            ("temporal-server-cluster-id", "cluster-l"), ("temporal-server-shard-id", server))
 
 
-def test_bad_target_streams_are_refused_saying_why_and_cost_the_others_nothing(proxy_factory):
-    local = SourceCluster("cluster-l", 2, seed=31).start()
-    remote = SourceCluster("cluster-r", 2, seed=32, batches=0).start()
-    targets, channels = [], []
-    try:
-        proxy = proxy_factory.start([routing_connection(local, remote)], extra_yaml=ROUTING_LOGS)
-        ids = lambda client, server: (("temporal-client-cluster-id", "cluster-r"), ("temporal-client-shard-id", client),
-                                      ("temporal-server-cluster-id", "cluster-l"), ("temporal-server-shard-id", server))
-        refusals = {
-            "not paired 1:1": (ids("1", "2"), "pairs target shard n with source shard n"),
-            "beyond the count": (ids("3", "3"), "1...2"),
-            "not a number": (ids("x", "1"), "malformed shard ID metadata"),
-            "no metadata": ((), "missing cluster & shard ID metadata"),
-        }
-        for case, (metadata, complaint) in refusals.items():
-            channel, call = raw_stream(proxy.inbound(), metadata, [])
-            channels.append(channel)
-            with pytest.raises(grpc.RpcError) as raised:
-                list(call)
-            assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, case
-            assert complaint in raised.value.details(), (case, raised.value.details())
-        # A registered shard whose ACK is not a SyncReplicationState message ends its own stream only.
-        good = TargetShard("cluster-r", "cluster-l", 2, proxy.inbound())
-        targets.append(good)
-        channel, call = raw_stream(proxy.inbound(), ids("1", "1"), [b"\x0a\x05\x08"])
-        channels.append(channel)
+def test_bad_target_streams_are_refused_saying_why_and_cost_the_others_nothing(proxy_factory, peers):
+    local = peers.source("cluster-l", 2, seed=31)
+    remote = peers.source("cluster-r", 2, seed=32, batches=0)
+    proxy = proxy_factory.start([routing_connection(local, remote)], extra_yaml=ROUTING_LOGS)
+    refusals = {
+        "not paired 1:1": (shard_ids("1", "2"), "pairs target shard n with source shard n"),
+        "beyond the count": (shard_ids("3", "3"), "1...2"),
+        "not a number": (shard_ids("x", "1"), "malformed shard ID metadata"),
+        "no metadata": ((), "missing cluster & shard ID metadata"),
+    }
+    for case, (metadata, complaint) in refusals.items():
         with pytest.raises(grpc.RpcError) as raised:
-            list(call)
-        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, raised.value
-        assert "malformed SyncReplicationState" in raised.value.details()
-        # Shard 1 comes back well-behaved: both get everything.
-        targets.append(TargetShard("cluster-r", "cluster-l", 1, proxy.inbound()))
-        check_delivery_at_least_once(local, {1: targets[1], 2: good}, expected_arrivals(local, 2))
-    finally:
-        for target in targets:
-            target.close()
-        for channel in channels:
-            channel.close()
-        local.stop()
-        remote.stop()
+            list(peers.raw_stream(proxy.inbound(), metadata, []))
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, case
+        assert complaint in raised.value.details(), (case, raised.value.details())
+    # A registered shard whose ACK is not a SyncReplicationState message ends its own stream only.
+    good = peers.target("cluster-r", "cluster-l", 2, proxy.inbound())
+    with pytest.raises(grpc.RpcError) as raised:
+        list(peers.raw_stream(proxy.inbound(), shard_ids("1", "1"), [b"\x0a\x05\x08"]))
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, raised.value
+    assert "malformed SyncReplicationState" in raised.value.details()
+    # Shard 1 comes back well-behaved: both get everything.
+    successor = peers.target("cluster-r", "cluster-l", 1, proxy.inbound())
+    check_delivery_at_least_once(local, {1: successor, 2: good}, expected_arrivals(local, 2))

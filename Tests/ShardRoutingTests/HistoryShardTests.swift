@@ -27,19 +27,11 @@ struct HistoryShardTests {
     }
 
     private static func vectors() throws -> [(bytes: [UInt8], fingerprint: UInt32)] {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/farmhash-fingerprint32.json")
-        let decoded = try JSONDecoder().decode(Vectors.self, from: Data(contentsOf: url))
+        let decoded = try JSONDecoder().decode(
+            Vectors.self, from: Data(contentsOf: fixtureURL("farmhash-fingerprint32.json")))
         return decoded.vectors.map { pair in
             guard case .hex(let hex) = pair[0], case .value(let value) = pair[1] else { fatalError("malformed vector") }
-            var bytes: [UInt8] = []
-            var index = hex.startIndex
-            while index < hex.endIndex {
-                let next = hex.index(index, offsetBy: 2)
-                bytes.append(UInt8(hex[index..<next], radix: 16)!)
-                index = next
-            }
-            return (bytes, value)
+            return (hexBytes(hex), value)
         }
     }
 

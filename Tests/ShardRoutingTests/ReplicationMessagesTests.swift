@@ -53,21 +53,10 @@ struct ReplicationMessagesTests {
     }
 
     private static func cases() throws -> Cases {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/replication/cases.json")
-        return try JSONDecoder().decode(Cases.self, from: Data(contentsOf: url))
+        try JSONDecoder().decode(Cases.self, from: Data(contentsOf: fixtureURL("replication/cases.json")))
     }
 
-    static func bytes(_ hex: String) -> [UInt8] {
-        var bytes: [UInt8] = []
-        var index = hex.startIndex
-        while index < hex.endIndex {
-            let next = hex.index(index, offsetBy: 2)
-            bytes.append(UInt8(hex[index..<next], radix: 16)!)
-            index = next
-        }
-        return bytes
-    }
+    static func bytes(_ hex: String) -> [UInt8] { hexBytes(hex) }
 
     @Test func aBatchIsReadTaskByTaskWithEachTasksRoute() throws {
         let cases = try Self.cases()

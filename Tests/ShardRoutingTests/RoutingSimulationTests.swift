@@ -45,17 +45,6 @@ private struct SimTask {
     }
 }
 
-private func field(_ number: Int, varint value: UInt64, to output: inout [UInt8]) {
-    ProtoVarint.append(UInt64(number) << 3, to: &output)
-    ProtoVarint.append(value, to: &output)
-}
-
-private func field(_ number: Int, bytes value: [UInt8], to output: inout [UInt8]) {
-    ProtoVarint.append(UInt64(number) << 3 | 2, to: &output)
-    ProtoVarint.append(UInt64(value.count), to: &output)
-    output.append(contentsOf: value)
-}
-
 /// The identity a target reads back from a task it applied.
 private func identity(of task: ReplicationTask) -> String {
     var scanner = ProtoWireScanner(bytes: task.bytes)

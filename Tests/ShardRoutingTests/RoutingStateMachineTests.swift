@@ -11,33 +11,18 @@ import Testing
 /// Encodes a task the way a source would (history task, raw_task_info with the workflow).
 func makeTask(id: Int64, namespaceID: String = "ns-1", workflowID: String, shardLevel: Bool = false) -> ReplicationTask {
     var info: [UInt8] = []
-    appendString(1, namespaceID, to: &info)
-    appendString(2, workflowID, to: &info)
-    appendVarint(15, UInt64(id), to: &info)
+    field(1, bytes: Array(namespaceID.utf8), to: &info)
+    field(2, bytes: Array(workflowID.utf8), to: &info)
+    field(15, varint: UInt64(id), to: &info)
     var task: [UInt8] = []
-    appendVarint(1, shardLevel ? 3 : 2, to: &task)
-    appendVarint(2, UInt64(id), to: &task)
+    field(1, varint: shardLevel ? 3 : 2, to: &task)
+    field(2, varint: UInt64(id), to: &task)
     if shardLevel {
-        appendBytes(5, [0x0a, 0x01, 0x61], to: &task)  // sync_shard_status_task_attributes { source_cluster: "a" }
+        field(5, bytes: [0x0a, 0x01, 0x61], to: &task)  // sync_shard_status_task_attributes { source_cluster: "a" }
     } else {
-        appendBytes(17, info, to: &task)
+        field(17, bytes: info, to: &task)
     }
     return try! ReplicationTask(bytes: task)
-}
-
-private func appendVarint(_ number: Int, _ value: UInt64, to output: inout [UInt8]) {
-    ProtoVarint.append(UInt64(number) << 3, to: &output)
-    ProtoVarint.append(value, to: &output)
-}
-
-private func appendBytes(_ number: Int, _ value: [UInt8], to output: inout [UInt8]) {
-    ProtoVarint.append(UInt64(number) << 3 | 2, to: &output)
-    ProtoVarint.append(UInt64(value.count), to: &output)
-    output.append(contentsOf: value)
-}
-
-private func appendString(_ number: Int, _ value: String, to output: inout [UInt8]) {
-    appendBytes(number, Array(value.utf8), to: &output)
 }
 
 struct RoutingReceiverTests {
@@ -100,9 +85,9 @@ struct RoutingReceiverTests {
     @Test func unroutableTasksAreHandedBackAndHoldNothingBack() throws {
         var receiver = RoutingReceiver(sourceShard: 1, targetShardCount: 2)
         var namespaceTask: [UInt8] = []
-        appendVarint(1, 1, to: &namespaceTask)
-        appendVarint(2, 7, to: &namespaceTask)
-        appendBytes(3, [0x12, 0x01, 0x78], to: &namespaceTask)  // namespace_task_attributes { id: "x" }
+        field(1, varint: 1, to: &namespaceTask)
+        field(2, varint: 7, to: &namespaceTask)
+        field(3, bytes: [0x12, 0x01, 0x78], to: &namespaceTask)  // namespace_task_attributes { id: "x" }
         let routed = receiver.received(ReplicationBatch(
             tasks: [try ReplicationTask(bytes: namespaceTask)], exclusiveHighWatermark: 8, highWatermarkTime: nil, priority: 0))
         #expect(routed.unroutable.count == 1 && routed.deliveries.isEmpty)
