@@ -29,10 +29,19 @@ enum InternalSocketPair {
         guard socketpair(AF_UNIX, type, 0, &descriptors) == 0 else {
             return firstLoop.makeFailedFuture(Failure(errno: errno))
         }
+        // Replication batches are large: big socket buffers and reads mean few system calls per batch.
+        for descriptor in descriptors {
+            var size: CInt = 4 << 20
+            _ = setsockopt(descriptor, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<CInt>.size))
+            _ = setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<CInt>.size))
+        }
+        let reads = AdaptiveRecvByteBufferAllocator(minimum: 64 << 10, initial: 256 << 10, maximum: 1 << 20)
         let firstChannel = ClientBootstrap(group: firstLoop)
+            .channelOption(ChannelOptions.recvAllocator, value: reads)
             .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try first(channel) } }
             .withConnectedSocket(descriptors[0])
         let secondChannel = ClientBootstrap(group: secondLoop)
+            .channelOption(ChannelOptions.recvAllocator, value: reads)
             .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try second(channel) } }
             .withConnectedSocket(descriptors[1])
         return firstChannel.and(secondChannel)
