@@ -94,6 +94,20 @@ def test_describe_cluster_shows_the_configured_increment_per_side_and_the_lcm_sh
                 assert sorted(adapted.get(number, [])) == sorted(direct.get(number, [])), f"field {number}"
 
 
+def test_describe_cluster_in_routing_mode_shows_each_cluster_its_own_count(temporal_server, proxy_factory):
+    # Local 3 shards, remote 2 (both sides are the dev server here): through the outbound listener the local cluster
+    # asks about the remote one and is told 3, its own count; through the inbound listener the remote one is told 2.
+    connection = ClusterConnection("itest", local_upstream=temporal_server.address,
+                                   remote_upstream=temporal_server.address,
+                                   extra={"shardCount": {"mode": "routing", "localShardCount": 3, "remoteShardCount": 2}})
+    proxy = proxy_factory.start([connection])
+    for address in (proxy.inbound(), proxy.outbound()):
+        wait_until_adapting(address, ADMIN + "DescribeCluster")
+    assert describe_cluster(proxy.outbound())[HISTORY_SHARD_COUNT] == [3]
+    assert describe_cluster(proxy.inbound())[HISTORY_SHARD_COUNT] == [2]
+    assert describe_cluster(temporal_server.address)[HISTORY_SHARD_COUNT] == [DEV_SERVER_SHARDS]
+
+
 def test_describe_cluster_with_translation_turned_off_is_the_servers_own(describing_proxy):
     for address in (describing_proxy.inbound(), describing_proxy.outbound()):
         untouched = describe_cluster(address, metadata=TRANSLATION_OFF)
