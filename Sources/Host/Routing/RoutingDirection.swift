@@ -67,6 +67,9 @@ final class RoutingDirection: @unchecked Sendable {
     static let maxRetryDelay: TimeAmount = .seconds(5)
     static let keepaliveInterval: TimeAmount = .seconds(1)
     static let waitingWarning: TimeAmount = .seconds(30)
+    /// A target shard with this many batches it has not acknowledged gets no more until it does: what the proxy
+    /// remembers for a target that reads and never acknowledges stays bounded (Temporal acknowledges within seconds).
+    static let maxUnacknowledgedBatches = 4096
 
     let loop: EventLoop
     let logger: Logger
@@ -282,7 +285,9 @@ final class RoutingDirection: @unchecked Sendable {
     func targetAcknowledged(_ stream: RoutingTargetStream, _ state: SyncReplicationState) {
         guard let slot = targets[stream.shard], slot.stream === stream else { return }
         let before = slot.sender.ignoredAcknowledgements
+        let wasFull = slot.sender.unsettledBatches >= Self.maxUnacknowledgedBatches
         let settled = slot.sender.acknowledged(state)
+        defer { if wasFull { pumpAll() } }
         if slot.sender.ignoredAcknowledgements > before {
             logger.debug("ignored an ACK of ids this stream never sent", metadata: [
                 "shard": "\(stream.shard)", "ack": "\(state.inclusiveLowWatermark)",
@@ -533,7 +538,9 @@ final class RoutingDirection: @unchecked Sendable {
         let source = slot.state.sourceShard
         while var head = slot.queue.first {
             head.remaining.removeAll { delivery in
-                guard let target = targets[delivery.targetShard], target.stream.hasRoom else { return false }
+                guard let target = targets[delivery.targetShard], target.stream.hasRoom,
+                      target.sender.unsettledBatches < Self.maxUnacknowledgedBatches
+                else { return false }
                 do {
                     let outgoing = try target.sender.deliver(
                         delivery.tasks, from: source, batch: head.batch, highWatermarkTime: head.time,
