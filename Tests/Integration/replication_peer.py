@@ -43,8 +43,10 @@ class SourceCluster:
     """A cluster as the source of replication: a gRPC server whose shards serve their task logs."""
 
     def __init__(self, name: str, shard_count: int, seed: int, batches: int = 12, namespaces: int = 3,
-                 tasks_per_batch: tuple[int, int] = (0, 6), payload_bytes: int = 0):
+                 tasks_per_batch: tuple[int, int] = (0, 6), payload_bytes: int = 0, credentials=None):
         self.name = name
+        # grpc.ssl_server_credentials to serve TLS; None for plain HTTP/2.
+        self.credentials = credentials
         self.tasks_per_batch = tasks_per_batch
         # Each task's `data` blob (events), for volume: the proxy copies every byte of it.
         self.payload = bytes(payload_bytes)
@@ -82,7 +84,10 @@ class SourceCluster:
         # One thread per open stream (each handler waits in its stream).
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=2 * self.shard_count + 32))
         self.server.add_generic_rpc_handlers((handler,))
-        self.server.add_insecure_port(self.address)
+        if self.credentials is not None:
+            self.server.add_secure_port(self.address, self.credentials)
+        else:
+            self.server.add_insecure_port(self.address)
         self.server.start()
         return self
 
@@ -155,14 +160,16 @@ class SourceCluster:
 class TargetShard:
     """One shard of a target cluster: opens its stream at `address`, applies and acknowledges what it is sent."""
 
-    def __init__(self, cluster: str, source_cluster: str, shard: int, address: str, acknowledge: bool = True):
+    def __init__(self, cluster: str, source_cluster: str, shard: int, address: str, acknowledge: bool = True,
+                 credentials=None):
         self.shard = shard
         self.acknowledge = acknowledge
         self.applied: list[str] = []
         self.ids: list[int] = []
         self.errors: list[str] = []
         self.lock = threading.Lock()
-        self.channel = grpc.insecure_channel(address)
+        self.channel = (grpc.secure_channel(address, credentials, options=(("grpc.ssl_target_name_override", "localhost"),))
+                        if credentials is not None else grpc.insecure_channel(address))
         self.requests: queue.Queue = queue.Queue()
         metadata = (("temporal-client-cluster-id", cluster), ("temporal-client-shard-id", str(shard)),
                     ("temporal-server-cluster-id", source_cluster), ("temporal-server-shard-id", str(shard)))

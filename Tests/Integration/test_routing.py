@@ -21,6 +21,7 @@ from proxy_process import DIRECT, ClusterConnection
 from replication_peer import ADMIN, SourceCluster, TargetShard, history_shard
 from test_metrics import scrape, value
 from test_replication_streams import debug_connection
+from test_tls import certs  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.skipif(DIRECT, reason="routing is the proxy's")
 
@@ -254,3 +255,19 @@ def test_bad_target_streams_are_refused_saying_why_and_cost_the_others_nothing(p
     # Shard 1 comes back well-behaved: both get everything.
     successor = peers.target("cluster-r", "cluster-l", 1, proxy.inbound())
     check_delivery_at_least_once(local, {1: successor, 2: good}, expected_arrivals(local, 2))
+
+
+def test_routing_over_mutual_tls_to_the_source_and_from_the_target(proxy_factory, peers, certs):  # noqa: F811
+    # The local cluster serves TLS and requires client certificates; the remote cluster's shards reach the inbound
+    # listener over TLS with theirs. The proxy's own streams toward the source shards use the listener's upstream
+    # TLS (local.tcpClient.tls).
+    credentials = grpc.ssl_server_credentials([(certs.read("server.key"), certs.read("server.pem"))],
+                                              root_certificates=certs.read("ca.pem"), require_client_auth=True)
+    local = peers.source("cluster-l", 3, seed=41, credentials=credentials)
+    remote = peers.source("cluster-r", 2, seed=42, batches=0)
+    connection = routing_connection(local, remote)
+    connection.tls = {"local.tcpClient": certs.client_block(), "remote.tcpServer": certs.server_block()}
+    proxy = proxy_factory.start([connection], extra_yaml=ROUTING_LOGS)
+    targets = [peers.target("cluster-r", "cluster-l", shard, proxy.inbound(), credentials=certs.channel_credentials())
+               for shard in (1, 2)]
+    check_delivery(local, targets)
