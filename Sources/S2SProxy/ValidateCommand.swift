@@ -47,6 +47,14 @@ struct ValidateCommand: AsyncParsableCommand {
         where connection.schema != nil && !plugins.needsSchema(connection: index) {
             print("note: clusterConnections[\(index)].schema is set, but no plugin of \(connection.name) needs the Temporal schema; it is not loaded")
         }
+        for connection in loaded.config.clusterConnections {
+            guard let shards = connection.shardCount, shards.mode == "routing" else { continue }
+            print(
+                "note: \(connection.name): shard-count mode routing: the local cluster is told the remote has "
+                    + "\(shards.localShardCount) shards and the remote that the local has \(shards.remoteShardCount) "
+                    + "(each its own count), and the proxy answers their replication streams itself, moving each task "
+                    + "to its real shard; configure routing on this proxy of the pair only")
+        }
         for origin in pulledAtStart {
             print("note: plugins get the Temporal schema by \(origin) once started; calls they want wait (UNAVAILABLE) until then")
         }

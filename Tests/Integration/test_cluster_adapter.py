@@ -131,6 +131,19 @@ def test_validate_shows_one_cluster_adapter_entry_on_each_side(tmp_path):
     assert "not supported" not in result.stdout + result.stderr
 
 
+def test_validate_explains_routing_mode(tmp_path):
+    connection = ClusterConnection("itest", local_upstream=free_address(), remote_upstream=free_address(),
+                                   extra={"shardCount": {"mode": "routing", "localShardCount": 3, "remoteShardCount": 2},
+                                          "schema": {"file": str(SCHEMA)}})
+    config = tmp_path / "routing.yaml"
+    config.write_text(render_config([connection]))
+    result = run_cli(["validate", "--config", str(config)], timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert ("note: itest: shard-count mode routing: the local cluster is told the remote has 3 shards and the remote "
+            "that the local has 2") in result.stdout, result.stdout
+    assert "not supported" not in result.stdout + result.stderr
+
+
 def test_validate_refuses_a_plugin_option_the_go_keys_cannot_express(tmp_path):
     connection = ClusterConnection("itest", local_upstream=free_address(), remote_upstream=free_address(),
                                    plugins=[{"name": "cluster-adapter",
