@@ -82,12 +82,17 @@ public final class ProxyMetrics: Sendable {
         func labels(_ direction: RoutingDirection) -> [(String, String)] {
             [("connection", direction.shape.connectionName), ("direction", direction.shape.side.rawValue)]
         }
-        let routed = "s2s_proxy_routing_tasks_total"
-        text.family(routed, .counter, help: "Replication tasks routed to their target shard (shard-level tasks count once).")
-        for (direction, figure) in figures { text.sample(routed, labels(direction), Double(figure.tasksRouted)) }
-        let batches = "s2s_proxy_routing_batches_delivered_total"
-        text.family(batches, .counter, help: "Batches written to target shards' streams.")
-        for (direction, figure) in figures { text.sample(batches, labels(direction), Double(figure.batchesDelivered)) }
+        let counters: [(String, String, KeyPath<RoutingDirection.Figures, Int>)] = [
+            ("s2s_proxy_routing_tasks_total", "Replication tasks routed to their target shard (shard-level tasks count once).",
+             \.tasksRouted),
+            ("s2s_proxy_routing_batches_delivered_total", "Batches written to target shards' streams.", \.batchesDelivered),
+            ("s2s_proxy_routing_receiver_restarts_total",
+             "Source-shard streams restarted because a target left with tasks it had not acknowledged.", \.receiverRestarts),
+        ]
+        for (name, help, figure) in counters {
+            text.family(name, .counter, help: help)
+            for (direction, figures) in figures { text.sample(name, labels(direction), Double(figures[keyPath: figure])) }
+        }
         let unroutable = "s2s_proxy_routing_unroutable_tasks_total"
         text.family(unroutable, .counter, help: "Replication tasks that name no workflow and were not forwarded, by task type.")
         for (direction, figure) in figures {
@@ -95,9 +100,6 @@ public final class ProxyMetrics: Sendable {
                 text.sample(unroutable, labels(direction) + [("task_type", String(type))], Double(count))
             }
         }
-        let restarts = "s2s_proxy_routing_receiver_restarts_total"
-        text.family(restarts, .counter, help: "Source-shard streams restarted because a target left with tasks it had not acknowledged.")
-        for (direction, figure) in figures { text.sample(restarts, labels(direction), Double(figure.receiverRestarts)) }
         let streams = "s2s_proxy_routing_streams"
         text.family(streams, .gauge, help: "Open routing streams: target shards' (role target) and the proxy's own toward source shards (role source).")
         for (direction, figure) in figures {
