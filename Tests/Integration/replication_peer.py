@@ -43,8 +43,13 @@ class SourceCluster:
     """A cluster as the source of replication: a gRPC server whose shards serve their task logs."""
 
     def __init__(self, name: str, shard_count: int, seed: int, batches: int = 12, namespaces: int = 3,
-                 tasks_per_batch: tuple[int, int] = (0, 6), payload_bytes: int = 0, credentials=None):
+                 tasks_per_batch: tuple[int, int] = (0, 6), payload_bytes: int = 0, credentials=None,
+                 priorities: bool = False):
         self.name = name
+        # Batches alternate between TASK_PRIORITY_HIGH (1) and TASK_PRIORITY_LOW (10), as Temporal's two readers of
+        # a shard send them over one stream; the ACKs per priority are recorded in `priority_acks`.
+        self.priorities = priorities
+        self.priority_acks: dict[int, dict[int, int]] = {}
         # grpc.ssl_server_credentials to serve TLS; None for plain HTTP/2.
         self.credentials = credentials
         self.tasks_per_batch = tasks_per_batch
@@ -122,8 +127,14 @@ class SourceCluster:
             try:
                 for request in requests:
                     if request.HasField("sync_replication_state"):
+                        state = request.sync_replication_state
                         with self.lock:
-                            self.acks[shard] = request.sync_replication_state.inclusive_low_watermark
+                            self.acks[shard] = state.inclusive_low_watermark
+                            levels = self.priority_acks.setdefault(shard, {})
+                            if state.HasField("high_priority_state"):
+                                levels[1] = state.high_priority_state.inclusive_low_watermark
+                            if state.HasField("low_priority_state"):
+                                levels[10] = state.low_priority_state.inclusive_low_watermark
             except grpc.RpcError:
                 pass  # the stream ended
 
@@ -154,7 +165,16 @@ class SourceCluster:
                 task.data.data = self.payload
             response.messages.replication_tasks.append(task)
         response.messages.exclusive_high_watermark = watermark
+        if self.priorities:
+            response.messages.priority = self.priority_of(index)
         return response
+
+    def priority_of(self, index: int) -> int:
+        return (1, 10)[index % 2] if self.priorities else 0
+
+    def final_watermark_of_priority(self, shard: int, priority: int) -> int:
+        return max(watermark for index, (_, watermark) in enumerate(self.logs[shard])
+                   if self.priority_of(index) == priority)
 
 
 class TargetShard:

@@ -115,15 +115,17 @@ def check_delivery(source: SourceCluster, targets: list[TargetShard]):
              what=f"{source.name}'s ACKs to reach the last watermarks (now {source.acks})")
 
 
-def check_delivery_at_least_once(source: SourceCluster, targets: dict[int, TargetShard], expected: dict[int, list[str]]):
-    """Every task at its shard (duplicates allowed), and the source's ACKs at its last watermarks."""
+def check_delivery_at_least_once(source: SourceCluster, targets: dict[int, TargetShard], expected: dict[int, list[str]],
+                                 final=None):
+    """Every task at its shard (duplicates allowed), and the source's ACKs at its last watermarks (or at `final(shard)`)."""
+    final = final or source.final_watermark
     def complete():
         return all(set(expected[shard]) <= set(target.received()) for shard, target in targets.items())
     wait_for(complete, what=f"every task of {source.name} at its shard")
     for shard, target in targets.items():
         assert not target.errors, target.errors
         assert set(target.received()) <= set(expected[shard]), f"shard {shard} got another shard's task"
-    wait_for(lambda: all(source.acks.get(shard) == source.final_watermark(shard)
+    wait_for(lambda: all(source.acks.get(shard) == final(shard)
                          for shard in range(1, source.shard_count + 1)),
              what=f"{source.name}'s ACKs to reach the last watermarks (now {source.acks})")
 
@@ -271,3 +273,19 @@ def test_routing_over_mutual_tls_to_the_source_and_from_the_target(proxy_factory
     targets = [peers.target("cluster-r", "cluster-l", shard, proxy.inbound(), credentials=certs.channel_credentials())
                for shard in (1, 2)]
     check_delivery(local, targets)
+
+
+def test_high_and_low_priority_batches_are_acknowledged_each_at_its_own_level(proxy_factory, peers):
+    # Temporal's source runs a high- and a low-priority reader per shard over one stream, each with its own
+    # watermarks; the proxy's ACK names both, and the overall level is the lower.
+    local = peers.source("cluster-l", 2, seed=51, priorities=True)
+    remote = peers.source("cluster-r", 3, seed=52, batches=0)
+    proxy = proxy_factory.start([routing_connection(local, remote)], extra_yaml=ROUTING_LOGS)
+    targets = [peers.target("cluster-r", "cluster-l", shard, proxy.inbound()) for shard in (1, 2, 3)]
+    check_delivery_at_least_once(local, {target.shard: target for target in targets}, expected_arrivals(local, 3),
+                                 final=lambda shard: min(local.final_watermark_of_priority(shard, 1),
+                                                         local.final_watermark_of_priority(shard, 10)))
+    for shard in (1, 2):
+        wait_for(lambda: local.priority_acks.get(shard) == {
+            priority: local.final_watermark_of_priority(shard, priority) for priority in (1, 10)},
+            what=f"shard {shard}'s ACKs per priority (now {local.priority_acks.get(shard)})")
