@@ -15,10 +15,14 @@ public struct RoutingSender: Sendable {
     public struct Settlement: Sendable, Equatable, Hashable {
         public let sourceShard: Int32
         public let batch: UInt64
+        /// The replica whose receiver the batch is (nil: this one's), for replicas that deliver to each other's
+        /// target shards.
+        public let origin: String?
 
-        public init(sourceShard: Int32, batch: UInt64) {
+        public init(sourceShard: Int32, batch: UInt64, origin: String? = nil) {
             self.sourceShard = sourceShard
             self.batch = batch
+            self.origin = origin
         }
     }
 
@@ -52,14 +56,15 @@ public struct RoutingSender: Sendable {
     /// Batches sent and not yet acknowledged.
     public var unsettledBatches: Int { sent.count }
 
-    /// The source shards with batches sent here and not yet acknowledged: their receivers must start again if this
-    /// stream ends.
-    public var unsettledSources: Set<Int32> { Set(sent.map(\.settlement.sourceShard)) }
+    /// The source shards (of this replica's receivers) with batches sent here and not yet acknowledged: their
+    /// receivers must start again if this stream ends.
+    public var unsettledSources: Set<Int32> { Set(sent.filter { $0.settlement.origin == nil }.map(\.settlement.sourceShard)) }
 
     /// A `StreamWorkflowReplicationMessagesResponse` carrying `tasks` (of batch `batch` of source shard `source`,
     /// in source order) with this stream's ids, to be written into the caller's buffer.
     public mutating func deliver(
-        _ tasks: [ReplicationTask], from source: Int32, batch: UInt64, highWatermarkTime: [UInt8]?, priority: Int
+        _ tasks: [ReplicationTask], from source: Int32, batch: UInt64, highWatermarkTime: [UInt8]?, priority: Int,
+        origin: String? = nil
     ) throws(ProtoWireError) -> OutgoingBatch {
         let firstID = nextID
         let end = nextID + Int64(tasks.count)
@@ -67,7 +72,7 @@ public struct RoutingSender: Sendable {
             tasks: tasks, firstID: firstID, exclusiveHighWatermark: end, highWatermarkTime: highWatermarkTime,
             priority: priority)
         nextID = end
-        sent.append(Sent(end: nextID, priority: priority, settlement: Settlement(sourceShard: source, batch: batch)))
+        sent.append(Sent(end: nextID, priority: priority, settlement: Settlement(sourceShard: source, batch: batch, origin: origin)))
         lastTime = highWatermarkTime
         lastPriority = priority
         return outgoing
