@@ -631,10 +631,14 @@ final class ConfigLoaderTests: XCTestCase {
               tcpServer: {level: debug}
             """))
         XCTAssertEqual(loaded.warnings, [
+            "config.yaml:11:5: clusterConnections[0].memberlist: has no effect: has an effect only with shardCount "
+                + "mode routing (replicas sharing its target shards), as in the Go proxy",
             "config.yaml:11:18: clusterConnections[0].memberlist.enabled: has no effect: unused, as in the Go proxy: "
                 + "the presence of the memberlist block is what enables it",
             "config.yaml:11:33: clusterConnections[0].memberlist.shardStrategy: has no effect: deprecated and "
                 + "unused, as in the Go proxy",
+            "config.yaml:11:64: clusterConnections[0].memberlist.bindPort: has no effect: unused: replicas reach each "
+                + "other at memberlist.proxyAddresses, not by memberlist gossip",
             "config.yaml:12:24: metrics.prometheus.framework: has no effect: unused, as in the Go proxy",
             "config.yaml:13:1: profiling: has no effect: not served: pprof is specific to the Go runtime",
             "config.yaml:14:31: logging.disabled: has no effect: unused at the root, as in the Go proxy; silence "
@@ -642,13 +646,11 @@ final class ConfigLoaderTests: XCTestCase {
             "config.yaml:17:3: logConfigs.replicationStream: has no effect: unknown log component "
                 + "\"replicationStream\"; did you mean \"replicationStreams\"? the components are "
                 + LogComponent.names.joined(separator: ", "),
-            "config.yaml:18:3: logConfigs.shardManager: has no effect: nothing in this build logs as shardManager "
-                + "(a Go proxy part that is not built here)",
             "config.yaml:19:15: logConfigs.tcpServer.level: has no effect: the log level is the same for every "
                 + "component (logging.level or --log-level)",
         ])
         XCTAssertEqual(loaded.config.logConfigs["replicationStreams"], LoggingConfig(throttleMaxRPS: 1))
-        XCTAssertEqual(locations(of: loaded.unsupported), ["11:5 clusterConnections[0].memberlist"])
+        XCTAssertEqual(locations(of: loaded.unsupported), [])
         XCTAssertEqual(loaded.config.clusterConnections.first?.memberlist?.bindPort, 6335)
     }
 

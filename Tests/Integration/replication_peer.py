@@ -141,12 +141,17 @@ class SourceCluster:
         threading.Thread(target=read, daemon=True).start()
         with self.lock:
             resume = self.acks.get(shard, 0)
-        for index, (tasks, watermark) in enumerate(self.logs[shard]):
-            if watermark <= resume:
-                continue
-            yield self.batch(shard, index)
+        # Everything after the resume point, then whatever `extend` appends while the stream is open, as a source
+        # keeps sending new tasks.
+        index = 0
         while context.is_active():
-            time.sleep(0.1)
+            log = self.logs[shard]
+            if index < len(log):
+                if log[index][1] > resume:
+                    yield self.batch(shard, index)
+                index += 1
+            else:
+                time.sleep(0.05)
 
     def batch(self, shard: int, index: int) -> Response:
         """Batch `index` of `shard`'s log, as the source sends it."""
@@ -232,6 +237,9 @@ class TargetShard:
             return list(self.applied)
 
     def close(self):
+        # The request iterator ends, the call is cancelled and its reader has stopped before the channel closes:
+        # grpcio does not like a channel closed under a call's own threads.
         self.requests.put(None)
         self.call.cancel()
+        self.thread.join(timeout=5)
         self.channel.close()

@@ -130,11 +130,6 @@ UNSUPPORTED = {
         "    local:\n      connectionType: tcp\n",
         f"    local:\n      connectionType: mux-server\n      muxAddressInfo: {{ address: {free_address()} }}\n", 1,
     ),
-    # Shard-count modes lcm and routing work (test_cluster_adapter.py, test_routing.py); replicas do not yet.
-    "memberlist": minimal_connection_yaml(
-        "    shardCount: { mode: routing, localShardCount: 4, remoteShardCount: 2 }\n"
-        "    memberlist: { nodeName: proxy-a, bindAddr: 0.0.0.0, bindPort: 7946 }\n"
-    ),
 }
 
 

@@ -10,6 +10,7 @@ learned its peer's count through the proxy would).
 
 from __future__ import annotations
 
+import signal
 import time
 
 import grpc
@@ -289,3 +290,49 @@ def test_high_and_low_priority_batches_are_acknowledged_each_at_its_own_level(pr
         wait_for(lambda: local.priority_acks.get(shard) == {
             priority: local.final_watermark_of_priority(shard, priority) for priority in (1, 10)},
             what=f"shard {shard}'s ACKs per priority (now {local.priority_acks.get(shard)})")
+
+
+def replica_connections(local: SourceCluster, remote: SourceCluster, names: list[str]) -> list[ClusterConnection]:
+    """One routing connection per replica, each with `memberlist` naming all of them at their outbound listeners."""
+    connections = [routing_connection(local, remote) for _ in names]
+    addresses = {name: connection.outbound_listen for name, connection in zip(names, connections)}
+    for name, connection in zip(names, connections):
+        connection.extra["memberlist"] = {"nodeName": name, "proxyAddresses": addresses}
+    return connections
+
+
+def test_two_replicas_share_the_target_shards_and_survive_losing_one(proxy_factory, peers):
+    local = peers.source("cluster-l", 3, seed=61, batches=20)
+    remote = peers.source("cluster-r", 2, seed=62, batches=0)
+    first, second = (proxy_factory.start([connection], extra_yaml=ROUTING_LOGS)
+                     for connection in replica_connections(local, remote, ["r1", "r2"]))
+    # The remote cluster's two shards reach different replicas (as behind a load balancer).
+    shard_one = peers.target("cluster-r", "cluster-l", 1, first.inbound())
+    shard_two = peers.target("cluster-r", "cluster-l", 2, second.inbound())
+    # While the replicas learn of each other, source streams may move between them (their sources send again from
+    # the last ACK): at least once, nothing lost.
+    check_delivery_at_least_once(local, {1: shard_one, 2: shard_two}, expected_arrivals(local, 2))
+    assert {stream["temporal-server-shard-id"] for stream in local.streams} == {"1", "2", "3"}
+    assert {stream.get("x-s2s-intra-proxy") for stream in local.streams} == {None}
+
+    # The second replica goes; shard 2 reconnects to the first; the sources send more. What the lost replica read
+    # comes again from the last ACK through the survivor.
+    second.send_signal(signal.SIGKILL)
+    second.wait_exit(10)
+    local.extend(10)
+    successor = peers.target("cluster-r", "cluster-l", 2, first.inbound())
+    check_delivery_at_least_once(local, {1: shard_one, 2: Together(shard_two, successor)}, expected_arrivals(local, 2))
+
+
+class Together:
+    """Two streams of one target shard, one after the other: what the shard applied over both."""
+
+    def __init__(self, *streams: TargetShard):
+        self.streams = streams
+
+    @property
+    def errors(self) -> list[str]:
+        return [error for stream in self.streams for error in stream.errors if "UNAVAILABLE" not in error]
+
+    def received(self) -> list[str]:
+        return [item for stream in self.streams for item in stream.received()]

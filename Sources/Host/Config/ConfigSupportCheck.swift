@@ -37,12 +37,20 @@ struct ConfigSupportCheck {
         // plugin (GoTranslationKeys); in mode routing the host also terminates the replication streams
         // (docs/design/routing.md).
         if let memberlist = connection.memberlist {
-            notYet(
-                "memberlist (gossip between proxy replicas)",
-                remedy: "remove the block and run a single replica",
-                at: path.appending("memberlist")
-            )
             let memberlistPath = path.appending("memberlist")
+            if connection.shardCount?.mode != "routing" {
+                noEffect(
+                    "has an effect only with shardCount mode routing (replicas sharing its target shards), as in the Go proxy",
+                    at: memberlistPath)
+            }
+            // Replicas tell each other what they hold over their own connections (docs/design/routing.md): the
+            // gossip settings of the Go proxy's memberlist have nothing to set here.
+            for key in ["bindAddr", "bindPort", "joinAddrs", "tcpOnly", "disableTCPPings", "probeTimeoutMs",
+                        "probeIntervalMs"] where sourceMap.contains(memberlistPath.appending(key)) {
+                noEffect(
+                    "unused: replicas reach each other at memberlist.proxyAddresses, not by memberlist gossip",
+                    at: memberlistPath.appending(key))
+            }
             if sourceMap.contains(memberlistPath.appending("enabled")) {
                 noEffect(
                     "unused, as in the Go proxy: the presence of the memberlist block is what enables it",

@@ -358,6 +358,9 @@ struct ConfigValidation {
     }
 
     private mutating func checkMemberlist(_ memberlist: MemberlistConfig, at path: ConfigKeyPath) {
+        if memberlist.nodeName.isEmpty {
+            report("missing; set this replica's name (its key in proxyAddresses on the other replicas)", at: path.appending("nodeName"))
+        }
         if !(0...65535).contains(memberlist.bindPort) {
             report("\(memberlist.bindPort) is not a port; use a number from 0 to 65535", at: path.appending("bindPort"))
         }

@@ -16,7 +16,7 @@ public enum LogComponent: Int, CaseIterable, Sendable {
     case workflowService
     /// `AdminService/StreamWorkflowReplicationMessages` calls.
     case replicationStreams
-    /// Go's memberlist shard manager; nothing here logs under it (memberlist is not built).
+    /// Routing mode's replicas (`memberlist`): who holds which shard, the links between replicas.
     case shardManager
     /// Shard-count mode routing (Host/Routing).
     case shardRouting
@@ -80,7 +80,7 @@ public enum LogComponent: Int, CaseIterable, Sendable {
     /// False for Go's components that have no counterpart in this build: settings for them change nothing.
     public var hasLogSites: Bool {
         switch self {
-        case .shardManager, .streamObserver: false
+        case .streamObserver: false
         default: true
         }
     }

@@ -103,10 +103,17 @@ final class ProxyCall {
             return
         }
         var forwarded = request
-        if method == ReplicationStreamRegistry.method, let routing = listener.replicationUpstream {
-            destination = routing
+        var runsPlugins = true
+        if let routing = listener.replicationUpstream {
+            if method == ReplicationStreamRegistry.method {
+                destination = routing
+            } else if method == RoutingReplicas.method {
+                // Another routing replica's stream: routing's own, never a plugin's.
+                destination = routing
+                runsPlugins = false
+            }
         }
-        if let chain = listener.plugins, let plan = chain.plan(for: method) {
+        if runsPlugins, let chain = listener.plugins, let plan = chain.plan(for: method) {
             let runner = PluginCallRunner(plan: plan, method: method, side: chain.side, connection: chain.connectionName)
             runner.requestEncoding = encoding
             runner.maxMessageBytes = listener.maxMessageBytes

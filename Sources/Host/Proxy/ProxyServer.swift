@@ -36,6 +36,8 @@ public final class ProxyServer: Sendable {
     private let memoryTrimmer: MemoryTrimmer
     /// Shard-count mode routing's directions (two per connection in that mode).
     private let routingDirections: [RoutingDirection]
+    /// Routing mode's replica coordinators (one per connection with `memberlist`).
+    private let routingReplicas: [RoutingReplicas]
 
     /// Builds listeners and upstream pools for every cluster connection; binds nothing yet.
     ///
@@ -71,6 +73,7 @@ public final class ProxyServer: Sendable {
         var healthEndpoints: [HealthEndpoint] = []
         var statuses: [ClusterConnectionStatus] = []
         var routingDirections: [RoutingDirection] = []
+        var routingReplicas: [RoutingReplicas] = []
         // Every health listener reports on all connections; the list is complete once the loop below has run.
         let allStatuses = NIOLockedValueBox<[ClusterConnectionStatus]>([])
         for (connectionIndex, connection) in config.clusterConnections.enumerated() {
@@ -207,22 +210,51 @@ public final class ProxyServer: Sendable {
                 remoteSide = .mux(transport)
             }
             var connectionRouting: [RoutingDirection] = []
+            var connectionReplicas: RoutingReplicas?
             if let shards = connection.shardCount, shards.mode == "routing", let outboundContext {
+                // With replicas both directions share one loop with the replicas' coordinator.
+                let routingLoop = loops[connectionIndex % loops.count]
+                if let memberlist = connection.memberlist {
+                    var peerSettings = settings
+                    peerSettings.tls = try clientTLS("local", connection.local.tcpClient)
+                    var peers: [String: UpstreamConnecting] = [:]
+                    for (name, text) in memberlist.proxyAddresses where name != memberlist.nodeName {
+                        guard let target = HostAndPort(parsing: text) else {
+                            throw ProxyStartError(message: "\(connectionPath).memberlist.proxyAddresses.\(name) needs a host:port address")
+                        }
+                        let upstream = Upstream(
+                            target: target, eventLoops: loops, settings: peerSettings, resolver: resolver,
+                            logger: connectionLogger.component(.shardManager))
+                        upstreams.append(upstream)
+                        peers[name] = upstream
+                    }
+                    connectionReplicas = RoutingReplicas(
+                        localReplica: memberlist.nodeName, peers: peers, connectionName: connection.name,
+                        loop: routingLoop, logger: connectionLogger.component(.shardManager))
+                }
                 // Outbound: the local cluster's shards open streams there, the remote's are the sources; inbound the
                 // other way round.
                 for (listenerContext, targets, sources) in [
                     (outboundContext, shards.localShardCount, shards.remoteShardCount),
                     (inbound, shards.remoteShardCount, shards.localShardCount),
                 ] {
-                    connectionRouting.append(Self.routing(
-                        listenerContext, loop: loops[(routingDirections.count + connectionRouting.count) % loops.count],
+                    let loop = connectionReplicas == nil
+                        ? loops[(routingDirections.count + connectionRouting.count) % loops.count] : routingLoop
+                    let direction = Self.routing(
+                        listenerContext, loop: loop,
                         shape: .init(
                             connectionName: connection.name, side: listenerContext.side, targetShardCount: targets,
                             sourceShardCount: sources),
                         tuning: settings.tuning, maxMessageBytes: config.limits.maxMessageBytes,
-                        logger: listenerContext.logger.component(.shardRouting)))
+                        logger: listenerContext.logger.component(.shardRouting))
+                    if let connectionReplicas {
+                        direction.replicas = connectionReplicas
+                        connectionReplicas.add(direction)
+                    }
+                    connectionRouting.append(direction)
                 }
                 routingDirections += connectionRouting
+                if let connectionReplicas { routingReplicas.append(connectionReplicas) }
                 for direction in connectionRouting { metrics.add(direction) }
             }
             let status = ClusterConnectionStatus(
@@ -251,6 +283,7 @@ public final class ProxyServer: Sendable {
         self.healthEndpoints = healthEndpoints
         self.statuses = statuses
         self.routingDirections = routingDirections
+        self.routingReplicas = routingReplicas
         allStatuses.withLockedValue { $0 = statuses }
     }
 
@@ -285,6 +318,7 @@ public final class ProxyServer: Sendable {
     public func start() async throws {
         memoryTrimmer.start(on: group.next())
         for direction in routingDirections { direction.start() }
+        for replicas in routingReplicas { replicas.start() }
         do {
             for listener in listeners {
                 try await listener.start(group: group)
@@ -312,6 +346,7 @@ public final class ProxyServer: Sendable {
         for listener in listeners { await listener.stopAccepting() }
         for transport in muxTransports { await transport.stop() }
         // Replication streams last for ever: routing ends its own, so that the drain is of real calls.
+        for replicas in routingReplicas { replicas.stop() }
         for direction in routingDirections { direction.stop() }
         let deadline = NIODeadline.now() + drainTimeout
         var inFlight = activeCalls.value

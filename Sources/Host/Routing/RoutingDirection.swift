@@ -76,6 +76,20 @@ final class RoutingDirection: @unchecked Sendable {
     let shape: Shape
     /// A connection of the listener's upstream on `loop`, for the receivers' streams.
     var sourceConnection: (() -> EventLoopFuture<UpstreamConnection>)?
+    /// The connection's other replicas (`memberlist`); nil for a single replica.
+    var replicas: RoutingReplicas? {
+        didSet { directory = ShardDirectory(localReplica: replicas?.localReplica ?? "") }
+    }
+    /// Which replica holds each target shard's stream (this one's entries included).
+    private(set) var directory = ShardDirectory(localReplica: "")
+    /// The registration time of each local target shard's stream, to withdraw exactly it.
+    private var registeredAt: [Int32: UInt64] = [:]
+    /// Shares delivered to another replica's target shard and not settled yet: peer -> target -> source -> count.
+    private var remotePending: [String: [Int32: [Int32: Int]]] = [:]
+    /// Settlements for peers whose link was down when they were due.
+    private var pendingSettlements: [String: [IntraMessage]] = [:]
+    /// Peers' deliveries a busy target could not take at once: their windows go back when targets have room.
+    private var roomWaiters: [() -> Void] = []
     let maxMessageBytes: Int
 
     private var targets: [Int32: TargetSlot] = [:]
@@ -273,6 +287,13 @@ final class RoutingDirection: @unchecked Sendable {
         targets[stream.shard] = TargetSlot(
             sender: RoutingSender(targetShard: stream.shard, firstID: firstID), stream: stream, now: .now())
         if template == nil { template = stream.headers }
+        if let replicas {
+            let time = UInt64(Date().timeIntervalSince1970 * 1e9)
+            registeredAt[stream.shard] = time
+            let event = ShardDirectory.Event(shard: stream.shard, replica: replicas.localReplica, time: time, kind: .registered)
+            directory.apply(event)
+            replicas.broadcast(.announcement(direction: shape.side.rawValue, event: event))
+        }
         logger.info("target shard registered", metadata: [
             "shard": "\(stream.shard)", "targets": "\(targets.count)/\(shape.targetShardCount)",
         ])
@@ -294,6 +315,12 @@ final class RoutingDirection: @unchecked Sendable {
             ])
         }
         for settlement in settled {
+            if let origin = settlement.origin {
+                settledForPeer(origin, .settled(
+                    direction: shape.side.rawValue, sourceShard: settlement.sourceShard, batch: settlement.batch,
+                    targetShard: stream.shard))
+                continue
+            }
             guard let receiver = receivers[settlement.sourceShard],
                   let acknowledgement = receiver.state.settled(batch: settlement.batch, at: stream.shard)
             else { continue }
@@ -304,7 +331,15 @@ final class RoutingDirection: @unchecked Sendable {
     /// A target stream wrote what it had queued: waiting batches may go on.
     func targetHasRoom(_ stream: RoutingTargetStream) {
         guard targets[stream.shard]?.stream === stream else { return }
+        let waiters = roomWaiters
+        roomWaiters = []
+        for waiter in waiters { waiter() }
         pumpAll()
+    }
+
+    /// Runs `body` once a target stream reports room again (a peer's delivery waits for it to return its window).
+    func whenTargetsHaveRoom(_ body: @escaping () -> Void) {
+        roomWaiters.append(body)
     }
 
     /// A target stream ended (the target, the connection, or a failure).
@@ -315,7 +350,13 @@ final class RoutingDirection: @unchecked Sendable {
             "shard": "\(stream.shard)", "unacknowledged_batches": "\(slot.sender.unsettledBatches)",
         ])
         retire(slot, reason: "target shard \(stream.shard)'s stream ended before acknowledging what it was sent")
-        if targets.isEmpty { stopReceivers() }
+        if let replicas, let time = registeredAt.removeValue(forKey: stream.shard) {
+            let event = ShardDirectory.Event(shard: stream.shard, replica: replicas.localReplica, time: time, kind: .withdrawn)
+            directory.apply(event)
+            replicas.broadcast(.announcement(direction: shape.side.rawValue, event: event))
+            ensureReceivers()
+        }
+        if targets.isEmpty && replicas == nil { stopReceivers() }
         publishStreams()
     }
 
@@ -374,7 +415,7 @@ final class RoutingDirection: @unchecked Sendable {
         publishStreams()
     }
 
-    private func restartReceiver(_ source: Int32, reason: String) {
+    private func restartReceiver(_ source: Int32, reason: String, reopen: Bool = true) {
         guard let slot = receivers[source] else { return }
         figures.withLockedValue { $0.receiverRestarts += 1 }
         logger.info("restarting a source shard's stream: its source sends again from the last ACK", metadata: [
@@ -384,7 +425,10 @@ final class RoutingDirection: @unchecked Sendable {
         slot.stream = nil
         slot.state.restarted()
         slot.queue = []
-        scheduleReopen(source, slot, after: Self.firstRetryDelay)
+        for peer in remotePending.keys {
+            for target in remotePending[peer]!.keys { remotePending[peer]![target]![source] = nil }
+        }
+        if reopen { scheduleReopen(source, slot, after: Self.firstRetryDelay) }
         publishStreams()
     }
 
@@ -410,12 +454,18 @@ final class RoutingDirection: @unchecked Sendable {
 
     /// Opens the receivers' streams that are not open, once a target is registered.
     private func ensureReceivers() {
+        // With replicas, receivers that belong elsewhere now stop here (their new home opens them).
+        if replicas != nil {
+            for (source, slot) in receivers where slot.stream != nil && !isHome(source) {
+                restartReceiver(source, reason: "its home is now another replica", reopen: false)
+            }
+        }
         guard !targets.isEmpty, let template else { return }
         guard let connection, connection.canOpenStream else {
             connectIfNeeded()
             return
         }
-        for source in 1...shape.sourceShardCount {
+        for source in 1...shape.sourceShardCount where isHome(source) {
             let slot = receivers[source] ?? {
                 let made = ReceiverSlot(state: RoutingReceiver(sourceShard: source, targetShardCount: shape.targetShardCount))
                 receivers[source] = made
@@ -486,6 +536,117 @@ final class RoutingDirection: @unchecked Sendable {
         slot.lastAckSent = .now()
     }
 
+    // MARK: Replicas
+
+    /// Where source shard `source`'s receiver runs: on the replica holding target shard ((source - 1) mod n) + 1,
+    /// or, while nobody holds that one, on the holder of the lowest-numbered shard anyone holds. Every replica
+    /// computes the same from the same directory. Always here without replicas.
+    private func isHome(_ source: Int32) -> Bool {
+        guard let replicas else { return true }
+        let home = (source - 1) % shape.targetShardCount + 1
+        if let owner = directory.owner(of: home) { return owner == replicas.localReplica }
+        for shard in 1...shape.targetShardCount {
+            if let owner = directory.owner(of: shard) { return owner == replicas.localReplica }
+        }
+        return false
+    }
+
+    /// A share for a target shard another replica holds: sent there if its link has room (true: handed on).
+    private func deliverToPeer(
+        _ delivery: RoutingReceiver.Delivery, source: Int32, batch: UInt64, time: [UInt8]?, priority: Int
+    ) -> Bool {
+        guard let replicas, let owner = directory.owner(of: delivery.targetShard), owner != replicas.localReplica,
+              replicas.isMember(owner),
+              replicas.send(.delivery(.init(
+                direction: shape.side.rawValue, targetShard: delivery.targetShard, sourceShard: source, batch: batch,
+                priority: priority, highWatermarkTime: time, tasks: delivery.tasks)), to: owner)
+        else { return false }
+        remotePending[owner, default: [:]][delivery.targetShard, default: [:]][source, default: 0] += 1
+        figures.withLockedValue { $0.batchesDelivered += 1 }
+        return true
+    }
+
+    /// A peer's share for a local target shard; false when that target has no room now (the peer's window waits).
+    func deliveredByPeer(_ delivery: IntraMessage.Delivery, from peer: String) -> Bool {
+        // A shard no longer here: the peer restarts its receivers when it hears the withdrawal.
+        guard let target = targets[delivery.targetShard] else { return true }
+        do {
+            let outgoing = try target.sender.deliver(
+                delivery.tasks, from: delivery.sourceShard, batch: delivery.batch,
+                highWatermarkTime: delivery.highWatermarkTime, priority: delivery.priority, origin: peer)
+            target.stream.send(outgoing)
+            target.lastSent = .now()
+        } catch {
+            logger.error("could not renumber a replica's task; its share is dropped", metadata: ["error": "\(error)"])
+        }
+        return target.stream.hasRoom
+    }
+
+    /// A peer's target shard acknowledged a share of one of our receivers' batches.
+    func settledByPeer(sourceShard: Int32, batch: UInt64, targetShard: Int32, peer: String) {
+        if let count = remotePending[peer]?[targetShard]?[sourceShard] {
+            remotePending[peer]![targetShard]![sourceShard] = count > 1 ? count - 1 : nil
+        }
+        guard let receiver = receivers[sourceShard],
+              let acknowledgement = receiver.state.settled(batch: batch, at: targetShard)
+        else { return }
+        sendAcknowledgement(acknowledgement, for: receiver)
+    }
+
+    private func settledForPeer(_ peer: String, _ message: IntraMessage) {
+        guard let replicas, replicas.send(message, to: peer) else {
+            pendingSettlements[peer, default: []].append(message)
+            return
+        }
+    }
+
+    /// A peer announced a registration or withdrawal of one of its target shards.
+    func announced(_ event: ShardDirectory.Event) {
+        guard let change = directory.apply(event) else { return }
+        ownerChanged(change)
+    }
+
+    /// A peer left: its shards have no owner.
+    func peerLost(_ peer: String) {
+        for change in directory.peerLost(peer) { ownerChanged(change) }
+    }
+
+    /// A link came up or has room again: settlements and deliveries that waited for it go.
+    func peersChanged() {
+        if let replicas {
+            for (peer, messages) in pendingSettlements {
+                var left: [IntraMessage] = []
+                for message in messages where !replicas.send(message, to: peer) { left.append(message) }
+                pendingSettlements[peer] = left.isEmpty ? nil : left
+            }
+        }
+        pumpAll()
+    }
+
+    private func ownerChanged(_ change: ShardDirectory.Change) {
+        let local = replicas?.localReplica
+        logger.info("target shard's owner changed", metadata: [
+            "shard": "\(change.shard)", "from": "\(change.from ?? "none")", "to": "\(change.to ?? "none")",
+        ])
+        if change.from == local, let slot = targets[change.shard] {
+            // A newer stream of the shard is on another replica: ours is stale.
+            targets[change.shard] = nil
+            registeredAt[change.shard] = nil
+            slot.stream.finish(GRPCStatus(.unavailable, "the shard's newer stream is on replica \(change.to ?? "?")"))
+            retire(slot, reason: "target shard \(change.shard) moved to another replica")
+        } else if let peer = change.from, peer != local {
+            // Shares sent to the shard's old holder may never be applied: their sources send them again.
+            let sources = (remotePending[peer]?[change.shard] ?? [:]).keys.sorted()
+            remotePending[peer]?[change.shard] = nil
+            for source in sources {
+                restartReceiver(source, reason: "target shard \(change.shard) left replica \(peer)")
+            }
+        }
+        ensureReceivers()
+        publishStreams()
+        pumpAll()
+    }
+
     /// The stream gauges of `figures`.
     private func publishStreams() {
         let targetCount = targets.count
@@ -538,8 +699,10 @@ final class RoutingDirection: @unchecked Sendable {
         let source = slot.state.sourceShard
         while var head = slot.queue.first {
             head.remaining.removeAll { delivery in
-                guard let target = targets[delivery.targetShard], target.stream.hasRoom,
-                      target.sender.unsettledBatches < Self.maxUnacknowledgedBatches
+                guard let target = targets[delivery.targetShard] else {
+                    return deliverToPeer(delivery, source: source, batch: head.batch, time: head.time, priority: head.priority)
+                }
+                guard target.stream.hasRoom, target.sender.unsettledBatches < Self.maxUnacknowledgedBatches
                 else { return false }
                 do {
                     let outgoing = try target.sender.deliver(

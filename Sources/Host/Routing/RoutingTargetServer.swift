@@ -64,6 +64,8 @@ final class RoutingTargetServer: ChannelInboundHandler, H2ConnectionDelegate {
     let direction: RoutingDirection
     private let maxMessageBytes: Int
     private var streams: [H2StreamID: (stream: RoutingTargetStream?, reassembler: GRPCMessageReassembler)] = [:]
+    /// Streams from peer replicas (`RoutingReplicas.method`), by stream: the peer's name and its messages so far.
+    private var peerStreams: [H2StreamID: (peer: String, arrays: GRPCMessageArrays)] = [:]
 
     init(direction: RoutingDirection, tuning: HTTP2Tuning, maxMessageBytes: Int) {
         self.direction = direction
@@ -86,6 +88,9 @@ final class RoutingTargetServer: ChannelInboundHandler, H2ConnectionDelegate {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        let peers = peerStreams.values.map(\.peer)
+        peerStreams = [:]
+        for peer in peers { direction.replicas?.peerStreamEnded(peer) }
         let open = streams.values.compactMap(\.stream)
         streams = [:]
         for stream in open where !stream.ended {
@@ -101,7 +106,11 @@ final class RoutingTargetServer: ChannelInboundHandler, H2ConnectionDelegate {
         guard isNewStream else {
             // Trailers from the target: it is done sending.
             if endStream { endedByTarget(stream) }
+            if endStream, let peer = peerStreams.removeValue(forKey: stream)?.peer { direction.replicas?.peerStreamEnded(peer) }
             return
+        }
+        if headers.first(name: ":path") == RoutingReplicas.method {
+            return peerStreamOpened(headers, stream: stream)
         }
         switch direction.targetOpening(headers: headers) {
         case .refused(let status):
@@ -118,6 +127,9 @@ final class RoutingTargetServer: ChannelInboundHandler, H2ConnectionDelegate {
     }
 
     func h2Data(_ payload: ByteBuffer, stream: H2StreamID, endStream: Bool, flowControlledLength: Int) {
+        if peerStreams[stream] != nil {
+            return peerData(payload, stream: stream, endStream: endStream, flowControlledLength: flowControlledLength)
+        }
         engine.release(stream: stream, bytes: flowControlledLength)
         guard var entry = streams[stream], let target = entry.stream else { return }
         var messages: [ByteBuffer] = []
@@ -202,7 +214,72 @@ final class RoutingTargetServer: ChannelInboundHandler, H2ConnectionDelegate {
         direction.targetClosed(target)
     }
 
+    // MARK: Peer replicas' streams
+
+    private func peerStreamOpened(_ headers: HPACKHeaders, stream: H2StreamID) {
+        guard let replicas = direction.replicas, let peer = headers.first(name: RoutingReplicas.originHeader),
+              peer != replicas.localReplica
+        else {
+            let status = GRPCStatus(
+                .permissionDenied,
+                "s2s-proxy: \(RoutingReplicas.method) is for this connection's routing replicas (memberlist), and "
+                    + "this stream names none of them")
+            engine.sendHeaders(status.trailers(trailersOnly: true), stream: stream, endStream: true, promise: nil)
+            engine.flush()
+            return
+        }
+        peerStreams[stream] = (peer, GRPCMessageArrays(maxMessageBytes: maxMessageBytes))
+        engine.sendHeaders([":status": "200", "content-type": "application/grpc"], stream: stream, endStream: false, promise: nil)
+        engine.flush()
+        replicas.peerStreamOpened(peer)
+    }
+
+    private func peerData(_ payload: ByteBuffer, stream: H2StreamID, endStream: Bool, flowControlledLength: Int) {
+        guard var entry = peerStreams[stream], let replicas = direction.replicas else { return }
+        var messages: [[UInt8]] = []
+        let tooLarge = entry.arrays.consume(payload, into: &messages)
+        peerStreams[stream] = entry
+        var allHanded = true
+        for bytes in messages {
+            do {
+                guard let message = try IntraMessage(bytes: bytes) else { continue }
+                if !replicas.received(message, from: entry.peer) { allHanded = false }
+            } catch {
+                direction.logger.warning("ending a replica's stream: a malformed message", metadata: [
+                    "peer": "\(entry.peer)", "error": "\(error)",
+                ])
+                return endPeerStream(stream, GRPCStatus(.invalidArgument, "a malformed intra-proxy message: \(error)"))
+            }
+        }
+        if tooLarge != nil {
+            return endPeerStream(stream, GRPCStatus(.resourceExhausted, "an intra-proxy message over the limit"))
+        }
+        // Deliveries a busy target shard could not take yet hold the peer back: their window returns once it can.
+        if allHanded {
+            engine.release(stream: stream, bytes: flowControlledLength)
+        } else {
+            direction.whenTargetsHaveRoom { [weak self] in
+                self?.engine.release(stream: stream, bytes: flowControlledLength)
+                self?.engine.flush()
+            }
+        }
+        if endStream, let peer = peerStreams.removeValue(forKey: stream)?.peer {
+            replicas.peerStreamEnded(peer)
+        }
+    }
+
+    private func endPeerStream(_ stream: H2StreamID, _ status: GRPCStatus) {
+        guard let peer = peerStreams.removeValue(forKey: stream)?.peer else { return }
+        engine.sendHeaders(status.trailers(trailersOnly: false), stream: stream, endStream: true, promise: nil)
+        engine.flush()
+        direction.replicas?.peerStreamEnded(peer)
+    }
+
     private func closed(_ stream: H2StreamID) {
+        if let peer = peerStreams.removeValue(forKey: stream)?.peer {
+            direction.replicas?.peerStreamEnded(peer)
+            return
+        }
         guard let entry = streams.removeValue(forKey: stream), let target = entry.stream, !target.ended else { return }
         target.ended = true
         direction.targetClosed(target)
