@@ -336,3 +336,21 @@ class Together:
 
     def received(self) -> list[str]:
         return [item for stream in self.streams for item in stream.received()]
+
+
+def test_two_replicas_talk_to_each_other_over_mutual_tls(proxy_factory, peers, certs):  # noqa: F811
+    # Replicas reach each other's outbound listener (local.tcpServer, TLS, client certificates required) with the
+    # local side's client TLS (local.tcpClient), which the local cluster, behind the same settings, requires too.
+    credentials = grpc.ssl_server_credentials([(certs.read("server.key"), certs.read("server.pem"))],
+                                              root_certificates=certs.read("ca.pem"), require_client_auth=True)
+    local = peers.source("cluster-l", 3, seed=71, credentials=credentials)
+    remote = peers.source("cluster-r", 2, seed=72, batches=0)
+    connections = replica_connections(local, remote, ["r1", "r2"])
+    for connection in connections:
+        connection.tls = {"local.tcpClient": certs.client_block(), "local.tcpServer": certs.server_block()}
+    first, second = (proxy_factory.start([connection], extra_yaml=ROUTING_LOGS) for connection in connections)
+    shard_one = peers.target("cluster-r", "cluster-l", 1, first.inbound())
+    shard_two = peers.target("cluster-r", "cluster-l", 2, second.inbound())
+    check_delivery_at_least_once(local, {1: shard_one, 2: shard_two}, expected_arrivals(local, 2))
+    # Both replicas carried tasks for the other's shard: the link between them worked.
+    assert "intra-proxy link up" in first.log(None) and "intra-proxy link up" in second.log(None)
