@@ -1,6 +1,5 @@
 // What routing-mode replicas tell each other (docs/design/routing.md, "Replicas"), as protobuf on the proxy-private
-// stream `/s2sproxy.intra.v1.Routing/Exchange`. Not wired into the proxy yet: this is the format the replicas'
-// connections will carry. Field numbers (proxy-private, versioned by the method name):
+// stream `/s2sproxy.intra.v1.Routing/Exchange` (carried by Host/Routing/RoutingReplicas.swift). Field numbers (proxy-private, versioned by the method name):
 //
 //   IntraMessage { oneof kind { Announcement announcement = 1; Delivery delivery = 2; Settled settled = 3; } }
 //   Announcement { string direction = 1; int32 shard = 2; string replica = 3; uint64 time = 4; bool withdrawn = 5; }

@@ -1,6 +1,5 @@
 // Which replica holds each target shard's stream, for routing mode with several replicas (docs/design/routing.md,
-// "Replicas"). Not wired into the proxy yet: the replicas' connections that will carry its announcements are the
-// next step of that design; this is the state they will feed.
+// "Replicas"), kept by Host/Routing/RoutingReplicas.swift for each direction.
 //
 // Each replica announces the target shards whose streams it holds and withdraws them when the streams end; the
 // announcements reach the other replicas in any order, so every shard's entry is a last-writer-wins register over
