@@ -354,3 +354,19 @@ def test_two_replicas_talk_to_each_other_over_mutual_tls(proxy_factory, peers, c
     check_delivery_at_least_once(local, {1: shard_one, 2: shard_two}, expected_arrivals(local, 2))
     # Both replicas carried tasks for the other's shard: the link between them worked.
     assert "intra-proxy link up" in first.log(None) and "intra-proxy link up" in second.log(None)
+
+
+def test_a_stream_that_claims_to_be_a_replica_it_is_not_is_refused(proxy_factory, peers):
+    local = peers.source("cluster-l", 2, seed=81, batches=0)
+    remote = peers.source("cluster-r", 2, seed=82, batches=0)
+    first, _ = (proxy_factory.start([connection], extra_yaml=ROUTING_LOGS)
+                for connection in replica_connections(local, remote, ["r1", "r2"]))
+    for claimed in (("x-s2s-origin-proxy-id", "intruder"), ("x-s2s-origin-proxy-id", "r1")):
+        channel = grpc.insecure_channel(first.outbound())
+        peers.channels.append(channel)
+        call = channel.stream_stream("/s2sproxy.intra.v1.Routing/Exchange",
+                                     request_serializer=lambda raw: raw, response_deserializer=lambda raw: raw)
+        with pytest.raises(grpc.RpcError) as raised:
+            list(call(iter([]), metadata=(claimed,)))
+        assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED, claimed
+        assert "routing replicas" in raised.value.details()

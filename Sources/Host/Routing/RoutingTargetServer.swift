@@ -218,7 +218,7 @@ final class RoutingTargetServer: ChannelInboundHandler, H2ConnectionDelegate {
 
     private func peerStreamOpened(_ headers: HPACKHeaders, stream: H2StreamID) {
         guard let replicas = direction.replicas, let peer = headers.first(name: RoutingReplicas.originHeader),
-              peer != replicas.localReplica
+              replicas.isPeer(peer)
         else {
             let status = GRPCStatus(
                 .permissionDenied,
