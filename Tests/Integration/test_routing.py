@@ -294,7 +294,8 @@ def test_high_and_low_priority_batches_are_acknowledged_each_at_its_own_level(pr
 
 def replica_connections(local: SourceCluster, remote: SourceCluster, names: list[str]) -> list[ClusterConnection]:
     """One routing connection per replica, each with `memberlist` naming all of them at their outbound listeners."""
-    connections = [routing_connection(local, remote) for _ in names]
+    connections = [routing_connection(local, remote, remoteClusterHealthCheck={"protocol": "http", "listenAddress": free_address()})
+                   for _ in names]
     addresses = {name: connection.outbound_listen for name, connection in zip(names, connections)}
     for name, connection in zip(names, connections):
         connection.extra["memberlist"] = {"nodeName": name, "proxyAddresses": addresses}
@@ -313,6 +314,11 @@ def test_two_replicas_share_the_target_shards_and_survive_losing_one(proxy_facto
     # the last ACK): at least once, nothing lost.
     check_delivery_at_least_once(local, {1: shard_one, 2: shard_two}, expected_arrivals(local, 2))
     assert {stream["temporal-server-shard-id"] for stream in local.streams} == {"1", "2", "3"}
+    # Each replica knows who holds what.
+    for proxy, other in ((first, "r2"), (second, "r1")):
+        health = proxy.connections["routing"].extra["remoteClusterHealthCheck"]["listenAddress"]
+        inbound = {entry["direction"]: entry for entry in debug_connection(health)["routing"]}["inbound"]
+        assert inbound["owners"] == {"1": "r1", "2": "r2"} and inbound["members"] == [other], inbound
     assert {stream.get("x-s2s-intra-proxy") for stream in local.streams} == {None}
 
     # The second replica goes; shard 2 reconnects to the first; the sources send more. What the lost replica read

@@ -197,9 +197,13 @@ final class RoutingDirection: @unchecked Sendable {
         var tasksRouted: Int
         var unroutableTasks: [String: Int]
         var receiverRestarts: Int
+        /// With replicas: which replica holds each target shard's stream (shard → replica), and the replicas whose
+        /// streams to this one are open.
+        var owners: [String: String]?
+        var members: [String]?
 
         enum CodingKeys: String, CodingKey {
-            case direction, targets, sources
+            case direction, targets, sources, owners, members
             case targetShardCount = "target_shard_count"
             case sourceShardCount = "source_shard_count"
             case tasksRouted = "tasks_routed"
@@ -233,7 +237,15 @@ final class RoutingDirection: @unchecked Sendable {
                 },
                 tasksRouted: figures.tasksRouted,
                 unroutableTasks: Dictionary(uniqueKeysWithValues: figures.unroutableTasks.map { (String($0.key), $0.value) }),
-                receiverRestarts: figures.receiverRestarts)
+                receiverRestarts: figures.receiverRestarts,
+                owners: self.replicas.map { _ in
+                    var owners: [String: String] = [:]
+                    for shard in 1...self.shape.targetShardCount {
+                        if let owner = self.directory.owner(of: shard) { owners[String(shard)] = owner }
+                    }
+                    return owners
+                },
+                members: self.replicas?.memberNames)
         }
     }
 

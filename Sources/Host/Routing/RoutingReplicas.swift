@@ -66,6 +66,9 @@ final class RoutingReplicas: @unchecked Sendable {
     /// Whether `name` is one of the configured peers (`memberlist.proxyAddresses`, this replica left out).
     func isPeer(_ name: String) -> Bool { peers[name] != nil }
 
+    /// The members, sorted.
+    var memberNames: [String] { members.sorted() }
+
     /// Whether `peer` is a member (its stream to us is open).
     func isMember(_ peer: String) -> Bool { members.contains(peer) }
 
