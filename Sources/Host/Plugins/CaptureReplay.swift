@@ -154,8 +154,7 @@ public enum CaptureReplay {
                 guard isRequest ? runner.wantsRequestMessages : runner.wantsResponseMessages else { continue }
                 let compressed = record["compressed"] as? Bool ?? false
                 var framed = ByteBufferAllocator().buffer(capacity: payload.count + 5)
-                framed.writeInteger(UInt8(compressed ? 1 : 0))
-                framed.writeInteger(UInt32(payload.count))
+                framed.writeGRPCPrefix(length: payload.count, flag: compressed ? 1 : 0)
                 framed.writeBytes(payload)
                 current = plainBytes(Array(payload), compressed: compressed, encoding: record["encoding"] as? String)
                 currentType = isRequest ? types?.request : types?.response

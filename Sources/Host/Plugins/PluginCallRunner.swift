@@ -191,8 +191,7 @@ final class PluginCallRunner {
             do {
                 let inflated = try GRPCMessageInflater.inflate(payload, limit: maxMessageBytes)
                 var plain = ByteBufferAllocator().buffer(capacity: 5 + inflated.readableBytes)
-                plain.writeInteger(UInt8(0))
-                plain.writeInteger(UInt32(inflated.readableBytes))
+                plain.writeGRPCPrefix(length: inflated.readableBytes)
                 plain.writeImmutableBuffer(inflated)
                 current = plain
                 compressedOriginal = framed

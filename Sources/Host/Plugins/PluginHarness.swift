@@ -84,11 +84,11 @@ public enum PluginHarness {
         }
         // A response can depend on the call's request (a plugin remembers what it named): pass that one first.
         if direction == .response, let priorRequest, runner.wantsRequestMessages,
-           case .fail(let status) = runner.message(grpcFramed(priorRequest), direction: S2S_DIRECTION_REQUEST) {
+           case .fail(let status) = runner.message(.grpcMessage(priorRequest), direction: S2S_DIRECTION_REQUEST) {
             result.outcome = .messageEnded(code: status.code.rawValue, message: status.message)
             return result
         }
-        let framed = grpcFramed(message)
+        let framed = ByteBuffer.grpcMessage(message)
         switch runner.message(framed, direction: direction == .request ? S2S_DIRECTION_REQUEST : S2S_DIRECTION_RESPONSE) {
         case .fail(let status):
             result.outcome = .messageEnded(code: status.code.rawValue, message: status.message)
@@ -99,14 +99,6 @@ public enum PluginHarness {
             result.output = bytes
         }
         return result
-    }
-
-    private static func grpcFramed(_ message: [UInt8]) -> ByteBuffer {
-        var framed = ByteBufferAllocator().buffer(capacity: 5 + message.count)
-        framed.writeInteger(UInt8(0))
-        framed.writeInteger(UInt32(message.count))
-        framed.writeBytes(message)
-        return framed
     }
 
     public struct HarnessError: Error, CustomStringConvertible {

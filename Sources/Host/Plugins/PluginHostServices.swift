@@ -168,8 +168,7 @@ enum PluginHostServices {
                       length <= UInt32.max, data != nil || length == 0
                 else { return -1 }
                 var framed = scratch.allocator.buffer(capacity: 5 + length)
-                framed.writeInteger(scratch.replacementCompressedFlag)
-                framed.writeInteger(UInt32(length))
+                framed.writeGRPCPrefix(length: length, flag: scratch.replacementCompressedFlag)
                 if let data, length > 0 {
                     framed.writeBytes(UnsafeRawBufferPointer(start: data, count: length))
                 }

@@ -190,10 +190,7 @@ final class IntraLink: UpstreamStreamHandler {
     func send(_ message: IntraMessage) -> Bool {
         guard let connection, let stream else { return false }
         let bytes = message.bytes
-        var buffer = ByteBufferAllocator().buffer(capacity: 5 + bytes.count)
-        buffer.writeInteger(UInt8(0))
-        buffer.writeInteger(UInt32(bytes.count))
-        buffer.writeBytes(bytes)
+        let buffer = ByteBuffer.grpcMessage(bytes)
         bytesInFlight += bytes.count
         let size = bytes.count
         let promise = replicas.loop.makePromise(of: Void.self)

@@ -46,12 +46,8 @@ final class RoutingSourceStream: UpstreamStreamHandler {
     /// Sends an ACK (a `StreamWorkflowReplicationMessagesRequest`).
     func send(_ message: [UInt8]) {
         guard !ended, let id else { return }
-        var buffer = ByteBufferAllocator().buffer(capacity: 5 + message.count)
-        buffer.writeInteger(UInt8(0))
-        buffer.writeInteger(UInt32(message.count))
-        buffer.writeBytes(message)
         connection.writer.write(
-            .data(.init(data: .byteBuffer(buffer), endStream: false)), streamID: HTTP2StreamID(Int(id)), promise: nil)
+            .data(.init(data: .byteBuffer(.grpcMessage(message)), endStream: false)), streamID: HTTP2StreamID(Int(id)), promise: nil)
         connection.writer.flush()
     }
 

@@ -175,8 +175,7 @@ final class RoutingTargetServer: ChannelInboundHandler, H2ConnectionDelegate {
     fileprivate func send(_ message: OutgoingBatch, on stream: H2StreamID, written: @escaping () -> Void) {
         // The tasks are renumbered as they are written into the frame's buffer: one copy of their bytes.
         var buffer = ByteBufferAllocator().buffer(capacity: 5 + message.size)
-        buffer.writeInteger(UInt8(0))
-        buffer.writeInteger(UInt32(message.size))
+        buffer.writeGRPCPrefix(length: message.size)
         do {
             try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: message.size) { raw in
                 try message.write(into: UnsafeMutableRawBufferPointer(rebasing: raw.prefix(message.size)))

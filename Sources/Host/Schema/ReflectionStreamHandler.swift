@@ -279,8 +279,7 @@ final class ReflectionStreamHandler: ChannelInboundHandler, H2ConnectionDelegate
         var buffer = context.channel.allocator.buffer(capacity: requests.count * 64)
         for request in requests {
             let bytes = request.encoded()
-            buffer.writeInteger(UInt8(0))
-            buffer.writeInteger(UInt32(bytes.count))
+            buffer.writeGRPCPrefix(length: bytes.count)
             buffer.writeBytes(bytes)
         }
         guard let streamID else { return }
