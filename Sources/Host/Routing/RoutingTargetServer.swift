@@ -63,7 +63,8 @@ final class RoutingTargetServer: ChannelInboundHandler, H2ConnectionDelegate {
     let engine: H2ConnectionHandler
     let direction: RoutingDirection
     private let maxMessageBytes: Int
-    private var streams: [H2StreamID: (stream: RoutingTargetStream?, reassembler: GRPCMessageReassembler)] = [:]
+    /// Target shards' streams, with their ACKs gathered so far.
+    private var streams: [H2StreamID: (stream: RoutingTargetStream, arrays: GRPCMessageArrays)] = [:]
     /// Streams from peer replicas (`RoutingReplicas.method`), by stream: the peer's name and its messages so far.
     private var peerStreams: [H2StreamID: (peer: String, arrays: GRPCMessageArrays)] = [:]
 
@@ -91,7 +92,7 @@ final class RoutingTargetServer: ChannelInboundHandler, H2ConnectionDelegate {
         let peers = peerStreams.values.map(\.peer)
         peerStreams = [:]
         for peer in peers { direction.replicas?.peerStreamEnded(peer) }
-        let open = streams.values.compactMap(\.stream)
+        let open = streams.values.map(\.stream)
         streams = [:]
         for stream in open where !stream.ended {
             stream.ended = true
@@ -118,7 +119,7 @@ final class RoutingTargetServer: ChannelInboundHandler, H2ConnectionDelegate {
             engine.flush()
         case .accepted(let shard):
             let target = RoutingTargetStream(shard: shard, headers: headers, id: stream, server: self)
-            streams[stream] = (target, GRPCMessageReassembler(maxMessageBytes: maxMessageBytes))
+            streams[stream] = (target, GRPCMessageArrays(maxMessageBytes: maxMessageBytes))
             engine.sendHeaders([":status": "200", "content-type": "application/grpc"], stream: stream, endStream: false, promise: nil)
             engine.flush()
             direction.targetOpened(target)
@@ -131,13 +132,12 @@ final class RoutingTargetServer: ChannelInboundHandler, H2ConnectionDelegate {
             return peerData(payload, stream: stream, endStream: endStream, flowControlledLength: flowControlledLength)
         }
         engine.release(stream: stream, bytes: flowControlledLength)
-        guard var entry = streams[stream], let target = entry.stream else { return }
-        var messages: [ByteBuffer] = []
-        let tooLarge = entry.reassembler.consume(payload, into: &messages)
+        guard var entry = streams[stream] else { return }
+        let target = entry.stream
+        var messages: [[UInt8]] = []
+        let tooLarge = entry.arrays.consume(payload, into: &messages)
         streams[stream] = entry
-        for var message in messages {
-            message.moveReaderIndex(forwardBy: 5)
-            let bytes = message.readBytes(length: message.readableBytes) ?? []
+        for bytes in messages {
             do {
                 guard let state = try SyncReplicationState(request: bytes) else { continue }
                 direction.targetAcknowledged(target, state)
@@ -279,7 +279,7 @@ final class RoutingTargetServer: ChannelInboundHandler, H2ConnectionDelegate {
             direction.replicas?.peerStreamEnded(peer)
             return
         }
-        guard let entry = streams.removeValue(forKey: stream), let target = entry.stream, !target.ended else { return }
+        guard let target = streams.removeValue(forKey: stream)?.stream, !target.ended else { return }
         target.ended = true
         direction.targetClosed(target)
     }
