@@ -416,9 +416,7 @@ final class RoutingDirection: @unchecked Sendable {
     /// A receiver's stream ended; it opens again after a pause while targets are registered.
     func sourceEnded(_ stream: RoutingSourceStream, reason: String) {
         guard let slot = receivers[stream.shard], slot.stream === stream else { return }
-        slot.stream = nil
-        slot.state.restarted()
-        slot.queue = []
+        forgetUnsettled(slot)
         logger.info("source shard's replication stream ended; reopening", metadata: [
             "shard": "\(stream.shard)", "reason": "\(reason)", "retry_ms": "\(slot.retryDelay.nanoseconds / 1_000_000)",
         ])
@@ -433,6 +431,15 @@ final class RoutingDirection: @unchecked Sendable {
         logger.info("restarting a source shard's stream: its source sends again from the last ACK", metadata: [
             "shard": "\(source)", "reason": "\(reason)",
         ])
+        forgetUnsettled(slot)
+        if reopen { scheduleReopen(source, slot, after: Self.firstRetryDelay) }
+        publishStreams()
+    }
+
+    /// Ends the receiver's stream (if open) and forgets what it had not settled: its batches, queued or at targets
+    /// here and on other replicas, come again from the source's last ACK.
+    private func forgetUnsettled(_ slot: ReceiverSlot) {
+        let source = slot.state.sourceShard
         slot.stream?.cancel()
         slot.stream = nil
         slot.state.restarted()
@@ -440,8 +447,6 @@ final class RoutingDirection: @unchecked Sendable {
         for peer in remotePending.keys {
             for target in remotePending[peer]!.keys { remotePending[peer]![target]![source] = nil }
         }
-        if reopen { scheduleReopen(source, slot, after: Self.firstRetryDelay) }
-        publishStreams()
     }
 
     private func scheduleReopen(_ source: Int32, _ slot: ReceiverSlot, after delay: TimeAmount) {
@@ -456,10 +461,7 @@ final class RoutingDirection: @unchecked Sendable {
         for slot in receivers.values {
             slot.reopen?.cancel()
             slot.reopen = nil
-            slot.stream?.cancel()
-            slot.stream = nil
-            slot.state.restarted()
-            slot.queue = []
+            forgetUnsettled(slot)
         }
         logger.info("no target shard is registered: the source shards' streams are closed until one is")
     }
