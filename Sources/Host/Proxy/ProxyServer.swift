@@ -222,8 +222,9 @@ public final class ProxyServer: Sendable {
                         guard let target = HostAndPort(parsing: text) else {
                             throw ProxyStartError(message: "\(connectionPath).memberlist.proxyAddresses.\(name) needs a host:port address")
                         }
+                        // Used only from the routing loop: a pool there alone.
                         let upstream = Upstream(
-                            target: target, eventLoops: loops, settings: peerSettings, resolver: resolver,
+                            target: target, eventLoops: [routingLoop], settings: peerSettings, resolver: resolver,
                             logger: connectionLogger.component(.shardManager))
                         upstreams.append(upstream)
                         peers[name] = upstream

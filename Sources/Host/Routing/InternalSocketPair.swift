@@ -44,6 +44,12 @@ enum InternalSocketPair {
             .channelOption(ChannelOptions.recvAllocator, value: reads)
             .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try second(channel) } }
             .withConnectedSocket(descriptors[1])
-        return firstChannel.and(secondChannel)
+        // If one end fails to start, the other is closed rather than left open with nobody at the far end.
+        let both = firstChannel.and(secondChannel)
+        both.whenFailure { _ in
+            firstChannel.whenSuccess { $0.close(promise: nil) }
+            secondChannel.whenSuccess { $0.close(promise: nil) }
+        }
+        return both
     }
 }
