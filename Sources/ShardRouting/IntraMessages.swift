@@ -64,7 +64,7 @@ public enum IntraMessage: Sendable, Equatable {
             Wire.appendVarintField(4, delivery.batch, to: &inner)
             Wire.appendVarintField(5, UInt64(bitPattern: Int64(delivery.priority)), to: &inner)
             if let time = delivery.highWatermarkTime { Wire.appendBytesField(6, time, to: &inner) }
-            for task in delivery.tasks { Wire.appendBytesField(7, task.bytes, to: &inner) }
+            for task in delivery.tasks { Wire.appendBytesField(7, task.storage[task.range], to: &inner) }
         case .settled(let direction, let sourceShard, let batch, let targetShard):
             number = 3
             Wire.appendBytesField(1, Array(direction.utf8), to: &inner)

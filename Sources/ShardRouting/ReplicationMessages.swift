@@ -532,7 +532,7 @@ enum Wire {
         ProtoVarint.append(value, to: &output)
     }
 
-    static func appendBytesField(_ number: Int, _ value: [UInt8], to output: inout [UInt8]) {
+    static func appendBytesField(_ number: Int, _ value: some Collection<UInt8>, to output: inout [UInt8]) {
         ProtoVarint.append(UInt64(number) << 3 | 2, to: &output)
         ProtoVarint.append(UInt64(value.count), to: &output)
         output.append(contentsOf: value)
