@@ -299,11 +299,8 @@ final class UpstreamConnection: ChannelInboundHandler, H2ConnectionDelegate {
     /// Opens a stream for `call` by sending its request headers.
     func openStream(for call: ProxyCall, headers: HTTP2Frame.FramePayload.Headers) -> StreamOpening {
         guard context != nil, !isDraining else { return .unavailable }
-        guard let stream = engine.openStream(headers: headers.headers, endStream: headers.endStream) else {
+        guard let stream = openEngineStream(headers.headers, endStream: headers.endStream) else {
             return engine.openStreamCount >= engine.peerMaxConcurrentStreams ? .full : .unavailable
-        }
-        if stream >= Self.lastUsableStreamID {
-            drain()
         }
         calls[stream] = call
         return .opened(HTTP2StreamID(Int(stream)))
@@ -311,14 +308,19 @@ final class UpstreamConnection: ChannelInboundHandler, H2ConnectionDelegate {
 
     /// Opens a stream for `handler` (not a forwarded call) with `headers`; nil when the connection takes no stream.
     func openStream(for handler: any UpstreamStreamHandler, headers: HPACKHeaders) -> H2StreamID? {
-        guard context != nil, !isDraining, let stream = engine.openStream(headers: headers, endStream: false) else {
-            return nil
-        }
+        guard context != nil, !isDraining, let stream = openEngineStream(headers, endStream: false) else { return nil }
+        others[stream] = handler
+        writer.flush()
+        return stream
+    }
+
+    /// Sends the HEADERS of a new stream; draining once the stream ids run out.
+    @inline(__always)
+    private func openEngineStream(_ headers: HPACKHeaders, endStream: Bool) -> H2StreamID? {
+        guard let stream = engine.openStream(headers: headers, endStream: endStream) else { return nil }
         if stream >= Self.lastUsableStreamID {
             drain()
         }
-        others[stream] = handler
-        writer.flush()
         return stream
     }
 
